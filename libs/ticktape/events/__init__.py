@@ -1,0 +1,79 @@
+"""Event contracts: one module per stream family, joined here into one tagged union."""
+
+from __future__ import annotations
+
+from typing import Union
+
+from ticktape.events.control import EmergencyStop, ResumeTrading
+from ticktape.events.dlq import DeadLettered
+from ticktape.events.envelope import Envelope
+from ticktape.events.execution import (
+    AccountUpdated,
+    OrderCanceled,
+    OrderFilled,
+    OrderSubmitted,
+    PositionUpdated,
+)
+from ticktape.events.market import BarClosed
+from ticktape.events.risk import OrderApproved, OrderRejected
+from ticktape.events.signals import SignalGenerated, Vote
+from ticktape.events.universe import UniverseMember, UniverseUpdated
+
+EVENT_TYPES: tuple[type[Envelope], ...] = (
+    BarClosed,
+    UniverseUpdated,
+    SignalGenerated,
+    OrderApproved,
+    OrderRejected,
+    OrderSubmitted,
+    OrderCanceled,
+    OrderFilled,
+    PositionUpdated,
+    AccountUpdated,
+    EmergencyStop,
+    ResumeTrading,
+    DeadLettered,
+)
+
+Event = Union[
+    BarClosed,
+    UniverseUpdated,
+    SignalGenerated,
+    OrderApproved,
+    OrderRejected,
+    OrderSubmitted,
+    OrderCanceled,
+    OrderFilled,
+    PositionUpdated,
+    AccountUpdated,
+    EmergencyStop,
+    ResumeTrading,
+    DeadLettered,
+]
+
+
+def type_tag(cls: type[Envelope]) -> str:
+    return cls.__struct_config__.tag  # type: ignore[return-value]
+
+
+__all__ = [
+    "AccountUpdated",
+    "BarClosed",
+    "DeadLettered",
+    "EVENT_TYPES",
+    "EmergencyStop",
+    "Envelope",
+    "Event",
+    "OrderApproved",
+    "OrderCanceled",
+    "OrderFilled",
+    "OrderRejected",
+    "OrderSubmitted",
+    "PositionUpdated",
+    "ResumeTrading",
+    "SignalGenerated",
+    "UniverseMember",
+    "UniverseUpdated",
+    "Vote",
+    "type_tag",
+]

@@ -1,0 +1,73 @@
+"""Orders, fills, positions and accounts (stream subjects orders.>, fills.>, positions.>,
+accounts.>)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ticktape.events.envelope import Envelope
+from ticktape.events.risk import OrderSide
+
+
+class OrderSubmitted(Envelope, frozen=True, kw_only=True, tag="exec.order.submitted"):
+    order_id: str
+    account: str
+    venue: str
+    symbol: str
+    side: OrderSide
+    quantity: float
+    order_type: Literal["market"] = "market"
+    mode: Literal["paper", "live"] = "paper"
+    approval_id: str = ""
+
+
+class OrderCanceled(Envelope, frozen=True, kw_only=True, tag="exec.order.canceled"):
+    order_id: str
+    account: str
+    venue: str
+    symbol: str
+    reason: str
+
+
+class OrderFilled(Envelope, frozen=True, kw_only=True, tag="exec.order.filled"):
+    """A (paper) fill: price includes slippage; fee is the taker fee in quote currency."""
+
+    order_id: str
+    account: str
+    venue: str
+    symbol: str
+    side: OrderSide
+    quantity: float
+    price: float
+    fee: float
+    liquidity: Literal["taker", "maker"] = "taker"
+    bar_open_time: int = 0
+    mode: Literal["paper", "live"] = "paper"
+
+
+class PositionUpdated(Envelope, frozen=True, kw_only=True, tag="exec.position.updated"):
+    """A sub-account's position in one symbol after a fill or a mark to the latest close.
+    quantity is signed (short < 0)."""
+
+    account: str
+    venue: str
+    symbol: str
+    quantity: float
+    avg_price: float
+    mark_price: float
+    realized_pnl: float
+    unrealized_pnl: float
+    fees_paid: float
+
+
+class AccountUpdated(Envelope, frozen=True, kw_only=True, tag="exec.account.updated"):
+    """A sub-account's equity and exposure: equity = initial + realized + unrealized - fees."""
+
+    account: str
+    initial_equity: float
+    equity: float
+    realized_pnl: float
+    unrealized_pnl: float
+    fees_paid: float
+    gross_exposure: float
+    net_exposure: float

@@ -1,0 +1,166 @@
+"""Every NATS subject ticktape uses is built here and nowhere else.
+
+Subjects go general to specific with keys last, so consumers filter with wildcards:
+md.bar.<venue>.<symbol>.<tf>, signals.<strategy>.<venue>.<symbol>, orders.<account>.<symbol>.
+CHANNELS lists every subject family with its stream and payload types; the AsyncAPI document in
+proto/ is generated from it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ticktape import events as ev
+
+# Streams. Domain events share one stream so that every consumer's input order is the stream
+# order: a replay that reads the stream in sequence feeds each core exactly what it saw live.
+EVENTS_STREAM = "TICKTAPE"
+DLQ_STREAM = "TICKTAPE_DLQ"
+
+_BAD = re.compile(r"[.*>\s]")
+
+
+class SubjectError(ValueError):
+    pass
+
+
+def token(value: str) -> str:
+    """One subject token: '.', '*', '>' and whitespace become '_'; empty is an error."""
+    if not value:
+        raise SubjectError("empty subject token")
+    return _BAD.sub("_", value)
+
+
+def bar(venue: str, symbol: str, timeframe: str) -> str:
+    return f"md.bar.{token(venue)}.{token(symbol)}.{token(timeframe)}"
+
+
+def bars(venue: str = "*", symbol: str = "*", timeframe: str = "*") -> str:
+    """A filter over bars; '*' for any token."""
+    return f"md.bar.{venue}.{symbol}.{timeframe}"
+
+
+def universe(venue: str) -> str:
+    return f"symbols.universe.{token(venue)}"
+
+
+def signal(strategy: str, venue: str, symbol: str) -> str:
+    return f"signals.{token(strategy)}.{token(venue)}.{token(symbol)}"
+
+
+def risk_approved(account: str, symbol: str) -> str:
+    return f"risk.approved.{token(account)}.{token(symbol)}"
+
+
+def risk_rejected(account: str, symbol: str) -> str:
+    return f"risk.rejected.{token(account)}.{token(symbol)}"
+
+
+def order(account: str, symbol: str) -> str:
+    return f"orders.{token(account)}.{token(symbol)}"
+
+
+def fill(account: str, symbol: str) -> str:
+    return f"fills.{token(account)}.{token(symbol)}"
+
+
+def position(account: str, symbol: str) -> str:
+    return f"positions.{token(account)}.{token(symbol)}"
+
+
+def account(account_name: str) -> str:
+    return f"accounts.{token(account_name)}"
+
+
+def dead_letter(service: str) -> str:
+    return f"dlq.{token(service)}"
+
+
+CONTROL_EMERGENCY_STOP = "control.emergency_stop"
+CONTROL_RESUME = "control.resume"
+
+ALL_BARS = "md.bar.>"
+ALL_UNIVERSES = "symbols.universe.>"
+ALL_SIGNALS = "signals.>"
+ALL_RISK = "risk.>"
+ALL_ORDERS = "orders.>"
+ALL_FILLS = "fills.>"
+ALL_POSITIONS = "positions.>"
+ALL_ACCOUNTS = "accounts.>"
+ALL_CONTROL = "control.>"
+ALL_DLQ = "dlq.>"
+
+
+def for_event(event: ev.Event) -> str:
+    """The subject an event is published on."""
+    match event:
+        case ev.BarClosed():
+            return bar(event.venue, event.symbol, event.timeframe)
+        case ev.UniverseUpdated():
+            return universe(event.venue)
+        case ev.SignalGenerated():
+            return signal(event.strategy, event.venue, event.symbol)
+        case ev.OrderApproved():
+            return risk_approved(event.account, event.symbol)
+        case ev.OrderRejected():
+            return risk_rejected(event.account, event.symbol)
+        case ev.OrderSubmitted() | ev.OrderCanceled():
+            return order(event.account, event.symbol)
+        case ev.OrderFilled():
+            return fill(event.account, event.symbol)
+        case ev.PositionUpdated():
+            return position(event.account, event.symbol)
+        case ev.AccountUpdated():
+            return account(event.account)
+        case ev.EmergencyStop():
+            return CONTROL_EMERGENCY_STOP
+        case ev.ResumeTrading():
+            return CONTROL_RESUME
+        case ev.DeadLettered():
+            return dead_letter(event.service)
+    raise SubjectError(f"no subject for {type(event).__name__}")
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A subject family: its template, the stream that stores it, and its payload types."""
+
+    template: str
+    stream: str
+    payloads: tuple[type[ev.Envelope], ...]
+    publisher: str
+    description: str
+
+
+CHANNELS: tuple[Channel, ...] = (
+    Channel("md.bar.{venue}.{symbol}.{timeframe}", EVENTS_STREAM, (ev.BarClosed,), "market_data",
+            "Closed OHLCV bars, published once per bar."),
+    Channel("symbols.universe.{venue}", EVENTS_STREAM, (ev.UniverseUpdated,), "symbol_registry",
+            "The tradable universe of a venue: top N symbols by 24h quote volume."),
+    Channel("signals.{strategy}.{venue}.{symbol}", EVENTS_STREAM, (ev.SignalGenerated,), "signal",
+            "Strategy and ensemble direction changes, with every head's vote and inputs."),
+    Channel("risk.approved.{account}.{symbol}", EVENTS_STREAM, (ev.OrderApproved,), "risk",
+            "Sized orders approved for a sub-account."),
+    Channel("risk.rejected.{account}.{symbol}", EVENTS_STREAM, (ev.OrderRejected,), "risk",
+            "Signals refused for a sub-account, with a reason code."),
+    Channel("orders.{account}.{symbol}", EVENTS_STREAM, (ev.OrderSubmitted, ev.OrderCanceled),
+            "execution", "Orders submitted (paper or live) and canceled."),
+    Channel("fills.{account}.{symbol}", EVENTS_STREAM, (ev.OrderFilled,), "execution",
+            "Fills with price, quantity and fee."),
+    Channel("positions.{account}.{symbol}", EVENTS_STREAM, (ev.PositionUpdated,), "execution",
+            "Positions with realized and unrealized P&L, after fills and marks."),
+    Channel("accounts.{account}", EVENTS_STREAM, (ev.AccountUpdated,), "execution",
+            "Sub-account equity, P&L and exposure."),
+    Channel(CONTROL_EMERGENCY_STOP, EVENTS_STREAM, (ev.EmergencyStop,), "operator",
+            "Emergency stop: halt all new orders and cancel pending ones."),
+    Channel(CONTROL_RESUME, EVENTS_STREAM, (ev.ResumeTrading,), "operator",
+            "Lift an emergency stop."),
+    Channel("dlq.{service}", DLQ_STREAM, (ev.DeadLettered,), "any service",
+            "Input a service could not process, kept whole with the error."),
+)
+
+EVENTS_STREAM_SUBJECTS: tuple[str, ...] = (
+    "md.>", "symbols.>", "signals.>", "risk.>", "orders.>", "fills.>", "positions.>",
+    "accounts.>", "control.>",
+)
+DLQ_STREAM_SUBJECTS: tuple[str, ...] = (ALL_DLQ,)
