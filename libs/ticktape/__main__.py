@@ -1,0 +1,3 @@
+from ticktape.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,208 @@
+"""The consuming shell around a pure core: durable pull consumer, in-order processing on one task,
+publish outputs with Nats-Msg-Id, then ack.
+
+Start-up rebuilds the core's state by re-running it over its own inputs up to the durable's ack
+floor (outputs discarded: they were published before), then re-creates the durable to start right
+after the floor. Processing is strictly in stream order, so state after a crash and restart is the
+state of an uninterrupted run; outputs of a message that was processed but not acked are produced
+again with the same ids and dropped by JetStream's duplicate window."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+from opentelemetry import trace
+from opentelemetry.context import Context
+
+from ticktape import subjects, telemetry
+from ticktape.bus.deadletter import dead_letter
+from ticktape.bus.publisher import publish_batch
+from ticktape.bus.reader import read_range
+from ticktape.events import Event
+from ticktape.events.codec import DecodeError, UnknownEventType, decode
+from ticktape.metrics import ServiceMetrics
+
+
+class Core(Protocol):
+    def handle(self, event: Event) -> list[Event]: ...
+
+
+class CoreConsumer:
+    """Runs one core over one durable consumer of the events stream."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        js: JetStreamContext,
+        stream: str,
+        filter_subjects: Sequence[str],
+        core: Core,
+        metrics: ServiceMetrics,
+        log: Any,
+        durable: str | None = None,
+        batch: int = 64,
+        ack_wait: float = 30.0,
+        on_processed: Callable[[int], None] | None = None,
+    ) -> None:
+        self.service = service
+        self.js = js
+        self.stream = stream
+        self.filter_subjects = list(filter_subjects)
+        self.core = core
+        self.metrics = metrics
+        self.log = log
+        self.durable = durable or service
+        self.batch = batch
+        self.ack_wait = ack_wait
+        self.last_seq = 0
+        self.on_processed = on_processed
+        self._tracer = trace.get_tracer(f"ticktape.{service}")
+        self._contexts: OrderedDict[str, Context] = OrderedDict()
+        self._max_contexts = 100_000
+
+    async def rebuild(self) -> int:
+        """Re-run the core over inputs up to the ack floor; returns the floor."""
+        floor = 0
+        try:
+            info = await self.js.consumer_info(self.stream, self.durable)
+            floor = info.ack_floor.stream_seq if info.ack_floor else 0
+        except NotFoundError:
+            pass
+        count = 0
+        if floor:
+            async for msg in read_range(self.js, self.stream, self.filter_subjects, stop_seq=floor):
+                try:
+                    event = decode(msg.data)
+                except DecodeError:
+                    continue
+                self._remember(event.event_id, telemetry.extract(msg.headers))
+                try:
+                    self.core.handle(event)
+                except Exception:  # same treatment as live: the core's own quarantine applies
+                    pass
+                count += 1
+        self.last_seq = floor
+        self.log.info("state rebuilt", ack_floor=floor, replayed=count)
+        await self._recreate_durable(floor + 1)
+        return floor
+
+    async def _recreate_durable(self, start_seq: int) -> None:
+        try:
+            await self.js.delete_consumer(self.stream, self.durable)
+        except NotFoundError:
+            pass
+        await self.js.add_consumer(self.stream, ConsumerConfig(
+            durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq,
+            filter_subjects=self.filter_subjects, ack_wait=self.ack_wait,
+            max_ack_pending=self.batch * 4, max_deliver=-1,
+        ))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.rebuild()
+        sub = await self.js.pull_subscribe_bind(consumer=self.durable, stream=self.stream)
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(self.batch, timeout=0.5)
+                except nats.errors.TimeoutError:
+                    continue
+                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
+                    await asyncio.sleep(0.2)
+                    continue
+                for msg in msgs:
+                    await self.process(msg)
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception:
+                pass
+
+    async def process(self, msg: Msg) -> None:
+        seq = msg.metadata.sequence.stream
+        if seq <= self.last_seq:  # a redelivery of something already processed
+            await msg.ack()
+            return
+        self.metrics.received()
+        headers = dict(msg.headers or {})
+        try:
+            event = decode(msg.data)
+        except UnknownEventType as exc:
+            await self._reject(msg, seq, headers, "unknown_type", str(exc))
+            return
+        except DecodeError as exc:
+            await self._reject(msg, seq, headers, "undecodable", str(exc))
+            return
+        parent = telemetry.extract(headers)
+        self._remember(event.event_id, parent)
+        with self._tracer.start_as_current_span(
+            f"{self.service} handle {event.__struct_config__.tag}", context=parent,
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"ticktape.event_id": event.event_id, "messaging.destination": msg.subject},
+        ):
+            try:
+                outputs = self.core.handle(event)
+            except Exception as exc:  # a core bug must not stop the service or lose the input
+                self.metrics.error("core")
+                self.log.error("core failed; input dead-lettered", event_id=event.event_id,
+                               error=repr(exc))
+                await self._dead_letter(msg, seq, headers, f"core error: {exc!r}", event.event_id)
+                await msg.term()
+                self._done(seq)
+                return
+            if outputs:
+                await publish_batch(self.js, [(out, self._headers_for(out)) for out in outputs])
+                self.metrics.published(len(outputs))
+        await msg.ack()
+        self._done(seq)
+
+    def _done(self, seq: int) -> None:
+        self.last_seq = seq
+        if self.on_processed:
+            self.on_processed(seq)
+
+    def _headers_for(self, out: Event) -> dict[str, str]:
+        """Trace context of the output's cause when known (e.g. a fill continues its order's
+        trace even though a later bar triggered it), else the current span."""
+        parent = self._contexts.get(out.causation_id or "")
+        with self._tracer.start_as_current_span(
+            f"{self.service} emit {out.__struct_config__.tag}", context=parent,
+            kind=trace.SpanKind.PRODUCER, attributes={"ticktape.event_id": out.event_id},
+        ):
+            headers = telemetry.inject({})
+            self._remember(out.event_id, telemetry.extract(headers))
+        return headers
+
+    def _remember(self, event_id: str, ctx: Context) -> None:
+        self._contexts[event_id] = ctx
+        if len(self._contexts) > self._max_contexts:
+            self._contexts.popitem(last=False)
+
+    async def _reject(self, msg: Msg, seq: int, headers: dict[str, str], reason: str, error: str) -> None:
+        self.metrics.rejected(reason)
+        self.log.warning("input rejected; dead-lettered", reason=reason, subject=msg.subject,
+                         stream_seq=seq, error=error)
+        await self._dead_letter(msg, seq, headers, error, None)
+        await msg.term()
+        self._done(seq)
+
+    async def _dead_letter(self, msg: Msg, seq: int, headers: dict[str, str], error: str,
+                           cause: str | None) -> None:
+        ts = int(msg.metadata.timestamp.timestamp() * 1e9) if msg.metadata.timestamp else time.time_ns()
+        letter = dead_letter(service=self.service, source=msg.subject, error=error, payload=msg.data,
+                             ts_ns=ts, stream_seq=seq, headers=headers, causation_id=cause)
+        await publish_batch(self.js, [(letter, {})])
+        self.metrics.dead_lettered()
+
+
+__all__ = ["Core", "CoreConsumer", "subjects"]

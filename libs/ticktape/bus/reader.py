@@ -1,0 +1,59 @@
+"""Reading a stream range in order through an ephemeral pull consumer (nothing to ack)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Sequence
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+
+async def read_range(
+    js: JetStreamContext,
+    stream: str,
+    filter_subjects: Sequence[str],
+    *,
+    start_seq: int = 1,
+    stop_seq: int | None = None,
+    batch: int = 512,
+    idle_timeout: float = 1.0,
+) -> AsyncIterator[Msg]:
+    """Yield the stream's messages matching filter_subjects from start_seq up to stop_seq
+    (inclusive; None = everything stored when the read started), in stream order."""
+    if stop_seq is None:
+        stop_seq = (await js.stream_info(stream)).state.last_seq
+    if stop_seq < start_seq:
+        return
+    name = f"read_{secrets.token_hex(6)}"
+    config = ConsumerConfig(
+        name=name, ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=max(1, start_seq), filter_subjects=list(filter_subjects),
+        inactive_threshold=30.0, mem_storage=True, max_waiting=1,
+    )
+    await js.add_consumer(stream, config)
+    sub = await js.pull_subscribe_bind(consumer=name, stream=stream)
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(batch, timeout=idle_timeout)
+            except nats.errors.TimeoutError:
+                info = await js.consumer_info(stream, name)
+                if not info.num_pending:
+                    return
+                continue
+            for msg in msgs:
+                seq = msg.metadata.sequence.stream
+                if seq > stop_seq:
+                    return
+                yield msg
+                if seq == stop_seq or msg.metadata.num_pending == 0:
+                    return
+    finally:
+        await sub.unsubscribe()
+        try:
+            await js.delete_consumer(stream, name)
+        except Exception:
+            pass

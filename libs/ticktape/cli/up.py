@@ -1,0 +1,75 @@
+"""`ticktape up`: start (or find) NATS and PostgreSQL, then run every service under supervision."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ticktape import config as cfg
+from ticktape.infra.nats_server import InfraError
+from ticktape.infra.stack import ensure_nats, ensure_postgres
+from ticktape.supervisor import Supervisor, child_env
+
+LIVE_REFUSAL = (
+    "live trading is not available in this build: ticktape runs execution in dry-run (paper) mode "
+    "only. Remove --live; no order will reach an exchange."
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("up", help="run the whole stack in the foreground")
+    p.add_argument("--config", help="path to ticktape.yaml (default: ./ticktape.yaml if present)")
+    p.add_argument("--home", help="state directory (default: TICKTAPE_HOME or ./.ticktape)")
+    p.add_argument("--venue-sim", dest="venue_sim", help="point every venue endpoint at this venue simulator URL")
+    p.add_argument("--services", help="comma-separated subset of services to run")
+    p.add_argument("--live", action="store_true", help="refused: live trading is not available")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.live:
+        print(f"ticktape up: {LIVE_REFUSAL}", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    if args.config:
+        env["TICKTAPE_CONFIG"] = str(Path(args.config).resolve())
+    if args.home:
+        env["TICKTAPE_HOME"] = args.home
+    if args.venue_sim:
+        env["TICKTAPE_VENUE_SIM"] = args.venue_sim
+    try:
+        raw = cfg.load_raw(env=env)
+        common = cfg.load_common(raw)
+    except cfg.ConfigError as exc:
+        print(f"ticktape up: {exc}", file=sys.stderr)
+        return cfg.EXIT_CONFIG
+    home = Path(common.home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    services = tuple(s.strip() for s in args.services.split(",")) if args.services else cfg.SERVICE_SECTIONS
+    unknown = [s for s in services if s not in cfg.SERVICE_SECTIONS]
+    if unknown:
+        print(f"ticktape up: unknown service {unknown[0]!r}; allowed: {', '.join(cfg.SERVICE_SECTIONS)}",
+              file=sys.stderr)
+        return 2
+    try:
+        nats_url, nats_server = ensure_nats(common)
+        pg_dsn, pg_server = ensure_postgres(common)
+    except InfraError as exc:
+        print(f"ticktape up: {exc}", file=sys.stderr)
+        return 1
+    children_env = child_env(env, TICKTAPE_NATS_URL=nats_url, TICKTAPE_PG_DSN=pg_dsn,
+                             TICKTAPE_HOME=str(home))
+    print(f"ticktape up: NATS {nats_url} ({'embedded' if nats_server else 'existing'}), "
+          f"state in {home}", flush=True)
+    print(f"ticktape up: PostgreSQL {'embedded' if pg_server else 'external'}; "
+          f"dry-run (paper) trading", flush=True)
+    print(f"ticktape up: watch signals with: nats sub --server {nats_url} 'signals.>'", flush=True)
+    try:
+        return Supervisor(children_env, home / "run", services).run()
+    finally:
+        if pg_server is not None:
+            pg_server.stop()
+        if nats_server is not None:
+            nats_server.stop()

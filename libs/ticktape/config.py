@@ -1,0 +1,223 @@
+"""Typed configuration: `ticktape.yaml` plus TICKTAPE_* environment overrides, decoded into frozen
+msgspec structs. Unknown keys and bad values fail at start with the key path and what is allowed.
+
+Environment overrides: TICKTAPE_NATS_URL, TICKTAPE_PG_DSN, TICKTAPE_HOME and TICKTAPE_VENUE_SIM
+are aliases for nats.url, postgres.dsn, home and venue_sim; any TICKTAPE_A__B__C=value sets
+a.b.c (value parsed as YAML, so numbers and lists work). Secrets never live here: credentials are
+read from the environment by the code that needs them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+import yaml
+
+EXIT_CONFIG = 78  # EX_CONFIG: the supervisor does not restart a service that exits with it
+
+SERVICE_SECTIONS = ("market_data", "symbol_registry", "signal", "risk", "execution")
+ENV_ALIASES = {
+    "TICKTAPE_NATS_URL": ("nats", "url"),
+    "TICKTAPE_PG_DSN": ("postgres", "dsn"),
+    "TICKTAPE_HOME": ("home",),
+    "TICKTAPE_VENUE_SIM": ("venue_sim",),
+}
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased as what to fix."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"config error: {message}")
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class NatsSettings(_Section, frozen=True, kw_only=True):
+    url: str = "nats://127.0.0.1:4222"
+    stream: str = "TICKTAPE"
+    dlq_stream: str = "TICKTAPE_DLQ"
+    duplicate_window_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
+    max_age_days: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
+
+
+class PostgresSettings(_Section, frozen=True, kw_only=True):
+    dsn: str | None = None
+
+
+class TelemetrySettings(_Section, frozen=True, kw_only=True):
+    log_level: str = "info"
+    otlp_endpoint: str | None = None
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+
+    def __post_init__(self) -> None:
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ValueError(f"log_level must be one of debug, info, warning, error (got {self.log_level!r})")
+
+
+class CommonSettings(_Section, frozen=True, kw_only=True):
+    """Settings every process shares."""
+
+    home: str = ".ticktape"
+    venue_sim: str | None = None
+    nats: NatsSettings = NatsSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+
+
+COMMON_KEYS = tuple(msgspec.structs.fields(CommonSettings)[i].name for i in range(len(msgspec.structs.fields(CommonSettings))))
+
+
+def config_path(env: Mapping[str, str] | None = None) -> Path | None:
+    env = os.environ if env is None else env
+    explicit = env.get("TICKTAPE_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.exists():
+            raise ConfigError(f"TICKTAPE_CONFIG points at {path}, which does not exist")
+        return path
+    default = Path("ticktape.yaml")
+    return default if default.exists() else None
+
+
+def load_raw(path: Path | None = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The merged document: the YAML file (if any) with environment overrides applied."""
+    env = os.environ if env is None else env
+    path = path if path is not None else config_path(env)
+    doc: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must be a mapping of sections, got {type(loaded).__name__}")
+        doc = loaded
+    for name, value in sorted(env.items()):
+        keys = ENV_ALIASES.get(name)
+        if keys is None and name.startswith("TICKTAPE_") and "__" in name:
+            keys = tuple(part.lower() for part in name[len("TICKTAPE_"):].split("__"))
+        if keys:
+            _set_path(doc, keys, _parse_env_value(name, value))
+    allowed = set(COMMON_KEYS) | set(SERVICE_SECTIONS)
+    for key in doc:
+        if key not in allowed:
+            raise ConfigError(f"{key}: unknown section; allowed: {', '.join(sorted(allowed))}")
+    return doc
+
+
+def _parse_env_value(name: str, value: str) -> Any:
+    try:
+        return yaml.safe_load(value) if value != "" else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"environment variable {name} is not a valid value: {exc}") from exc
+
+
+def _set_path(doc: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
+    node = doc
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[keys[-1]] = value
+
+
+def load_section(section: str, typ: type[T], raw: Mapping[str, Any] | None = None) -> T:
+    """Decode one service section (missing section = all defaults), naming the key on error."""
+    raw = load_raw() if raw is None else raw
+    data = raw.get(section) or {}
+    return _convert(data, typ, section)
+
+
+def load_common(raw: Mapping[str, Any] | None = None) -> CommonSettings:
+    raw = load_raw() if raw is None else raw
+    data = {k: v for k, v in raw.items() if k in COMMON_KEYS}
+    return _convert(data, CommonSettings, "")
+
+
+def _convert(data: Any, typ: type[T], prefix: str) -> T:
+    try:
+        return msgspec.convert(data, typ, str_keys=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_explain(str(exc), typ, prefix, data)) from None
+
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
+
+
+def _explain(message: str, typ: type[Any], prefix: str, data: Any = None) -> str:
+    m = _AT.match(message)
+    msg, path = (m.group("msg"), m.group("path") or "") if m else (message, "")
+    key_path = (prefix + path) if prefix else path.lstrip(".")
+    unknown = _UNKNOWN.match(msg)
+    if unknown:
+        field = unknown.group("field")
+        allowed = _allowed_keys(typ, path)
+        where = f"{key_path}.{field}" if key_path else field
+        hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+        return f"{where}: unknown key{hint}"
+    got = _value_at(data, path)
+    suffix = f" (got {got!r})" if got is not _MISSING and "got" not in msg else ""
+    return f"{key_path or '(top level)'}: {msg}{suffix}"
+
+
+_MISSING = object()
+
+
+def _value_at(data: Any, path: str) -> Any:
+    for key, index in re.findall(r"\.(\w+)|\[(\d+)\]", path):
+        try:
+            data = data[key] if key else data[int(index)]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return data if path else _MISSING
+
+
+def _allowed_keys(typ: type[Any], path: str) -> list[str]:
+    """Field names of the struct found at `path` ('.a.b[0].c') inside typ."""
+    info: Any = msgspec.inspect.type_info(typ)
+    for part in re.findall(r"\.(\w+)|\[\d+\]", path):
+        info = _unwrap(info)
+        if part and isinstance(info, msgspec.inspect.StructType):
+            match = [f for f in info.fields if f.encode_name == part]
+            if not match:
+                return []
+            info = match[0].type
+        elif not part and isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.VarTupleType)):
+            info = info.item_type
+    info = _unwrap(info)
+    if isinstance(info, msgspec.inspect.StructType):
+        return [f.encode_name for f in info.fields]
+    return []
+
+
+def _unwrap(info: Any) -> Any:
+    while isinstance(info, (msgspec.inspect.UnionType, msgspec.inspect.Metadata)):
+        if isinstance(info, msgspec.inspect.Metadata):
+            info = info.type
+        else:
+            structs = [t for t in info.types if isinstance(t, msgspec.inspect.StructType)]
+            info = structs[0] if structs else info.types[0]
+            if not structs:
+                break
+    return info
+
+
+def config_hash(*parts: msgspec.Struct) -> str:
+    """A short, stable hash of the effective configuration, logged at start for attribution."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(msgspec.json.encode(part, order="sorted"))
+    return digest.hexdigest()[:16]

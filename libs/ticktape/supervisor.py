@@ -1,0 +1,128 @@
+"""`ticktape up`: every service as its own OS process in the foreground, restarted when it
+crashes, all stopped cleanly on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ticktape.config import EXIT_CONFIG, SERVICE_SECTIONS
+
+RESTART_MIN_S = 0.5
+RESTART_MAX_S = 10.0
+HEALTHY_AFTER_S = 30.0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    backoff: float = RESTART_MIN_S
+    restart_at: float | None = None
+    history: list[int] = field(default_factory=list)
+
+
+class Supervisor:
+    def __init__(self, env: dict[str, str], run_dir: Path, services: tuple[str, ...] = SERVICE_SECTIONS,
+                 extra_args: dict[str, list[str]] | None = None) -> None:
+        self.env = env
+        self.run_dir = run_dir
+        self.children = [
+            Child(name, [sys.executable, "-m", f"services.{name}", *(extra_args or {}).get(name, [])])
+            for name in services
+        ]
+        self.stopping = False
+        self.exit_code = 0
+
+    def _spawn(self, child: Child) -> None:
+        child.process = subprocess.Popen(child.argv, env=self.env)
+        child.started_at = time.monotonic()
+        child.restart_at = None
+        (self.run_dir / f"{child.name}.pid").write_text(str(child.process.pid))
+        self._say(f"started {child.name} (pid {child.process.pid})")
+
+    def _say(self, text: str) -> None:
+        print(f"[ticktape] {text}", file=sys.stderr, flush=True)
+
+    def request_stop(self, *_: object) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        for child in self.children:
+            self._spawn(child)
+        while not self.stopping:
+            self._tick()
+            time.sleep(0.1)
+        self._stop_all()
+        return self.exit_code
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            proc = child.process
+            if proc is not None and proc.poll() is not None:
+                code = proc.returncode
+                child.history.append(code)
+                child.process = None
+                if code == EXIT_CONFIG:
+                    self._say(f"{child.name} rejected its configuration (exit {code}); stopping")
+                    self.exit_code = EXIT_CONFIG
+                    self.stopping = True
+                    return
+                if now - child.started_at > HEALTHY_AFTER_S:
+                    child.backoff = RESTART_MIN_S
+                child.restart_at = now + child.backoff
+                self._say(f"{child.name} exited with {code}; restarting in {child.backoff:.1f}s")
+                child.backoff = min(child.backoff * 2, RESTART_MAX_S)
+            if child.process is None and child.restart_at is not None and now >= child.restart_at:
+                child.restarts += 1
+                self._spawn(child)
+
+    def _stop_all(self, timeout: float = 15.0) -> None:
+        self._say("stopping services")
+        for child in self.children:
+            if child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._say(f"{child.name} did not stop in time; killing it")
+                child.process.kill()
+                child.process.wait()
+            pid_file = self.run_dir / f"{child.name}.pid"
+            if pid_file.exists():
+                pid_file.unlink()
+
+
+def child_env(base: dict[str, str], **settings: str | None) -> dict[str, str]:
+    env = dict(base)
+    for key, value in settings.items():
+        if value is not None:
+            env[key] = value
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def pid_of(run_dir: Path, service: str) -> int | None:
+    try:
+        return int((run_dir / f"{service}.pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+__all__ = ["Supervisor", "child_env", "pid_of", "os"]

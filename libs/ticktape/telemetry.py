@@ -1,0 +1,63 @@
+"""OpenTelemetry tracing whose context travels in NATS headers (W3C `traceparent`).
+
+Every shell extracts the context from the input message's headers, runs its core inside a span
+that is a child of it, and injects the new context into the headers of what it publishes, so one
+trace links bar, signal, decision, order and fill. Spans are exported over OTLP/HTTP when
+OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise they are still created (ids appear in logs)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagators.textmap import DefaultGetter, DefaultSetter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+_propagator = TraceContextTextMapPropagator()
+_getter = DefaultGetter()
+_setter = DefaultSetter()
+_provider: TracerProvider | None = None
+
+
+def setup(service: str, endpoint: str | None = None) -> trace.Tracer:
+    """Install a tracer provider for this process (once) and return a tracer."""
+    global _provider
+    if _provider is None:
+        _provider = TracerProvider(resource=Resource.create({"service.name": f"ticktape-{service}"}))
+        endpoint = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        if endpoint:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(_provider)
+    return trace.get_tracer(f"ticktape.{service}")
+
+
+def shutdown() -> None:
+    if _provider is not None:
+        _provider.shutdown()
+
+
+def extract(headers: Mapping[str, str] | None) -> otel_context.Context:
+    """The trace context carried by a message's headers (empty context if none)."""
+    return _propagator.extract(dict(headers or {}), getter=_getter)
+
+
+def inject(headers: dict[str, str], ctx: otel_context.Context | None = None) -> dict[str, str]:
+    """Write the current (or given) span context into headers as `traceparent`."""
+    _propagator.inject(headers, context=ctx, setter=_setter)
+    return headers
+
+
+def trace_id_of(headers: Mapping[str, str] | None) -> str | None:
+    """The 32-hex trace id in a `traceparent` header, or None."""
+    tp = (headers or {}).get("traceparent")
+    if not tp:
+        return None
+    parts = tp.split("-")
+    return parts[1] if len(parts) == 4 else None

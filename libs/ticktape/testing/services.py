@@ -1,0 +1,37 @@
+"""Run a service shell in-process against a real NATS server (for integration tests)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from ticktape.config import CommonSettings, NatsSettings, PostgresSettings
+from ticktape.runtime import Runtime, open_runtime
+
+
+def common_settings(nats_url: str, pg_dsn: str | None = None, **kwargs: Any) -> CommonSettings:
+    return CommonSettings(nats=NatsSettings(url=nats_url), postgres=PostgresSettings(dsn=pg_dsn), **kwargs)
+
+
+@asynccontextmanager
+async def running_service(
+    name: str,
+    serve: Callable[[Runtime, Any], Awaitable[None]],
+    config: Any,
+    common: CommonSettings,
+) -> AsyncIterator[Runtime]:
+    """Start `serve(rt, config)` as a task; on exit set rt.stop, await it and drain."""
+    rt = await open_runtime(name, common, raw={})
+    task = asyncio.create_task(serve(rt, config))
+    try:
+        yield rt
+        if task.done():
+            task.result()
+    finally:
+        rt.stop.set()
+        try:
+            await asyncio.wait_for(task, timeout=15)
+        finally:
+            await rt.nc.drain()

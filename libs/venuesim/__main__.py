@@ -1,0 +1,7 @@
+"""`python -m venuesim`: see venuesim.cli."""
+
+import sys
+
+from venuesim.cli import main
+
+sys.exit(main())

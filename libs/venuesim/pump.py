@@ -1,0 +1,62 @@
+"""The single task that advances through sim time and publishes kline frames when they fall due.
+
+Per bar two frames: the in-progress frame at the bar's open and the final frame (x: true) at
+close_time + 1 ms, the first instant the bar is closed (also when REST starts returning it). At one
+instant all final frames go out before all opening frames, so the bars of every symbol closing at a
+minute arrive as one burst and each stream stays in time order."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+
+import msgspec
+
+from venuesim.binance_usdm import kline_event, stream_name
+from venuesim.clock import SimClock
+from venuesim.feed import Hub
+from venuesim.market import Market
+
+_FINAL, _OPEN = 0, 1
+# Events handled between yields to the event loop, so writers and REST keep running in a backlog.
+_BATCH = 2_000
+
+
+def initial_events(market: Market, t0_ms: int) -> list[tuple[int, int, int, int]]:
+    """Heap of (due sim ms, phase, symbol index, bar index): each symbol's first bar not closed at t0.
+
+    A bar already in progress at t0 gets its opening frame at once; closed bars are left to REST."""
+    heap = []
+    for sidx, series in enumerate(market.series.values()):
+        index = series.closed_count(t0_ms)
+        if index < len(series.bars):
+            heap.append((series.open_times[index], _OPEN, sidx, index))
+    heapq.heapify(heap)
+    return heap
+
+
+async def run_pump(market: Market, clock: SimClock, hub: Hub, started: asyncio.Event) -> None:
+    """Publish every frame as sim time reaches it; returns after the last bar's final frame."""
+    await started.wait()
+    all_series = list(market.series.values())
+    names = [stream_name(s.symbol) for s in all_series]
+    encode = msgspec.json.Encoder().encode
+    heap = initial_events(market, clock.t0_ms)
+    while heap:
+        now = clock.now_ms()
+        if heap[0][0] > now:
+            await asyncio.sleep(clock.wall_seconds_until(heap[0][0]))
+            continue
+        for _ in range(_BATCH):
+            if not heap or heap[0][0] > now:
+                break
+            _, phase, sidx, index = heapq.heappop(heap)
+            series = all_series[sidx]
+            if hub.wanted(names[sidx]):
+                event = kline_event(series, index, now, closed=phase == _FINAL)
+                hub.publish(names[sidx], encode(event).decode())
+            if phase == _OPEN:
+                heapq.heappush(heap, (series.bars[index].close_time + 1, _FINAL, sidx, index))
+            elif index + 1 < len(series.bars):
+                heapq.heappush(heap, (series.open_times[index + 1], _OPEN, sidx, index + 1))
+        await asyncio.sleep(0)

@@ -1,0 +1,104 @@
+"""Binance market-stream WebSocket endpoints and their live control protocol.
+
+Paths: `/stream?streams=a/b` (combined: `{"stream":..,"data":..}`), `/ws` and `/ws/a/b` (raw payloads).
+Requests: SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY/GET_PROPERTY `combined`, with
+Binance's error objects `{"error":{"code":..,"msg":..},"id":..}`. As on Binance, any stream name is
+accepted, but only `<symbol>@kline_1m` of a served symbol (lower case) ever carries data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from venuesim.feed import Hub, Subscriber
+
+_METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
+_encode = msgspec.json.Encoder().encode
+
+
+class WsEndpoint:
+    """aiohttp handler for the stream endpoints; tracks open sockets so shutdown can close them."""
+
+    def __init__(self, hub: Hub, heartbeat: float | None) -> None:
+        self.hub = hub
+        self.heartbeat = heartbeat
+        self.sockets: set[web.WebSocketResponse] = set()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/stream", self.handle),
+            web.get("/ws", self.handle),
+            web.get("/ws/{streams:.+}", self.handle),
+        ]
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        combined = request.path.startswith("/stream")
+        raw = request.query.get("streams", "") if combined else request.match_info.get("streams", "")
+        streams = [s for s in raw.split("/") if s]
+        # heartbeat: aiohttp pings every `heartbeat` s and drops a client that does not pong in time,
+        # like Binance's server pings; client pings get a pong automatically.
+        ws = web.WebSocketResponse(heartbeat=self.heartbeat)
+        await ws.prepare(request)
+        self.sockets.add(ws)
+        sub = Subscriber(ws, combined)
+        writer = asyncio.create_task(sub.run_writer())
+        try:
+            self.hub.subscribe(sub, streams)
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    sub.push(_encode(self.control(sub, msg.data)).decode())
+        finally:
+            self.hub.drop(sub)
+            self.sockets.discard(ws)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+        return ws
+
+    def control(self, sub: Subscriber, text: str) -> dict[str, Any]:
+        """Answer one live request (the response is queued behind frames already queued)."""
+        try:
+            req = json.loads(text)
+        except ValueError as exc:
+            line, col = getattr(exc, "lineno", 1), getattr(exc, "colno", 1)
+            return _error(3, f"Invalid JSON: expected value at line {line} column {col}", None)
+        if not isinstance(req, dict) or "method" not in req:
+            return _error(2, "Invalid request: missing field `method`", None)
+        req_id = req.get("id")
+        if not (req_id is None or (isinstance(req_id, int) and not isinstance(req_id, bool) and req_id >= 0)
+                or (isinstance(req_id, str) and len(req_id) <= 36 and req_id.isalnum())):  # fmt: skip
+            return _error(2, "Invalid request: request ID must be an unsigned integer", None)
+        method, params = req["method"], req.get("params", [])
+        if method not in _METHODS:
+            return _error(2, f"Invalid request: unknown variant `{method}`, expected one of "
+                             + ", ".join(f"`{m}`" for m in _METHODS), req_id)  # fmt: skip
+        if not isinstance(params, list):
+            return _error(2, "Invalid request: invalid type: params must be an array", req_id)
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            if not all(isinstance(p, str) and "@" in p for p in params):
+                return _error(2, "Invalid request: invalid stream name", req_id)
+            (self.hub.subscribe if method == "SUBSCRIBE" else self.hub.unsubscribe)(sub, params)
+            return {"result": None, "id": req_id}
+        if method == "LIST_SUBSCRIPTIONS":
+            return {"result": list(sub.streams), "id": req_id}
+        return _property(sub, method, params, req_id)
+
+
+def _property(sub: Subscriber, method: str, params: list[Any], req_id: Any) -> dict[str, Any]:
+    if not params or not isinstance(params[0], str):
+        return _error(2, "Invalid request: property name must be a string", req_id)
+    if params[0] != "combined":
+        return _error(0, "Unknown property", req_id)
+    if method == "GET_PROPERTY":
+        return {"result": sub.combined, "id": req_id}
+    if len(params) != 2 or not isinstance(params[1], bool):
+        return _error(1, "Invalid value type: expected Boolean", req_id)
+    sub.combined = params[1]
+    return {"result": None, "id": req_id}
+
+
+def _error(code: int, msg: str, req_id: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "msg": msg}, "id": req_id}

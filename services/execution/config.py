@@ -1,0 +1,43 @@
+"""Typed settings of the execution service: paper fill model costs and the sub-accounts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from ticktape.clock import TIMEFRAME_NS
+
+# An account name becomes a subject token (orders.<account>.<symbol>); "*" is reserved.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Bps = Annotated[float, msgspec.Meta(ge=0, lt=10_000)]
+
+
+class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A paper sub-account and the cash it starts with (keep in step with risk's accounts)."""
+
+    name: Name = "paper-main"
+    initial_equity: Annotated[float, msgspec.Meta(gt=0)] = 10_000.0
+
+
+class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`mode`: only "paper" here (live is refused elsewhere); orders fill at the open of the
+    next `timeframe` bar, moved by `slippage_bps` against us, paying `taker_fee_bps`."""
+
+    mode: Literal["paper"] = "paper"
+    timeframe: str = "1m"
+    slippage_bps: Bps = 2.0
+    taker_fee_bps: Bps = 4.0
+    accounts: tuple[AccountConfig, ...] = (AccountConfig(),)
+
+    def __post_init__(self) -> None:
+        if self.timeframe not in TIMEFRAME_NS:
+            raise ValueError(
+                f"timeframe must be one of {', '.join(TIMEFRAME_NS)} (got {self.timeframe!r})"
+            )
+        if not self.accounts:
+            raise ValueError("accounts must not be empty")
+        names = [a.name for a in self.accounts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"account names must be unique (duplicated: {', '.join(dupes)})")

@@ -1,0 +1,186 @@
+"""Pure paper-execution core: approvals become orders that fill at the next bar's open, and
+every bar marks the open positions and sub-account equity to its close."""
+
+from __future__ import annotations
+
+from ticktape import ids, subjects
+from ticktape.events import (
+    AccountUpdated,
+    BarClosed,
+    EmergencyStop,
+    Envelope,
+    Event,
+    OrderApproved,
+    OrderCanceled,
+    OrderFilled,
+    OrderSubmitted,
+    PositionUpdated,
+    ResumeTrading,
+)
+
+from services.execution import paper
+from services.execution.config import ExecutionConfig
+from services.execution.portfolio import Account, Key, Position
+
+FILTER_SUBJECTS: tuple[str, ...] = (
+    subjects.ALL_RISK,  # OrderApproved; OrderRejected is ignored
+    subjects.bars(),  # every bar; the core drops timeframes other than config.timeframe
+    subjects.ALL_CONTROL,
+)
+
+
+def order_id_for(approval_id: str) -> str:
+    """The order id of an approval, derived so that risk can match fills to its approvals."""
+    return ids.child_id(approval_id, "execution.order", 0)
+
+
+class ExecutionCore:
+    """Paper broker for the configured sub-accounts.
+
+    OrderApproved -> OrderSubmitted (or OrderCanceled "halted" / "unknown_account"). The next
+    bar of that venue/symbol with a later open fills it: OrderFilled then PositionUpdated. Then
+    every position in the symbol is marked to the close (PositionUpdated), and each affected
+    account gets an AccountUpdated. EmergencyStop cancels pending orders ("emergency_stop")."""
+
+    def __init__(self, config: ExecutionConfig) -> None:
+        self.config = config
+        self.accounts: dict[str, Account] = {
+            a.name: Account(a.name, a.initial_equity) for a in config.accounts
+        }
+        self.halted: dict[str, bool] = {name: False for name in self.accounts}
+        self.pending: dict[str, OrderApproved] = {}  # order_id -> approval, in arrival order
+        self._seen_orders: set[str] = set()  # membership only, never iterated
+        self._last_open: dict[Key, int] = {}
+
+    def handle(self, event: Event) -> list[Event]:
+        """Apply one input event, return the events to publish (possibly empty)."""
+        match event:
+            case OrderApproved():
+                return self._on_approval(event)
+            case BarClosed() if event.timeframe == self.config.timeframe:
+                return self._on_bar(event)
+            case EmergencyStop():
+                return self._on_stop(event)
+            case ResumeTrading():
+                for name in self._affected(event.account):
+                    self.halted[name] = False
+        return []
+
+    def _affected(self, account: str) -> list[str]:
+        if account == "*":
+            return list(self.accounts)
+        return [account] if account in self.accounts else []
+
+    def _on_approval(self, a: OrderApproved) -> list[Event]:
+        order_id = order_id_for(a.event_id)
+        if order_id in self._seen_orders:  # redelivered approval
+            return []
+        self._seen_orders.add(order_id)
+        reason = (
+            "unknown_account" if a.account not in self.accounts
+            else "halted" if self.halted[a.account] else None
+        )
+        if reason is not None:
+            return [OrderCanceled(
+                **_caused_by(a, "execution.cancel"), order_id=order_id, account=a.account,
+                venue=a.venue, symbol=a.symbol, reason=reason,
+            )]
+        self.pending[order_id] = a
+        return [OrderSubmitted(
+            **_caused_by(a, "execution.submit"), order_id=order_id, account=a.account,
+            venue=a.venue, symbol=a.symbol, side=a.side, quantity=a.quantity,
+            mode=self.config.mode, approval_id=a.event_id,
+        )]
+
+    def _on_stop(self, stop: EmergencyStop) -> list[Event]:
+        names = self._affected(stop.account)
+        for name in names:
+            self.halted[name] = True
+        out: list[Event] = []
+        for order_id, a in list(self.pending.items()):
+            if a.account in names:
+                del self.pending[order_id]
+                out.append(OrderCanceled(
+                    **_caused_by(stop, "execution.cancel", len(out), chain=a),
+                    order_id=order_id, account=a.account, venue=a.venue, symbol=a.symbol,
+                    reason="emergency_stop",
+                ))
+        return out
+
+    def _on_bar(self, bar: BarClosed) -> list[Event]:
+        key = (bar.venue, bar.symbol)
+        last = self._last_open.get(key)
+        if last is not None and bar.open_time <= last:  # redelivered or late: already handled
+            return []
+        self._last_open[key] = bar.open_time
+        out: list[Event] = []
+        filled: set[str] = set()  # accounts that traded this symbol on this bar
+        due = [
+            (order_id, a) for order_id, a in self.pending.items()
+            if (a.venue, a.symbol) == key and a.bar_open_time < bar.open_time
+        ]
+        for index, (order_id, a) in enumerate(due):
+            del self.pending[order_id]
+            filled.add(a.account)
+            out.extend(self._fill(bar, order_id, a, index))
+        for index, account in enumerate(self.accounts.values()):
+            pos = account.positions.get(key)
+            if pos is None or (pos.quantity == 0 and account.name not in filled):
+                continue
+            pos.mark_price = bar.close
+            out.append(self._position_event(bar, "execution.mark", index, account.name, key, pos))
+            t = account.totals()
+            out.append(AccountUpdated(
+                **_caused_by(bar, "execution.account", index, ts_event=bar.close_time),
+                account=account.name, initial_equity=account.initial_equity, equity=t.equity,
+                realized_pnl=t.realized_pnl, unrealized_pnl=t.unrealized_pnl,
+                fees_paid=t.fees_paid, gross_exposure=t.gross_exposure,
+                net_exposure=t.net_exposure,
+            ))
+        return out
+
+    def _fill(self, bar: BarClosed, order_id: str, a: OrderApproved, index: int) -> list[Event]:
+        price, fee = paper.fill(
+            a.side, a.quantity, bar.open,
+            slippage_bps=self.config.slippage_bps, taker_fee_bps=self.config.taker_fee_bps,
+        )
+        key = (a.venue, a.symbol)
+        pos = self.accounts[a.account].position(key)
+        pos.apply_fill(a.quantity if a.side == "buy" else -a.quantity, price, fee)
+        return [
+            OrderFilled(
+                **_caused_by(bar, "execution.fill", index, ts_event=bar.close_time, chain=a),
+                order_id=order_id, account=a.account, venue=a.venue, symbol=a.symbol,
+                side=a.side, quantity=a.quantity, price=price, fee=fee,
+                bar_open_time=bar.open_time, mode=self.config.mode,
+            ),
+            self._position_event(bar, "execution.position", index, a.account, key, pos, chain=a),
+        ]
+
+    def _position_event(
+        self, bar: BarClosed, handler: str, index: int, account: str, key: Key, pos: Position,
+        chain: Envelope | None = None,
+    ) -> PositionUpdated:
+        return PositionUpdated(
+            **_caused_by(bar, handler, index, ts_event=bar.close_time, chain=chain),
+            account=account, venue=key[0], symbol=key[1], quantity=pos.quantity,
+            avg_price=pos.avg_price, mark_price=pos.mark_price, realized_pnl=pos.realized_pnl,
+            unrealized_pnl=pos.unrealized_pnl, fees_paid=pos.fees_paid,
+        )
+
+
+def _caused_by(
+    cause: Envelope, handler: str, index: int = 0, *, ts_event: int | None = None,
+    chain: Envelope | None = None,
+) -> dict[str, object]:
+    """Envelope fields of an output of `cause`: id derived from it, its times, and the
+    correlation of `chain` (the order's approval, so a fill stays in the bar->signal->order
+    chain) or else of the cause itself."""
+    corr = chain if chain is not None else cause
+    return {
+        "event_id": ids.child_id(cause.event_id, handler, index),
+        "ts_event": cause.ts_event if ts_event is None else ts_event,
+        "ts_init": cause.ts_init,
+        "causation_id": cause.event_id,
+        "correlation_id": corr.correlation_id or corr.event_id,
+    }

@@ -1,0 +1,88 @@
+"""Positions and sub-account P&L: average price, realized P&L on the closed part, fees apart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Key = tuple[str, str]  # (venue, symbol)
+
+# A quantity this small relative to the trade is float noise from closing a position.
+_ZERO = 1e-12
+
+
+@dataclass
+class Position:
+    """One symbol in one account. quantity is signed (short < 0); avg_price is the average
+    entry of the open quantity (0 when flat); realized_pnl excludes fees."""
+
+    quantity: float = 0.0
+    avg_price: float = 0.0
+    mark_price: float = 0.0
+    realized_pnl: float = 0.0
+    fees_paid: float = 0.0
+
+    @property
+    def unrealized_pnl(self) -> float:
+        return self.quantity * (self.mark_price - self.avg_price) if self.quantity else 0.0
+
+    def apply_fill(self, signed_qty: float, price: float, fee: float) -> None:
+        """Add a fill: increases average in, reductions realize P&L at the average, and a flip
+        realizes the closed part and opens the rest at the fill price."""
+        q = self.quantity
+        self.fees_paid += fee
+        self.mark_price = price
+        if signed_qty == 0:
+            return
+        if q == 0 or (q > 0) == (signed_qty > 0):
+            new = q + signed_qty
+            self.avg_price = (q * self.avg_price + signed_qty * price) / new
+            self.quantity = new
+            return
+        closed = min(abs(signed_qty), abs(q))
+        self.realized_pnl += closed * (price - self.avg_price) * (1.0 if q > 0 else -1.0)
+        new = q + signed_qty
+        if abs(new) <= _ZERO * max(abs(q), abs(signed_qty)):
+            self.quantity, self.avg_price = 0.0, 0.0
+        elif (new > 0) == (q > 0):
+            self.quantity = new  # partial reduction: the average entry is unchanged
+        else:
+            self.quantity, self.avg_price = new, price  # flip: the rest opens at this price
+
+
+@dataclass
+class Account:
+    """A paper sub-account: equity = initial + realized + unrealized - fees."""
+
+    name: str
+    initial_equity: float
+    positions: dict[Key, Position] = field(default_factory=dict)
+
+    def position(self, key: Key) -> Position:
+        """The position in key, created flat on first use."""
+        pos = self.positions.get(key)
+        if pos is None:
+            pos = self.positions[key] = Position()
+        return pos
+
+    def totals(self) -> "AccountTotals":
+        """Sums over positions in sorted symbol order, so the floats are reproducible."""
+        realized = unrealized = fees = gross = net = 0.0
+        for key in sorted(self.positions):
+            p = self.positions[key]
+            realized += p.realized_pnl
+            unrealized += p.unrealized_pnl
+            fees += p.fees_paid
+            gross += abs(p.quantity * p.mark_price)
+            net += p.quantity * p.mark_price
+        equity = self.initial_equity + realized + unrealized - fees
+        return AccountTotals(equity, realized, unrealized, fees, gross, net)
+
+
+@dataclass(frozen=True)
+class AccountTotals:
+    equity: float
+    realized_pnl: float
+    unrealized_pnl: float
+    fees_paid: float
+    gross_exposure: float
+    net_exposure: float

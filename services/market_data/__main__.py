@@ -1,0 +1,3 @@
+from services.market_data.service import main
+
+main()

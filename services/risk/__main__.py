@@ -1,0 +1,3 @@
+from services.risk.service import main
+
+main()

@@ -1,0 +1,3 @@
+from services.signal.service import main
+
+main()

@@ -1,0 +1,93 @@
+"""Pure signal core: closed bars in, SignalGenerated out whenever a strategy's side changes."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ticktape import ids, subjects
+from ticktape.events import BarClosed, Event, SignalGenerated
+from ticktape.events.signals import Side
+
+from services.signal.config import SignalConfig
+from services.signal.strategies import Strategy, build
+
+# Every bar; the core drops timeframes other than config.timeframe (see filter_subjects).
+FILTER_SUBJECTS: tuple[str, ...] = (subjects.bars(),)
+
+
+def filter_subjects(config: SignalConfig) -> tuple[str, ...]:
+    """The narrowest bar filter for this config: only its timeframe."""
+    return (subjects.bars(timeframe=subjects.token(config.timeframe)),)
+
+
+class SignalCore:
+    """Runs every strategy on each new bar of the configured timeframe.
+
+    A bar whose open_time is not after the last one seen for its (venue, symbol) is ignored, so
+    a redelivery never updates an EMA twice. A strategy that raises is quarantined for good (all
+    symbols); the others keep running. `quarantined` maps name -> error."""
+
+    def __init__(
+        self, config: SignalConfig, *, strategies: Sequence[Strategy] | None = None
+    ) -> None:
+        self.config = config
+        self.strategies: tuple[Strategy, ...] = (
+            tuple(strategies) if strategies is not None else tuple(build(s) for s in config.strategies)
+        )
+        names = [s.name for s in self.strategies]
+        if len(set(names)) != len(names):
+            raise ValueError(f"strategy names must be unique (got {names})")
+        self.quarantined: dict[str, str] = {}
+        self._last_open: dict[tuple[str, str], int] = {}
+        self._sides: dict[tuple[str, str, str], Side] = {}
+
+    @property
+    def quarantined_count(self) -> int:
+        """How many strategies are quarantined (a gauge for the shell to export)."""
+        return len(self.quarantined)
+
+    def handle(self, event: Event) -> list[Event]:
+        """Apply one input event, return the events to publish (possibly empty)."""
+        if not isinstance(event, BarClosed) or event.timeframe != self.config.timeframe:
+            return []
+        key = (event.venue, event.symbol)
+        last = self._last_open.get(key)
+        if last is not None and event.open_time <= last:
+            return []
+        self._last_open[key] = event.open_time
+        out: list[Event] = []
+        for strategy in self.strategies:
+            if strategy.name in self.quarantined:
+                continue
+            try:
+                decision = strategy.on_bar(event)
+            except Exception as exc:  # noqa: BLE001 - isolating strategy bugs is the point
+                self.quarantined[strategy.name] = f"{type(exc).__name__}: {exc}"
+                continue
+            if decision is None:
+                continue
+            side_key = (strategy.name, event.venue, event.symbol)
+            previous = self._sides.get(side_key, "flat")
+            if decision.side == previous:
+                continue
+            self._sides[side_key] = decision.side
+            out.append(SignalGenerated(
+                event_id=ids.child_id(event.event_id, f"signal.{strategy.name}", 0),
+                ts_event=event.close_time,
+                ts_init=event.ts_init,
+                causation_id=event.event_id,
+                correlation_id=event.correlation_id or event.event_id,
+                strategy=strategy.name,
+                venue=event.venue,
+                symbol=event.symbol,
+                timeframe=event.timeframe,
+                side=decision.side,
+                previous_side=previous,
+                price=event.close,
+                bar_open_time=event.open_time,
+                k=decision.k,
+                n=decision.n,
+                agree=decision.agree,
+                votes=decision.votes,
+            ))
+        return out

@@ -1,0 +1,3 @@
+from services.symbol_registry.service import main
+
+main()
