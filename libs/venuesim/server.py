@@ -81,13 +81,12 @@ async def serve(sim: VenueSim, host: str, port: int, out: TextIO = sys.stdout) -
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
-        bound_port = runner.addresses[0][1]
-        print(f"venue-sim listening on http://{host}:{bound_port}", file=out, flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
+            print(f"venue-sim listening on http://{host}:{runner.addresses[0][1]}", file=out, flush=True)
             await stop.wait()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):

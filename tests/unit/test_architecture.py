@@ -1,0 +1,73 @@
+"""Architecture rules that keep the system replayable and decoupled."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ticktape import proto
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ["market_data", "symbol_registry", "signal", "risk", "execution"]
+BANNED_CALLS = {
+    ("time", "time"), ("time", "time_ns"), ("time", "monotonic"), ("time", "monotonic_ns"),
+    ("time", "perf_counter"), ("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"),
+    ("date", "today"), ("uuid", "uuid1"), ("uuid", "uuid4"), ("os", "urandom"), ("os", "getenv"),
+}
+BANNED_MODULES = {"random", "secrets", "asyncio", "nats", "aiohttp", "psycopg", "socket", "os"}
+
+
+def test_services_never_import_each_other_and_kernel_never_imports_services():
+    lint = Path(sys.executable).parent / "lint-imports"
+    result = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_committed_proto_matches_the_code(tmp_path):
+    assert proto.main(check=True) == 0, "proto/ drifted from the code: run `just proto`"
+
+
+def test_proto_check_when_a_schema_drifts_then_fails(tmp_path):
+    proto.main(root=tmp_path)
+    schema = next((tmp_path / "schemas").glob("*.json"))
+    schema.write_text(schema.read_text().replace('"type"', '"kind"', 1))
+    assert proto.main(check=True, root=tmp_path) == 1
+
+
+def _core_modules(service: str) -> list[Path]:
+    """services/<service>/core.py and every module of the same service it imports, transitively."""
+    pkg = ROOT / "services" / service
+    todo, seen = [pkg / "core.py"], []
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.exists():
+            continue
+        seen.append(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(f"services.{service}."):
+                todo.append(pkg / (node.module.split(".")[-1] + ".py"))
+    return seen
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_cores_use_no_wall_clock_randomness_or_io(service):
+    problems = []
+    for path in _core_modules(service):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module.split(".")[0]]
+            else:
+                names = []
+            problems += [f"{path.name}:{node.lineno} imports {n}" for n in names if n in BANNED_MODULES]
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                if (node.value.id, node.attr) in BANNED_CALLS:
+                    problems.append(f"{path.name}:{node.lineno} uses {node.value.id}.{node.attr}")
+    assert not problems, "nondeterminism or I/O in a core: " + "; ".join(problems)
