@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from pathlib import Path
 
@@ -50,13 +51,21 @@ def load_dir(data_dir: Path) -> dict[str, list[Bar]]:
     if not data_dir.is_dir():
         raise BarDataError(f"{data_dir}: not a directory")
     per_symbol: dict[str, list[tuple[Path, list[Bar]]]] = {}
-    for path in sorted(data_dir.iterdir()):
-        symbol = symbol_of(path)
-        if symbol is None or not path.is_file():
-            continue
-        bars = load_csv(path)
-        if bars:
-            per_symbol.setdefault(symbol, []).append((path, bars))
+    # Loading allocates millions of short-lived objects and creates no cycles; with the cyclic GC
+    # running, 1,000 symbol-days load about twice as slowly.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for path in sorted(data_dir.iterdir()):
+            symbol = symbol_of(path)
+            if symbol is None or not path.is_file():
+                continue
+            bars = load_csv(path)
+            if bars:
+                per_symbol.setdefault(symbol, []).append((path, bars))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     if not per_symbol:
         raise BarDataError(f"{data_dir}: no <SYMBOL>-1m*.csv files with bars")
     return {symbol: _concat(files) for symbol, files in sorted(per_symbol.items())}
@@ -80,7 +89,7 @@ def load_csv(path: Path) -> list[Bar]:
     bars: list[Bar] = []
     with path.open(encoding="utf-8", newline="") as fh:
         for lineno, line in enumerate(fh, start=1):
-            line = line.strip()
+            line = line.rstrip()
             if not line:
                 continue
             if lineno == 1 and not line[:1].isdigit():
@@ -92,39 +101,43 @@ def load_csv(path: Path) -> list[Bar]:
     return bars
 
 
-_NUM = r"(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
-_INT = r"(\d+)"
-_ROW_RE = re.compile(
-    "^" + ",".join([_INT, _NUM, _NUM, _NUM, _NUM, _NUM, _INT, _NUM, _INT, _NUM, _NUM]) + ",([^,]*)$"
-)
-_NUM_RE = re.compile(_NUM + "$")
+_NUM_RE = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
+_NUMERIC_COLS = (1, 2, 3, 4, 5, 7, 9, 10)
 
 
 def _parse_row(line: str, path: Path, lineno: int) -> Bar:
-    match = _ROW_RE.match(line)
-    if match is None:
-        raise BarDataError(f"{path}:{lineno}: {_diagnose(line)}: {line[:100]!r}")
-    g = match.groups()
-    open_time, close_time = _ms(g[0]), _ms(g[6])
+    cols = line.split(",")
+    try:
+        if len(cols) != 12:
+            raise ValueError
+        for col in _NUMERIC_COLS:  # float() is the fast check; the last-char test rejects nan/inf
+            text = cols[col]
+            float(text)
+            if not text[-1].isdigit() and text[-1] != ".":
+                raise ValueError
+        open_time, close_time, trades = _ms(cols[0]), _ms(cols[6]), int(cols[8])
+    except (ValueError, IndexError):
+        raise BarDataError(f"{path}:{lineno}: {_diagnose(cols)}: {line[:100]!r}") from None
     if open_time % MINUTE_MS or close_time != open_time + MINUTE_MS - 1:
         raise BarDataError(f"{path}:{lineno}: not a 1m bar (open_time {open_time}, close_time {close_time})")
-    return Bar(open_time, g[1], g[2], g[3], g[4], g[5], close_time, g[7], int(g[8]), g[9], g[10])
+    return Bar(open_time, cols[1], cols[2], cols[3], cols[4], cols[5], close_time, cols[7], trades, cols[9], cols[10])
 
 
-def _diagnose(line: str) -> str:
-    cols = line.split(",")
+def _diagnose(cols: list[str]) -> str:
     if len(cols) != 12:
         return f"expected 12 columns, got {len(cols)}"
     for col in (0, 6, 8):
         if not cols[col].isdigit():
             return f"column {col + 1} must be a non-negative integer, got {cols[col]!r}"
-    for col in (1, 2, 3, 4, 5, 7, 9, 10):
+    for col in _NUMERIC_COLS:
         if not _NUM_RE.match(cols[col]):
             return f"column {col + 1} is not a number: {cols[col]!r}"
     return "malformed row"
 
 
 def _ms(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError(text)
     value = int(text)
     return value // 1000 if value >= _MICROS_THRESHOLD else value
 

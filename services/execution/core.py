@@ -28,6 +28,11 @@ FILTER_SUBJECTS: tuple[str, ...] = (
     subjects.ALL_CONTROL,
 )
 
+_SUBMIT = "execution.submit"  # handler of OrderSubmitted: its id is child_id(approval, _SUBMIT, 0)
+
+# How many recent inputs' outputs a core remembers to answer redeliveries identically.
+REMEMBERED = 1_000
+
 
 def order_id_for(approval_id: str) -> str:
     """The order id of an approval, derived so that risk can match fills to its approvals."""
@@ -44,6 +49,7 @@ class ExecutionCore:
 
     def __init__(self, config: ExecutionConfig) -> None:
         self.config = config
+        self._outputs: dict[str, tuple[Event, ...]] = {}  # input id -> outputs, recent only
         self.accounts: dict[str, Account] = {
             a.name: Account(a.name, a.initial_equity) for a in config.accounts
         }
@@ -53,7 +59,20 @@ class ExecutionCore:
         self._last_open: dict[Key, int] = {}
 
     def handle(self, event: Event) -> list[Event]:
-        """Apply one input event, return the events to publish (possibly empty)."""
+        """Apply one input event, return the events to publish (possibly empty).
+
+        The same input twice (same event_id, within the last REMEMBERED) is applied once and
+        returns the same outputs again; their ids are the same, so JetStream drops repeats."""
+        done = self._outputs.get(event.event_id)
+        if done is not None:
+            return list(done)
+        out = self._apply(event)
+        self._outputs[event.event_id] = tuple(out)
+        if len(self._outputs) > REMEMBERED:
+            del self._outputs[next(iter(self._outputs))]  # oldest first: insertion order
+        return out
+
+    def _apply(self, event: Event) -> list[Event]:
         match event:
             case OrderApproved():
                 return self._on_approval(event)
@@ -87,7 +106,7 @@ class ExecutionCore:
             )]
         self.pending[order_id] = a
         return [OrderSubmitted(
-            **_caused_by(a, "execution.submit"), order_id=order_id, account=a.account,
+            **_caused_by(a, _SUBMIT), order_id=order_id, account=a.account,
             venue=a.venue, symbol=a.symbol, side=a.side, quantity=a.quantity,
             mode=self.config.mode, approval_id=a.event_id,
         )]
@@ -147,22 +166,27 @@ class ExecutionCore:
         key = (a.venue, a.symbol)
         pos = self.accounts[a.account].position(key)
         pos.apply_fill(a.quantity if a.side == "buy" else -a.quantity, price, fee)
-        return [
-            OrderFilled(
-                **_caused_by(bar, "execution.fill", index, ts_event=bar.close_time, chain=a),
-                order_id=order_id, account=a.account, venue=a.venue, symbol=a.symbol,
-                side=a.side, quantity=a.quantity, price=price, fee=fee,
-                bar_open_time=bar.open_time, mode=self.config.mode,
-            ),
-            self._position_event(bar, "execution.position", index, a.account, key, pos, chain=a),
-        ]
+        # Ids derive from the bar that triggered the fill; causation follows the order's chain
+        # (submitted -> filled -> position), which the consumer also uses to parent traces.
+        filled = OrderFilled(
+            **_caused_by(bar, "execution.fill", index, ts_event=bar.close_time, chain=a,
+                         causation_id=ids.child_id(a.event_id, _SUBMIT, 0)),
+            order_id=order_id, account=a.account, venue=a.venue, symbol=a.symbol,
+            side=a.side, quantity=a.quantity, price=price, fee=fee,
+            bar_open_time=bar.open_time, mode=self.config.mode,
+        )
+        return [filled, self._position_event(
+            bar, "execution.position", index, a.account, key, pos, chain=a,
+            causation_id=filled.event_id,
+        )]
 
     def _position_event(
         self, bar: BarClosed, handler: str, index: int, account: str, key: Key, pos: Position,
-        chain: Envelope | None = None,
+        chain: Envelope | None = None, causation_id: str | None = None,
     ) -> PositionUpdated:
         return PositionUpdated(
-            **_caused_by(bar, handler, index, ts_event=bar.close_time, chain=chain),
+            **_caused_by(bar, handler, index, ts_event=bar.close_time, chain=chain,
+                         causation_id=causation_id),
             account=account, venue=key[0], symbol=key[1], quantity=pos.quantity,
             avg_price=pos.avg_price, mark_price=pos.mark_price, realized_pnl=pos.realized_pnl,
             unrealized_pnl=pos.unrealized_pnl, fees_paid=pos.fees_paid,
@@ -171,16 +195,16 @@ class ExecutionCore:
 
 def _caused_by(
     cause: Envelope, handler: str, index: int = 0, *, ts_event: int | None = None,
-    chain: Envelope | None = None,
+    chain: Envelope | None = None, causation_id: str | None = None,
 ) -> dict[str, object]:
-    """Envelope fields of an output of `cause`: id derived from it, its times, and the
-    correlation of `chain` (the order's approval, so a fill stays in the bar->signal->order
-    chain) or else of the cause itself."""
+    """Envelope fields of an output triggered by `cause`: id derived from it, its times, and
+    the correlation of `chain` (the order's approval, so a fill stays in the bar->signal->order
+    chain) or else of the cause itself; causation_id defaults to the cause."""
     corr = chain if chain is not None else cause
     return {
         "event_id": ids.child_id(cause.event_id, handler, index),
         "ts_event": cause.ts_event if ts_event is None else ts_event,
         "ts_init": cause.ts_init,
-        "causation_id": cause.event_id,
+        "causation_id": cause.event_id if causation_id is None else causation_id,
         "correlation_id": corr.correlation_id or corr.event_id,
     }

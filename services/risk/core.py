@@ -39,6 +39,9 @@ FILTER_SUBJECTS: tuple[str, ...] = (
     subjects.ALL_CONTROL,
 )
 
+# How many recent inputs' outputs a core remembers to answer redeliveries identically.
+REMEMBERED = 1_000
+
 # An order below this fraction of the target/holding is float noise, not an order.
 NEGLIGIBLE = 1e-9
 
@@ -74,11 +77,25 @@ class RiskCore:
 
     def __init__(self, config: RiskConfig) -> None:
         self.config = config
+        self._outputs: dict[str, tuple[Event, ...]] = {}  # input id -> outputs, recent only
         self.books: dict[str, _Book] = {a.name: _Book(a) for a in config.accounts}
         self.pending: dict[str, _Pending] = {}  # order_id -> approved, not yet filled/canceled
 
     def handle(self, event: Event) -> list[Event]:
-        """Apply one input event, return the events to publish (possibly empty)."""
+        """Apply one input event, return the events to publish (possibly empty).
+
+        The same input twice (same event_id, within the last REMEMBERED) is applied once and
+        returns the same outputs again; their ids are the same, so JetStream drops repeats."""
+        done = self._outputs.get(event.event_id)
+        if done is not None:
+            return list(done)
+        out = self._apply(event)
+        self._outputs[event.event_id] = tuple(out)
+        if len(self._outputs) > REMEMBERED:
+            del self._outputs[next(iter(self._outputs))]  # oldest first: insertion order
+        return out
+
+    def _apply(self, event: Event) -> list[Event]:
         match event:
             case SignalGenerated():
                 decisions = (self._decide(book, event) for book in self.books.values())
@@ -94,7 +111,7 @@ class RiskCore:
                         book.prices[key] = event.mark_price
             case OrderFilled():
                 pending = self.pending.pop(event.order_id, None)
-                if pending is not None:  # a redelivered fill was already applied
+                if pending is not None:  # else not ours, or a fill already applied
                     book = self.books[pending.account]
                     signed = event.quantity if event.side == "buy" else -event.quantity
                     # Applied now, not when PositionUpdated arrives, so a signal in between

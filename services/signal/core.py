@@ -14,6 +14,9 @@ from services.signal.strategies import Strategy, build
 # Every bar; the core drops timeframes other than config.timeframe (see filter_subjects).
 FILTER_SUBJECTS: tuple[str, ...] = (subjects.bars(),)
 
+# How many recent inputs' outputs a core remembers to answer redeliveries identically.
+REMEMBERED = 1_000
+
 
 def filter_subjects(config: SignalConfig) -> tuple[str, ...]:
     """The narrowest bar filter for this config: only its timeframe."""
@@ -23,17 +26,20 @@ def filter_subjects(config: SignalConfig) -> tuple[str, ...]:
 class SignalCore:
     """Runs every strategy on each new bar of the configured timeframe.
 
-    A bar whose open_time is not after the last one seen for its (venue, symbol) is ignored, so
-    a redelivery never updates an EMA twice. A strategy that raises is quarantined for good (all
-    symbols); the others keep running. `quarantined` maps name -> error."""
+    A redelivered bar returns its first outputs again; any other bar whose open_time is not
+    after the last one seen for its (venue, symbol) is ignored, so no EMA moves twice.
+    A strategy that raises is quarantined for good (all symbols) and the others keep running;
+    `quarantined` maps name -> error. `strategies` replaces the ones built from the config
+    (tests inject failing ones this way)."""
 
     def __init__(
         self, config: SignalConfig, *, strategies: Sequence[Strategy] | None = None
     ) -> None:
         self.config = config
-        self.strategies: tuple[Strategy, ...] = (
-            tuple(strategies) if strategies is not None else tuple(build(s) for s in config.strategies)
-        )
+        self._outputs: dict[str, tuple[Event, ...]] = {}  # input id -> outputs, recent only
+        if strategies is None:
+            strategies = [build(s) for s in config.strategies]
+        self.strategies: tuple[Strategy, ...] = tuple(strategies)
         names = [s.name for s in self.strategies]
         if len(set(names)) != len(names):
             raise ValueError(f"strategy names must be unique (got {names})")
@@ -47,7 +53,20 @@ class SignalCore:
         return len(self.quarantined)
 
     def handle(self, event: Event) -> list[Event]:
-        """Apply one input event, return the events to publish (possibly empty)."""
+        """Apply one input event, return the events to publish (possibly empty).
+
+        The same input twice (same event_id, within the last REMEMBERED) is applied once and
+        returns the same outputs again; their ids are the same, so JetStream drops repeats."""
+        done = self._outputs.get(event.event_id)
+        if done is not None:
+            return list(done)
+        out = self._apply(event)
+        self._outputs[event.event_id] = tuple(out)
+        if len(self._outputs) > REMEMBERED:
+            del self._outputs[next(iter(self._outputs))]  # oldest first: insertion order
+        return out
+
+    def _apply(self, event: Event) -> list[Event]:
         if not isinstance(event, BarClosed) or event.timeframe != self.config.timeframe:
             return []
         key = (event.venue, event.symbol)

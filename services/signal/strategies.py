@@ -103,7 +103,7 @@ def _ensemble(cfg: EnsembleConfig) -> Strategy:
     return EnsembleStrategy(cfg.name, cfg.heads, cfg.k, allow_short=cfg.allow_short)
 
 
-# config `kind` tag -> factory. A new kind needs a config struct in StrategyConfig and an entry here.
+# config `kind` tag -> factory; a new kind needs a config struct in StrategyConfig and an entry.
 STRATEGY_KINDS: dict[str, Callable[[StrategyConfig], Strategy]] = {
     "ema_cross": _ema_cross,  # type: ignore[dict-item]
     "ensemble": _ensemble,  # type: ignore[dict-item]

@@ -78,7 +78,7 @@ def test_execution_when_bar_is_the_signal_bar_then_no_fill() -> None:
 def test_execution_when_next_bar_then_fills_at_open_with_slippage_and_fee() -> None:
     core = ExecutionCore(ExecutionConfig())
     a = approval("buy", 2.0, at_bar=0)
-    core.handle(a)
+    (sub,) = core.handle(a)
     b = bar(1, 100.0, 110.0)
     out = core.handle(b)
     assert [type(e).__name__ for e in out] == [
@@ -89,12 +89,14 @@ def test_execution_when_next_bar_then_fills_at_open_with_slippage_and_fee() -> N
     assert fill.price == 100.0 * (1 + 2.0 / 1e4)
     assert fill.fee == 2.0 * fill.price * 4.0 / 1e4
     assert (fill.order_id, fill.bar_open_time, fill.mode) == (order_id_for(a.event_id), b.open_time, "paper")
-    assert (fill.causation_id, fill.correlation_id) == (b.event_id, "bar-0")  # stays in a's chain
+    assert fill.event_id == ids.child_id(b.event_id, "execution.fill", 0)  # triggered by the bar
+    assert (fill.causation_id, fill.correlation_id) == (sub.event_id, "bar-0")  # a's chain
     assert (fill.ts_event, fill.ts_init) == (b.close_time, b.ts_init)
     assert isinstance(pos, PositionUpdated) and isinstance(mark, PositionUpdated)
     assert (pos.quantity, pos.avg_price, pos.mark_price) == (2.0, fill.price, fill.price)
+    assert (pos.causation_id, pos.correlation_id) == (fill.event_id, "bar-0")
     assert (mark.mark_price, mark.unrealized_pnl) == (110.0, 2.0 * (110.0 - fill.price))
-    assert mark.correlation_id == b.event_id
+    assert (mark.causation_id, mark.correlation_id) == (b.event_id, b.event_id)
     assert isinstance(acct, AccountUpdated)
     assert acct.equity == 10_000.0 + mark.unrealized_pnl - fill.fee
     assert (acct.gross_exposure, acct.net_exposure, acct.fees_paid) == (220.0, 220.0, fill.fee)
@@ -151,14 +153,18 @@ def test_execution_when_bars_arrive_then_open_positions_are_marked() -> None:
     assert of(out, AccountUpdated)[0].equity == 10_005.0
 
 
-def test_execution_when_bar_redelivered_then_nothing_happens_twice() -> None:
+def test_execution_when_input_redelivered_then_same_outputs_and_nothing_happens_twice() -> None:
     core = no_costs()
     a = approval("buy", 1.0)
-    core.handle(a)
-    assert core.handle(a) == []  # redelivered approval
-    assert len(of(core.handle(bar(1, 100.0)), OrderFilled)) == 1
-    assert core.handle(bar(1, 100.0)) == []
-    assert core.handle(bar(0, 100.0)) == []
+    submitted = core.handle(a)
+    assert core.handle(a) == submitted
+    b = bar(1, 100.0)
+    first = core.handle(b)
+    assert len(of(first, OrderFilled)) == 1
+    assert core.handle(b) == first
+    assert core.accounts["paper-main"].positions[("binance", "BTCUSDT")].quantity == 1.0
+    late = msgspec.structs.replace(bar(0, 50.0), event_id="late")
+    assert core.handle(late) == []
 
 
 def test_execution_when_emergency_stop_then_cancels_pending_and_halts() -> None:

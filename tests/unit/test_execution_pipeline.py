@@ -116,7 +116,8 @@ def test_chain_when_signal_fires_then_order_fills_next_bar_with_one_correlation_
     (sub,) = of(log, OrderSubmitted)
     assert (sub.causation_id, sub.order_id) == (appr.event_id, order_id_for(appr.event_id))
     (fill,) = of(log, OrderFilled)
-    assert fill.causation_id == bars[4].event_id
+    assert (fill.causation_id, fill.event_id) == (
+        sub.event_id, ids.child_id(bars[4].event_id, "execution.fill", 0))
     assert fill.price == bars[4].open * (1 + 2.0 / 1e4)
     chain = [sig, appr, sub, fill, of(log, PositionUpdated)[0]]
     assert {e.correlation_id for e in chain} == {signal_bar.event_id}

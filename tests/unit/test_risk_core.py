@@ -166,6 +166,14 @@ def test_risk_when_order_pending_then_not_double_counted() -> None:
     assert approved(c.handle(signal("flat", 100.0))).quantity == 10.0
 
 
+def test_risk_when_signal_redelivered_then_same_decision_and_pending_counted_once() -> None:
+    c = core()
+    sig = signal("long")
+    first = c.handle(sig)
+    assert c.handle(sig) == first
+    assert c.pending_quantity("paper-main", ("binance", "BTCUSDT")) == 10.0
+
+
 def test_risk_when_order_canceled_then_pending_released() -> None:
     c = core()
     a = approved(c.handle(signal("long")))

@@ -148,15 +148,38 @@ def test_ensemble_when_signal_emitted_then_side_follows_votes(steps: list[float]
         previous = sig.side
 
 
-def test_signal_when_bar_redelivered_or_out_of_order_then_ignored() -> None:
+def test_signal_when_bar_redelivered_then_same_outputs_and_state_applied_once() -> None:
+    clean, noisy = cross_core(), cross_core()
+    expected = feed(clean, RISING + FALLING)
+    got: list[Event] = []
+    for i, c in enumerate(RISING + FALLING):
+        first = noisy.handle(bar(i, c))
+        got.extend(first)
+        assert noisy.handle(bar(i, c)) == first
+    assert got == expected
+    assert len(got) == 2
+
+
+def test_signal_when_redelivery_older_than_memory_then_ignored_not_reapplied(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("services.signal.core.REMEMBERED", 2)
+    core = cross_core()
+    (sig,) = feed(core, RISING[:4])
+    assert core.handle(bar(3, RISING[3])) == [sig]
+    feed(core, RISING[4:7], start=4)
+    assert core.handle(bar(3, RISING[3])) == []  # forgotten, and too old to apply
+
+
+def test_signal_when_bar_late_or_out_of_order_then_ignored() -> None:
     clean, noisy = cross_core(), cross_core()
     expected = feed(clean, RISING + FALLING)
     got: list[Event] = []
     for i, c in enumerate(RISING + FALLING):
         got.extend(noisy.handle(bar(i, c)))
-        assert noisy.handle(bar(i, c)) == []  # redelivery
-        if i > 0:
-            assert noisy.handle(bar(i - 1, 1e9)) == []  # a late bar must not move the EMAs
+        if i > 0:  # a different bar event for an open time already passed, e.g. a bad backfill
+            late = msgspec.structs.replace(bar(i - 1, 1e9), event_id=f"late-{i}")
+            assert noisy.handle(late) == []
     assert got == expected
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from ticktape import subjects
 from ticktape.config import NatsSettings
@@ -25,15 +27,28 @@ def stream_configs(settings: NatsSettings) -> list[StreamConfig]:
     ]
 
 
-async def ensure_streams(js: JetStreamContext, settings: NatsSettings) -> None:
+def _differs(have: StreamConfig, want: StreamConfig) -> bool:
+    return (sorted(have.subjects or []) != sorted(want.subjects or [])
+            or abs((have.duplicate_window or 0) - (want.duplicate_window or 0)) > 1e-6
+            or abs((have.max_age or 0) - (want.max_age or 0)) > 1e-6
+            or (have.num_replicas or 1) != (want.num_replicas or 1))
+
+
+async def ensure_streams(js: JetStreamContext, settings: NatsSettings, attempts: int = 5) -> None:
+    """Create missing streams; update one only when its settings differ (several services start
+    at once, and concurrent no-op updates are wasted work on the server)."""
     for config in stream_configs(settings):
-        try:
-            await js.stream_info(config.name)
-        except NotFoundError:
+        for attempt in range(attempts):
             try:
-                await js.add_stream(config)
-            except Exception:
-                # another process created it in the meantime
-                await js.stream_info(config.name)
-            continue
-        await js.update_stream(config)
+                try:
+                    info = await js.stream_info(config.name)
+                except NotFoundError:
+                    await js.add_stream(config)
+                else:
+                    if _differs(info.config, config):
+                        await js.update_stream(config)
+                break
+            except APIError:
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.1 * (attempt + 1))  # another process raced us; look again

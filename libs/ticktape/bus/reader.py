@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Sequence
 
@@ -39,7 +40,7 @@ async def read_range(
         while True:
             try:
                 msgs = await sub.fetch(batch, timeout=idle_timeout)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
                 info = await js.consumer_info(stream, name)
                 if not info.num_pending:
                     return
