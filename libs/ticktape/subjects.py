@@ -164,3 +164,14 @@ EVENTS_STREAM_SUBJECTS: tuple[str, ...] = (
     "accounts.>", "control.>",
 )
 DLQ_STREAM_SUBJECTS: tuple[str, ...] = (ALL_DLQ,)
+
+
+def matches(pattern: str, subject: str) -> bool:
+    """NATS wildcard matching: '*' is one token, '>' the rest (one or more tokens)."""
+    p, s = pattern.split("."), subject.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return len(s) > i
+        if i >= len(s) or (tok != "*" and tok != s[i]):
+            return False
+    return len(p) == len(s)

@@ -1,10 +1,16 @@
-"""Recorded 1m bars: load Binance kline CSVs (data.binance.vision layout) and align symbols in time."""
+"""Recorded 1m bars: load Binance kline CSVs (data.binance.vision layout) and align symbols in time.
+
+A symbol's bars are held compactly (1,000 symbol-days are 1.44M bars): each recorded CSV line as
+one string, so frames carry exactly the recorded number text, plus array columns of open times,
+trade counts and the float values that window statistics need."""
 
 from __future__ import annotations
 
 import gc
 import re
+from array import array
 from pathlib import Path
+from typing import Iterator, overload
 
 import msgspec
 
@@ -12,14 +18,17 @@ MINUTE_MS = 60_000
 # Binance switched some dumps to microsecond timestamps; anything this large cannot be ms (year 5138).
 _MICROS_THRESHOLD = 100_000_000_000_000
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
+_NUM_RE = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
+_NUMERIC_COLS = (1, 2, 3, 4, 5, 7, 9, 10)
+_NUM_START = frozenset("-.0123456789")
 
 
 class BarDataError(ValueError):
     """A bar file is missing or malformed; the message names the file and line."""
 
 
-class Bar(msgspec.Struct, frozen=True, gc=False):
-    """One recorded 1m kline. Numbers stay the recorded text so frames carry exactly what was seen."""
+class Bar(msgspec.Struct, frozen=True):
+    """One recorded 1m kline; numbers are the recorded text."""
 
     open_time: int
     open: str
@@ -34,6 +43,96 @@ class Bar(msgspec.Struct, frozen=True, gc=False):
     taker_quote: str
 
 
+class BarSeries:
+    """One symbol's bars in time order. `fields(i)` gives bar i's 12 CSV fields with ms times."""
+
+    __slots__ = ("open_times", "trades", "highs", "lows", "volumes", "quote_volumes", "_lines")
+
+    def __init__(self) -> None:
+        self.open_times = array("q")
+        self.trades = array("q")
+        self.highs, self.lows = array("d"), array("d")
+        self.volumes, self.quote_volumes = array("d"), array("d")
+        self._lines: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    @property
+    def lines(self) -> list[str]:
+        """The recorded CSV lines (times as recorded: maybe µs, before any shift). Do not modify."""
+        return self._lines
+
+    def fields(self, i: int) -> list[str]:
+        cols = self._lines[i].split(",")
+        # times come from open_times: the line may hold µs, or times from before an `align` shift
+        t = self.open_times[i]
+        cols[0], cols[6] = str(t), str(t + MINUTE_MS - 1)
+        return cols
+
+    @overload
+    def __getitem__(self, i: int) -> Bar: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Bar]: ...
+    def __getitem__(self, i: int | slice) -> Bar | list[Bar]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        c = self.fields(i)
+        return Bar(int(c[0]), c[1], c[2], c[3], c[4], c[5], int(c[6]), c[7], int(c[8]), c[9], c[10])
+
+    def __iter__(self) -> Iterator[Bar]:
+        return (self[i] for i in range(len(self)))
+
+    def append_line(self, line: str) -> int:
+        """Validate and add one CSV line; returns its open time. Raises ValueError when malformed."""
+        cols = line.split(",")
+        if len(cols) != 12:
+            raise ValueError
+        for col in _NUMERIC_COLS:  # float() is the fast check; first/last char tests reject nan, inf, " 1"
+            text = cols[col]
+            if text[0] not in _NUM_START or not (text[-1].isdigit() or text[-1] == "."):
+                raise ValueError
+        high, low, volume, quote = float(cols[2]), float(cols[3]), float(cols[5]), float(cols[7])
+        float(cols[1]), float(cols[4]), float(cols[9]), float(cols[10])
+        open_time, close_time, trades = _ms(cols[0]), _ms(cols[6]), int(cols[8])
+        if open_time % MINUTE_MS or close_time != open_time + MINUTE_MS - 1:
+            raise _NotOneMinute(f"not a 1m bar (open_time {open_time}, close_time {close_time})")
+        if self._lines and open_time <= self.open_times[-1]:
+            raise _NotOneMinute(f"open_time {open_time} is not after the previous row")
+        self.open_times.append(open_time)
+        self.trades.append(trades)
+        self.highs.append(high)
+        self.lows.append(low)
+        self.volumes.append(volume)
+        self.quote_volumes.append(quote)
+        self._lines.append(line)
+        return open_time
+
+    def extend(self, other: BarSeries) -> None:
+        """Append a later series of the same symbol."""
+        for name in ("open_times", "trades", "highs", "lows", "volumes", "quote_volumes", "_lines"):
+            getattr(self, name).extend(getattr(other, name))
+
+    def shifted(self, ms: int) -> BarSeries:
+        """The same bars with open and close times moved by `ms` (the lines are shared)."""
+        out = BarSeries()
+        out.extend(self)
+        out.open_times = array("q", (t + ms for t in self.open_times))
+        return out
+
+    @classmethod
+    def from_bars(cls, bars: list[Bar]) -> BarSeries:
+        """Build a series from Bar values (tests, converters)."""
+        out = cls()
+        for b in bars:
+            out.append_line(",".join(str(x) for x in (*msgspec.structs.astuple(b), "0")))
+        return out
+
+
+class _NotOneMinute(ValueError):
+    pass
+
+
 def symbol_of(path: Path) -> str | None:
     """`BTCUSDT-1m-2024-01-01.csv` -> `BTCUSDT`; None when the name is not `<SYMBOL>-1m*.csv`."""
     name = path.name
@@ -46,11 +145,11 @@ def symbol_of(path: Path) -> str | None:
     return symbol if _SYMBOL_RE.match(symbol) else None
 
 
-def load_dir(data_dir: Path) -> dict[str, list[Bar]]:
+def load_dir(data_dir: Path) -> dict[str, BarSeries]:
     """Load every `<SYMBOL>-1m*.csv` in `data_dir`; each symbol's files are joined in time order."""
     if not data_dir.is_dir():
         raise BarDataError(f"{data_dir}: not a directory")
-    per_symbol: dict[str, list[tuple[Path, list[Bar]]]] = {}
+    per_symbol: dict[str, list[tuple[Path, BarSeries]]] = {}
     # Loading allocates millions of short-lived objects and creates no cycles; with the cyclic GC
     # running, 1,000 symbol-days load about twice as slowly.
     gc_was_enabled = gc.isenabled()
@@ -58,11 +157,10 @@ def load_dir(data_dir: Path) -> dict[str, list[Bar]]:
     try:
         for path in sorted(data_dir.iterdir()):
             symbol = symbol_of(path)
-            if symbol is None or not path.is_file():
-                continue
-            bars = load_csv(path)
-            if bars:
-                per_symbol.setdefault(symbol, []).append((path, bars))
+            if symbol is not None and path.is_file():
+                bars = load_csv(path)
+                if len(bars):
+                    per_symbol.setdefault(symbol, []).append((path, bars))
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -71,59 +169,38 @@ def load_dir(data_dir: Path) -> dict[str, list[Bar]]:
     return {symbol: _concat(files) for symbol, files in sorted(per_symbol.items())}
 
 
-def _concat(files: list[tuple[Path, list[Bar]]]) -> list[Bar]:
-    files.sort(key=lambda item: item[1][0].open_time)
-    out: list[Bar] = []
+def _concat(files: list[tuple[Path, BarSeries]]) -> BarSeries:
+    files.sort(key=lambda item: item[1].open_times[0])
+    out = BarSeries()
     for path, bars in files:
-        if out and bars[0].open_time <= out[-1].open_time:
+        if len(out) and bars.open_times[0] <= out.open_times[-1]:
             raise BarDataError(
-                f"{path}: first bar {bars[0].open_time} overlaps an earlier file of the same symbol "
-                f"(which ends at {out[-1].open_time})"
+                f"{path}: first bar {bars.open_times[0]} overlaps an earlier file of the same symbol "
+                f"(which ends at {out.open_times[-1]})"
             )
         out.extend(bars)
     return out
 
 
-def load_csv(path: Path) -> list[Bar]:
+def load_csv(path: Path) -> BarSeries:
     """Parse one kline CSV (ms or µs timestamps, optional header row), strictly increasing in time."""
-    bars: list[Bar] = []
+    bars = BarSeries()
     with path.open(encoding="utf-8", newline="") as fh:
         for lineno, line in enumerate(fh, start=1):
             line = line.rstrip()
-            if not line:
-                continue
-            if lineno == 1 and not line[:1].isdigit():
-                continue  # newer dumps start with `open_time,open,high,...`
-            bar = _parse_row(line, path, lineno)
-            if bars and bar.open_time <= bars[-1].open_time:
-                raise BarDataError(f"{path}:{lineno}: open_time {bar.open_time} is not after the previous row")
-            bars.append(bar)
+            if not line or (lineno == 1 and not line[:1].isdigit()):
+                continue  # newer dumps start with a header `open_time,open,high,...`
+            try:
+                bars.append_line(line)
+            except _NotOneMinute as exc:
+                raise BarDataError(f"{path}:{lineno}: {exc}") from None
+            except (ValueError, IndexError):
+                raise BarDataError(f"{path}:{lineno}: {_diagnose(line)}: {line[:100]!r}") from None
     return bars
 
 
-_NUM_RE = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
-_NUMERIC_COLS = (1, 2, 3, 4, 5, 7, 9, 10)
-
-
-def _parse_row(line: str, path: Path, lineno: int) -> Bar:
+def _diagnose(line: str) -> str:
     cols = line.split(",")
-    try:
-        if len(cols) != 12:
-            raise ValueError
-        for col in _NUMERIC_COLS:  # float() is the fast check; the last-char test rejects nan/inf
-            text = cols[col]
-            float(text)
-            if not text[-1].isdigit() and text[-1] != ".":
-                raise ValueError
-        open_time, close_time, trades = _ms(cols[0]), _ms(cols[6]), int(cols[8])
-    except (ValueError, IndexError):
-        raise BarDataError(f"{path}:{lineno}: {_diagnose(cols)}: {line[:100]!r}") from None
-    if open_time % MINUTE_MS or close_time != open_time + MINUTE_MS - 1:
-        raise BarDataError(f"{path}:{lineno}: not a 1m bar (open_time {open_time}, close_time {close_time})")
-    return Bar(open_time, cols[1], cols[2], cols[3], cols[4], cols[5], close_time, cols[7], trades, cols[9], cols[10])
-
-
-def _diagnose(cols: list[str]) -> str:
     if len(cols) != 12:
         return f"expected 12 columns, got {len(cols)}"
     for col in (0, 6, 8):
@@ -142,23 +219,13 @@ def _ms(text: str) -> int:
     return value // 1000 if value >= _MICROS_THRESHOLD else value
 
 
-def align(series: dict[str, list[Bar]]) -> dict[str, list[Bar]]:
+def align(series: dict[str, BarSeries]) -> dict[str, BarSeries]:
     """Shift each symbol by whole minutes so every series starts at the earliest start among them.
 
     The captures we have are single days of different symbols on different dates; aligning them
     lets one run replay them side by side."""
     if not series:
         return {}
-    earliest = min(bars[0].open_time for bars in series.values())
-    out: dict[str, list[Bar]] = {}
-    for symbol, bars in series.items():
-        shift = bars[0].open_time - earliest  # both are minute-aligned, so this is whole minutes
-        out[symbol] = (
-            bars
-            if shift == 0
-            else [
-                msgspec.structs.replace(b, open_time=b.open_time - shift, close_time=b.close_time - shift)
-                for b in bars
-            ]
-        )
-    return out
+    earliest = min(bars.open_times[0] for bars in series.values())
+    # both starts are minute-aligned, so every shift is whole minutes
+    return {symbol: bars.shifted(earliest - bars.open_times[0]) for symbol, bars in series.items()}

@@ -4,11 +4,11 @@ Pure functions (no I/O, no clock) so the exact shapes are unit-testable."""
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any
 
-from venuesim.bars import Bar
-from venuesim.market import Series
+from venuesim.market import DAY_MS, Series
 
 INTERVAL = "1m"
 
@@ -34,36 +34,34 @@ def stream_name(symbol: str) -> str:
     return f"{symbol.lower()}@kline_{INTERVAL}"
 
 
-def kline_row(bar: Bar) -> list[Any]:
-    """One element of GET /fapi/v1/klines."""
-    return [
-        bar.open_time, bar.open, bar.high, bar.low, bar.close, bar.volume,
-        bar.close_time, bar.quote_volume, bar.trades, bar.taker_base, bar.taker_quote, "0",
-    ]  # fmt: skip
+def kline_row(series: Series, i: int) -> list[Any]:
+    """One element of GET /fapi/v1/klines: bar i as recorded."""
+    c = series.bars.fields(i)
+    return [int(c[0]), c[1], c[2], c[3], c[4], c[5], int(c[6]), c[7], int(c[8]), c[9], c[10], "0"]
 
 
-def kline_event(series: Series, index: int, event_ms: int, closed: bool) -> dict[str, Any]:
-    """The `<symbol>@kline_1m` payload for bar `index`.
+def kline_event(series: Series, i: int, event_ms: int, closed: bool) -> dict[str, Any]:
+    """The `<symbol>@kline_1m` payload for bar i.
 
     closed=True: the final frame (`x: true`) carrying the full recorded bar.
     closed=False: the first in-progress frame of the bar: the recorded open as o/h/l/c, zero volume
     and no trades (f = L = -1, as Binance sends for a kline without trades). We have only 1m bars, so
     intermediate updates would be invented; consumers must act on `x: true` anyway."""
-    bar = series.bars[index]
+    t, o, h, l, c, v, close_t, q, n, taker_v, taker_q, _ = series.bars.fields(i)
     symbol = series.symbol
     if closed:
-        first, last = series.trade_ids(index)
+        first, last = series.trade_ids(i)
         k = {
-            "t": bar.open_time, "T": bar.close_time, "s": symbol, "i": INTERVAL, "f": first, "L": last,
-            "o": bar.open, "c": bar.close, "h": bar.high, "l": bar.low, "v": bar.volume, "n": bar.trades,
-            "x": True, "q": bar.quote_volume, "V": bar.taker_base, "Q": bar.taker_quote, "B": "0",
+            "t": int(t), "T": int(close_t), "s": symbol, "i": INTERVAL, "f": first, "L": last,
+            "o": o, "c": c, "h": h, "l": l, "v": v, "n": int(n),
+            "x": True, "q": q, "V": taker_v, "Q": taker_q, "B": "0",
         }  # fmt: skip
     else:
-        v, q = zero_like(bar.volume), zero_like(bar.quote_volume)
+        zv, zq = zero_like(v), zero_like(q)
         k = {
-            "t": bar.open_time, "T": bar.close_time, "s": symbol, "i": INTERVAL, "f": -1, "L": -1,
-            "o": bar.open, "c": bar.open, "h": bar.open, "l": bar.open, "v": v, "n": 0,
-            "x": False, "q": q, "V": v, "Q": q, "B": "0",
+            "t": int(t), "T": int(close_t), "s": symbol, "i": INTERVAL, "f": -1, "L": -1,
+            "o": o, "c": o, "h": o, "l": o, "v": zv, "n": 0,
+            "x": False, "q": zq, "V": zv, "Q": zq, "B": "0",
         }  # fmt: skip
     return {"e": "kline", "E": event_ms, "s": symbol, "k": k}
 
@@ -77,38 +75,36 @@ def zero_like(text: str) -> str:
 def ticker_24hr(series: Series, now_ms: int, started: bool) -> dict[str, Any]:
     """GET /fapi/v1/ticker/24hr for one symbol, computed from the closed bars in the 24h window.
 
-    lastQty is zero: the bars hold no individual trades. See `Series.window_24h` for the window used
-    before the clock starts."""
+    Volumes are float sums (math.fsum) printed with the data's decimals; lastQty is zero because bars
+    hold no individual trades. See `Series.window_24h` for the window used before the clock starts."""
     window = series.window_24h(now_ms, started)
-    price_dp, qty_dp = series.precision()
-    price_q, qty_q = Decimal(1).scaleb(-price_dp), Decimal(1).scaleb(-qty_dp)
+    lo, hi = window.start, window.stop
+    price_dp, qty_dp, quote_dp = series.precision()
+    bars = series.bars
 
-    def p(x: Decimal) -> str:
-        return format(x.quantize(price_q), "f")
+    def p(x: Decimal | float) -> str:
+        return f"{x:.{price_dp}f}"
 
-    def q(x: Decimal) -> str:
-        return format(x.quantize(qty_q), "f")
+    def qty(x: float) -> str:
+        return f"{x:.{qty_dp}f}"
 
-    zero = Decimal(0)
-    bars = [series.bars[i] for i in window]
-    if not bars:  # the data ended more than 24h ago: nothing traded in the window
-        last = p(Decimal(series.bars[window.start - 1].close))
-        return _ticker(series.symbol, p(zero), "0.000", p(zero), last, q(zero), last, last, last,
-                       q(zero), "0", now_ms - 86_400_000, now_ms, -1, -1, 0)  # fmt: skip
-    open_p, close_p = Decimal(bars[0].open), Decimal(bars[-1].close)
-    volume = sum((Decimal(b.volume) for b in bars), zero)
-    quote = sum((Decimal(b.quote_volume) for b in bars), zero)
+    if lo >= hi:  # the data ended more than 24h ago: nothing traded in the window
+        last = p(Decimal(bars.fields(lo - 1)[4]))
+        return _ticker(series.symbol, p(0), "0.000", p(0), last, qty(0), last, last, last,
+                       qty(0), f"{0:.{quote_dp}f}", now_ms - DAY_MS, now_ms, -1, -1, 0)  # fmt: skip
+    open_p, close_p = Decimal(bars.fields(lo)[1]), Decimal(bars.fields(hi - 1)[4])
+    high = bars.fields(bars.highs.index(max(bars.highs[lo:hi]), lo, hi))[2]
+    low = bars.fields(bars.lows.index(min(bars.lows[lo:hi]), lo, hi))[3]
+    volume, quote = math.fsum(bars.volumes[lo:hi]), math.fsum(bars.quote_volumes[lo:hi])
     change = close_p - open_p
-    pct = (change * 100 / open_p) if open_p else zero
-    with_trades = [i for i in window if series.bars[i].trades]
-    first_id = series.trade_ids(with_trades[0])[0] if with_trades else -1
-    last_id = series.trade_ids(with_trades[-1])[1] if with_trades else -1
+    pct = (change * 100 / open_p) if open_p else Decimal(0)
+    first_id, end_id = series.first_ids[lo], series.first_ids[hi]
+    count = end_id - first_id
     return _ticker(
-        series.symbol, p(change), format(pct.quantize(Decimal("0.001")), "f"),
-        p(quote / volume if volume else zero), p(close_p), q(zero), p(open_p),
-        p(max(Decimal(b.high) for b in bars)), p(min(Decimal(b.low) for b in bars)), q(volume),
-        format(quote, "f"), bars[0].open_time, bars[-1].close_time, first_id, last_id,
-        sum(b.trades for b in bars),
+        series.symbol, p(change), f"{pct:.3f}", p(quote / volume if volume else 0.0), p(close_p),
+        qty(0), p(open_p), p(Decimal(high)), p(Decimal(low)), qty(volume), f"{quote:.{quote_dp}f}",
+        bars.open_times[lo], bars.open_times[hi - 1] + 59_999, first_id if count else -1,
+        end_id - 1 if count else -1, count,
     )  # fmt: skip
 
 

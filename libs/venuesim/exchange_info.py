@@ -49,7 +49,7 @@ def exchange_info(market: Market, server_time: int) -> dict[str, Any]:
 def symbol_info(series: Series) -> dict[str, Any]:
     """One `symbols[]` entry; onboardDate is the first recorded bar."""
     base, quote = split_symbol(series.symbol)
-    price_dp, qty_dp = series.precision()
+    price_dp, qty_dp, _ = series.precision()
     tick, step = _step(price_dp), _step(qty_dp)
     return {
         "symbol": series.symbol,

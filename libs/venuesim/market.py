@@ -2,53 +2,48 @@
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import accumulate
 
-from venuesim.bars import Bar
+from venuesim.bars import MINUTE_MS, BarSeries
 
 DAY_MS = 86_400_000
 
 
-@dataclass(slots=True)
 class Series:
-    """One symbol's bars, their open times (for bisect) and synthetic first trade ids."""
+    """One symbol's bars, as served: trade ids, precision and time-window queries."""
 
-    symbol: str
-    bars: list[Bar]
-    open_times: list[int] = field(init=False)
-    first_ids: list[int] = field(init=False)
-    _precision: tuple[int, int] | None = field(init=False, default=None)
+    def __init__(self, symbol: str, bars: BarSeries) -> None:
+        self.symbol = symbol
+        self.bars = bars
+        self.open_times = bars.open_times
+        # Bars carry trade counts but not ids; number the trades 1, 2, 3... across the series so
+        # f/L and the ticker's firstId/lastId increase like real ids. first_ids[i] is the id of bar
+        # i's first trade; first_ids[n] is one past the last trade.
+        self.first_ids = array("q", accumulate(bars.trades, initial=1))
+        self._precision: tuple[int, int, int] | None = None
 
-    def __post_init__(self) -> None:
-        self.open_times = [b.open_time for b in self.bars]
-        # Bars carry trade counts but not ids; number trades 1, 2, 3... across the series so f/L
-        # and the ticker's firstId/lastId increase monotonically like the real ones.
-        ids, next_id = [], 1
-        for bar in self.bars:
-            ids.append(next_id)
-            next_id += bar.trades
-        self.first_ids = ids
+    def trade_ids(self, i: int) -> tuple[int, int]:
+        """(first, last) trade id of bar i; Binance sends (-1, -1) for a bar without trades."""
+        first, end = self.first_ids[i], self.first_ids[i + 1]
+        return (first, end - 1) if end > first else (-1, -1)
 
-    def precision(self) -> tuple[int, int]:
-        """(price, quantity) decimals seen in the data, ignoring trailing zeros; computed once."""
+    def precision(self) -> tuple[int, int, int]:
+        """(price, quantity, quote) decimals seen in the data, ignoring trailing zeros; computed once."""
         if self._precision is None:
-            prices = max(decimals(t) for b in self.bars for t in (b.open, b.high, b.low, b.close))
-            self._precision = (prices, max(decimals(b.volume) for b in self.bars))
+            price = qty = quote = 0
+            for line in self.bars.lines:
+                _, o, h, l, c, v, _, q, *_ = line.split(",")
+                price = max(price, decimals(o), decimals(h), decimals(l), decimals(c))
+                qty, quote = max(qty, decimals(v)), max(quote, decimals(q))
+            self._precision = (price, qty, quote)
         return self._precision
-
-    def trade_ids(self, index: int) -> tuple[int, int]:
-        """(first, last) trade id of bar `index`; Binance sends (-1, -1) for a bar without trades."""
-        trades = self.bars[index].trades
-        if trades == 0:
-            return -1, -1
-        first = self.first_ids[index]
-        return first, first + trades - 1
 
     def closed_count(self, now_ms: int) -> int:
         """How many bars have closed by `now_ms` (a bar is closed once now > its close_time)."""
-        return bisect_right(self.open_times, now_ms - 60_000)
+        return bisect_right(self.open_times, now_ms - MINUTE_MS)
 
     def closed_range(self, now_ms: int, start: int | None, end: int | None, limit: int) -> range:
         """Indexes of closed bars as Binance selects klines: from startTime forward, else the latest
@@ -62,7 +57,7 @@ class Series:
         return range(max(0, hi - limit), hi)
 
     def window_24h(self, now_ms: int, started: bool) -> range:
-        """Bars of the rolling 24h window ending at now (closed bars only).
+        """Bars of the rolling 24h window ending at now: closed bars opened at or after now - 24h.
 
         Before the clock has started, or before any bar has closed, this is the first 24h of data so
         that a client booting first still sees a realistic ticker (e.g. for volume ranking)."""
@@ -81,10 +76,10 @@ def decimals(text: str) -> int:
 
 
 class Market:
-    """All served symbols, keyed by upper-case symbol."""
+    """All served symbols, keyed by upper-case symbol, in symbol order."""
 
-    def __init__(self, series: dict[str, list[Bar]]) -> None:
-        self.series = {symbol: Series(symbol, bars) for symbol, bars in series.items() if bars}
+    def __init__(self, series: dict[str, BarSeries]) -> None:
+        self.series = {symbol: Series(symbol, bars) for symbol, bars in sorted(series.items()) if len(bars)}
 
     def get(self, symbol: str) -> Series | None:
         return self.series.get(symbol)

@@ -12,6 +12,7 @@ import heapq
 
 import msgspec
 
+from venuesim.bars import MINUTE_MS
 from venuesim.binance_usdm import kline_event, stream_name
 from venuesim.clock import SimClock
 from venuesim.feed import Hub
@@ -29,7 +30,7 @@ def initial_events(market: Market, t0_ms: int) -> list[tuple[int, int, int, int]
     heap = []
     for sidx, series in enumerate(market.series.values()):
         index = series.closed_count(t0_ms)
-        if index < len(series.bars):
+        if index < len(series.open_times):
             heap.append((series.open_times[index], _OPEN, sidx, index))
     heapq.heapify(heap)
     return heap
@@ -53,10 +54,10 @@ async def run_pump(market: Market, clock: SimClock, hub: Hub, started: asyncio.E
             _, phase, sidx, index = heapq.heappop(heap)
             series = all_series[sidx]
             if hub.wanted(names[sidx]):
-                event = kline_event(series, index, now, closed=phase == _FINAL)
+                event = kline_event(series, index, clock.now_ms(), closed=phase == _FINAL)
                 hub.publish(names[sidx], encode(event).decode())
             if phase == _OPEN:
-                heapq.heappush(heap, (series.bars[index].close_time + 1, _FINAL, sidx, index))
-            elif index + 1 < len(series.bars):
+                heapq.heappush(heap, (series.open_times[index] + MINUTE_MS, _FINAL, sidx, index))
+            elif index + 1 < len(series.open_times):
                 heapq.heappush(heap, (series.open_times[index + 1], _OPEN, sidx, index + 1))
         await asyncio.sleep(0)

@@ -35,8 +35,6 @@ class Rest:
     def __init__(self, market: Market, clock: SimClock) -> None:
         self.market = market
         self.clock = clock
-        # The 24h window moves once a sim minute; cache each symbol's ticker per window.
-        self._tickers: dict[str, tuple[range, dict[str, Any]]] = {}
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -65,15 +63,7 @@ class Rest:
         return json_response(self._ticker(symbol))
 
     def _ticker(self, symbol: str) -> dict[str, Any]:
-        series = self.market.series[symbol]
-        now, started = self.clock.now_ms(), self.clock.started
-        window = series.window_24h(now, started)
-        cached = self._tickers.get(symbol)
-        if cached is not None and cached[0] == window and len(window):
-            return cached[1]
-        ticker = wire.ticker_24hr(series, now, started)
-        self._tickers[symbol] = (window, ticker)
-        return ticker
+        return wire.ticker_24hr(self.market.series[symbol], self.clock.now_ms(), self.clock.started)
 
     async def klines(self, request: web.Request) -> web.Response:
         query = request.query
@@ -95,7 +85,7 @@ class Rest:
         elif not 1 <= limit <= KLINES_MAX_LIMIT:
             return json_response(wire.err_invalid_value("limit"), 400)
         picked = series.closed_range(self.clock.now_ms(), start, end, limit)
-        return json_response([wire.kline_row(series.bars[i]) for i in picked])
+        return json_response([wire.kline_row(series, i) for i in picked])
 
 
 def _required(query: Any, name: str) -> str:

@@ -11,7 +11,7 @@ from typing import AsyncIterator, Callable, TextIO
 
 from aiohttp import WSCloseCode, web
 
-from venuesim.bars import Bar
+from venuesim.bars import BarSeries
 from venuesim.clock import SimClock
 from venuesim.feed import Hub
 from venuesim.market import Market
@@ -29,7 +29,7 @@ class VenueSim:
 
     def __init__(
         self,
-        series: dict[str, list[Bar]],
+        series: dict[str, BarSeries],
         *,
         speed: float = 1.0,
         start_ms: int | None = None,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ticktape.testing.data import shared_data
-from venuesim.bars import Bar
+from venuesim.bars import Bar, BarSeries
 from venuesim.binance_usdm import kline_event, kline_row, ticker_24hr, zero_like
 from venuesim.exchange_info import exchange_info, split_symbol
 from venuesim.market import DAY_MS, Market, Series
@@ -28,7 +28,7 @@ BARS = [
 
 
 def series() -> Series:
-    return Series("BTCUSDT", list(BARS))
+    return Series("BTCUSDT", BarSeries.from_bars(BARS))
 
 
 def captured_kline_frame() -> dict:
@@ -73,7 +73,7 @@ def test_zero_like_when_decimals_then_same_width():
 
 
 def test_kline_row_when_built_then_binance_rest_layout():
-    assert kline_row(BARS[0]) == [T0, "100.00", "101.00", "99.45", "100.50", "2.000", T0 + 59_999, "201.00", 3,
+    assert kline_row(series(), 0) == [T0, "100.00", "101.00", "99.45", "100.50", "2.000", T0 + 59_999, "201.00", 3,
                                   "1.000", "100.00", "0"]  # fmt: skip
 
 
@@ -109,7 +109,7 @@ def test_ticker_when_bar_in_progress_then_excluded():
 
 
 def test_ticker_when_clock_not_started_then_first_24h_of_data():
-    long = Series("BTCUSDT", [bar(i, "1.0", "1.0", "1.0", "1.0", "1.0", "1.0", 1) for i in range(1500)])
+    long = Series("BTCUSDT", BarSeries.from_bars([bar(i, "1.0", "1.0", "1.0", "1.0", "1.0", "1.0", 1) for i in range(1500)]))
     t = ticker_24hr(long, T0, started=False)
     assert (t["openTime"], t["closeTime"], t["count"]) == (T0, T0 + DAY_MS - 1, 1440)
 
@@ -126,7 +126,7 @@ def test_split_symbol_when_known_quote_suffix_then_base_and_quote():
 
 def test_exchange_info_when_built_then_same_shape_as_real_capture():
     real = json.loads(shared_data("nautilus_trader", "binance_rest", "http_futures_market_exchange_info.json").read_text())
-    ours = exchange_info(Market({"BTCUSDT": list(BARS)}), T0)
+    ours = exchange_info(Market({"BTCUSDT": BarSeries.from_bars(BARS)}), T0)
     assert set(ours) >= set(real)
     real_symbol, symbol = real["symbols"][0], ours["symbols"][0]
     assert set(symbol) >= set(real_symbol)

@@ -60,13 +60,20 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     if external:
         yield _ExternalPg(external)
         return
+    import shutil
+    import tempfile
+
     from ticktape.infra.postgres import start_postgres
 
-    server = start_postgres(tmp_path_factory.mktemp("pg") / "data")
+    # Not under pytest's basetemp: that folder is 0700 (re-set by every pytest start), and the
+    # server runs as an unprivileged user when the tests run as root.
+    root = Path(tempfile.mkdtemp(prefix="ticktape-pg-"))
+    server = start_postgres(root / "data")
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest_asyncio.fixture
