@@ -90,25 +90,29 @@ def ticker_24hr(series: Series, now_ms: int, started: bool) -> dict[str, Any]:
 
     if lo >= hi:  # the data ended more than 24h ago: nothing traded in the window
         last = p(Decimal(bars.fields(lo - 1)[4]))
-        return _ticker(series.symbol, p(0), "0.000", p(0), last, qty(0), last, last, last,
-                       qty(0), f"{0:.{quote_dp}f}", now_ms - DAY_MS, now_ms, -1, -1, 0)  # fmt: skip
+        return _ticker(
+            series.symbol, change=p(0), pct="0.000", vwap=p(0), last=last, last_qty=qty(0), open_p=last,
+            high=last, low=last, volume=qty(0), quote=f"{0:.{quote_dp}f}", open_time=now_ms - DAY_MS,
+            close_time=now_ms, first_id=-1, last_id=-1, count=0,
+        )  # fmt: skip
     open_p, close_p = Decimal(bars.fields(lo)[1]), Decimal(bars.fields(hi - 1)[4])
+    # max/min over float columns in C, then the recorded text of that bar
     high = bars.fields(bars.highs.index(max(bars.highs[lo:hi]), lo, hi))[2]
     low = bars.fields(bars.lows.index(min(bars.lows[lo:hi]), lo, hi))[3]
     volume, quote = math.fsum(bars.volumes[lo:hi]), math.fsum(bars.quote_volumes[lo:hi])
     change = close_p - open_p
-    pct = (change * 100 / open_p) if open_p else Decimal(0)
     first_id, end_id = series.first_ids[lo], series.first_ids[hi]
     count = end_id - first_id
     return _ticker(
-        series.symbol, p(change), f"{pct:.3f}", p(quote / volume if volume else 0.0), p(close_p),
-        qty(0), p(open_p), p(Decimal(high)), p(Decimal(low)), qty(volume), f"{quote:.{quote_dp}f}",
-        bars.open_times[lo], bars.open_times[hi - 1] + 59_999, first_id if count else -1,
-        end_id - 1 if count else -1, count,
+        series.symbol, change=p(change), pct=f"{change * 100 / open_p if open_p else 0:.3f}",
+        vwap=p(quote / volume if volume else 0.0), last=p(close_p), last_qty=qty(0), open_p=p(open_p),
+        high=p(Decimal(high)), low=p(Decimal(low)), volume=qty(volume), quote=f"{quote:.{quote_dp}f}",
+        open_time=bars.open_times[lo], close_time=bars.open_times[hi - 1] + 59_999,
+        first_id=first_id if count else -1, last_id=end_id - 1 if count else -1, count=count,
     )  # fmt: skip
 
 
-def _ticker(symbol: str, change: str, pct: str, vwap: str, last: str, last_qty: str, open_p: str,
+def _ticker(symbol: str, *, change: str, pct: str, vwap: str, last: str, last_qty: str, open_p: str,
             high: str, low: str, volume: str, quote: str, open_time: int, close_time: int,
             first_id: int, last_id: int, count: int) -> dict[str, Any]:  # fmt: skip
     # Key order as Binance sends it.

@@ -72,8 +72,8 @@ def convert_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("source", type=Path, metavar="SOURCE")
     p.add_argument("outdir", type=Path, metavar="OUTDIR")
-    p.add_argument("--symbol", help="symbol to write (required for freqtrade files not named like BTC_USDT-1m.json); "
-                   "for OctoBot files, the only symbol to convert")  # fmt: skip
+    p.add_argument("--symbol", help="for Lean and freqtrade sources, the symbol to write (required for freqtrade "
+                   "files not named like BTC_USDT-1m.json); for OctoBot files, the only symbol to convert")  # fmt: skip
     return p
 
 

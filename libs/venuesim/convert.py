@@ -5,7 +5,7 @@ Sources:
   time_frame, candle), candle = JSON [open_time_s, o, h, l, c, v]; only time_frame '1m';
   "BTC/USDT" becomes BTCUSDT.
 - QuantConnect Lean minute trade zips: one CSV `<yyyymmdd>_<symbol>_minute_trade[_perp].csv` of
-  `ms_since_midnight,o,h,l,c,v`; date and symbol come from that name.
+  `ms_since_midnight,o,h,l,c,v`; date and symbol come from that name (`--symbol` renames).
 - freqtrade JSON (`.json`, `.json.gz`): [[open_time_ms, o, h, l, c, v], ...]; the symbol is
   `--symbol`, or from a freqtrade name such as `BTC_USDT-1m.json`.
 
@@ -95,8 +95,12 @@ def read_octobot(path: Path, only: str | None = None) -> dict[str, list[Row]]:
         sym = pair.replace("/", "").upper()
         if wanted and sym != wanted:
             continue
-        t, o, h, l, c, v = json.loads(candle, parse_float=str, parse_int=str)  # keep the number text
-        out.setdefault(sym, []).append((int(Decimal(t) * 1000), o, h, l, c, v))
+        try:
+            t, o, h, l, c, v = json.loads(candle, parse_float=str, parse_int=str)  # keep the number text
+            open_ms = int(Decimal(t) * 1000)
+        except (ValueError, TypeError, ArithmeticError):
+            raise ConvertError(f"{path}: {pair} candle is not [t, o, h, l, c, v]: {candle!r:.80}") from None
+        out.setdefault(sym, []).append((open_ms, o, h, l, c, v))
     return out
 
 

@@ -25,7 +25,8 @@ class VenueSim:
 
     start_ms=None: the clock waits for the first WebSocket subscription, then runs from the earliest
     bar's open, so a slow-booting client still sees every bar live. Otherwise it runs from start_ms
-    as soon as the app starts."""
+    as soon as the app starts. heartbeat: seconds between server pings (None: no pings). wall: the
+    monotonic wall clock in seconds, injectable so tests can set sim time exactly."""
 
     def __init__(
         self,
@@ -50,6 +51,12 @@ class VenueSim:
         self.app.add_routes(self.rest.routes() + self.ws.routes())
         self.app.cleanup_ctx.append(self._lifecycle)
         self.app.on_shutdown.append(self._close_sockets)
+
+    def runner(self) -> web.AppRunner:
+        """An AppRunner for this app (call `setup()`, then add a site)."""
+        # /stream?streams= with 1,024 streams (Binance's per-connection maximum) is a ~20 KB request
+        # line, beyond aiohttp's default limit of 8 KB.
+        return web.AppRunner(self.app, handle_signals=False, access_log=None, max_line_size=64 * 1024)
 
     def start_clock(self) -> None:
         """Start the sim clock (idempotent) and release the pump."""
@@ -76,7 +83,7 @@ class VenueSim:
 
 async def serve(sim: VenueSim, host: str, port: int, out: TextIO = sys.stdout) -> None:
     """Listen on host:port (0 = any free port), print the listening line, run until SIGINT/SIGTERM."""
-    runner = web.AppRunner(sim.app, handle_signals=False, access_log=None)
+    runner = sim.runner()
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

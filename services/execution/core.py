@@ -4,6 +4,7 @@ every bar marks the open positions and sub-account equity to its close."""
 from __future__ import annotations
 
 from ticktape import ids, subjects
+from ticktape.memo import InputMemo
 from ticktape.events import (
     AccountUpdated,
     BarClosed,
@@ -49,7 +50,7 @@ class ExecutionCore:
 
     def __init__(self, config: ExecutionConfig) -> None:
         self.config = config
-        self._outputs: dict[str, tuple[Event, ...]] = {}  # input id -> outputs, recent only
+        self._memo = InputMemo(REMEMBERED)
         self.accounts: dict[str, Account] = {
             a.name: Account(a.name, a.initial_equity) for a in config.accounts
         }
@@ -63,14 +64,7 @@ class ExecutionCore:
 
         The same input twice (same event_id, within the last REMEMBERED) is applied once and
         returns the same outputs again; their ids are the same, so JetStream drops repeats."""
-        done = self._outputs.get(event.event_id)
-        if done is not None:
-            return list(done)
-        out = self._apply(event)
-        self._outputs[event.event_id] = tuple(out)
-        if len(self._outputs) > REMEMBERED:
-            del self._outputs[next(iter(self._outputs))]  # oldest first: insertion order
-        return out
+        return self._memo.apply(event, self._apply)
 
     def _apply(self, event: Event) -> list[Event]:
         match event:

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 
 from ticktape import ids, subjects
+from ticktape.memo import InputMemo
 from ticktape.events import (
     AccountUpdated,
     EmergencyStop,
@@ -77,7 +78,7 @@ class RiskCore:
 
     def __init__(self, config: RiskConfig) -> None:
         self.config = config
-        self._outputs: dict[str, tuple[Event, ...]] = {}  # input id -> outputs, recent only
+        self._memo = InputMemo(REMEMBERED)
         self.books: dict[str, _Book] = {a.name: _Book(a) for a in config.accounts}
         self.pending: dict[str, _Pending] = {}  # order_id -> approved, not yet filled/canceled
 
@@ -86,14 +87,7 @@ class RiskCore:
 
         The same input twice (same event_id, within the last REMEMBERED) is applied once and
         returns the same outputs again; their ids are the same, so JetStream drops repeats."""
-        done = self._outputs.get(event.event_id)
-        if done is not None:
-            return list(done)
-        out = self._apply(event)
-        self._outputs[event.event_id] = tuple(out)
-        if len(self._outputs) > REMEMBERED:
-            del self._outputs[next(iter(self._outputs))]  # oldest first: insertion order
-        return out
+        return self._memo.apply(event, self._apply)
 
     def _apply(self, event: Event) -> list[Event]:
         match event:

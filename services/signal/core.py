@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ticktape import ids, subjects
+from ticktape.memo import InputMemo
 from ticktape.events import BarClosed, Event, SignalGenerated
 from ticktape.events.signals import Side
 
@@ -36,7 +37,7 @@ class SignalCore:
         self, config: SignalConfig, *, strategies: Sequence[Strategy] | None = None
     ) -> None:
         self.config = config
-        self._outputs: dict[str, tuple[Event, ...]] = {}  # input id -> outputs, recent only
+        self._memo = InputMemo(REMEMBERED)
         if strategies is None:
             strategies = [build(s) for s in config.strategies]
         self.strategies: tuple[Strategy, ...] = tuple(strategies)
@@ -57,14 +58,7 @@ class SignalCore:
 
         The same input twice (same event_id, within the last REMEMBERED) is applied once and
         returns the same outputs again; their ids are the same, so JetStream drops repeats."""
-        done = self._outputs.get(event.event_id)
-        if done is not None:
-            return list(done)
-        out = self._apply(event)
-        self._outputs[event.event_id] = tuple(out)
-        if len(self._outputs) > REMEMBERED:
-            del self._outputs[next(iter(self._outputs))]  # oldest first: insertion order
-        return out
+        return self._memo.apply(event, self._apply)
 
     def _apply(self, event: Event) -> list[Event]:
         if not isinstance(event, BarClosed) or event.timeframe != self.config.timeframe:

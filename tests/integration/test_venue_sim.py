@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -36,7 +35,7 @@ async def start_sim() -> AsyncIterator[StartSim]:
 
     async def start(series: dict[str, list[Bar]], **kwargs: Any) -> tuple[VenueSim, str]:
         sim = VenueSim(series, **kwargs)
-        runner = web.AppRunner(sim.app)
+        runner = sim.runner()
         await runner.setup()
         runners.append(runner)
         await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -74,8 +73,9 @@ async def test_rest_when_queried_then_binance_shapes(series, start_sim, http):
     assert await get(http, f"{base}/fapi/v1/time") == (200, {"serverTime": t0 + 90_000})
     status, info = await get(http, f"{base}/fapi/v1/exchangeInfo")
     assert status == 200 and info["serverTime"] == t0 + 90_000
-    assert [(s["symbol"], s["baseAsset"], s["quoteAsset"], s["contractType"], s["status"]) for s in info["symbols"]] == [
-        ("BTCUSDT", "BTC", "USDT", "PERPETUAL", "TRADING"), ("ETHUSDT", "ETH", "USDT", "PERPETUAL", "TRADING")]  # fmt: skip
+    assert [(s["symbol"], s["baseAsset"], s["quoteAsset"], s["contractType"], s["status"])
+            for s in info["symbols"]] == [("BTCUSDT", "BTC", "USDT", "PERPETUAL", "TRADING"),
+                                          ("ETHUSDT", "ETH", "USDT", "PERPETUAL", "TRADING")]  # fmt: skip
     status, tickers = await get(http, f"{base}/fapi/v1/ticker/24hr")
     assert status == 200 and [t["symbol"] for t in tickers] == ["BTCUSDT", "ETHUSDT"]
     status, ticker = await get(http, f"{base}/fapi/v1/ticker/24hr?symbol=ETHUSDT")
@@ -194,8 +194,8 @@ async def test_raw_stream_when_live_subscribe_and_unsubscribe_then_frames_follow
         await ws.send_json({"method": "SUBSCRIBE", "params": ["ethusdt@kline_1m"], "id": 4})
         got = await receive_until(ws, lambda ms: sum(1 for m in ms if m.get("s") == "ETHUSDT" and m["k"]["x"]) >= 2)
         replies = [m for m in got if "id" in m]
-        assert replies == [
-            {"result": ["btcusdt@kline_1m"], "id": 2}, {"result": None, "id": 3}, {"result": None, "id": 4}]  # fmt: skip
+        assert replies == [{"result": ["btcusdt@kline_1m"], "id": 2}, {"result": None, "id": 3},
+                           {"result": None, "id": 4}]  # fmt: skip
         after_unsubscribe = got[got.index({"result": None, "id": 3}) + 1 :]
         assert all(m.get("s") != "BTCUSDT" for m in after_unsubscribe)
 

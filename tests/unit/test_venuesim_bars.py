@@ -10,7 +10,10 @@ from venuesim.bars import BarDataError, align, load_csv, load_dir, symbol_of
 from venuesim.clock import SimClock
 
 T0 = 1_700_000_040_000 - 1_700_000_040_000 % 60_000
-HEADER = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n"
+HEADER = (
+    "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
+    "taker_buy_volume,taker_buy_quote_volume,ignore\n"
+)
 
 
 def row(t: int, close: str = "101.50", scale: int = 1) -> str:
@@ -26,7 +29,8 @@ def test_load_csv_when_ms_rows_then_keeps_recorded_text(tmp_path):
     bars = load_csv(write(tmp_path / "BTCUSDT-1m-2023-11-14.csv", row(T0), row(T0 + 60_000, close="101.40")))
     assert [b.open_time for b in bars] == [T0, T0 + 60_000]
     first = bars[0]
-    assert (first.open, first.high, first.low, first.close, first.volume) == ("100.00", "102.10", "99.90", "101.50", "12.345")
+    assert (first.open, first.high, first.low, first.close, first.volume) == (
+        "100.00", "102.10", "99.90", "101.50", "12.345")  # fmt: skip
     assert (first.close_time, first.quote_volume, first.trades, first.taker_base, first.taker_quote) == (
         T0 + 59_999, "1250.5", 42, "6.1", "618.0")
     assert bars[1].close == "101.40"

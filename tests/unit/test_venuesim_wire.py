@@ -11,6 +11,7 @@ from venuesim.bars import Bar, BarSeries
 from venuesim.binance_usdm import kline_event, kline_row, ticker_24hr, zero_like
 from venuesim.exchange_info import exchange_info, split_symbol
 from venuesim.market import DAY_MS, Market, Series
+from venuesim.pump import initial_events
 
 T0 = 1_699_999_980_000  # a minute boundary
 
@@ -65,7 +66,8 @@ def test_kline_event_when_closed_then_carries_recorded_bar_and_synthetic_trade_i
 def test_kline_event_when_in_progress_then_open_price_and_zero_volume():
     k = kline_event(series(), 1, T0 + 60_000, closed=False)["k"]
     assert (k["o"], k["h"], k["l"], k["c"]) == ("100.50",) * 4
-    assert (k["v"], k["q"], k["V"], k["Q"], k["n"], k["f"], k["L"], k["x"]) == ("0.000", "0.00", "0.000", "0.00", 0, -1, -1, False)
+    assert (k["v"], k["q"], k["V"], k["Q"], k["n"], k["f"], k["L"], k["x"]) == (
+        "0.000", "0.00", "0.000", "0.00", 0, -1, -1, False)  # fmt: skip
 
 
 def test_zero_like_when_decimals_then_same_width():
@@ -109,7 +111,8 @@ def test_ticker_when_bar_in_progress_then_excluded():
 
 
 def test_ticker_when_clock_not_started_then_first_24h_of_data():
-    long = Series("BTCUSDT", BarSeries.from_bars([bar(i, "1.0", "1.0", "1.0", "1.0", "1.0", "1.0", 1) for i in range(1500)]))
+    flat = [bar(i, "1.0", "1.0", "1.0", "1.0", "1.0", "1.0", 1) for i in range(1500)]
+    long = Series("BTCUSDT", BarSeries.from_bars(flat))
     t = ticker_24hr(long, T0, started=False)
     assert (t["openTime"], t["closeTime"], t["count"]) == (T0, T0 + DAY_MS - 1, 1440)
 
@@ -125,7 +128,8 @@ def test_split_symbol_when_known_quote_suffix_then_base_and_quote():
 
 
 def test_exchange_info_when_built_then_same_shape_as_real_capture():
-    real = json.loads(shared_data("nautilus_trader", "binance_rest", "http_futures_market_exchange_info.json").read_text())
+    capture = shared_data("nautilus_trader", "binance_rest", "http_futures_market_exchange_info.json")
+    real = json.loads(capture.read_text())
     ours = exchange_info(Market({"BTCUSDT": BarSeries.from_bars(BARS)}), T0)
     assert set(ours) >= set(real)
     real_symbol, symbol = real["symbols"][0], ours["symbols"][0]
@@ -135,3 +139,9 @@ def test_exchange_info_when_built_then_same_shape_as_real_capture():
     assert (symbol["pricePrecision"], symbol["quantityPrecision"], symbol["onboardDate"]) == (2, 1, T0)
     price_filter = next(f for f in symbol["filters"] if f["filterType"] == "PRICE_FILTER")
     assert price_filter["tickSize"] == "0.01"
+
+
+def test_initial_events_when_clock_starts_mid_bar_then_that_bar_opens_at_once():
+    market = Market({"BTCUSDT": BarSeries.from_bars(BARS)})
+    assert initial_events(market, T0 + 90_000) == [(T0 + 60_000, 1, 0, 1)]  # bar 1, due already
+    assert initial_events(market, T0 + 10 * 60_000) == []  # all closed: left to REST

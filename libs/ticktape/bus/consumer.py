@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import nats.errors
+import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -145,7 +146,7 @@ class CoreConsumer:
             return
         parent = telemetry.extract(headers)
         self._remember(event.event_id, parent)
-        with self._tracer.start_as_current_span(
+        with structlog.contextvars.bound_contextvars(event_id=event.event_id), self._tracer.start_as_current_span(
             f"{self.service} handle {event.__struct_config__.tag}", context=parent,
             kind=trace.SpanKind.CONSUMER,
             attributes={"ticktape.event_id": event.event_id, "messaging.destination": msg.subject},
@@ -163,6 +164,8 @@ class CoreConsumer:
             if outputs:
                 await publish_batch(self.js, [(out, self._headers_for(out)) for out in outputs])
                 self.metrics.published(len(outputs))
+            self.log.debug("handled", type=event.__struct_config__.tag, stream_seq=seq,
+                           outputs=[o.event_id for o in outputs])
         await msg.ack()
         self._done(seq)
 

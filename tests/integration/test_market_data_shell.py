@@ -1,0 +1,76 @@
+"""The market-data shell on a real nats-server: malformed frames are dead-lettered and counted,
+closed bars are published once, even across a restart."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import aiohttp
+import pytest
+
+from ticktape import subjects
+from ticktape.events import BarClosed, DeadLettered
+from ticktape.runtime import open_runtime
+from ticktape.testing.bus import stream_events
+from ticktape.testing.services import common_settings
+
+from services.market_data.config import MarketDataConfig
+from services.market_data.service import MarketDataShell
+
+
+def kline_frame(symbol: str, open_ms: int, closed: bool = True, close: str = "101.5") -> bytes:
+    return json.dumps({"stream": f"{symbol.lower()}@kline_1m", "data": {
+        "e": "kline", "E": open_ms + 60_000, "s": symbol, "k": {
+            "t": open_ms, "T": open_ms + 59_999, "s": symbol, "i": "1m", "f": 1, "L": 9,
+            "o": "100.0", "c": close, "h": "102.0", "l": "99.5", "v": "12.5", "n": 9, "x": closed,
+            "q": "1262.5", "V": "6.0", "Q": "606.0", "B": "0"}}}).encode()
+
+
+@pytest.fixture
+async def shell(nats_url):
+    rt = await open_runtime("market_data", common_settings(nats_url), raw={})
+    async with aiohttp.ClientSession() as session:
+        yield MarketDataShell(rt, MarketDataConfig(), session)
+    await rt.nc.drain()
+
+
+@pytest.mark.parametrize("frame", [
+    b"{truncated", b'{"stream":"btcusdt@kline_1m","data":{"e":"kline","s":"BTCUSDT"}}',
+    kline_frame("BTCUSDT", 1_700_000_000_000, close="abc"), b"\x00\x01binary",
+])
+async def test_malformed_frame_then_dead_lettered_counted_and_not_published(shell, frame):
+    await shell.on_frame(0, frame)
+    letters = await stream_events(shell.rt.js, "TICKTAPE_DLQ", ["dlq.market_data"])
+    assert len(letters) == 1 and isinstance(letters[0], DeadLettered)
+    assert base64.b64decode(letters[0].payload_b64) == frame
+    assert letters[0].source.startswith("ws:binance_usdm:shard0") and letters[0].error
+    assert shell.rt.metrics.value("ticktape_rejected", reason="malformed_frame") == 1
+    assert await stream_events(shell.rt.js, "TICKTAPE", [subjects.ALL_BARS]) == []
+
+
+async def test_closed_frames_then_each_bar_published_once_and_open_frames_ignored(shell):
+    t0 = 1_700_000_040_000 - 1_700_000_040_000 % 60_000
+    for frame in [kline_frame("BTCUSDT", t0, closed=False), kline_frame("BTCUSDT", t0),
+                  kline_frame("BTCUSDT", t0), kline_frame("BTCUSDT", t0 + 60_000)]:
+        await shell.on_frame(0, frame)
+    bars = await stream_events(shell.rt.js, "TICKTAPE", [subjects.ALL_BARS])
+    assert [b.open_time for b in bars] == [t0 * 1_000_000, (t0 + 60_000) * 1_000_000]
+    assert all(isinstance(b, BarClosed) and b.close == 101.5 for b in bars)
+
+
+async def test_restarted_shell_then_seeded_from_the_stream_and_never_republishes(nats_url, shell):
+    t0 = 1_700_000_040_000 - 1_700_000_040_000 % 60_000
+    await shell.on_frame(0, kline_frame("ETHUSDT", t0))
+    rt2 = await open_runtime("market_data", common_settings(nats_url), raw={})
+    try:
+        async with aiohttp.ClientSession() as session:
+            fresh = MarketDataShell(rt2, MarketDataConfig(), session)
+            await fresh._seed("ETHUSDT")
+            await fresh.on_frame(0, kline_frame("ETHUSDT", t0))  # the venue resends the last bar
+            await fresh.on_frame(0, kline_frame("ETHUSDT", t0 + 60_000))
+    finally:
+        await rt2.nc.drain()
+    bars = await stream_events(shell.rt.js, "TICKTAPE", [subjects.ALL_BARS])
+    assert [b.open_time // 1_000_000 for b in bars] == [t0, t0 + 60_000]
+    assert rt2.metrics.value("ticktape_published") == 1
