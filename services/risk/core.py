@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 
 from ticktape import ids, subjects
+from ticktape.errors import InvalidInput
 from ticktape.memo import InputMemo
 from ticktape.events import (
     AccountUpdated,
@@ -142,7 +143,7 @@ class RiskCore:
             return None
         price = signal.price
         if not (math.isfinite(price) and price > 0):
-            raise ValueError(f"signal {signal.event_id} has a bad price {price!r}")
+            raise InvalidInput(f"signal {signal.event_id} has a bad price {price!r}")
         key = (signal.venue, signal.symbol)
         book.prices[key] = price
         sign = {"long": 1, "short": -1 if cfg.allow_short else 0, "flat": 0}[signal.side]

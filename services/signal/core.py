@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from ticktape import ids, subjects
+from ticktape.errors import InvalidInput
+from ticktape.events.market import bar_problem
 from ticktape.memo import InputMemo
 from ticktape.events import BarClosed, Event, SignalGenerated
 from ticktape.events.signals import Side
@@ -63,6 +65,9 @@ class SignalCore:
     def _apply(self, event: Event) -> list[Event]:
         if not isinstance(event, BarClosed) or event.timeframe != self.config.timeframe:
             return []
+        problem = bar_problem(event)
+        if problem:  # bad data is rejected as input; it must not quarantine sound strategies
+            raise InvalidInput(f"bar {event.symbol} {event.open_time}: {problem}")
         key = (event.venue, event.symbol)
         last = self._last_open.get(key)
         if last is not None and event.open_time <= last:

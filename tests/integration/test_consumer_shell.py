@@ -127,3 +127,20 @@ async def test_plain_nats_client_reads_dead_letters_as_json(nats_url, js):
         finally:
             await nc.close()
     assert body["type"] == "dlq.dead_lettered" and body["service"] == "signal"
+
+
+async def test_bar_with_negative_price_then_rejected_as_invalid_input_and_strategies_keep_running(nats_url, js):
+    import msgspec
+
+    bars = wave_bars(n=100)
+    bad = msgspec.structs.replace(bars[60], close=-1.0, event_id="bad-bar")
+    await publish_batch(js, [(b, {}) for b in bars[:60]] + [(bad, {})] + [(b, {}) for b in bars[60:]])
+    expected = reference_signals(bars)
+    async with running_service("signal", serve_signal, SignalConfig(), common_settings(nats_url)) as rt:
+        await eventually(lambda: _when_len(signals_on_bus(js), len(expected)), timeout=20,
+                         what="signals after the bad bar")
+        await eventually(lambda: rt.metrics.value("ticktape_rejected", reason="invalid_input") == 1,
+                         what="invalid input counted")
+        assert rt.metrics.value("ticktape_errors", kind="strategy_quarantined") == 0
+    letters = await stream_events(js, "TICKTAPE_DLQ", [subjects.dead_letter("signal")])
+    assert [letter.stream_seq for letter in letters] == [61]

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ticktape import ids
+from ticktape.errors import InvalidInput
 from ticktape.clock import MINUTE_NS, NS_PER_MS
 from ticktape.events import BarClosed, Event, SignalGenerated
 
@@ -225,12 +226,15 @@ def test_signal_when_strategy_raises_then_quarantined_and_others_keep_running() 
     assert bad.calls == 3  # never called again
 
 
-def test_signal_when_close_is_nan_then_strategies_quarantined() -> None:
+@pytest.mark.parametrize("close", [math.nan, math.inf, 0.0, -1.0])
+def test_signal_when_bar_is_invalid_then_rejected_as_input_and_no_strategy_quarantined(close) -> None:
     core = SignalCore(SignalConfig())
-    assert core.handle(bar(0, math.nan)) == []
-    assert set(core.quarantined) == {"ensemble9", "ema_cross_9_21"}
-    assert "bad close" in core.quarantined["ensemble9"]
-    assert feed(core, RISING * 5, start=1) == []
+    with pytest.raises(InvalidInput):
+        core.handle(bar(0, close))
+    assert core.quarantined == {}
+    # the bad bar changed nothing: the same sound bars then give what a fresh core gives
+    fresh = SignalCore(SignalConfig())
+    assert feed(core, RISING * 5) == feed(fresh, RISING * 5) != []
 
 
 def test_signal_when_same_bars_fed_twice_then_outputs_are_byte_identical() -> None:

@@ -28,6 +28,7 @@ from ticktape import subjects, telemetry
 from ticktape.bus.deadletter import dead_letter
 from ticktape.bus.publisher import publish_batch
 from ticktape.bus.reader import read_range
+from ticktape.errors import InvalidInput
 from ticktape.events import Event
 from ticktape.events.codec import DecodeError, UnknownEventType, decode
 from ticktape.metrics import ServiceMetrics
@@ -153,6 +154,9 @@ class CoreConsumer:
         ):
             try:
                 outputs = self.core.handle(event)
+            except InvalidInput as exc:
+                await self._reject(msg, seq, headers, "invalid_input", str(exc))
+                return
             except Exception as exc:  # a core bug must not stop the service or lose the input
                 self.metrics.error("core")
                 self.log.error("core failed; input dead-lettered", event_id=event.event_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ticktape.events.envelope import Envelope
 
 
@@ -24,3 +26,16 @@ class BarClosed(Envelope, frozen=True, kw_only=True, tag="md.bar.closed"):
     taker_buy_volume: float = 0.0
     taker_buy_quote_volume: float = 0.0
     backfilled: bool = False
+
+
+def bar_problem(bar: BarClosed) -> str | None:
+    """Why a bar cannot be traded on (non-finite or non-positive prices, high < low, open or
+    close outside [low, high], negative volume), or None when it is sound."""
+    prices = (bar.open, bar.high, bar.low, bar.close)
+    if not all(math.isfinite(p) and p > 0 for p in prices):
+        return f"prices must be finite and > 0 (got o={bar.open} h={bar.high} l={bar.low} c={bar.close})"
+    if not (bar.low <= min(bar.open, bar.close) and max(bar.open, bar.close) <= bar.high):
+        return f"open/close must lie within [low, high] (got o={bar.open} h={bar.high} l={bar.low} c={bar.close})"
+    if not (math.isfinite(bar.volume) and bar.volume >= 0):
+        return f"volume must be finite and >= 0 (got {bar.volume})"
+    return None
