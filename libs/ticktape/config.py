@@ -45,6 +45,8 @@ class NatsSettings(_Section, frozen=True, kw_only=True):
     url: str = "nats://127.0.0.1:4222"
     stream: str = "TICKTAPE"
     dlq_stream: str = "TICKTAPE_DLQ"
+    trades_stream: str = "TICKTAPE_TRADES"
+    trades_max_age_days: Annotated[float, msgspec.Meta(ge=0)] = 2.0
     duplicate_window_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
     max_age_days: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1

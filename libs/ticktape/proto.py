@@ -82,6 +82,7 @@ def render() -> dict[str, str]:
     files["streams.json"] = _dump({
         "streams": {
             subjects.EVENTS_STREAM: list(subjects.EVENTS_STREAM_SUBJECTS),
+            subjects.TRADES_STREAM: list(subjects.TRADES_STREAM_SUBJECTS),
             subjects.DLQ_STREAM: list(subjects.DLQ_STREAM_SUBJECTS),
         }
     })

@@ -16,6 +16,8 @@ from ticktape import events as ev
 # order: a replay that reads the stream in sequence feeds each core exactly what it saw live.
 EVENTS_STREAM = "TICKTAPE"
 DLQ_STREAM = "TICKTAPE_DLQ"
+# Public trades are orders of magnitude more numerous than bars: their own stream, own limits.
+TRADES_STREAM = "TICKTAPE_TRADES"
 
 _BAD = re.compile(r"[.*>\s]")
 
@@ -38,6 +40,18 @@ def bar(venue: str, symbol: str, timeframe: str) -> str:
 def bars(venue: str = "*", symbol: str = "*", timeframe: str = "*") -> str:
     """A filter over bars; '*' for any token."""
     return f"md.bar.{venue}.{symbol}.{timeframe}"
+
+
+def trade(venue: str, symbol: str) -> str:
+    return f"md.trade.{token(venue)}.{token(symbol)}"
+
+
+def status(venue: str) -> str:
+    return f"md.status.{token(venue)}"
+
+
+def session(session_id: str) -> str:
+    return f"sessions.{token(session_id)}"
 
 
 def universe(venue: str) -> str:
@@ -80,6 +94,9 @@ CONTROL_EMERGENCY_STOP = "control.emergency_stop"
 CONTROL_RESUME = "control.resume"
 
 ALL_BARS = "md.bar.>"
+ALL_TRADES = "md.trade.>"
+ALL_STATUS = "md.status.>"
+ALL_SESSIONS = "sessions.>"
 ALL_UNIVERSES = "symbols.universe.>"
 ALL_SIGNALS = "signals.>"
 ALL_RISK = "risk.>"
@@ -118,6 +135,12 @@ def for_event(event: ev.Event) -> str:
             return CONTROL_RESUME
         case ev.DeadLettered():
             return dead_letter(event.service)
+        case ev.TradeTick():
+            return trade(event.venue, event.symbol)
+        case ev.MarketDataStatus():
+            return status(event.venue)
+        case ev.SessionStarted() | ev.SessionStopped():
+            return session(event.session_id)
     raise SubjectError(f"no subject for {type(event).__name__}")
 
 
@@ -155,14 +178,21 @@ CHANNELS: tuple[Channel, ...] = (
             "Emergency stop: halt all new orders and cancel pending ones."),
     Channel(CONTROL_RESUME, EVENTS_STREAM, (ev.ResumeTrading,), "operator",
             "Lift an emergency stop."),
+    Channel("md.trade.{venue}.{symbol}", TRADES_STREAM, (ev.TradeTick,), "market_data",
+            "Public trades, normalized across venues."),
+    Channel("md.status.{venue}", EVENTS_STREAM, (ev.MarketDataStatus,), "market_data",
+            "Per-shard WebSocket health: connected, last frame age, reconnects, frames/s."),
+    Channel("sessions.{session_id}", EVENTS_STREAM, (ev.SessionStarted, ev.SessionStopped), "ticktape up",
+            "Session lifecycle: effective config, its hash, code version, start and stop."),
     Channel("dlq.{service}", DLQ_STREAM, (ev.DeadLettered,), "any service",
             "Input a service could not process, kept whole with the error."),
 )
 
 EVENTS_STREAM_SUBJECTS: tuple[str, ...] = (
-    "md.>", "symbols.>", "signals.>", "risk.>", "orders.>", "fills.>", "positions.>",
-    "accounts.>", "control.>",
+    ALL_BARS, ALL_STATUS, "symbols.>", "signals.>", "risk.>", "orders.>", "fills.>", "positions.>",
+    "accounts.>", "control.>", ALL_SESSIONS,
 )
+TRADES_STREAM_SUBJECTS: tuple[str, ...] = (ALL_TRADES,)
 DLQ_STREAM_SUBJECTS: tuple[str, ...] = (ALL_DLQ,)
 
 

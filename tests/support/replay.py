@@ -5,42 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ticktape import events as ev
+from ticktape.corespec import load_specs
 from ticktape.events.codec import encode
 from ticktape.subjects import matches
-
-from services.execution.config import ExecutionConfig
-from services.execution.core import FILTER_SUBJECTS as EXECUTION_FILTERS
-from services.execution.core import ExecutionCore
-from services.risk.config import RiskConfig
-from services.risk.core import FILTER_SUBJECTS as RISK_FILTERS
-from services.risk.core import RiskCore
-from services.signal.config import SignalConfig
-from services.signal.core import SignalCore, filter_subjects
-
-OUTPUTS = {
-    "signal": (ev.SignalGenerated,),
-    "risk": (ev.OrderApproved, ev.OrderRejected),
-    "execution": (ev.OrderSubmitted, ev.OrderCanceled, ev.OrderFilled, ev.PositionUpdated, ev.AccountUpdated),
-}
-
-
-def default_cores() -> dict[str, tuple[object, Sequence[str]]]:
-    return {
-        "signal": (SignalCore(SignalConfig()), filter_subjects(SignalConfig())),
-        "risk": (RiskCore(RiskConfig()), RISK_FILTERS),
-        "execution": (ExecutionCore(ExecutionConfig()), EXECUTION_FILTERS),
-    }
 
 
 def replay_mismatches(recorded: Sequence[tuple[str, ev.Event]]) -> dict[str, str]:
     """For each core: '' when replaying its inputs in stream order reproduces its recorded
     outputs byte for byte, else a description of the first divergence."""
     result = {}
-    for name, (core, filters) in default_cores().items():
-        replayed = [out for subject, event in recorded if any(matches(f, subject) for f in filters)
-                    for out in core.handle(event)]  # type: ignore[attr-defined]
-        live = [event for _, event in recorded if isinstance(event, OUTPUTS[name])]
-        result[name] = _first_difference(live, replayed)
+    for spec in load_specs({}):
+        replayed = [out for subject, event in recorded if any(matches(f, subject) for f in spec.filter_subjects)
+                    for out in spec.core.handle(event)]
+        live = [event for _, event in recorded if isinstance(event, spec.outputs)]
+        result[spec.name] = _first_difference(live, replayed)
     return result
 
 

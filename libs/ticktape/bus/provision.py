@@ -22,6 +22,9 @@ def stream_configs(settings: NatsSettings) -> list[StreamConfig]:
     return [
         StreamConfig(name=settings.stream, subjects=list(subjects.EVENTS_STREAM_SUBJECTS),
                      max_age=max_age, description="ticktape event log", **common),
+        StreamConfig(name=settings.trades_stream, subjects=list(subjects.TRADES_STREAM_SUBJECTS),
+                     max_age=(settings.trades_max_age_days * 86400.0) or None,
+                     description="ticktape public trades", **common),
         StreamConfig(name=settings.dlq_stream, subjects=list(subjects.DLQ_STREAM_SUBJECTS),
                      description="ticktape dead letters", **common),
     ]

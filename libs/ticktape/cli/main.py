@@ -1,30 +1,30 @@
-"""Entry point of the `ticktape` command."""
+"""Entry point of the `ticktape` command: each subcommand lives in its own module under
+ticktape.cli and registers itself with `add_parser(subparsers)`."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
-from ticktape.cli import up
+COMMANDS = (
+    "ticktape.cli.up",
+    "ticktape.cli.proto",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "venue-sim":
+    if argv and argv[0] == "venue-sim":  # the simulator owns its own argument parser
         from venuesim.cli import main as venue_sim_main
 
         return venue_sim_main(argv[1:])
     parser = argparse.ArgumentParser(prog="ticktape", description="event-sourced crypto trading on NATS JetStream")
     sub = parser.add_subparsers(dest="command", required=True)
-    up.add_parser(sub)
-    sub.add_parser("venue-sim", help="serve recorded bars over Binance's wire protocols (see --help)")
-    p = sub.add_parser("proto", help="regenerate proto/ (JSON Schemas and AsyncAPI) from the code")
-    p.add_argument("--check", action="store_true", help="exit 1 if proto/ differs from the code")
+    sub.add_parser("venue-sim", help="serve recorded market data over the venues' wire protocols (see --help)")
+    for name in COMMANDS:
+        importlib.import_module(name).add_parser(sub)
     args = parser.parse_args(argv)
-    if args.command == "proto":
-        from ticktape.proto import main as proto_main
-
-        return proto_main(check=args.check)
     return int(args.func(args))
 
 

@@ -14,8 +14,9 @@ from ticktape.events.execution import (
     OrderSubmitted,
     PositionUpdated,
 )
-from ticktape.events.market import BarClosed
+from ticktape.events.market import BarClosed, MarketDataStatus, ShardStatus, TradeTick
 from ticktape.events.risk import OrderApproved, OrderRejected
+from ticktape.events.session import SessionStarted, SessionStopped
 from ticktape.events.signals import SignalGenerated, Vote
 from ticktape.events.universe import UniverseMember, UniverseUpdated
 
@@ -33,6 +34,10 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     EmergencyStop,
     ResumeTrading,
     DeadLettered,
+    TradeTick,
+    MarketDataStatus,
+    SessionStarted,
+    SessionStopped,
 )
 
 Event = Union[
@@ -49,6 +54,10 @@ Event = Union[
     EmergencyStop,
     ResumeTrading,
     DeadLettered,
+    TradeTick,
+    MarketDataStatus,
+    SessionStarted,
+    SessionStopped,
 ]
 
 
@@ -62,6 +71,11 @@ __all__ = [
     "DeadLettered",
     "EVENT_TYPES",
     "EmergencyStop",
+    "MarketDataStatus",
+    "SessionStarted",
+    "SessionStopped",
+    "ShardStatus",
+    "TradeTick",
     "Envelope",
     "Event",
     "OrderApproved",

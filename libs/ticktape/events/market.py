@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import msgspec
+
 from ticktape.events.envelope import Envelope
 
 
@@ -39,3 +41,31 @@ def bar_problem(bar: BarClosed) -> str | None:
     if not (math.isfinite(bar.volume) and bar.volume >= 0):
         return f"volume must be finite and >= 0 (got {bar.volume})"
     return None
+
+
+class TradeTick(Envelope, frozen=True, kw_only=True, tag="md.trade"):
+    """One public trade. aggressor is the taker's side ("buy"/"sell"), "" when the venue does
+    not say. trade_id is the venue's id as a string."""
+
+    venue: str
+    symbol: str
+    trade_id: str
+    price: float
+    size: float
+    aggressor: str = ""
+
+
+class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
+    shard: int
+    connected: bool
+    symbols: int
+    last_frame_age_ms: int | None
+    reconnects: int
+    frames_per_s: float
+
+
+class MarketDataStatus(Envelope, frozen=True, kw_only=True, tag="md.status"):
+    """Health of one venue's WebSocket shards, published periodically."""
+
+    venue: str
+    shards: tuple[ShardStatus, ...]

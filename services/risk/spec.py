@@ -1,0 +1,17 @@
+"""Registers this service's core for replay (entry point group ticktape.cores)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ticktape import config as cfg
+from ticktape import events as ev
+from ticktape.corespec import CoreSpec
+
+from services.risk.config import RiskConfig
+from services.risk.core import FILTER_SUBJECTS, RiskCore
+
+
+def core_spec(raw: dict[str, Any]) -> CoreSpec:
+    config = cfg.load_section("risk", RiskConfig, raw)
+    return CoreSpec("risk", RiskCore(config), tuple(FILTER_SUBJECTS), (ev.OrderApproved, ev.OrderRejected))
