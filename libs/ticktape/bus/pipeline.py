@@ -1,0 +1,52 @@
+"""A pipelined JetStream publisher for high-volume producers (market data).
+
+publish() sends without waiting for the ack; at most `window` acks are outstanding, and flush()
+waits for all of them. An ack that fails (timeout, no stream) is retried with the same
+Nats-Msg-Id, so a retry can never duplicate. Messages leave in publish() order on one connection,
+so the stream keeps that order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from nats.js import JetStreamContext
+
+from ticktape import subjects
+from ticktape.bus.publisher import msg_headers, publish_batch
+from ticktape.events import Event
+from ticktape.events.codec import encode
+
+
+class PipelinedPublisher:
+    def __init__(self, js: JetStreamContext, window: int = 2000) -> None:
+        self.js = js
+        self.window = window
+        self._pending: deque[tuple[asyncio.Future[object], Event, dict[str, str] | None]] = deque()
+        self.published = 0
+        self.retried = 0
+
+    async def publish(self, event: Event, headers: dict[str, str] | None = None) -> None:
+        future = await self.js.publish_async(subjects.for_event(event), encode(event),
+                                             headers=msg_headers(event, headers))
+        self._pending.append((future, event, headers))
+        if len(self._pending) >= self.window:
+            await self._settle(len(self._pending) // 2)
+
+    async def flush(self) -> None:
+        """Wait until everything published so far is acked by JetStream."""
+        await self._settle(len(self._pending))
+
+    async def _settle(self, n: int) -> None:
+        failed: list[tuple[Event, dict[str, str]]] = []
+        for _ in range(n):
+            future, event, headers = self._pending.popleft()
+            try:
+                await asyncio.wait_for(future, timeout=10.0)
+                self.published += 1
+            except Exception:  # noqa: BLE001 - any failed ack is retried with the same id
+                failed.append((event, headers or {}))
+        if failed:
+            self.retried += len(failed)
+            await publish_batch(self.js, failed)
+            self.published += len(failed)

@@ -1,0 +1,3 @@
+from services.archive.service import main
+
+main()
