@@ -20,7 +20,7 @@ import yaml
 
 EXIT_CONFIG = 78  # EX_CONFIG: the supervisor does not restart a service that exits with it
 
-SERVICE_SECTIONS = ("market_data", "symbol_registry", "signal", "risk", "execution")
+SERVICE_SECTIONS = ("market_data", "symbol_registry", "signal", "risk", "execution", "audit", "archive")
 ENV_ALIASES = {
     "TICKTAPE_NATS_URL": ("nats", "url"),
     "TICKTAPE_PG_DSN": ("postgres", "dsn"),

@@ -1,5 +1,11 @@
 """`ticktape up`: every service as its own OS process in the foreground, restarted when it
-crashes, all stopped cleanly on Ctrl-C or SIGTERM."""
+crashes, all stopped cleanly on Ctrl-C or SIGTERM.
+
+Stopping is ordered so a session ends with nothing half-processed: the `stop_first` services
+(the producers) stop, then `drain()` waits for the consumers to finish their input, then the rest
+stop. `drained` records whether that wait succeeded (the drain is given a callable that says
+whether any consumer is still running, so it gives up at once when they all died, e.g. on a
+terminal's Ctrl-C, which reaches every process of the group)."""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,9 +39,13 @@ class Child:
 
 class Supervisor:
     def __init__(self, env: dict[str, str], run_dir: Path, services: tuple[str, ...] = SERVICE_SECTIONS,
-                 extra_args: dict[str, list[str]] | None = None) -> None:
+                 extra_args: dict[str, list[str]] | None = None, *, stop_first: tuple[str, ...] = (),
+                 drain: Callable[[Callable[[], bool]], bool] | None = None) -> None:
         self.env = env
         self.run_dir = run_dir
+        self.stop_first = stop_first
+        self.drain = drain
+        self.drained: bool | None = None
         self.children = [
             Child(name, [sys.executable, "-m", f"services.{name}", *(extra_args or {}).get(name, [])])
             for name in services
@@ -91,11 +102,22 @@ class Supervisor:
 
     def _stop_all(self, timeout: float = 15.0) -> None:
         self._say("stopping services")
-        for child in self.children:
+        first = [c for c in self.children if c.name in self.stop_first]
+        rest = [c for c in self.children if c.name not in self.stop_first]
+        self._stop(first, timeout)
+        if self.drain is not None and self.exit_code == 0:
+            self.drained = self.drain(lambda: any(c.process is not None and c.process.poll() is None
+                                                  for c in rest))
+            if not self.drained:
+                self._say("consumers still had input pending when the drain timed out")
+        self._stop(rest, timeout)
+
+    def _stop(self, children: list[Child], timeout: float) -> None:
+        for child in children:
             if child.process is not None and child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for child in self.children:
+        for child in children:
             if child.process is None:
                 continue
             try:

@@ -219,13 +219,15 @@ def _ms(text: str) -> int:
     return value // 1000 if value >= _MICROS_THRESHOLD else value
 
 
-def align(series: dict[str, BarSeries]) -> dict[str, BarSeries]:
-    """Shift each symbol by whole minutes so every series starts at the earliest start among them.
+def align(series: dict[str, BarSeries], earliest: int | None = None) -> dict[str, BarSeries]:
+    """Shift each symbol by whole minutes so every series starts at the earliest start among them
+    (or at `earliest`, a minute boundary, when given: venues aligned onto one timeline).
 
     The captures we have are single days of different symbols on different dates; aligning them
     lets one run replay them side by side."""
     if not series:
         return {}
-    earliest = min(bars.open_times[0] for bars in series.values())
+    if earliest is None:
+        earliest = min(bars.open_times[0] for bars in series.values())
     # both starts are minute-aligned, so every shift is whole minutes
     return {symbol: bars.shifted(earliest - bars.open_times[0]) for symbol, bars in series.items()}

@@ -1,4 +1,5 @@
-"""Command line: `python -m venuesim --data DIR --port PORT ...` and `python -m venuesim convert ...`."""
+"""Command line: `python -m venuesim --data DIR --port PORT [--capture VENUE=FILE] [--fault-...]` and
+`python -m venuesim convert ...`."""
 
 from __future__ import annotations
 
@@ -7,19 +8,34 @@ import asyncio
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Callable
 
-from venuesim.bars import BarDataError, align, load_dir
+from venuesim import faults, venues
+from venuesim.bars import BarDataError
+from venuesim.faults import FaultConfig
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 _DESCRIPTION = """\
-Simulated Binance USDT-M futures venue on loopback, replaying recorded 1m bars over the exact
-Binance wire protocols: REST /fapi/v1/{ping,time,exchangeInfo,ticker/24hr,klines} and the
-<symbol>@kline_1m market streams on /stream (combined) and /ws (raw), on the same port.
+Simulated crypto venues on loopback, replaying recorded 1m bars and raw WebSocket captures over the
+venues' exact wire protocols, all on one port:
 
-Data: files named <SYMBOL>-1m*.csv in --data, in the data.binance.vision kline layout.
-To make such files from OctoBot, QuantConnect Lean or freqtrade bars:
-  python -m venuesim convert SOURCE OUTDIR [--symbol SYM]"""
+  Binance USDT-M  /fapi/v1/{ping,time,exchangeInfo,ticker/24hr,klines}, /stream (combined), /ws (raw)
+                  at the root and under /binance_usdm
+  Binance spot    /binance_spot/api/v3/{ping,time,exchangeInfo,ticker/24hr,klines},
+                  /binance_spot/stream, /binance_spot/ws
+  Hyperliquid     POST /hyperliquid/info (meta, metaAndAssetCtxs, candleSnapshot),
+                  /hyperliquid/ws (candle, trades, l2Book; ping)
+  the simulator   POST /_sim/fault (faults at a chosen moment), GET /_sim/stats (counters)
+
+Bars: <SYMBOL>-1m*.csv files (data.binance.vision kline layout) directly in --data are served on
+every venue; files in --data/binance_usdm, --data/binance_spot or --data/hyperliquid only there.
+Hyperliquid serves BTCUSDT as coin BTC. Kline / candle frames: one at each bar's open (open price,
+no volume), the final recorded bar at close_time + 1 ms. Trades and books come only from captures.
+To make bar files from OctoBot, QuantConnect Lean or freqtrade bars:
+  python -m venuesim convert SOURCE OUTDIR [--symbol SYM]
+
+Faults are deterministic: periodic ones run on a fixed schedule from the moment the clock starts."""
 
 _ALIGN_HELP = (
     "shift each symbol's bars by a whole number of minutes so every symbol starts at the earliest "
@@ -48,11 +64,32 @@ def _positive(text: str) -> float:
     return value
 
 
+def _flag(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a parser that raises ValueError with a readable message."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def parse_capture(text: str) -> tuple[str, Path]:
+    """`VENUE=FILE` -> (venue, path)."""
+    venue, sep, path = text.partition("=")
+    if not sep or venue not in venues.ALL or not path:
+        raise ValueError(f"expected VENUE=FILE with VENUE one of {', '.join(venues.ALL)} (got {text!r})")
+    return venue, Path(path)
+
+
 def serve_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="venuesim", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--data", type=Path, required=True, metavar="DIR", help="directory of <SYMBOL>-1m*.csv files")
+    p.add_argument("--data", type=Path, required=True, metavar="DIR",
+                   help="directory of <SYMBOL>-1m*.csv files (and of venue subdirectories with more)")  # fmt: skip
     p.add_argument("--port", type=int, required=True, help="TCP port; 0 picks a free one (see the listening line)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--speed", type=_positive, default=1.0, metavar="X",
@@ -61,7 +98,36 @@ def serve_parser() -> argparse.ArgumentParser:
                    help="start the clock at boot at TIME (epoch ms or ISO-8601 UTC) instead of at the "
                         "earliest bar on the first WebSocket subscription")  # fmt: skip
     p.add_argument("--align", action="store_true", help=_ALIGN_HELP)
+    p.add_argument("--capture", type=_flag(parse_capture), action="append", default=[], metavar="VENUE=FILE",
+                   help="replay a raw capture (gzip or plain; lines `<receive_ns> <json frame>`, hftbacktest's "
+                        "layout) to that venue's WebSocket clients, byte for byte, to the subscribers of each "
+                        "frame's stream, paced by receive_ns / --speed from the moment the clock starts. "
+                        "Repeatable; one venue's files share one timeline")  # fmt: skip
+    g = p.add_argument_group("fault injection (also at a chosen moment: POST /_sim/fault)")
+    g.add_argument("--fault-drop-every", type=_flag(lambda t: faults.positive(t, "--fault-drop-every")),
+                   metavar="SECONDS",
+                   help="close every WebSocket with code 1001 every SECONDS wall seconds")  # fmt: skip
+    g.add_argument("--fault-stall", type=_flag(faults.parse_stall), metavar="SECONDS@EVERY",
+                   help="send nothing on any WebSocket for SECONDS every EVERY wall seconds "
+                        "(connections stay open; frames wait)")  # fmt: skip
+    g.add_argument("--fault-malformed-every", type=_flag(faults.parse_malformed_every), metavar="N",
+                   help="after every N data frames on a connection send one malformed frame: truncated JSON, "
+                        "a JSON string, a JSON array, in turn")  # fmt: skip
+    g.add_argument("--fault-skip-minutes", type=_flag(faults.parse_skip), metavar="LIST",
+                   help="comma-separated bar indexes (in each symbol's series) or ISO minutes (2024-07-18T23:58Z) "
+                        "whose kline/candle frames are never sent on WebSockets; REST keeps them")  # fmt: skip
+    g.add_argument("--fault-refuse-reconnect", metavar="SECONDS",
+                   type=_flag(lambda t: faults.positive(t, "--fault-refuse-reconnect")),
+                   help="after each drop, answer WebSocket upgrades with HTTP 503 for SECONDS")  # fmt: skip
     return p
+
+
+def fault_config(args: argparse.Namespace) -> FaultConfig:
+    indexes, times = args.fault_skip_minutes or (frozenset(), frozenset())
+    return FaultConfig(
+        drop_every=args.fault_drop_every, stall=args.fault_stall, malformed_every=args.fault_malformed_every,
+        skip_indexes=indexes, skip_times=times, refuse_reconnect=args.fault_refuse_reconnect or 0.0,
+    )  # fmt: skip
 
 
 def convert_parser() -> argparse.ArgumentParser:
@@ -83,16 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     if args_list[:1] == ["convert"]:
         return _convert(convert_parser().parse_args(args_list[1:]))
     args = serve_parser().parse_args(args_list)
-    try:
-        series = load_dir(args.data)
-    except (BarDataError, OSError) as exc:
-        print(f"venue-sim: bad input: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if args.align:
-        series = align(series)
     from venuesim.server import VenueSim, serve  # aiohttp is only needed to serve
 
-    sim = VenueSim(series, speed=args.speed, start_ms=args.start)
+    try:
+        sim = VenueSim(
+            venues=venues.load_venues(args.data, aligned=args.align), speed=args.speed, start_ms=args.start,
+            captures=args.capture, faults=fault_config(args),
+        )  # fmt: skip
+    except (BarDataError, ValueError, OSError) as exc:
+        print(f"venue-sim: bad input: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         asyncio.run(serve(sim, args.host, args.port))
     except OSError as exc:  # e.g. the port is taken

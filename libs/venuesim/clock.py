@@ -34,7 +34,7 @@ class SimClock:
             return self.t0_ms
         return self.t0_ms + int((self._wall() - self._wall0) * 1000.0 * self.speed)
 
-    def wall_seconds_until(self, sim_ms: int) -> float:
+    def wall_seconds_until(self, sim_ms: float) -> float:
         """Wall seconds until sim time reaches `sim_ms` (0 if already there; inf if not started)."""
         if self._wall0 is None:
             return float("inf")

@@ -2,13 +2,14 @@
 
 Each frame is encoded once per stream (raw and, if anyone needs it, combined) and the same string is
 queued to every subscriber; a writer task per connection drains its queue, so a slow client never
-stalls the clock or the other clients."""
+stalls the clock or the other clients. Hyperliquid connections are raw subscribers keyed by
+`<channel>:<coin>[:<interval>]`. A `Tap` lets fault injection stall writes or add malformed frames."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Callable
+from typing import Awaitable, Callable, Protocol
 
 from aiohttp import WSCloseCode, web
 
@@ -16,29 +17,43 @@ from aiohttp import WSCloseCode, web
 MAX_BACKLOG = 500_000
 
 
+class Tap(Protocol):
+    """Fault injection and counting around one connection's writes (venuesim.injector)."""
+
+    def stall(self) -> Awaitable[None] | None:
+        """Something to await before the next write while sending is stalled, else None."""
+
+    def after_send(self, text: str, data: bool) -> str | None:
+        """Called after each frame is written; returns an extra (malformed) frame to write, or None."""
+
+
 class Subscriber:
     """One WebSocket connection: its subscriptions, mode (raw or combined) and outbound queue."""
 
-    def __init__(self, ws: web.WebSocketResponse, combined: bool, max_backlog: int = MAX_BACKLOG) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, combined: bool, max_backlog: int = MAX_BACKLOG, tap: Tap | None = None
+    ) -> None:
         self.ws = ws
         self.combined = combined
         self.streams: dict[str, None] = {}  # an ordered set: LIST_SUBSCRIPTIONS keeps subscription order
-        self._queue: deque[str] = deque()
+        self._queue: deque[tuple[str, bool]] = deque()
         self._wake = asyncio.Event()
         self._max_backlog = max_backlog
         self._overflowed = False
+        self._tap = tap
 
-    def push(self, text: str) -> None:
-        """Queue one text frame behind everything queued before it."""
+    def push(self, text: str, data: bool = False) -> None:
+        """Queue one text frame behind everything queued before it. data: a market data frame (not a
+        reply to a request), which is what fault injection counts."""
         if len(self._queue) >= self._max_backlog:
             self._overflowed = True
         else:
-            self._queue.append(text)
+            self._queue.append((text, data))
         self._wake.set()
 
     async def run_writer(self) -> None:
         """Send queued frames in order until the connection closes."""
-        ws, queue = self.ws, self._queue
+        ws, queue, tap = self.ws, self._queue, self._tap
         while not ws.closed:
             await self._wake.wait()
             self._wake.clear()
@@ -47,7 +62,18 @@ class Subscriber:
                 return
             try:
                 while queue and not ws.closed:
-                    await ws.send_str(queue.popleft())
+                    if tap is None:
+                        await ws.send_str(queue.popleft()[0])
+                        continue
+                    stalled = tap.stall()
+                    if stalled is not None:
+                        await stalled
+                        continue  # re-check: the connection may have closed meanwhile
+                    text, data = queue.popleft()
+                    await ws.send_str(text)
+                    extra = tap.after_send(text, data)
+                    if extra is not None:
+                        await ws.send_str(extra)
             except ConnectionError:
                 return
 
@@ -83,16 +109,16 @@ class Hub:
         """Whether anyone listens to `stream` (so the pump can skip building unwanted frames)."""
         return stream in self._by_stream
 
-    def publish(self, stream: str, data_json: str) -> None:
-        """Send one encoded payload to every subscriber of `stream`, raw or wrapped as combined."""
+    def publish(self, stream: str, data_json: str, combined: str | None = None) -> None:
+        """Send one encoded payload to every subscriber of `stream`, raw or wrapped as combined
+        (`combined`: the wrapped text when already known, e.g. a recorded frame)."""
         subs = self._by_stream.get(stream)
         if not subs:
             return
-        combined: str | None = None
         for sub in subs:
             if sub.combined:
                 if combined is None:
                     combined = '{"stream":"' + stream + '","data":' + data_json + "}"
-                sub.push(combined)
+                sub.push(combined, True)
             else:
-                sub.push(data_json)
+                sub.push(data_json, True)

@@ -1,5 +1,8 @@
 """Binance USDT-M public REST endpoints (/fapi/v1/...) served from the recorded bars at sim time.
 
+`Rest.routes(prefix)` mounts them under a path prefix too (`/binance_usdm/fapi/v1/...`); spot
+subclasses this (venuesim.rest_spot).
+
 GET /fapi/v1/klines returns only bars closed at sim time; real Binance also returns the bar in
 progress as the last element. Leaving it out keeps REST consistent with the WebSocket feed, whose
 in-progress frames carry no real volume."""
@@ -14,7 +17,7 @@ from aiohttp import web
 from venuesim import binance_usdm as wire
 from venuesim.clock import SimClock
 from venuesim.exchange_info import exchange_info
-from venuesim.market import Market
+from venuesim.market import Market, Series
 
 KLINES_DEFAULT_LIMIT, KLINES_MAX_LIMIT = 500, 1500
 _encode = msgspec.json.Encoder().encode
@@ -32,18 +35,28 @@ class _BadRequest(Exception):
 class Rest:
     """The REST handlers; they read the market and the clock, never change them."""
 
+    PATH = "/fapi/v1"
+    MAX_LIMIT = KLINES_MAX_LIMIT
+
     def __init__(self, market: Market, clock: SimClock) -> None:
         self.market = market
         self.clock = clock
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self, prefix: str = "") -> list[web.RouteDef]:
+        base = prefix + self.PATH
         return [
-            web.get("/fapi/v1/ping", self.ping),
-            web.get("/fapi/v1/time", self.time),
-            web.get("/fapi/v1/exchangeInfo", self.exchange_info),
-            web.get("/fapi/v1/ticker/24hr", self.ticker_24hr),
-            web.get("/fapi/v1/klines", self.klines),
+            web.get(f"{base}/ping", self.ping),
+            web.get(f"{base}/time", self.time),
+            web.get(f"{base}/exchangeInfo", self.exchange_info),
+            web.get(f"{base}/ticker/24hr", self.ticker_24hr),
+            web.get(f"{base}/klines", self.klines),
         ]
+
+    def exchange_info_doc(self) -> dict[str, Any]:
+        return exchange_info(self.market, self.clock.now_ms())
+
+    def ticker(self, series: Series) -> dict[str, Any]:
+        return wire.ticker_24hr(series, self.clock.now_ms(), self.clock.started)
 
     async def ping(self, request: web.Request) -> web.Response:
         return json_response({})
@@ -52,18 +65,16 @@ class Rest:
         return json_response({"serverTime": self.clock.now_ms()})
 
     async def exchange_info(self, request: web.Request) -> web.Response:
-        return json_response(exchange_info(self.market, self.clock.now_ms()))
+        return json_response(self.exchange_info_doc())
 
     async def ticker_24hr(self, request: web.Request) -> web.Response:
         symbol = request.query.get("symbol")
         if symbol is None:
-            return json_response([self._ticker(s) for s in self.market.series])
-        if self.market.get(symbol) is None:
+            return json_response([self.ticker(s) for s in self.market.series.values()])
+        series = self.market.get(symbol)
+        if series is None:
             return json_response(wire.ERR_INVALID_SYMBOL, 400)
-        return json_response(self._ticker(symbol))
-
-    def _ticker(self, symbol: str) -> dict[str, Any]:
-        return wire.ticker_24hr(self.market.series[symbol], self.clock.now_ms(), self.clock.started)
+        return json_response(self.ticker(series))
 
     async def klines(self, request: web.Request) -> web.Response:
         query = request.query
@@ -82,7 +93,7 @@ class Rest:
             return json_response(wire.ERR_INVALID_INTERVAL, 400)
         if limit is None:
             limit = KLINES_DEFAULT_LIMIT
-        elif not 1 <= limit <= KLINES_MAX_LIMIT:
+        elif not 1 <= limit <= self.MAX_LIMIT:
             return json_response(wire.err_invalid_value("limit"), 400)
         picked = series.closed_range(self.clock.now_ms(), start, end, limit)
         return json_response([wire.kline_row(series, i) for i in picked])

@@ -1,54 +1,103 @@
-"""The venue simulator as one aiohttp application: REST and WebSocket on one port, one clock, one pump."""
+"""The venue simulator as one aiohttp application: three venues' REST and WebSocket on one port,
+one clock, one bar pump per venue, capture replays, fault injection.
+
+Routes: Binance USDT-M at the root (/fapi/v1/..., /stream, /ws) and the same venue under
+/binance_usdm; Binance spot under /binance_spot (/api/v3/..., /stream, /ws); Hyperliquid under
+/hyperliquid (POST /info, /ws); the simulator's own /_sim/fault and /_sim/stats."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import sys
 import time
-from typing import AsyncIterator, Callable, TextIO
+from pathlib import Path
+from typing import AsyncIterator, Callable, Sequence, TextIO
 
 from aiohttp import WSCloseCode, web
 
 from venuesim.bars import BarSeries
 from venuesim.clock import SimClock
+from venuesim.control import Control
+from venuesim.faults import FaultConfig
 from venuesim.feed import Hub
+from venuesim.hyperliquid import CandleFrames
+from venuesim.injector import Injector
 from venuesim.market import Market
-from venuesim.pump import run_pump
+from venuesim.pump import KlineFrames, run_pump
+from venuesim.replay import CaptureError, capture_start_ns, run_replay
 from venuesim.rest import Rest
+from venuesim.rest_hyperliquid import HyperliquidRest
+from venuesim.rest_spot import SpotRest
+from venuesim.stats import Stats
+from venuesim.venues import ALL, BINANCE_SPOT, BINANCE_USDM, HYPERLIQUID, VenueSeries, venue_series
 from venuesim.ws import WsEndpoint
+from venuesim.ws_hyperliquid import MAX_SUBSCRIPTIONS_PER_IP, HyperliquidWs
 
 
 class VenueSim:
-    """A simulated Binance USDT-M venue over `series` (symbol -> bars).
+    """Simulated venues over recorded bars.
 
-    start_ms=None: the clock waits for the first WebSocket subscription, then runs from the earliest
-    bar's open, so a slow-booting client still sees every bar live. Otherwise it runs from start_ms
-    as soon as the app starts. heartbeat: seconds between server pings (None: no pings). wall: the
-    monotonic wall clock in seconds, injectable so tests can set sim time exactly."""
+    series: symbol -> bars served on every venue (Hyperliquid by coin); venues: bars per venue
+    instead (venuesim.venues.load_venues). start_ms=None: the clock waits for the first WebSocket
+    subscription on any venue, then runs from the earliest bar's open, so a slow-booting client still
+    sees every bar live. Otherwise it runs from start_ms as soon as the app starts. Each venue's bar
+    frames start with its first subscription (bars closed before are REST's). heartbeat: seconds
+    between server pings (None: no pings). wall: the monotonic wall clock in seconds, injectable so
+    tests can set sim time exactly. captures: (venue, file) raw captures to replay. faults: see
+    venuesim.faults. hl_max_subscriptions: Hyperliquid's per-IP subscription cap."""
 
     def __init__(
         self,
-        series: dict[str, BarSeries],
+        series: dict[str, BarSeries] | None = None,
         *,
+        venues: VenueSeries | None = None,
         speed: float = 1.0,
         start_ms: int | None = None,
         heartbeat: float | None = 30.0,
         wall: Callable[[], float] = time.monotonic,
+        captures: Sequence[tuple[str, Path]] = (),
+        faults: FaultConfig | None = None,
+        hl_max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_IP,
     ) -> None:
-        self.market = Market(series)
-        if not self.market.series:
+        venues = venues if venues is not None else venue_series(series or {})
+        self.markets = {venue: Market(venues.get(venue, {})) for venue in ALL}
+        served = [m for m in self.markets.values() if m.series]
+        if not served:
             raise ValueError("no bars to serve")
-        t0 = start_ms if start_ms is not None else self.market.earliest_open()
+        self.market = self.markets[BINANCE_USDM]
+        t0 = start_ms if start_ms is not None else min(m.earliest_open() for m in served)
         self.clock = SimClock(t0, speed, wall)
         self._start_at_boot = start_ms is not None
         self._started: asyncio.Event | None = None
-        self.hub = Hub(on_subscribe=self.start_clock)
+        self.stats = Stats()
+        self.injector = Injector(faults or FaultConfig(), self.stats)
+        self.hubs = {venue: Hub(on_subscribe=functools.partial(self._on_subscribe, venue)) for venue in ALL}
+        self._venue_started: dict[str, asyncio.Event] = {}
+        self._venue_from: dict[str, int] = {}  # sim ms of each venue's first subscription
+        self.hub = self.hubs[BINANCE_USDM]
+        self.captures = _group_captures(captures)
+        self._capture_starts = {venue: capture_start_ns(venue, paths) for venue, paths in self.captures.items()}
+
         self.rest = Rest(self.market, self.clock)
-        self.ws = WsEndpoint(self.hub, heartbeat)
+        self.ws = WsEndpoint(self.hub, heartbeat, BINANCE_USDM, self.injector)
+        spot_ws = WsEndpoint(self.hubs[BINANCE_SPOT], heartbeat, BINANCE_SPOT, self.injector)
+        hl_ws = HyperliquidWs(
+            self.markets[HYPERLIQUID], self.hubs[HYPERLIQUID], heartbeat, self.injector, hl_max_subscriptions
+        )
+        self._endpoints = (self.ws, spot_ws, hl_ws)
         self.app = web.Application()
-        self.app.add_routes(self.rest.routes() + self.ws.routes())
+        self.app.add_routes(
+            self.rest.routes() + self.ws.routes()  # the root stays Binance USDT-M, as before venues existed
+            + self.rest.routes("/binance_usdm") + self.ws.routes("/binance_usdm")
+            + SpotRest(self.markets[BINANCE_SPOT], self.clock).routes("/binance_spot")
+            + spot_ws.routes("/binance_spot")
+            + HyperliquidRest(self.markets[HYPERLIQUID], self.clock).routes("/hyperliquid")
+            + hl_ws.routes("/hyperliquid")
+            + Control(self.injector, self.stats, self.clock).routes()
+        )  # fmt: skip
         self.app.cleanup_ctx.append(self._lifecycle)
         self.app.on_shutdown.append(self._close_sockets)
 
@@ -59,26 +108,63 @@ class VenueSim:
         return web.AppRunner(self.app, handle_signals=False, access_log=None, max_line_size=64 * 1024)
 
     def start_clock(self) -> None:
-        """Start the sim clock (idempotent) and release the pump."""
+        """Start the sim clock (idempotent), release the pumps and replays, start periodic faults."""
         self.clock.start()
         if self._started is not None:
             self._started.set()
+            self.injector.start()
+
+    def _on_subscribe(self, venue: str) -> None:
+        self.start_clock()
+        if venue not in self._venue_from:
+            self._venue_from[venue] = self.clock.now_ms()
+            self._venue_started[venue].set()
 
     async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        self._started = asyncio.Event()
+        self._started = started = asyncio.Event()
+        self._venue_started = {venue: asyncio.Event() for venue in ALL}
         if self._start_at_boot or self.clock.started:
             self.start_clock()
-        pump = asyncio.create_task(run_pump(self.market, self.clock, self.hub, self._started))
+        frames = {BINANCE_USDM: KlineFrames(), BINANCE_SPOT: KlineFrames(), HYPERLIQUID: CandleFrames()}
+        tasks = [
+            asyncio.create_task(
+                run_pump(
+                    self.markets[venue], self.clock, self.hubs[venue], self._venue_started[venue], frames[venue],
+                    self.injector.skip, functools.partial(self._venue_from.__getitem__, venue),
+                )
+            )
+            for venue in ALL
+        ]  # fmt: skip
+        for venue, paths in self.captures.items():
+            start_ns = self._capture_starts[venue]
+            tasks.append(
+                asyncio.create_task(
+                    run_replay(venue, paths, start_ns, self.clock, self.hubs[venue], started, self.stats)
+                )
+            )
         yield
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.injector.close()
 
     async def _close_sockets(self, app: web.Application) -> None:
+        sockets = [ws for endpoint in self._endpoints for ws in list(endpoint.sockets)]
         await asyncio.gather(
-            *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown") for ws in list(self.ws.sockets)),
+            *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown") for ws in sockets),
             return_exceptions=True,
         )
+
+
+def _group_captures(captures: Sequence[tuple[str, Path]]) -> dict[str, list[Path]]:
+    out: dict[str, list[Path]] = {}
+    for venue, path in captures:
+        if venue not in ALL:
+            raise CaptureError(f"{path}: unknown venue {venue!r}; expected one of {', '.join(ALL)}")
+        out.setdefault(venue, []).append(Path(path))
+    return out
 
 
 async def serve(sim: VenueSim, host: str, port: int, out: TextIO = sys.stdout) -> None:

@@ -1,20 +1,25 @@
 """Binance market-stream WebSocket endpoints and their live control protocol.
 
-Paths: `/stream?streams=a/b` (combined: `{"stream":..,"data":..}`), `/ws` and `/ws/a/b` (raw payloads).
-Requests: SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY/GET_PROPERTY `combined`, with
-Binance's error objects `{"error":{"code":..,"msg":..},"id":..}`. As on Binance, any stream name is
-accepted, but only `<symbol>@kline_1m` of a served symbol (lower case) ever carries data."""
+Paths: `/stream?streams=a/b` (combined: `{"stream":..,"data":..}`), `/ws` and `/ws/a/b` (raw payloads),
+also under a venue prefix (`/binance_spot/stream`, ...). Requests: SUBSCRIBE, UNSUBSCRIBE,
+LIST_SUBSCRIPTIONS, SET_PROPERTY/GET_PROPERTY `combined`, with Binance's error objects
+`{"error":{"code":..,"msg":..},"id":..}`. As on Binance, any stream name is accepted; data comes for
+`<symbol>@kline_1m` of a served symbol (lower case) and for the streams of replayed captures. Stream
+caps (1,024 per connection) are not enforced."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import WSMsgType, web
 
 from venuesim.feed import Hub, Subscriber
+
+if TYPE_CHECKING:
+    from venuesim.injector import Injector
 
 _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 _encode = msgspec.json.Encoder().encode
@@ -23,37 +28,49 @@ _encode = msgspec.json.Encoder().encode
 class WsEndpoint:
     """aiohttp handler for the stream endpoints; tracks open sockets so shutdown can close them."""
 
-    def __init__(self, hub: Hub, heartbeat: float | None) -> None:
+    def __init__(
+        self, hub: Hub, heartbeat: float | None, venue: str = "binance_usdm", injector: Injector | None = None
+    ) -> None:
         self.hub = hub
         self.heartbeat = heartbeat
+        self.venue = venue
+        self.injector = injector
         self.sockets: set[web.WebSocketResponse] = set()
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self, prefix: str = "") -> list[web.RouteDef]:
         return [
-            web.get("/stream", self.handle),
-            web.get("/ws", self.handle),
-            web.get("/ws/{streams:.+}", self.handle),
+            web.get(f"{prefix}/stream", self.handle_combined),
+            web.get(f"{prefix}/ws", self.handle),
+            web.get(prefix + "/ws/{streams:.+}", self.handle),
         ]
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        combined = request.path.startswith("/stream")
+    async def handle_combined(self, request: web.Request) -> web.StreamResponse:
+        return await self.handle(request, combined=True)
+
+    async def handle(self, request: web.Request, combined: bool = False) -> web.StreamResponse:
         raw = request.query.get("streams", "") if combined else request.match_info.get("streams", "")
         streams = [s for s in raw.split("/") if s]
+        refused = self.injector.refuse_upgrade() if self.injector else None
+        if refused is not None:
+            return refused
         # heartbeat: aiohttp pings every `heartbeat` s and drops a client that does not pong in time,
         # like Binance's server pings; client pings get a pong automatically.
         ws = web.WebSocketResponse(heartbeat=self.heartbeat)
         await ws.prepare(request)
         self.sockets.add(ws)
-        sub = Subscriber(ws, combined)
+        tap = self.injector.connect(ws, self.venue) if self.injector else None
+        sub = Subscriber(ws, combined, tap=tap)
         writer = asyncio.create_task(sub.run_writer())
         try:
             self.hub.subscribe(sub, streams)
-            async for msg in ws:
+            async for msg in self.injector.messages(ws, tap) if self.injector and tap else ws:
                 if msg.type == WSMsgType.TEXT:
                     sub.push(_encode(self.control(sub, msg.data)).decode())
         finally:
             self.hub.drop(sub)
             self.sockets.discard(ws)
+            if self.injector:
+                self.injector.disconnect(ws)
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
         return ws

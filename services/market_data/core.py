@@ -1,74 +1,145 @@
-"""Market-data core: Binance kline frames and REST backfill in, each closed bar out exactly once.
+"""Market-data core: one venue's frames and REST backfill in; each closed bar out exactly once,
+every public trade out as a TradeTick, and (optionally) higher-timeframe bars aggregated.
 
-Pure: no I/O and no clock; the shell passes ts_init (and now_ms for backfill) in. Per symbol the
-core keeps the open time of the last bar it published (a high-water mark), so a bar is never
-emitted twice and bars leave in open-time order, as strategies folding EMAs need. After a
-(re)connect the shell should backfill a symbol from `backfill_start_ms` before feeding its live
-frames: a live bar published first would make the older backfilled bars look stale."""
+Pure: no I/O and no clock; the shell passes ts_init (and now_ms for backfill) in. The venue's
+wire format lives in its adapter (services.market_data.venues). Per symbol the core keeps the
+open time of the last bar it published (a high-water mark), so a bar is never emitted twice and
+bars leave in open-time order, as strategies folding EMAs need. After a (re)connect the shell
+calls reset_connection() and backfills each symbol from backfill_start_ms before feeding its
+live frames: a live bar published first would make the older backfilled bars look stale.
+
+Trades are not deduplicated here (Hyperliquid trade ids are not monotonic, and a resubscribe
+replays recent trades): their ids are derived from (venue, symbol, trade id), so JetStream's
+duplicate window drops a replayed trade."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ticktape import ids
 from ticktape.clock import NS_PER_MS, TIMEFRAME_NS
-from ticktape.events import BarClosed
+from ticktape.events import BarClosed, TradeTick
 
-from services.market_data.binance import FrameError, Kline, parse_frame, parse_rest_klines
+from services.market_data.aggregate import BarAggregator
+from services.market_data.venues import adapter_for
+from services.market_data.venues.base import AGGRESSOR, FrameError, HttpRequest, Kline, Trade, VenueAdapter
 
 # The core consumes nothing from the bus; the shell follows the universe itself.
 FILTER_SUBJECTS: tuple[str, ...] = ()
 
+MarketEvent = BarClosed | TradeTick
+
+
+def _trade_id_hasher(venue: str, symbol: str) -> Any:
+    """A trade's event id is ids.derive("trade", venue, symbol, trade_id): blake2b-128 of the
+    parts joined by ids' separator. Trades are the hot path, so the hash state after the
+    constant prefix is kept per symbol and copied per trade (4x cheaper than derive; a test
+    pins the result to ids.derive)."""
+    prefix = "\x1f".join(("trade", venue, symbol, ""))  # ticktape.ids' part separator
+    return hashlib.blake2b(prefix.encode(), digest_size=16)
+
 
 class MarketDataCore:
-    """Turns one venue's kline stream of one timeframe into BarClosed events."""
+    """Turns one venue's kline and trade streams of one timeframe into BarClosed and TradeTick
+    events; with `aggregate`, each published bar also feeds a BarAggregator whose bars follow it
+    in the output."""
 
-    def __init__(self, venue: str, timeframe: str = "1m") -> None:
+    def __init__(self, adapter: VenueAdapter | str, timeframe: str = "1m", *,
+                 aggregate: Sequence[str] = ()) -> None:
         if timeframe not in TIMEFRAME_NS:
             raise ValueError(f"unknown timeframe {timeframe!r}; known: {', '.join(TIMEFRAME_NS)}")
-        self.venue = venue
+        self.adapter: VenueAdapter = adapter_for(adapter) if isinstance(adapter, str) else adapter
+        self.venue = self.adapter.venue
         self.timeframe = timeframe
         self._tf_ns = TIMEFRAME_NS[timeframe]
         self._last: dict[str, int] = {}  # symbol -> open_time (ns) of the last published bar
+        self.aggregator = BarAggregator(aggregate, base=timeframe) if aggregate else None
+        self._trade_hash: dict[str, Any] = {}  # symbol -> hasher seeded with the id's prefix
 
-    def on_frame(self, raw: bytes | str, ts_init: int) -> list[BarClosed]:
-        """The bar closed by this WebSocket frame, if any; [] for open bars, acks and repeats.
-
-        Raises FrameError for a malformed frame (the shell counts and dead-letters it)."""
-        kline = parse_frame(raw)
-        if kline is None or not kline.closed:
+    def on_frame(self, raw: bytes | str, ts_init: int) -> list[MarketEvent]:
+        """The trades in this WebSocket frame and the bar it closes, if any, in frame order;
+        [] for open bars, acks and repeats. Raises FrameError for a malformed frame (the shell
+        counts and dead-letters it); the core's state is unchanged then."""
+        items = self.adapter.parse(raw)
+        if not items:
             return []
-        if kline.interval != self.timeframe:
-            raise FrameError(f"kline interval {kline.interval!r} is not this core's {self.timeframe!r}")
-        bar = self._publish(kline, ts_init, backfilled=False)
-        return [] if bar is None else [bar]
+        out: list[MarketEvent] = []
+        venue = self.venue
+        for item in items:
+            if isinstance(item, Trade):
+                symbol, trade_id = item.symbol, str(item.trade_id)
+                seeded = self._trade_hash.get(symbol)
+                if seeded is None:
+                    seeded = self._trade_hash[symbol] = _trade_id_hasher(venue, symbol)
+                h = seeded.copy()
+                h.update(trade_id.encode())
+                out.append(TradeTick(
+                    event_id=h.hexdigest(), ts_event=item.time_ms * NS_PER_MS, ts_init=ts_init,
+                    venue=venue, symbol=symbol, trade_id=trade_id, price=item.price, size=item.size,
+                    aggressor=AGGRESSOR[item.buyer_maker],
+                ))
+            elif item.closed:
+                if item.interval != self.timeframe:
+                    raise FrameError(f"kline interval {item.interval!r} is not this core's {self.timeframe!r}")
+                self._publish(item, ts_init, False, out)
+        return out
+
+    def on_backfill(self, symbol: str, body: bytes | str | list[Any], ts_init: int,
+                    now_ms: int) -> list[BarClosed]:
+        """Backfill from the adapter's REST response: bars closed before now_ms (server time)
+        and newer than the last published one, oldest first, marked backfilled. Call again
+        from backfill_start_ms until it returns []."""
+        klines = sorted(self.adapter.parse_backfill(body, symbol, self.timeframe),
+                        key=lambda k: k.open_time)
+        out: list[MarketEvent] = []
+        for kline in klines:
+            if kline.close_time >= now_ms:
+                break  # the bar still forming (venues return it last)
+            self._publish(kline, ts_init, True, out)
+        return out  # type: ignore[return-value]
 
     def on_rest_klines(self, symbol: str, rows: bytes | list[Any], ts_init: int,
                        now_ms: int) -> list[BarClosed]:
-        """Backfill from GET /fapi/v1/klines rows: bars closed before now_ms and newer than the
-        last published one, oldest first, marked backfilled."""
-        klines = sorted(parse_rest_klines(rows, symbol, self.timeframe), key=lambda k: k.open_time)
-        out = []
-        for kline in klines:
-            if kline.close_time >= now_ms:
-                break  # the bar still forming (Binance returns it last)
-            bar = self._publish(kline, ts_init, backfilled=True)
-            if bar is not None:
-                out.append(bar)
-        return out
+        """Backfill from GET .../klines rows (the name the current shell uses)."""
+        return self.on_backfill(symbol, rows, ts_init, now_ms)
+
+    def backfill_request(self, rest_url: str, symbol: str, *, limit: int, now_ms: int) -> HttpRequest:
+        """The REST call that fetches the bars after the last published one (or the most
+        recent `limit` when none is known)."""
+        return self.adapter.backfill_request(rest_url, symbol, self.timeframe,
+                                             start_ms=self.backfill_start_ms(symbol), limit=limit,
+                                             now_ms=now_ms)
+
+    def reset_connection(self, symbols: Iterable[str] | None = None) -> None:
+        """A connection carrying these symbols (all when None) was (re)opened: forget their
+        per-connection venue state (Hyperliquid's candles in progress), so nothing seen before
+        the disconnect is emitted as closed. Then backfill them."""
+        self.adapter.reset(symbols)
 
     def seed_last(self, symbol: str, open_time_ns: int) -> None:
         """Mark bars up to open_time_ns as already published (e.g. read back from the stream)."""
         if open_time_ns > self._last.get(symbol, -1):
             self._last[symbol] = open_time_ns
 
+    def warm(self, bars: Iterable[BarClosed]) -> None:
+        """Restart: bars of this venue and timeframe already published, oldest first (at least
+        since the start of the longest aggregate window). Seeds the high-water marks and
+        rebuilds the aggregator's open windows; nothing is emitted."""
+        for bar in bars:
+            if bar.venue != self.venue or bar.timeframe != self.timeframe:
+                continue
+            self.seed_last(bar.symbol, bar.open_time)
+            if self.aggregator is not None:
+                self.aggregator.on_bar(bar)
+
     def last_open_time(self, symbol: str) -> int | None:
         """Open time (ns) of the last bar published for symbol, or None if none yet."""
         return self._last.get(symbol)
 
     def backfill_start_ms(self, symbol: str) -> int | None:
-        """REST startTime (ms) of the first bar not yet published; None when nothing is known,
+        """REST start time (ms) of the first bar not yet published; None when nothing is known,
         so the shell fetches the most recent `backfill_limit` bars instead."""
         last = self._last.get(symbol)
         return None if last is None else (last + self._tf_ns) // NS_PER_MS
@@ -76,20 +147,21 @@ class MarketDataCore:
     def symbols(self) -> Iterable[str]:
         return self._last.keys()
 
-    def _publish(self, k: Kline, ts_init: int, *, backfilled: bool) -> BarClosed | None:
+    def _publish(self, k: Kline, ts_init: int, backfilled: bool, out: list[MarketEvent]) -> None:
         open_ns = k.open_time * NS_PER_MS
         if open_ns <= self._last.get(k.symbol, -1):
-            return None
+            return
         self._last[k.symbol] = open_ns
-        return BarClosed(
+        close_ns = k.close_time * NS_PER_MS
+        bar = BarClosed(
             event_id=ids.bar_id(self.venue, k.symbol, self.timeframe, open_ns),
-            ts_event=k.close_time * NS_PER_MS,
+            ts_event=close_ns,
             ts_init=ts_init,
             venue=self.venue,
             symbol=k.symbol,
             timeframe=self.timeframe,
             open_time=open_ns,
-            close_time=k.close_time * NS_PER_MS,
+            close_time=close_ns,
             open=k.open,
             high=k.high,
             low=k.low,
@@ -101,3 +173,6 @@ class MarketDataCore:
             taker_buy_quote_volume=k.taker_buy_quote_volume,
             backfilled=backfilled,
         )
+        out.append(bar)
+        if self.aggregator is not None:
+            out.extend(self.aggregator.on_bar(bar))

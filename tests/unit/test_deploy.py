@@ -16,6 +16,8 @@ SECTION_TYPES = {
     "signal": ("services.signal.config", "SignalConfig"),
     "risk": ("services.risk.config", "RiskConfig"),
     "execution": ("services.execution.config", "ExecutionConfig"),
+    "audit": ("services.audit.config", "AuditConfig"),
+    "archive": ("services.archive.config", "ArchiveConfig"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 from hypothesis import given
@@ -11,10 +12,12 @@ from hypothesis import strategies as st
 from services.market_data import core as md_core
 from services.market_data.binance import FrameError
 from services.market_data.core import MarketDataCore
+from services.market_data.venues import HyperliquidAdapter, Trade
 from ticktape import ids
 from ticktape.clock import MINUTE_NS, NS_PER_MS
-from ticktape.events import BarClosed, codec
+from ticktape.events import BarClosed, TradeTick, codec
 from ticktape.testing.data import shared_data
+from ticktape.venues import HYPERLIQUID
 
 VENUE = "binance_usdm"
 T0_MS = 1626992700000  # 2021-07-22 22:25 UTC, a minute boundary
@@ -34,10 +37,14 @@ def rest_row(open_ms: int, close: str = "101.0") -> list[object]:
             "6.0", "605.0", "0"]
 
 
-def captured_kline_frames() -> list[bytes]:
+def captured_frames(*streams: str) -> list[bytes]:
     path = shared_data("cryptofeed", "BINANCE_FUTURES.ws.1.0")
     return [line.partition(": ")[2].encode() for line in path.read_text().splitlines()
-            if '@kline_1m"' in line and line[:1].isdigit()]
+            if line[:1].isdigit() and any(f'{s}"' in line for s in streams)]
+
+
+def captured_kline_frames() -> list[bytes]:
+    return captured_frames("@kline_1m")
 
 
 def test_core_consumes_no_bus_subjects() -> None:
@@ -171,3 +178,106 @@ def test_any_mix_of_live_and_backfill_emits_each_bar_at_most_once_in_order(
         emitted.extend(b.open_time for b in bars)
     assert emitted == sorted(set(emitted))
     assert all((t - T0_MS * NS_PER_MS) % MINUTE_NS == 0 for t in emitted)
+
+
+# -- venue-generic core: trades, other venues, aggregation -----------------------------------
+
+
+def agg_trade_frame(agg_id: int = 46744553, *, maker: bool = False) -> bytes:
+    return json.dumps({"stream": "sushiusdt@aggTrade", "data": {
+        "e": "aggTrade", "E": 1626992741254, "a": agg_id, "s": "SUSHIUSDT", "p": "7.6040", "q": "9",
+        "f": 99592540, "l": 99592540, "T": 1626992741101, "m": maker}}).encode()
+
+
+def test_on_frame_agg_trade_emits_a_trade_tick() -> None:
+    [tick] = MarketDataCore(VENUE).on_frame(agg_trade_frame(maker=True), ts_init=9)
+    assert tick == TradeTick(
+        event_id=ids.derive("trade", VENUE, "SUSHIUSDT", "46744553"), ts_event=1626992741101 * NS_PER_MS,
+        ts_init=9, venue=VENUE, symbol="SUSHIUSDT", trade_id="46744553", price=7.604, size=9.0,
+        aggressor="sell")
+
+
+def test_on_frame_the_same_trade_twice_gets_the_same_id_for_jetstream_to_drop() -> None:
+    core = MarketDataCore(VENUE)
+    assert core.on_frame(agg_trade_frame(), 1) == core.on_frame(agg_trade_frame(), 1)
+
+
+def test_on_frame_captured_usdm_stream_of_klines_and_trades_keeps_frame_order() -> None:
+    core = MarketDataCore(VENUE)
+    events = [e for raw in captured_frames("@kline_1m", "@aggTrade") for e in core.on_frame(raw, 1)]
+    assert Counter(type(e).__name__ for e in events) == {"TradeTick": 91, "BarClosed": 4}
+
+
+def test_core_takes_an_adapter_instance_or_a_venue_name() -> None:
+    adapter = HyperliquidAdapter()
+    core = MarketDataCore(adapter, "1m")
+    assert (core.adapter, core.venue) == (adapter, "hyperliquid")
+    assert MarketDataCore("binance_spot").venue == "binance_spot"
+    with pytest.raises(ValueError, match="unknown venue 'kraken'"):
+        MarketDataCore("kraken")
+
+
+def test_reset_connection_drops_a_hyperliquid_candle_in_progress() -> None:
+    core = MarketDataCore(HYPERLIQUID)
+    hl = json.dumps({"channel": "candle", "data": {"t": T0_MS, "T": T0_MS + 59_999, "s": "BTC", "i": "1m",
+                     "o": "1", "c": "1", "h": "1", "l": "1", "v": "1", "n": 1}})
+    core.on_frame(hl, 1)
+    core.reset_connection()
+    assert core.on_frame(hl.replace(str(T0_MS), str(T0_MS + 60_000)), 1) == []
+
+
+def test_backfill_request_starts_after_the_last_published_bar() -> None:
+    core = MarketDataCore(VENUE)
+    assert core.backfill_request("https://fapi.binance.com", "BTCUSDT", limit=1000, now_ms=0).url.endswith(
+        "symbol=BTCUSDT&interval=1m&limit=1000")
+    core.seed_last("BTCUSDT", T0_MS * NS_PER_MS)
+    assert core.backfill_request("https://fapi.binance.com", "BTCUSDT", limit=1000, now_ms=0).url.endswith(
+        f"&startTime={T0_MS + 60_000}")
+
+
+def test_aggregate_bars_follow_the_one_minute_bar_that_closes_them() -> None:
+    core = MarketDataCore(VENUE, aggregate=("5m", "15m"))
+    start = 1626992400000  # 22:20 UTC, a 5m and 15m boundary
+    out = [core.on_frame(frame(start + i * 60_000), ts_init=i) for i in range(5)]
+    assert [[b.timeframe for b in o] for o in out] == [["1m"]] * 4 + [["1m", "5m"]]
+    five = out[4][1]
+    assert (five.open_time, five.close_time, five.causation_id, five.volume) == (
+        start * NS_PER_MS, (start + 300_000 - 1) * NS_PER_MS, out[4][0].event_id, 62.5)
+
+
+def test_aggregates_of_backfilled_bars_are_backfilled_and_warm_rebuilds_open_windows() -> None:
+    start = 1626992400000
+    rows = [rest_row(start + i * 60_000) for i in range(5)]
+    core = MarketDataCore(VENUE, aggregate=("5m",))
+    bars = core.on_rest_klines("BTCUSDT", rows, ts_init=1, now_ms=start + 10**7)
+    assert [(b.timeframe, b.backfilled) for b in bars] == [("1m", True)] * 5 + [("5m", True)]
+    # restart after 3 of the 5 minutes were published: warm with them, then the live rest
+    restarted = MarketDataCore(VENUE, aggregate=("5m",))
+    restarted.warm(bars[:3])
+    assert restarted.last_open_time("BTCUSDT") == bars[2].open_time
+    later = [b for i in (3, 4) for b in restarted.on_frame(frame(start + i * 60_000), ts_init=1)]
+    assert [b.timeframe for b in later] == ["1m", "1m", "5m"]
+    assert later[-1].volume == bars[-1].volume and later[-1].event_id == bars[-1].event_id
+
+
+class _OneTrade:
+    """A stub adapter whose every frame is one trade (only what on_frame touches)."""
+
+    venue = "binance_spot"
+
+    def __init__(self) -> None:
+        self.trade = Trade("X", 1, 1.0, 1.0, 0, None)
+
+    def parse(self, raw: bytes | str) -> list[Trade]:
+        return [self.trade]
+
+
+@given(symbol=st.text(min_size=1, max_size=16), trade_id=st.integers(0, 2**64) | st.text(max_size=40))
+def test_trade_event_id_is_ids_derive_of_venue_symbol_and_trade_id(symbol: str, trade_id: int | str) -> None:
+    adapter = _OneTrade()
+    core = MarketDataCore(adapter)  # type: ignore[arg-type]
+    for _ in range(2):  # the second call uses the cached per-symbol hash state
+        adapter.trade = Trade(symbol, trade_id, 1.0, 2.0, 3, None)
+        [tick] = core.on_frame(b"", 0)
+        assert tick.event_id == ids.derive("trade", "binance_spot", symbol, str(trade_id))
+        assert (tick.trade_id, tick.aggressor) == (str(trade_id), "")

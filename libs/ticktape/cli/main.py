@@ -10,6 +10,10 @@ import sys
 COMMANDS = (
     "ticktape.cli.up",
     "ticktape.cli.proto",
+    "ticktape.cli.sessions",
+    "ticktape.cli.export",
+    "ticktape.cli.replay",
+    "ticktape.cli.audit",
 )
 
 

@@ -1,13 +1,19 @@
-"""`ticktape up`: start (or find) NATS and PostgreSQL, then run every service under supervision."""
+"""`ticktape up`: start (or find) NATS and PostgreSQL, then run every service under supervision,
+recorded as a session (SessionStarted before the services start, SessionStopped after)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
+import msgspec
+
 from ticktape import config as cfg
+from ticktape import sessions
+from ticktape.corespec import GROUP
 from ticktape.infra.nats_server import InfraError
 from ticktape.infra.stack import ensure_nats, ensure_postgres
 from ticktape.supervisor import Supervisor, child_env
@@ -67,9 +73,38 @@ def run(args: argparse.Namespace) -> int:
           f"dry-run (paper) trading", flush=True)
     print(f"ticktape up: watch signals with: nats sub --server {nats_url} 'signals.>'", flush=True)
     try:
-        return Supervisor(children_env, home / "run", services).run()
+        return _run_session(children_env, home, services, msgspec.structs.replace(common.nats, url=nats_url))
     finally:
         if pg_server is not None:
             pg_server.stop()
         if nats_server is not None:
             nats_server.stop()
+
+
+def _run_session(env: dict[str, str], home: Path, services: tuple[str, ...], nats: cfg.NatsSettings) -> int:
+    """Record the session around the supervisor: consumers (services with a replayable core)
+    stop after the producers, once they have drained their input."""
+    try:
+        recorder = sessions.SessionRecorder(nats, cfg.load_raw(env=env), services)
+        recorder.start()
+    except cfg.ConfigError as exc:
+        print(f"ticktape up: {exc}", file=sys.stderr)
+        return cfg.EXIT_CONFIG
+    except Exception as exc:  # noqa: BLE001 - no session record, no run
+        print(f"ticktape up: cannot record the session start on NATS ({exc!r}); not starting", file=sys.stderr)
+        return 1
+    env = dict(env, TICKTAPE_SESSION_ID=recorder.session_id)
+    print(f"ticktape up: session {recorder.session_id} (config {recorder.config_hash})", flush=True)
+    cores = {ep.name for ep in entry_points(group=GROUP)}
+    consumers = tuple(s for s in services if s in cores)
+    supervisor = Supervisor(env, home / "run", services,
+                            stop_first=tuple(s for s in services if s not in cores),
+                            drain=lambda alive: recorder.drain(consumers, alive))
+    code = supervisor.run()
+    reason = (sessions.CONFIG_ERROR if code == cfg.EXIT_CONFIG
+              else sessions.STOPPED if supervisor.drained else sessions.UNDRAINED)
+    try:
+        recorder.stop(reason)
+    except Exception as exc:  # noqa: BLE001 - the run is over either way
+        print(f"ticktape up: cannot record the session stop on NATS ({exc!r})", file=sys.stderr)
+    return code

@@ -36,7 +36,7 @@ def ensure_postgres(common: CommonSettings) -> tuple[str, PostgresServer | None]
     if common.postgres.dsn:
         return common.postgres.dsn, None
     data_dir = Path(common.home).resolve() / "postgres"
-    running = _running_postmaster(data_dir)
+    running = running_postmaster(data_dir)
     if running is not None:  # left running by an earlier stack that was killed: reuse it
         return f"postgresql://postgres@127.0.0.1:{running}/postgres", None
     port_file = data_dir.parent / "postgres.port"
@@ -48,7 +48,7 @@ def ensure_postgres(common: CommonSettings) -> tuple[str, PostgresServer | None]
     return server.dsn, server
 
 
-def _running_postmaster(data_dir: Path) -> int | None:
+def running_postmaster(data_dir: Path) -> int | None:
     """The port of a live postgres already serving data_dir, from its postmaster.pid."""
     import os
 

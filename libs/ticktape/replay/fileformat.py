@@ -1,0 +1,285 @@
+"""Session files: portable, compressed, self-describing, tamper-evident recordings.
+
+A gzip (mtime 0, no name, so the same input gives the same bytes) of JSON Lines:
+- line 1, the header: {"format": "ticktape-session", "version": 1, "session": {...},
+  "streams": [{"name", "first_seq", "last_seq", "messages"}], "counts": {...}};
+- then one line per stored message, in stream order: {"stream", "seq", "subject", "time" (ns the
+  server stored it), "in_session" (omitted when false), "headers", "data" (the event JSON,
+  verbatim) or "data_b64" (for a payload that is not single-line JSON)}.
+Every line ends with a member "h": the hex SHA-256 of the previous line's h (none for the header)
+followed by this line's bytes without its "h" member. Any changed byte breaks the chain at that
+line, so a check names the message that was altered; a short file fails its header's counts."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import os
+import re
+import tempfile
+import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+from ticktape.replay.records import Record, SessionMeta, family
+
+FORMAT = "ticktape-session"
+VERSION = 1
+SUFFIX = ".ttsession.gz"
+
+_HASH = re.compile(rb',"h":"([0-9a-f]{64})"}$')
+
+
+class SessionFileError(ValueError):
+    """A session file cannot be read or fails its integrity check; the message says where."""
+
+
+class StreamRange(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    first_seq: int
+    last_seq: int
+    messages: int
+
+
+class Counts(msgspec.Struct, frozen=True, kw_only=True):
+    messages: int
+    in_session: int
+    families: dict[str, int]
+
+
+class Header(msgspec.Struct, frozen=True, kw_only=True):
+    format: str
+    version: int
+    session: SessionMeta
+    streams: list[StreamRange]
+    counts: Counts
+
+
+class _Line(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    stream: str
+    seq: int
+    subject: str
+    time: int
+    in_session: bool = False
+    headers: dict[str, str] = {}
+    data: msgspec.Raw = msgspec.Raw(b"")  # empty = absent: the payload is in data_b64
+    data_b64: str | None = None
+
+
+class _Probe(msgspec.Struct):
+    format: str = ""
+    version: int = 0
+
+
+_encoder = msgspec.json.Encoder()
+_line_decoder = msgspec.json.Decoder(_Line)
+_header_decoder = msgspec.json.Decoder(Header)
+_probe_decoder = msgspec.json.Decoder(_Probe)
+
+
+def _verbatim_json(data: bytes) -> bool:
+    """True when data can be embedded as-is: one line of valid JSON without outer whitespace."""
+    if not data or b"\n" in data or b"\r" in data or data != data.strip():
+        return False
+    try:
+        msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
+def encode_record(rec: Record) -> bytes:
+    """The line of one message, without its hash."""
+    if _verbatim_json(rec.data):
+        line = _Line(stream=rec.stream, seq=rec.seq, subject=rec.subject, time=rec.time,
+                     in_session=rec.in_session, headers=rec.headers, data=msgspec.Raw(rec.data))
+    else:
+        line = _Line(stream=rec.stream, seq=rec.seq, subject=rec.subject, time=rec.time,
+                     in_session=rec.in_session, headers=rec.headers,
+                     data_b64=base64.b64encode(rec.data).decode())
+    return _encoder.encode(line)
+
+
+def _chain(prev: bytes, body: bytes) -> bytes:
+    return hashlib.sha256(prev + body).hexdigest().encode()
+
+
+def _sealed(body: bytes, prev: bytes) -> tuple[bytes, bytes]:
+    h = _chain(prev, body)
+    return body[:-1] + b',"h":"' + h + b'"}\n', h
+
+
+class SessionWriter:
+    """Writes a session file incrementally: add() records in stream order, then finish() with
+    the session once it is known. Lines are spooled to a temporary file first so the header can
+    carry the counts; the file appears at `path` atomically, only when finished."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._spool = tempfile.TemporaryFile()
+        self._streams: dict[str, list[int]] = {}
+        self._families: dict[str, int] = {}
+        self._total = self._in_session = 0
+
+    def __enter__(self) -> SessionWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._spool.close()
+
+    def add(self, rec: Record) -> None:
+        self._spool.write(encode_record(rec) + b"\n")
+        self._total += 1
+        self._in_session += rec.in_session
+        fam = family(rec.subject)
+        self._families[fam] = self._families.get(fam, 0) + 1
+        rng = self._streams.setdefault(rec.stream, [rec.seq, rec.seq, 0])
+        rng[0], rng[1], rng[2] = min(rng[0], rec.seq), max(rng[1], rec.seq), rng[2] + 1
+
+    def finish(self, session: SessionMeta) -> Header:
+        header = Header(
+            format=FORMAT, version=VERSION, session=session,
+            streams=[StreamRange(name=n, first_seq=r[0], last_seq=r[1], messages=r[2])
+                     for n, r in self._streams.items()],
+            counts=Counts(messages=self._total, in_session=self._in_session,
+                          families=dict(sorted(self._families.items()))),
+        )
+        self._spool.seek(0)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+            line, prev = _sealed(_encoder.encode(header), b"")
+            gz.write(line)
+            for body in self._spool:
+                line, prev = _sealed(body.rstrip(b"\n"), prev)
+                gz.write(line)
+        os.replace(tmp, self.path)
+        self._spool.close()
+        return header
+
+
+def write_session_file(path: Path, session: SessionMeta, records: Iterable[Record]) -> Header:
+    """Write records (in stream order) as a session file at path; returns the header."""
+    with SessionWriter(path) as writer:
+        for rec in records:
+            writer.add(rec)
+        return writer.finish(session)
+
+
+class SessionFile:
+    """An open session file: `header` is read and checked on open; `records()` yields the
+    messages, checking each line's hash, and raises SessionFileError naming the first problem."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self._gz: IO[bytes] = gzip.open(self.path, "rb")
+        except OSError as exc:
+            raise SessionFileError(f"{self.path}: cannot open: {exc}") from None
+        self._lineno = 0
+        self._prev = b""
+        self._last: str = "the header"
+        first = self._next_line()
+        if first is None:
+            raise SessionFileError(f"{self.path}: empty file: not a {FORMAT} file")
+        try:
+            probe = _probe_decoder.decode(first)
+        except msgspec.DecodeError:
+            raise SessionFileError(f"{self.path}: line 1 is not JSON: not a {FORMAT} file") from None
+        if probe.format != FORMAT:
+            raise SessionFileError(f"{self.path}: not a {FORMAT} file (format {probe.format!r})")
+        if probe.version > VERSION:
+            raise SessionFileError(f"{self.path}: format version {probe.version} was written by a newer "
+                                   f"ticktape; this build reads up to version {VERSION}")
+        body = self._check(first, "the header")
+        try:
+            self.header = _header_decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            raise SessionFileError(f"{self.path}: bad header: {exc}") from None
+
+    def __enter__(self) -> SessionFile:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._gz.close()
+
+    @property
+    def session(self) -> SessionMeta:
+        return self.header.session
+
+    def records(self) -> Iterator[Record]:
+        expected = self.header.counts.messages
+        count = 0
+        while (line := self._next_line()) is not None:
+            body = self._check(line, None)
+            try:
+                item = _line_decoder.decode(body)
+            except msgspec.DecodeError as exc:
+                raise SessionFileError(f"{self.path}: line {self._lineno} is not a message line: {exc}") from None
+            count += 1
+            if count > expected:
+                raise SessionFileError(f"{self.path}: more messages than the header's {expected}")
+            data = bytes(item.data) if item.data_b64 is None else base64.b64decode(item.data_b64)
+            self._last = f"{item.stream} seq {item.seq}"
+            yield Record(stream=item.stream, seq=item.seq, subject=item.subject, headers=item.headers,
+                         time=item.time, data=data, in_session=item.in_session)
+        if count < expected:
+            raise SessionFileError(f"{self.path}: truncated: {count} of {expected} messages "
+                                   f"(last complete: {self._last})")
+
+    def _next_line(self) -> bytes | None:
+        try:
+            line = self._gz.readline()
+        except EOFError:
+            raise SessionFileError(f"{self.path}: truncated: the file ends inside line {self._lineno + 1} "
+                                   f"(last complete: {self._last})") from None
+        except (gzip.BadGzipFile, zlib.error) as exc:
+            if self._lineno == 0:
+                raise SessionFileError(f"{self.path}: not a {FORMAT} file ({exc})") from None
+            raise SessionFileError(f"{self.path}: corrupt compressed data after line {self._lineno} "
+                                   f"(last intact: {self._last}): {exc}") from None
+        if not line:
+            return None
+        self._lineno += 1
+        if not line.endswith(b"\n"):
+            raise SessionFileError(f"{self.path}: truncated: line {self._lineno} is incomplete "
+                                   f"(last complete: {self._last})")
+        return line[:-1]
+
+    def _check(self, line: bytes, what: str | None) -> bytes:
+        m = _HASH.search(line)
+        body = line[: m.start()] + b"}" if m else line
+        if m is None or _chain(self._prev, body) != m.group(1):
+            raise SessionFileError(f"{self.path}: line {self._lineno} ({what or _describe(body)}) was altered "
+                                   "(or a line just before it was removed or moved): it fails the hash chain")
+        self._prev = m.group(1)
+        return body
+
+
+def _describe(body: bytes) -> str:
+    """Best effort name of the message on a line whose bytes may be damaged."""
+    try:
+        item = _line_decoder.decode(body)
+    except msgspec.DecodeError:
+        return "an unreadable message line"
+    event_id = None
+    if len(item.data):
+        try:
+            event_id = msgspec.json.decode(bytes(item.data)).get("event_id")
+        except (msgspec.DecodeError, AttributeError):
+            pass
+    return f"{item.stream} seq {item.seq}, {item.subject}" + (f", event {event_id}" if event_id else "")
+
+
+def check_session_file(path: Path) -> Header:
+    """Read the whole file, verifying every line; returns the header or raises SessionFileError."""
+    with SessionFile(path) as f:
+        for _ in f.records():
+            pass
+        return f.header

@@ -1,0 +1,48 @@
+"""A progress bar on stderr for long replays (redrawn at most five times a second)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class Progress:
+    def __init__(self, total: int | None, label: str, stream: TextIO | None = None,
+                 interval: float = 0.2) -> None:
+        self.total = total
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.interval = interval
+        self.count = 0
+        self._start = time.monotonic()
+        self._drawn = 0.0
+
+    def advance(self, n: int = 1) -> None:
+        self.count += n
+        now = time.monotonic()
+        if now - self._drawn >= self.interval:
+            self._drawn = now
+            self._draw(now)
+
+    def close(self) -> None:
+        self._draw(time.monotonic())
+        self.stream.write("\n")
+        self.stream.flush()
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self._start
+        return self.count / elapsed if elapsed > 0 else 0.0
+
+    def _draw(self, now: float) -> None:
+        elapsed = max(now - self._start, 1e-9)
+        rate = self.count / elapsed
+        if self.total:
+            done = min(self.count / self.total, 1.0)
+            bar = "#" * int(done * 30)
+            text = f"{self.label} [{bar:<30}] {self.count:,}/{self.total:,} {done:4.0%} {rate:,.0f} msg/s"
+        else:
+            text = f"{self.label} {self.count:,} {rate:,.0f} msg/s"
+        self.stream.write("\r" + text)
+        self.stream.flush()

@@ -1,0 +1,55 @@
+"""Where a replay reads a session from: a session file, or a session id on a NATS stream.
+
+Both give the session's metadata, an estimate of the message count (for progress) and its records
+from the stream's first message to the session's end, in stream order."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ticktape.replay.fileformat import SUFFIX, SessionFile
+from ticktape.replay.records import Record, SessionMeta
+
+
+@dataclass
+class Source:
+    meta: SessionMeta
+    total: int | None
+    records: AsyncIterator[Record]
+    origin: str
+
+
+def looks_like_file(arg: str) -> bool:
+    return Path(arg).is_file() or arg.endswith((SUFFIX, ".gz", ".jsonl"))
+
+
+async def _aiter(items: Iterator[Record]) -> AsyncIterator[Record]:
+    for item in items:
+        yield item
+
+
+@asynccontextmanager
+async def open_source(arg: str, nats_url: str, stream: str) -> AsyncIterator[Source]:
+    """A session file when `arg` names one, else session `arg` in `stream` at `nats_url`."""
+    if looks_like_file(arg):
+        with SessionFile(Path(arg)) as f:
+            yield Source(f.session, f.header.counts.messages, _aiter(f.records()), str(arg))
+        return
+    import nats
+
+    from ticktape.replay.catalog import find_session, open_stream, session_records
+
+    nc = await nats.connect(nats_url, max_reconnect_attempts=2, connect_timeout=5)
+    try:
+        js = nc.jetstream()
+        ref = await open_stream(js, stream)
+        entry = await find_session(js, ref, arg)
+        first = (await js.stream_info(ref.name)).state.first_seq
+        end = entry.end_seq if entry.end_seq is not None else ref.last_seq
+        yield Source(entry.meta, max(end - first + 1, 0), session_records(js, ref, entry),
+                     f"{ref.name} at {nats_url}")
+    finally:
+        await nc.close()

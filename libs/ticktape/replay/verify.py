@@ -1,0 +1,228 @@
+"""Verify a recorded session: re-run each core over exactly the inputs it consumed live, in stream
+order, and prove that it publishes the same events, byte for byte.
+
+Each core is fed every recorded message matching its filter subjects, from the stream's first
+message to the session's end (cores carry state across sessions). Its outputs are compared, in
+order, with the events of its output types recorded inside the session. Outputs that belong to
+earlier sessions are only used to line the two sequences up (an earlier session may have run
+another configuration; the live service's start-up rebuild discarded those outputs too).
+
+A session that stopped cleanly ("stopped": its consumers drained their input first) must match
+exactly. For one still running, or stopped without draining, replayed outputs after the last
+published one are reported as unconfirmed (their inputs were not processed live yet), not failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ticktape import subjects
+from ticktape.corespec import CoreSpec
+from ticktape.events.codec import DecodeError, decode, encode
+from ticktape.replay.records import Record, SessionMeta, family
+from ticktape.sessions import STOPPED
+
+FAMILIES = ("signals", "risk", "orders", "fills", "positions", "accounts")
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """The first point where a core's replay and the recording part ways."""
+
+    core: str
+    reason: str
+    recorded_seq: int | None = None
+    recorded_subject: str | None = None
+    recorded: bytes | None = None
+    replayed_subject: str | None = None
+    replayed: bytes | None = None
+    input_seq: int | None = None
+    input_subject: str | None = None
+
+
+@dataclass(frozen=True)
+class FamilyDigest:
+    family: str
+    recorded_count: int
+    replayed_count: int
+    recorded: str
+    replayed: str
+
+    @property
+    def ok(self) -> bool:
+        return self.recorded_count == self.replayed_count and self.recorded == self.replayed
+
+
+@dataclass
+class VerifyResult:
+    cores: tuple[str, ...]
+    messages: int
+    families: list[FamilyDigest]
+    divergences: list[Divergence]
+    unconfirmed: dict[str, int]
+    rejected: dict[str, int]
+
+    @property
+    def ok(self) -> bool:
+        return not self.divergences and all(f.ok for f in self.families)
+
+
+@dataclass(frozen=True)
+class _Out:
+    input_seq: int
+    input_subject: str
+    subject: str
+    data: bytes
+    event_id: str
+
+
+@dataclass
+class _Track:
+    spec: CoreSpec
+    pending: deque[_Out] = field(default_factory=deque)
+    ids: set[str] = field(default_factory=set)
+    aligned: bool = False
+    diverged: bool = False
+    last_matched_input: int = 0
+    rejected: int = 0
+
+    def pop(self) -> _Out:
+        out = self.pending.popleft()
+        self.ids.discard(out.event_id)
+        return out
+
+
+class _Digests:
+    def __init__(self) -> None:
+        self.hashes: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, subject: str, data: bytes) -> None:
+        fam = family(subject)
+        h = self.hashes.get(fam)
+        if h is None:
+            h = self.hashes[fam] = hashlib.sha256()
+        h.update(subject.encode() + b"\n" + data + b"\n")
+        self.counts[fam] = self.counts.get(fam, 0) + 1
+
+
+class Verifier:
+    """Feed it the session's records in stream order with feed(), then call finish()."""
+
+    def __init__(self, specs: Sequence[CoreSpec], session: SessionMeta) -> None:
+        wanted = set(session.services)
+        chosen = [s for s in specs if not wanted or s.name in wanted]
+        self.session = session
+        self.strict = session.stop_seq is not None and session.reason == STOPPED
+        self.tracks = [_Track(s) for s in chosen]
+        self._producer = {t: track for track in self.tracks for t in track.spec.outputs}
+        self._routes: dict[str, tuple[_Track, ...]] = {}
+        self.recorded = _Digests()
+        self.replayed = _Digests()
+        self.divergences: list[Divergence] = []
+        self.messages = 0
+
+    def _routes_for(self, subject: str) -> tuple[_Track, ...]:
+        found = self._routes.get(subject)
+        if found is None:
+            found = tuple(t for t in self.tracks
+                          if any(subjects.matches(f, subject) for f in t.spec.filter_subjects))
+            self._routes[subject] = found
+        return found
+
+    def feed(self, rec: Record) -> None:
+        self.messages += 1
+        try:
+            event = decode(rec.data)
+        except DecodeError:
+            return  # live, the consumers dead-lettered it
+        producer = self._producer.get(type(event))
+        if producer is not None:
+            self._recorded_output(producer, rec, event.event_id)
+        for track in self._routes_for(rec.subject):
+            try:
+                outputs = track.spec.core.handle(event)
+            except Exception:  # noqa: BLE001 - live, the shell dead-lettered this input
+                track.rejected += 1
+                continue
+            for out in outputs:
+                track.pending.append(_Out(rec.seq, rec.subject, subjects.for_event(out), encode(out), out.event_id))
+                track.ids.add(out.event_id)
+
+    def _recorded_output(self, track: _Track, rec: Record, event_id: str) -> None:
+        start = self.session.start_seq
+        if rec.seq < start:  # an earlier session's output: only used to line up
+            if event_id in track.ids:
+                while track.pop().event_id != event_id:
+                    pass
+            return
+        self.recorded.add(rec.subject, rec.data)
+        if track.diverged:
+            return
+        if not track.aligned:
+            track.aligned = True
+            if event_id in track.ids:  # skip what the live rebuild discarded, nothing of the session
+                while track.pending[0].event_id != event_id:
+                    skipped = track.pop()
+                    if skipped.input_seq > start:
+                        self.replayed.add(skipped.subject, skipped.data)
+                        self._diverge(track, "replay produced an event live did not publish", rec=None, out=skipped)
+                        return
+            else:
+                while track.pending and track.pending[0].input_seq <= start:
+                    track.pop()
+        if not track.pending:
+            self._diverge(track, "live published an event the replay did not produce", rec=rec, out=None)
+            return
+        out = track.pop()
+        self.replayed.add(out.subject, out.data)
+        if out.data != rec.data or out.subject != rec.subject:
+            self._diverge(track, "the replayed event differs from the recorded one", rec=rec, out=out)
+            return
+        track.last_matched_input = out.input_seq
+
+    def _diverge(self, track: _Track, reason: str, *, rec: Record | None, out: _Out | None) -> None:
+        track.diverged = True
+        self.divergences.append(Divergence(
+            core=track.spec.name, reason=reason,
+            recorded_seq=rec.seq if rec else None, recorded_subject=rec.subject if rec else None,
+            recorded=rec.data if rec else None, replayed_subject=out.subject if out else None,
+            replayed=out.data if out else None, input_seq=out.input_seq if out else None,
+            input_subject=out.input_subject if out else None,
+        ))
+
+    def finish(self) -> VerifyResult:
+        unconfirmed: dict[str, int] = {}
+        start = self.session.start_seq
+        for track in self.tracks:
+            rest = [o for o in track.pending if o.input_seq > start or track.aligned]
+            if not rest:
+                continue
+            tail_ok = (not self.strict and not track.diverged
+                       and rest[0].input_seq > track.last_matched_input)
+            if tail_ok:
+                unconfirmed[track.spec.name] = len(rest)
+                continue
+            for o in rest:
+                self.replayed.add(o.subject, o.data)
+            if not track.diverged:
+                self._diverge(track, f"replay produced {len(rest)} event(s) live did not publish",
+                              rec=None, out=rest[0])
+        names = sorted(set(self.recorded.counts) | set(self.replayed.counts),
+                       key=lambda f: (FAMILIES.index(f) if f in FAMILIES else len(FAMILIES), f))
+        empty = hashlib.sha256().hexdigest()
+        families = [FamilyDigest(
+            family=f, recorded_count=self.recorded.counts.get(f, 0), replayed_count=self.replayed.counts.get(f, 0),
+            recorded=self.recorded.hashes[f].hexdigest() if f in self.recorded.hashes else empty,
+            replayed=self.replayed.hashes[f].hexdigest() if f in self.replayed.hashes else empty,
+        ) for f in names]
+        self.divergences.sort(key=lambda d: (d.recorded_seq or d.input_seq or 0))
+        return VerifyResult(
+            cores=tuple(t.spec.name for t in self.tracks), messages=self.messages, families=families,
+            divergences=self.divergences, unconfirmed=unconfirmed,
+            rejected={t.spec.name: t.rejected for t in self.tracks if t.rejected},
+        )

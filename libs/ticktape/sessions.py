@@ -1,0 +1,196 @@
+"""Sessions: every `ticktape up` run is recorded on the bus as SessionStarted ... SessionStopped.
+
+A session carries what is needed to attribute and replay it: an id (sortable UTC time + random
+suffix; the supervisor is a shell, not a core, so it may read the clock), the effective
+configuration as canonical JSON with secrets removed, the hash of that JSON, and the code version.
+The events go on `sessions.<id>` in the events stream with Nats-Msg-Id = event_id, before the
+services start and after they have stopped, so the stream range between them is the session."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import secrets
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from ticktape import ids
+from ticktape.config import NatsSettings
+from ticktape.events import SessionStarted, SessionStopped
+
+# SessionStopped.reason values. Only "stopped" promises that every recorded input was processed.
+STOPPED = "stopped"  # clean stop after the consumers drained their inputs
+UNDRAINED = "stopped_undrained"  # clean stop, but some consumer still had input pending
+CONFIG_ERROR = "config_error"  # a service rejected its configuration
+
+_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|credential|private)", re.I)
+_DSN_PASSWORD = re.compile(r"(password\s*=\s*)(\S+)", re.I)
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def new_session_id(now: datetime | None = None) -> str:
+    """`20250101T120000Z-3fa9c1`: sorts by start time; the suffix separates same-second starts."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def redact(doc: Any) -> Any:
+    """The document without secrets: secret-named keys dropped, URL/DSN passwords removed."""
+    if isinstance(doc, Mapping):
+        return {k: redact(v) for k, v in doc.items() if not _SECRET_KEY.search(str(k))}
+    if isinstance(doc, list | tuple):
+        return [redact(v) for v in doc]
+    if isinstance(doc, str):
+        return _strip_credentials(doc)
+    return doc
+
+
+def _strip_credentials(text: str) -> str:
+    if "://" in text:
+        try:
+            parts = urlsplit(text)
+        except ValueError:
+            return text
+        if parts.password is not None:
+            netloc = parts.netloc.rsplit("@", 1)[1]
+            user = f"{parts.username}@" if parts.username else ""
+            return urlunsplit(parts._replace(netloc=user + netloc))
+        return text
+    return _DSN_PASSWORD.sub(r"\1***", text)
+
+
+def canonical_json(doc: Any) -> str:
+    """Sorted keys, no spaces: the same document always gives the same text (and hash)."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def effective_config(raw: Mapping[str, Any]) -> tuple[str, str]:
+    """(canonical JSON of the merged config document without secrets, its 16-hex-char hash)."""
+    text = canonical_json(redact(raw))
+    return text, config_digest(text)
+
+
+def config_digest(config_json: str) -> str:
+    return hashlib.sha256(config_json.encode()).hexdigest()[:16]
+
+
+def code_version() -> str:
+    """`git rev-parse HEAD` of the checkout (+ `-dirty` when tracked files changed), else the
+    installed package version."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_REPO, capture_output=True, text=True,
+                              timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=_REPO,
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        if head:
+            return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"ticktape {version('ticktape')}"
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def started_event(session_id: str, config_json: str, *, code: str, services: Sequence[str],
+                  ts_ns: int, host: str = "", causation_id: str | None = None) -> SessionStarted:
+    return SessionStarted(
+        event_id=ids.derive("session", session_id, "started"), ts_event=ts_ns, ts_init=ts_ns,
+        causation_id=causation_id, correlation_id=session_id, session_id=session_id,
+        config_hash=config_digest(config_json), config_json=config_json, code_version=code,
+        services=tuple(services), host=host,
+    )
+
+
+def stopped_event(session_id: str, reason: str, ts_ns: int) -> SessionStopped:
+    return SessionStopped(
+        event_id=ids.derive("session", session_id, "stopped"), ts_event=ts_ns, ts_init=ts_ns,
+        causation_id=ids.derive("session", session_id, "started"), correlation_id=session_id,
+        session_id=session_id, reason=reason,
+    )
+
+
+class SessionRecorder:
+    """What `ticktape up` calls: start() before the services start, drain() while stopping them,
+    stop(reason) after they have stopped. Each call is a short-lived NATS connection."""
+
+    def __init__(self, nats: NatsSettings, raw: Mapping[str, Any], services: Sequence[str]) -> None:
+        self.nats = nats
+        self.session_id = new_session_id()
+        self.config_json, self.config_hash = effective_config(raw)
+        self.services = tuple(services)
+
+    def start(self) -> SessionStarted:
+        event = started_event(self.session_id, self.config_json, code=code_version(),
+                              services=self.services, ts_ns=time.time_ns(), host=socket.gethostname())
+        asyncio.run(self._publish(event))
+        return event
+
+    def stop(self, reason: str) -> SessionStopped:
+        event = stopped_event(self.session_id, reason, time.time_ns())
+        asyncio.run(self._publish(event))
+        return event
+
+    def drain(self, durables: Sequence[str], alive: Callable[[], bool] = lambda: True,
+              timeout: float = 15.0) -> bool:
+        """True once the durable consumers have consumed everything in the stream (or do not
+        exist); False when `timeout` passes or `alive()` says no consumer is running any more."""
+        return asyncio.run(self._drain(durables, alive, timeout))
+
+    async def _publish(self, event: SessionStarted | SessionStopped) -> None:
+        from ticktape.bus.connect import connect
+        from ticktape.bus.provision import ensure_streams
+        from ticktape.bus.publisher import publish_batch
+
+        nc = await connect(self.nats.url, "session")
+        try:
+            js = nc.jetstream()
+            await ensure_streams(js, self.nats)
+            await publish_batch(js, [(event, {})], attempts=20)
+        finally:
+            await nc.drain()
+
+    async def _drain(self, durables: Sequence[str], alive: Callable[[], bool], timeout: float) -> bool:
+        from ticktape.bus.connect import connect
+
+        nc = await connect(self.nats.url, "session")
+        try:
+            return await wait_drained(nc.jetstream(), self.nats.stream, durables, timeout, alive=alive)
+        finally:
+            await nc.drain()
+
+
+async def wait_drained(js: JetStreamContext, stream: str, durables: Sequence[str], timeout: float,
+                       interval: float = 0.1, alive: Callable[[], bool] = lambda: True) -> bool:
+    """Wait until no durable has messages pending or unacknowledged and the stream did not grow
+    while they were checked (an output published meanwhile would be new input for another)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        before = (await js.stream_info(stream)).state.last_seq
+        busy = False
+        for name in durables:
+            try:
+                info = await js.consumer_info(stream, name)
+            except NotFoundError:
+                continue
+            if info.num_pending or info.num_ack_pending:
+                busy = True
+                break
+        if not busy and (await js.stream_info(stream)).state.last_seq == before:
+            return True
+        if time.monotonic() > deadline or not alive():
+            return False
+        await asyncio.sleep(interval)

@@ -1,0 +1,94 @@
+"""Hyperliquid's info endpoint, POST /hyperliquid/info, for the perp market data the bars can give:
+`meta`, `metaAndAssetCtxs` and `candleSnapshot`.
+
+Errors as Hyperliquid's HTTP front end (axum) answers them: a body that is not JSON: 400
+`Failed to parse the request body as JSON: ...`; JSON of the wrong shape or an unknown `type`: 422
+`Failed to deserialize the JSON body into the target type: ...` (both text/plain); no JSON content
+type: 415. A coin it does not list: HTTP 500 with body `null` (as third-party SDKs report for
+fundingHistory; not confirmed for candleSnapshot). Deviation: only the 1m interval is served; the
+other intervals Hyperliquid has get a 422 saying so."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from venuesim import hyperliquid as wire
+from venuesim.clock import SimClock
+from venuesim.market import Market
+from venuesim.rest import json_response
+
+_INFO_TYPES = ("meta", "metaAndAssetCtxs", "candleSnapshot")
+
+
+class _Rejected(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        self.status, self.text = status, text
+
+
+class HyperliquidRest:
+    def __init__(self, market: Market, clock: SimClock) -> None:
+        self.market = market
+        self.clock = clock
+
+    def routes(self, prefix: str = "/hyperliquid") -> list[web.RouteDef]:
+        return [web.post(f"{prefix}/info", self.info)]
+
+    async def info(self, request: web.Request) -> web.Response:
+        try:
+            return self._answer(await _read_json(request))
+        except _Rejected as exc:
+            return web.Response(status=exc.status, text=exc.text)
+
+    def _answer(self, body: Any) -> web.Response:
+        kind = _field(body, "type", str, "")
+        now, started = self.clock.now_ms(), self.clock.started
+        if kind == "meta":
+            return json_response(wire.meta(self.market))
+        if kind == "metaAndAssetCtxs":
+            return json_response(wire.meta_and_asset_ctxs(self.market, now, started))
+        if kind != "candleSnapshot":
+            expected = ", ".join(f"`{t}`" for t in _INFO_TYPES)
+            raise _Rejected(422, wire.deserialize_error(f"unknown variant `{kind}`, expected one of {expected}"))
+        req = _field(body, "req", dict, "")
+        coin = _field(req, "coin", str, "req.")
+        interval = _field(req, "interval", str, "req.")
+        start = _field(req, "startTime", int, "req.")
+        end = req.get("endTime")
+        if interval not in wire.INTERVALS:
+            raise _Rejected(422, wire.deserialize_error(f"req.interval: unknown variant `{interval}`"))
+        if interval != wire.INTERVAL:
+            only = f"req.interval: the simulator serves only `{wire.INTERVAL}`"
+            raise _Rejected(422, wire.deserialize_error(only))
+        if start < 0 or not (end is None or (type(end) is int and end >= 0)):
+            raise _Rejected(422, wire.deserialize_error("req.startTime/endTime: expected u64"))
+        series = self.market.get(coin)
+        if series is None:
+            return json_response(None, 500)
+        picked = wire.snapshot_range(series, now, start, end)
+        return json_response([wire.snapshot_candle(series, i, now) for i in picked])
+
+
+async def _read_json(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise _Rejected(415, "Expected request with `Content-Type: application/json`")
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        line, col = getattr(exc, "lineno", 1), getattr(exc, "colno", 1)
+        detail = f"expected value at line {line} column {col}"
+        raise _Rejected(400, f"Failed to parse the request body as JSON: {detail}") from None
+
+
+def _field(obj: Any, name: str, kind: type, path: str) -> Any:
+    if not isinstance(obj, dict):
+        raise _Rejected(422, wire.deserialize_error(f"{path.rstrip('.') or 'body'}: expected a map"))
+    if name not in obj:
+        raise _Rejected(422, wire.deserialize_error(f"{path}missing field `{name}`"))
+    value = obj[name]
+    if type(value) is not kind or (kind is int and isinstance(value, bool)):
+        raise _Rejected(422, wire.deserialize_error(f"{path}{name}: invalid type: expected {kind.__name__}"))
+    return value

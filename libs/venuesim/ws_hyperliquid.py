@@ -1,0 +1,131 @@
+"""Hyperliquid's WebSocket, `/hyperliquid/ws`: subscribe / unsubscribe / ping.
+
+Subscriptions: `candle` (coin served, interval 1m: frames from the bars, see venuesim.pump and
+venuesim.hyperliquid), `trades` and `l2Book` (any coin: frames only from replayed captures; the bars
+hold no trades or books, so none are invented). Replies: `{"channel":"subscriptionResponse","data":
+{"method":..,"subscription":..}}`, `{"channel":"pong"}`, and `{"channel":"error","data":"<text>"}`
+with Hyperliquid's texts: `Invalid subscription <json>`, `Already subscribed: <json>`, `Already
+unsubscribed: <json>` (the last one unconfirmed) and, beyond the cap of 1,000 subscriptions per IP
+address (Hyperliquid's documented limit, counted over all of the address's connections), `Cannot
+subscribe to more than 1000 channels.`. The other documented limits (100 connections and 2,000
+messages a minute per IP) are not enforced. Deviations: other subscription types and other candle
+intervals are answered `Invalid subscription`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from venuesim import hyperliquid as wire
+from venuesim.feed import Hub, Subscriber
+from venuesim.market import Market
+from venuesim.venues import HYPERLIQUID
+
+if TYPE_CHECKING:
+    from venuesim.injector import Injector
+
+MAX_SUBSCRIPTIONS_PER_IP = 1000
+_encode = msgspec.json.Encoder().encode
+
+
+class HyperliquidWs:
+    def __init__(
+        self,
+        market: Market,
+        hub: Hub,
+        heartbeat: float | None,
+        injector: Injector | None = None,
+        max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_IP,
+    ) -> None:
+        self.market = market
+        self.hub = hub
+        self.heartbeat = heartbeat
+        self.injector = injector
+        self.max_subscriptions = max_subscriptions
+        self.sockets: set[web.WebSocketResponse] = set()
+        self._per_ip: Counter[str] = Counter()
+
+    def routes(self, prefix: str = "/hyperliquid") -> list[web.RouteDef]:
+        return [web.get(f"{prefix}/ws", self.handle)]
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        refused = self.injector.refuse_upgrade() if self.injector else None
+        if refused is not None:
+            return refused
+        ws = web.WebSocketResponse(heartbeat=self.heartbeat)
+        await ws.prepare(request)
+        self.sockets.add(ws)
+        tap = self.injector.connect(ws, HYPERLIQUID) if self.injector else None
+        sub = Subscriber(ws, combined=False, tap=tap)
+        ip = request.remote or ""
+        writer = asyncio.create_task(sub.run_writer())
+        try:
+            async for msg in self.injector.messages(ws, tap) if self.injector and tap else ws:
+                if msg.type == WSMsgType.TEXT:
+                    sub.push(_encode(self.control(sub, ip, msg.data)).decode())
+        finally:
+            self._per_ip[ip] -= len(sub.streams)
+            self.hub.drop(sub)
+            self.sockets.discard(ws)
+            if self.injector:
+                self.injector.disconnect(ws)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+        return ws
+
+    def control(self, sub: Subscriber, ip: str, text: str) -> dict[str, Any]:
+        """The reply to one client message."""
+        try:
+            req = json.loads(text)
+        except ValueError:
+            return _error(f"Invalid message: {text}")
+        method = req.get("method") if isinstance(req, dict) else None
+        if method == "ping":
+            return {"channel": "pong"}
+        if method not in ("subscribe", "unsubscribe"):
+            return _error(f"Invalid message: {text}")
+        subscription = req.get("subscription")
+        parsed = self.parse(subscription)
+        if parsed is None:
+            return _error(f"Invalid subscription {_compact(subscription)}")
+        key, canonical = parsed
+        if method == "subscribe":
+            if key in sub.streams:
+                return _error(f"Already subscribed: {_compact(canonical)}")
+            if self._per_ip[ip] >= self.max_subscriptions:
+                return _error(f"Cannot subscribe to more than {self.max_subscriptions} channels.")
+            self._per_ip[ip] += 1
+            self.hub.subscribe(sub, [key])
+        else:
+            if key not in sub.streams:
+                return _error(f"Already unsubscribed: {_compact(canonical)}")
+            self._per_ip[ip] -= 1
+            self.hub.unsubscribe(sub, [key])
+        return {"channel": "subscriptionResponse", "data": {"method": method, "subscription": canonical}}
+
+    def parse(self, subscription: Any) -> tuple[str, dict[str, Any]] | None:
+        """(hub key, the subscription as Hyperliquid writes it back), or None when invalid."""
+        if not isinstance(subscription, dict) or not isinstance(subscription.get("coin"), str):
+            return None
+        kind, coin = subscription.get("type"), subscription["coin"]
+        if kind == "candle":
+            interval = subscription.get("interval")
+            if interval != wire.INTERVAL or self.market.get(coin) is None:
+                return None
+            return wire.candle_key(coin, interval), {"type": "candle", "interval": interval, "coin": coin}
+        if kind in ("trades", "l2Book"):
+            return f"{kind}:{coin}", {"type": kind, "coin": coin}
+        return None
+
+
+def _error(text: str) -> dict[str, Any]:
+    return {"channel": "error", "data": text}
+
+
+def _compact(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))

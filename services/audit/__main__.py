@@ -1,0 +1,3 @@
+from services.audit.service import main
+
+main()

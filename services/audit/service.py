@@ -1,0 +1,301 @@
+"""The audit archiver: one durable pull consumer per archived stream (the events stream and the
+dead-letter stream, each its own chain) storing every message in PostgreSQL in stream order,
+hash-chained (ticktape.audit.chain), one transaction per fetched batch, with checkpoints every
+`checkpoint_every` rows and on shutdown.
+
+PostgreSQL, not the consumer, holds the progress: at start the archiver reads the stored head
+(seq, hash) and re-creates its durable to start right after it. Messages at or below the head
+(redeliveries of a batch committed but not acked before a crash) are acked and skipped, so the
+chain never repeats or forks. Each batch re-reads the head under a per-stream advisory lock
+before writing, so a second archiver on the same database cannot interleave rows either.
+
+The trades stream is not archived: public trades are high-rate market data with their own short
+retention; the audit log covers the decisions (bars through fills) and the dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats.errors
+import psycopg
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+from prometheus_client import Counter
+
+from ticktape import config as cfg
+from ticktape import pg, runtime
+from ticktape.audit import chain, queries
+from ticktape.metrics import ServiceMetrics
+
+from services.audit.config import AuditConfig
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+NAMESPACE = "audit"
+DURABLE = "audit"
+RETRY_MAX_S = 10.0
+_COPY = ("COPY audit_log (stream, seq, subject, event_id, type, ts_event, causation_id, correlation_id, "
+         "data, payload, prev_hash, hash) FROM STDIN")
+# payload travels as text: the server parses it with jsonb's input function.
+_COPY_TYPES = ["text", "int8", "text", "text", "text", "int8", "text", "text", "bytea", "text", "bytea", "bytea"]
+_TRANSIENT = (psycopg.OperationalError, psycopg.IntegrityError, nats.errors.Error, asyncio.TimeoutError)
+
+
+def load(raw: dict[str, Any]) -> AuditConfig:
+    return cfg.load_section("audit", AuditConfig, raw)
+
+
+class AuditMetrics:
+    """The archiver's counters, in the service's registry (per stream)."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.base = metrics
+        labels = ["service", "stream"]
+        reg = metrics.registry
+        self._archived = Counter("ticktape_audit_archived", "Messages stored in the audit log", labels, registry=reg)
+        self._skipped = Counter("ticktape_audit_skipped", "Redelivered messages already stored", labels, registry=reg)
+        self._checkpoints = Counter("ticktape_audit_checkpoints", "Checkpoints written", labels, registry=reg)
+        self._gaps = Counter("ticktape_audit_gaps", "Sequence gaps in a stream (deleted or expired messages)",
+                             labels, registry=reg)
+
+    def archived(self, stream: str, n: int) -> None:
+        self.base.received(n)
+        self._archived.labels(self.base.service, stream).inc(n)
+
+    def skipped(self, stream: str, n: int) -> None:
+        self._skipped.labels(self.base.service, stream).inc(n)
+
+    def checkpoint(self, stream: str) -> None:
+        self._checkpoints.labels(self.base.service, stream).inc()
+
+    def gap(self, stream: str) -> None:
+        self._gaps.labels(self.base.service, stream).inc()
+
+
+@dataclass(frozen=True)
+class ChainState:
+    """The stored head of one stream's chain and its latest checkpoint."""
+
+    seq: int = 0
+    hash: bytes = chain.GENESIS
+    count: int = 0
+    checkpoint_seq: int = 0
+    checkpoint_count: int = 0
+
+
+class _Resync(Exception):
+    """Re-create the consumer right after the stored head (a gap appeared in the deliveries)."""
+
+
+class Archiver:
+    """Copies one stream into audit_log; `run` until stop, `store` one fetched batch."""
+
+    def __init__(self, *, stream: str, js: JetStreamContext, dsn: str, config: AuditConfig,
+                 metrics: AuditMetrics, log: Any, durable: str = DURABLE) -> None:
+        self.stream = stream
+        self.js = js
+        self.dsn = dsn
+        self.config = config
+        self.metrics = metrics
+        self.log = log.bind(stream=stream)
+        self.durable = durable
+        self.state = ChainState()
+        self._lock_key = f"ticktape.audit:{stream}"
+        # A jump in seq right where the consumer was (re)started is a real gap in the stream;
+        # anywhere else it may be a delivery we have not seen yet, so the consumer is restarted.
+        self._start_seq: int | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+                    await self._serve(conn, stop)
+                    return
+            except _Resync:
+                continue
+            except _TRANSIENT as exc:
+                self.metrics.base.error("archive")
+                self.log.warning("archiving failed; resuming from the stored head", error=repr(exc),
+                                 retry_in_s=delay)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+                delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _serve(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
+        await self.start(conn)
+        sub = await self.js.pull_subscribe_bind(consumer=self.durable, stream=self.stream)
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(self.config.batch, timeout=0.5)
+                except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                    continue
+                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
+                    await asyncio.sleep(0.2)
+                    continue
+                await self.store(conn, msgs)
+            await self.checkpoint(conn, "shutdown")
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception:
+                pass
+
+    async def start(self, conn: psycopg.AsyncConnection[Any]) -> ChainState:
+        """Load the stored head and point the durable consumer right after it."""
+        self.state = await self._load_state(conn)
+        info = await self.js.stream_info(self.stream)
+        if info.state.last_seq < self.state.seq:
+            self.metrics.base.error("stream_behind_archive")
+            self.log.error("the stream ends before the archived head: it was purged or recreated; "
+                           "messages up to the archived seq are skipped", stream_last_seq=info.state.last_seq,
+                           archived_seq=self.state.seq)
+        await self._recreate_durable(self.state.seq + 1)
+        self.log.info("archiving", from_seq=self.state.seq + 1, archived=self.state.count,
+                      head=self.state.hash.hex())
+        return self.state
+
+    async def _recreate_durable(self, start_seq: int) -> None:
+        try:
+            await self.js.delete_consumer(self.stream, self.durable)
+        except NotFoundError:
+            pass
+        await self.js.add_consumer(self.stream, ConsumerConfig(
+            durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq,
+            ack_wait=self.config.ack_wait_s, max_ack_pending=self.config.batch * 4, max_deliver=-1,
+        ))
+        self._start_seq = start_seq
+
+    async def _load_state(self, conn: psycopg.AsyncConnection[Any]) -> ChainState:
+        head = await queries.head(conn, self.stream)
+        cp = await queries.latest_checkpoint(conn, self.stream)
+        if head is None:
+            return ChainState()
+        return ChainState(seq=head.seq, hash=head.hash, count=head.count,
+                          checkpoint_seq=cp.upto_seq if cp else 0, checkpoint_count=cp.count if cp else 0)
+
+    async def store(self, conn: psycopg.AsyncConnection[Any], msgs: list[Msg]) -> tuple[int, int]:
+        """Chain and store one fetched batch in one transaction, then ack it; returns (stored,
+        skipped). Raises _Resync after storing what precedes an unexpected gap."""
+        try:
+            done, written, state, checkpointed = await self._write(conn, msgs, with_payload=True)
+        except psycopg.DataError as exc:  # a body PostgreSQL will not take as jsonb: keep the bytes only
+            self.metrics.base.error("payload_not_jsonb")
+            self.log.warning("payload not storable as jsonb; archived as bytes only", error=repr(exc))
+            done, written, state, checkpointed = await self._write(conn, msgs, with_payload=False)
+        if checkpointed:
+            self._checkpointed(state, "interval")
+        self.state = state
+        if written:
+            self._start_seq = None
+        for msg in msgs[:done]:
+            await msg.ack()
+        skipped = done - written
+        if written:
+            self.metrics.archived(self.stream, written)
+        if skipped:
+            self.metrics.skipped(self.stream, skipped)
+        if done < len(msgs):
+            seq = msgs[done].metadata.sequence.stream
+            self.log.warning("unexpected gap in deliveries; restarting the consumer", expected_seq=state.seq + 1,
+                             got_seq=seq)
+            raise _Resync()
+        return written, skipped
+
+    async def _write(self, conn: psycopg.AsyncConnection[Any], msgs: list[Msg],
+                     with_payload: bool) -> tuple[int, int, ChainState, bool]:
+        """(messages handled, rows written, new state, checkpointed); under the stream's lock."""
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (self._lock_key,))
+            state = self.state
+            cur = await conn.execute("SELECT seq, hash FROM audit_log WHERE stream = %s ORDER BY seq DESC LIMIT 1",
+                                     (self.stream,))
+            found = await cur.fetchone()
+            stored = (found[0], bytes(found[1])) if found else (0, chain.GENESIS)
+            if stored != (state.seq, state.hash):
+                state = await self._load_state(conn)  # someone else wrote: continue from what is stored
+            rows: list[chain.Row] = []
+            done, prev, last, checkpointed = 0, state.hash, state.seq, False
+            for msg in msgs:
+                seq = msg.metadata.sequence.stream
+                if seq > last + 1:
+                    if self._start_seq != last + 1 or rows:
+                        break
+                    self.metrics.gap(self.stream)
+                    self.log.warning("stream has a gap (messages deleted or expired)", from_seq=last + 1,
+                                     to_seq=seq - 1)
+                done += 1
+                if seq <= last:
+                    continue
+                row = chain.make_row(prev, self.stream, seq, msg.subject, msg.data)
+                rows.append(row)
+                prev, last = row.hash, seq
+            if rows:
+                async with conn.cursor() as cur, cur.copy(_COPY) as copy:
+                    copy.set_types(_COPY_TYPES)
+                    for r in rows:
+                        await copy.write_row((r.stream, r.seq, r.subject, r.event_id, r.type, r.ts_event,
+                                              r.causation_id, r.correlation_id, r.data,
+                                              r.payload if with_payload else None, r.prev_hash, r.hash))
+                state = ChainState(seq=last, hash=prev, count=state.count + len(rows),
+                                   checkpoint_seq=state.checkpoint_seq, checkpoint_count=state.checkpoint_count)
+                if state.count - state.checkpoint_count >= self.config.checkpoint_every:
+                    state = await self._insert_checkpoint(conn, state, "interval")
+                    checkpointed = True
+        return done, len(rows), state, checkpointed
+
+    async def checkpoint(self, conn: psycopg.AsyncConnection[Any], reason: str) -> None:
+        """Record the head as a checkpoint unless the latest checkpoint already is the head."""
+        if self.state.seq <= self.state.checkpoint_seq:
+            return
+        async with conn.transaction():
+            state = await self._insert_checkpoint(conn, self.state, reason)
+        self._checkpointed(state, reason)
+        self.state = state
+
+    def _checkpointed(self, state: ChainState, reason: str) -> None:
+        self.metrics.checkpoint(self.stream)
+        self.log.info("checkpoint", upto_seq=state.seq, count=state.count, hash=state.hash.hex(), reason=reason)
+
+    async def _insert_checkpoint(self, conn: psycopg.AsyncConnection[Any], state: ChainState,
+                                 reason: str) -> ChainState:
+        await conn.execute(
+            "INSERT INTO audit_checkpoints (stream, upto_seq, hash, count, reason) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (stream, upto_seq) DO NOTHING",
+            (self.stream, state.seq, state.hash, state.count, reason))
+        return ChainState(seq=state.seq, hash=state.hash, count=state.count, checkpoint_seq=state.seq,
+                          checkpoint_count=state.count)
+
+
+async def apply_migrations(conn: Any) -> list[str]:
+    return await pg.migrate(conn, MIGRATIONS, namespace=NAMESPACE)
+
+
+async def serve(rt: runtime.Runtime, config: AuditConfig) -> None:
+    dsn = rt.common.postgres.dsn
+    if not dsn:
+        rt.log.error(str(cfg.ConfigError("postgres.dsn is not set: run under `ticktape up` (which "
+                                         "starts an embedded PostgreSQL) or set TICKTAPE_PG_DSN")))
+        raise SystemExit(cfg.EXIT_CONFIG)
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        applied = await apply_migrations(conn)
+    if applied:
+        rt.log.info("migrations applied", files=applied)
+    streams = [rt.common.nats.stream] + ([rt.common.nats.dlq_stream] if config.dead_letters else [])
+    metrics = AuditMetrics(rt.metrics)
+    async with asyncio.TaskGroup() as group:
+        for stream in streams:
+            archiver = Archiver(stream=stream, js=rt.js, dsn=dsn, config=config, metrics=metrics, log=rt.log)
+            group.create_task(archiver.run(rt.stop))
+
+
+def main() -> None:
+    runtime.run("audit", load, serve)

@@ -1,0 +1,44 @@
+"""Venue adapters: each venue's streams, control messages, limits, REST and frame parsing.
+
+`adapter_for(venue)` gives a fresh adapter (Hyperliquid's keeps per-connection candle state, so
+one adapter per core)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ticktape.venues import BINANCE_SPOT, BINANCE_USDM, HYPERLIQUID
+
+from services.market_data.venues.base import (
+    AggTrade,
+    FrameError,
+    HttpRequest,
+    Kline,
+    Limits,
+    Trade,
+    UniverseEntry,
+    VenueAdapter,
+)
+from services.market_data.venues.binance_spot import BinanceSpotAdapter
+from services.market_data.venues.binance_usdm import BinanceUsdmAdapter
+from services.market_data.venues.hyperliquid import HyperliquidAdapter
+
+ADAPTERS: dict[str, Callable[[], VenueAdapter]] = {
+    BINANCE_SPOT: BinanceSpotAdapter,
+    BINANCE_USDM: BinanceUsdmAdapter,
+    HYPERLIQUID: HyperliquidAdapter,
+}
+
+
+def adapter_for(venue: str) -> VenueAdapter:
+    """A new adapter for a venue name from ticktape.venues; ValueError naming the known ones."""
+    try:
+        return ADAPTERS[venue]()
+    except KeyError:
+        raise ValueError(f"unknown venue {venue!r}; known: {', '.join(ADAPTERS)}") from None
+
+
+__all__ = [
+    "ADAPTERS", "AggTrade", "BinanceSpotAdapter", "BinanceUsdmAdapter", "FrameError", "HttpRequest",
+    "HyperliquidAdapter", "Kline", "Limits", "Trade", "UniverseEntry", "VenueAdapter", "adapter_for",
+]
