@@ -4,8 +4,7 @@ crashes, all stopped cleanly on Ctrl-C or SIGTERM.
 Stopping is ordered so a session ends with nothing half-processed: the `stop_first` services
 (the producers) stop, then `drain()` waits for the consumers to finish their input, then the rest
 stop. `drained` records whether that wait succeeded (the drain is given a callable that says
-whether any consumer is still running, so it gives up at once when they all died, e.g. on a
-terminal's Ctrl-C, which reaches every process of the group)."""
+whether any consumer is still running, so it gives up at once when they have all died)."""
 
 from __future__ import annotations
 
@@ -54,7 +53,9 @@ class Supervisor:
         self.exit_code = 0
 
     def _spawn(self, child: Child) -> None:
-        child.process = subprocess.Popen(child.argv, env=self.env)
+        # Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops the
+        # services in order (producers, drain, consumers) instead of all at once.
+        child.process = subprocess.Popen(child.argv, env=self.env, process_group=0)
         child.started_at = time.monotonic()
         child.restart_at = None
         (self.run_dir / f"{child.name}.pid").write_text(str(child.process.pid))
@@ -70,6 +71,7 @@ class Supervisor:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_stop)  # a closed terminal must not orphan the services
         for child in self.children:
             self._spawn(child)
         while not self.stopping:

@@ -19,7 +19,7 @@ def parse_frame(raw: bytes | str) -> Kline | None:
     """The kline in a stream frame; None for a request response. FrameError for anything else,
     trades included (use the adapter's parse() for those)."""
     items = decode_frame(raw)
-    if items is None:
+    if not items:
         return None
     item = items[0]
     if isinstance(item, Trade):

@@ -5,8 +5,9 @@ Pure: no I/O and no clock; the shell passes ts_init (and now_ms for backfill) in
 wire format lives in its adapter (services.market_data.venues). Per symbol the core keeps the
 open time of the last bar it published (a high-water mark), so a bar is never emitted twice and
 bars leave in open-time order, as strategies folding EMAs need. After a (re)connect the shell
-calls reset_connection() and backfills each symbol from backfill_start_ms before feeding its
-live frames: a live bar published first would make the older backfilled bars look stale.
+calls reset_connection(symbols) and backfills those symbols from backfill_start_ms before
+feeding the connection's live frames: a live bar published first would make the older
+backfilled bars look stale.
 
 Trades are not deduplicated here (Hyperliquid trade ids are not monotonic, and a resubscribe
 replays recent trades): their ids are derived from (venue, symbol, trade id), so JetStream's
@@ -51,29 +52,31 @@ class MarketDataCore:
         if timeframe not in TIMEFRAME_NS:
             raise ValueError(f"unknown timeframe {timeframe!r}; known: {', '.join(TIMEFRAME_NS)}")
         self.adapter: VenueAdapter = adapter_for(adapter) if isinstance(adapter, str) else adapter
+        self._parse = self.adapter.parse
         self.venue = self.adapter.venue
         self.timeframe = timeframe
         self._tf_ns = TIMEFRAME_NS[timeframe]
         self._last: dict[str, int] = {}  # symbol -> open_time (ns) of the last published bar
         self.aggregator = BarAggregator(aggregate, base=timeframe) if aggregate else None
-        self._trade_hash: dict[str, Any] = {}  # symbol -> hasher seeded with the id's prefix
+        # symbol -> copy() of a hasher seeded with the trade id's prefix
+        self._trade_hash: dict[str, Any] = {}
 
     def on_frame(self, raw: bytes | str, ts_init: int) -> list[MarketEvent]:
         """The trades in this WebSocket frame and the bar it closes, if any, in frame order;
         [] for open bars, acks and repeats. Raises FrameError for a malformed frame (the shell
         counts and dead-letters it); the core's state is unchanged then."""
-        items = self.adapter.parse(raw)
+        items = self._parse(raw)
         if not items:
             return []
         out: list[MarketEvent] = []
-        venue = self.venue
+        venue, hashers = self.venue, self._trade_hash
         for item in items:
             if isinstance(item, Trade):
                 symbol, trade_id = item.symbol, str(item.trade_id)
-                seeded = self._trade_hash.get(symbol)
-                if seeded is None:
-                    seeded = self._trade_hash[symbol] = _trade_id_hasher(venue, symbol)
-                h = seeded.copy()
+                fresh = hashers.get(symbol)
+                if fresh is None:
+                    fresh = hashers[symbol] = _trade_id_hasher(venue, symbol).copy
+                h = fresh()
                 h.update(trade_id.encode())
                 out.append(TradeTick(
                     event_id=h.hexdigest(), ts_event=item.time_ms * NS_PER_MS, ts_init=ts_init,

@@ -40,6 +40,12 @@ class _KlineEvent(msgspec.Struct, tag_field="e", tag="kline", gc=False):
 _Event = Union[_KlineEvent, Trade, AggTrade]
 
 
+class _Data(msgspec.Struct, gc=False):
+    """The hot path: a combined-stream frame's event, everything else skipped."""
+
+    data: _Event | None = None
+
+
 class _Frame(msgspec.Struct, gc=False):
     """Combined {stream, data}, a response {result|error, id}, or (raw stream) a bare event."""
 
@@ -87,6 +93,7 @@ class _ServerTime(msgspec.Struct, gc=False):
     serverTime: Millis
 
 
+_data_decoder = msgspec.json.Decoder(_Data, strict=False)
 _frame_decoder = msgspec.json.Decoder(_Frame, strict=False)
 _event_decoder = msgspec.json.Decoder(_Event, strict=False)
 _rest_decoder = msgspec.json.Decoder(list[_RestRow], strict=False)
@@ -110,13 +117,13 @@ _REST_COLUMNS = (
 )
 
 
-def decode_frame(raw: bytes | str) -> list[Kline | Trade] | None:
-    """The kline or trade in a combined or raw stream frame; None for a request response.
+def decode_frame(raw: bytes | str) -> list[Kline | Trade]:
+    """The kline or trade in a combined or raw stream frame; [] for a request response.
 
     Raises FrameError for anything else: not JSON, a missing or mistyped field, a non-finite
     or negative amount, another event type, or an error response to a request."""
     try:
-        event = _frame_decoder.decode(raw).data
+        event = _data_decoder.decode(raw).data
     except msgspec.ValidationError as exc:
         raise FrameError(_explain_frame(str(exc))) from None
     except msgspec.DecodeError as exc:
@@ -133,15 +140,18 @@ def _items(event: _Event) -> list[Kline | Trade]:
     return [event.k] if event.__class__ is _KlineEvent else [event]  # type: ignore[union-attr,list-item]
 
 
-def _without_data(raw: bytes | str) -> list[Kline | Trade] | None:
+def _without_data(raw: bytes | str) -> list[Kline | Trade]:
     """A frame without `data`: a raw stream event, a request response, or garbage."""
-    frame = _frame_decoder.decode(raw)
+    try:
+        frame = _frame_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise FrameError(_explain_frame(str(exc))) from None
     if frame.e is not None:  # a raw (not combined) stream frame
         return _items(_decode_raw_event(raw))
     if frame.error:
         raise FrameError(f"error response to request {frame.id!r}: {bytes(frame.error).decode()}")
     if frame.id is not None:
-        return None  # {"result": null, "id": 1}: a (un)subscribe acknowledgement
+        return []  # {"result": null, "id": 1}: a (un)subscribe acknowledgement
     if frame.stream is not None:
         raise FrameError("stream frame without its 'data' object")
     raise FrameError("not a stream frame: no 'data' or 'e', and not a request response")
@@ -243,9 +253,9 @@ class BinanceAdapter:
     def heartbeat_message(self) -> bytes | None:
         return None  # the server pings; the WebSocket client answers with pongs
 
-    def parse(self, raw: bytes | str) -> list[Kline | Trade]:
-        items = decode_frame(raw)
-        return [] if items is None else items
+    # The kline or trade in a frame, [] for acks; FrameError for anything else. Bound straight
+    # to the decoder: one Python call less per frame on the hot path.
+    parse = staticmethod(decode_frame)
 
     def reset(self, symbols: Iterable[str] | None = None) -> None:
         """Nothing to forget: every Binance frame stands alone."""
