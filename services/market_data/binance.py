@@ -1,13 +1,13 @@
 """Binance USDT-M helpers under their original names, kept for the current shell (service.py,
-shard.py) until it moves to the venue adapters in services.market_data.venues."""
+shard.py) until it moves to the venue adapters in exchanges."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from services.market_data.venues._binance import decode_frame, decode_rest_klines
-from services.market_data.venues.base import FrameError, Kline, Trade
-from services.market_data.venues.binance_usdm import BinanceUsdmAdapter
+from exchanges._binance import decode_frame, decode_rest_klines
+from exchanges.base import FrameError, Kline, Trade
+from exchanges.binance_usdm import BinanceUsdmAdapter
 
 __all__ = ["FrameError", "Kline", "combined_stream_url", "kline_stream", "klines_url",
            "parse_frame", "parse_rest_klines"]

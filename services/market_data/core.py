@@ -2,7 +2,7 @@
 every public trade out as a TradeTick, and (optionally) higher-timeframe bars aggregated.
 
 Pure: no I/O and no clock; the shell passes ts_init (and now_ms for backfill) in. The venue's
-wire format lives in its adapter (services.market_data.venues). Per symbol the core keeps the
+wire format lives in its adapter (exchanges). Per symbol the core keeps the
 open time of the last bar it published (a high-water mark), so a bar is never emitted twice and
 bars leave in open-time order, as strategies folding EMAs need. After a (re)connect the shell
 calls reset_connection(symbols) and backfills those symbols from backfill_start_ms before
@@ -24,8 +24,8 @@ from ticktape.clock import NS_PER_MS, TIMEFRAME_NS
 from ticktape.events import BarClosed, TradeTick
 
 from services.market_data.aggregate import BarAggregator
-from services.market_data.venues import adapter_for
-from services.market_data.venues.base import AGGRESSOR, FrameError, HttpRequest, Kline, Trade, VenueAdapter
+from exchanges import adapter_for
+from exchanges.base import AGGRESSOR, FrameError, HttpRequest, Kline, Trade, VenueAdapter
 
 # The core consumes nothing from the bus; the shell follows the universe itself.
 FILTER_SUBJECTS: tuple[str, ...] = ()

@@ -39,19 +39,46 @@ def test_proto_check_when_a_schema_drifts_then_fails(tmp_path):
     assert proto.main(check=True, root=tmp_path) == 1
 
 
+def _module_path(module: str) -> Path | None:
+    parts = module.split(".")
+    base = ROOT / "libs" if parts[0] == "exchanges" else ROOT
+    rel = Path(*parts)
+    for candidate in (base / rel.with_suffix(".py"), base / rel / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def _core_modules(service: str) -> list[Path]:
-    """services/<service>/core.py and every module of the same service it imports, transitively."""
-    pkg = ROOT / "services" / service
-    todo, seen = [pkg / "core.py"], []
+    """services/<service>/core.py and every module of the same service or of the shared
+    exchange adapters that it imports, transitively (packages included)."""
+    prefixes = (f"services.{service}", "exchanges")
+    todo, seen = [ROOT / "services" / service / "core.py"], []
     while todo:
         path = todo.pop()
         if path in seen or not path.exists():
             continue
         seen.append(path)
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(f"services.{service}."):
-                todo.append(pkg / (node.module.split(".")[-1] + ".py"))
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(prefixes):
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.startswith(prefixes)]
+            for name in names:
+                while name:
+                    found = _module_path(name)
+                    if found is not None:
+                        todo.append(found)
+                    name = name.rsplit(".", 1)[0] if "." in name else ""
     return seen
+
+
+def test_core_walk_reaches_the_exchange_adapters_and_the_aggregator():
+    names = {str(p.relative_to(ROOT)) for p in _core_modules("market_data")}
+    assert {"services/market_data/aggregate.py", "libs/exchanges/hyperliquid.py",
+            "libs/exchanges/_binance.py", "libs/exchanges/base.py"} <= names
+    assert "services/market_data/service.py" not in names
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.market_data import binance as legacy
-from services.market_data.venues import (
+from exchanges import (
     AggTrade,
     BinanceSpotAdapter,
     BinanceUsdmAdapter,

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from services.market_data.core import MarketDataCore
-from services.market_data.venues import FrameError
+from exchanges import FrameError
 from ticktape import ids, subjects
 from ticktape.clock import NS_PER_MS
 from ticktape.events import BarClosed, TradeTick, codec

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from services.market_data import core as md_core
 from services.market_data.binance import FrameError
 from services.market_data.core import MarketDataCore
-from services.market_data.venues import HyperliquidAdapter, Trade
+from exchanges import HyperliquidAdapter, Trade
 from ticktape import ids
 from ticktape.clock import MINUTE_NS, NS_PER_MS
 from ticktape.events import BarClosed, TradeTick, codec

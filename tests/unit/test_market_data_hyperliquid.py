@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.market_data.core import MarketDataCore
-from services.market_data.venues import FrameError, HyperliquidAdapter, Kline, Trade, UniverseEntry
-from services.market_data.venues.hyperliquid import subscription
+from exchanges import FrameError, HyperliquidAdapter, Kline, Trade, UniverseEntry
+from exchanges.hyperliquid import subscription
 from ticktape.clock import NS_PER_MS
 from ticktape.events import BarClosed
 from ticktape.testing.data import shared_data

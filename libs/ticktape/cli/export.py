@@ -49,12 +49,10 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 async def _export(url: str, stream: str, session_id: str, path: Path) -> Header:
-    import nats
-
-    from ticktape.replay.catalog import find_session, open_stream, session_records
+    from ticktape.replay.catalog import connect, find_session, open_stream, session_records
     from ticktape.replay.progress import Progress
 
-    nc = await nats.connect(url, max_reconnect_attempts=2, connect_timeout=5)
+    nc = await connect(url)
     try:
         js = nc.jetstream()
         ref = await open_stream(js, stream)
@@ -101,11 +99,10 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 async def _import(url: str, path: Path, stream: str | None, keep: bool):  # type: ignore[no-untyped-def]
-    import nats
-
+    from ticktape.replay.catalog import connect
     from ticktape.replay.importer import import_session_file
 
-    nc = await nats.connect(url, max_reconnect_attempts=2, connect_timeout=5)
+    nc = await connect(url)
     try:
         return await import_session_file(nc.jetstream(), path, stream=stream, keep_subjects=keep)
     finally:

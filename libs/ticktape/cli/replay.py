@@ -178,13 +178,12 @@ async def _what_if(arg: str, url: str, stream: str, other: Path, out_dir: Path) 
 
 
 async def _republish(arg: str, url: str, stream: str, to_url: str, speed: float, with_history: bool) -> int:
-    import nats
-
+    from ticktape.replay.catalog import connect
     from ticktape.replay.progress import Progress
     from ticktape.replay.republish import republish
 
     async with open_source(arg, url, stream) as src:
-        target = await nats.connect(to_url, max_reconnect_attempts=2, connect_timeout=5)
+        target = await connect(to_url)
         try:
             progress = Progress(src.total, "republish")
             done = await republish(target.jetstream(), src.records, speed=speed, with_history=with_history,

@@ -58,11 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _rows(url: str, stream: str) -> list[dict[str, Any]]:
-    import nats
+    from ticktape.replay.catalog import connect, list_sessions, open_stream
 
-    from ticktape.replay.catalog import list_sessions, open_stream
-
-    nc = await nats.connect(url, max_reconnect_attempts=2, connect_timeout=5)
+    nc = await connect(url)
     try:
         js = nc.jetstream()
         ref = await open_stream(js, stream)

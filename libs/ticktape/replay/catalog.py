@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -55,6 +56,17 @@ class SessionEntry:
         if self.meta.stop_seq is not None:
             return self.meta.reason or "stopped"
         return "running" if self.end_seq is None else "unterminated"
+
+
+async def connect(url: str) -> Client:
+    """A one-shot client for command-line tools: one attempt, failures raised rather than logged."""
+    import nats
+
+    async def quiet(_exc: Exception) -> None:
+        return None
+
+    return await nats.connect(url, connect_timeout=5, max_reconnect_attempts=0, allow_reconnect=False,
+                              error_cb=quiet)
 
 
 async def open_stream(js: JetStreamContext, name: str) -> StreamRef:

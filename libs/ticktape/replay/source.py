@@ -38,11 +38,9 @@ async def open_source(arg: str, nats_url: str, stream: str) -> AsyncIterator[Sou
         with SessionFile(Path(arg)) as f:
             yield Source(f.session, f.header.counts.messages, _aiter(f.records()), str(arg))
         return
-    import nats
+    from ticktape.replay.catalog import connect, find_session, open_stream, session_records
 
-    from ticktape.replay.catalog import find_session, open_stream, session_records
-
-    nc = await nats.connect(nats_url, max_reconnect_attempts=2, connect_timeout=5)
+    nc = await connect(nats_url)
     try:
         js = nc.jetstream()
         ref = await open_stream(js, stream)

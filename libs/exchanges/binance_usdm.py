@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from ticktape.venues import BINANCE_USDM
 
-from services.market_data.venues._binance import BinanceAdapter, _SymbolInfo
-from services.market_data.venues.base import Limits
+from exchanges._binance import BinanceAdapter, _SymbolInfo
+from exchanges.base import Limits
 
 # Source unless noted: developers.binance.com/docs/derivatives/usds-margined-futures/
 # websocket-market-streams.

@@ -19,7 +19,7 @@ import msgspec
 from ticktape.clock import NS_PER_MS, TIMEFRAME_NS
 from ticktape.venues import HYPERLIQUID
 
-from services.market_data.venues.base import (
+from exchanges.base import (
     Amount,
     Count,
     FrameError,

@@ -1,4 +1,6 @@
-"""Venue adapters: each venue's streams, control messages, limits, REST and frame parsing.
+"""Exchange wire protocols shared by the services: venue adapters that parse WebSocket frames and
+REST payloads into plain structs, build URLs and subscribe messages, and know each venue's limits.
+Pure (no I/O); the market-data and symbol-registry shells do the networking.
 
 `adapter_for(venue)` gives a fresh adapter (Hyperliquid's keeps per-connection candle state, so
 one adapter per core)."""
@@ -9,7 +11,7 @@ from collections.abc import Callable
 
 from ticktape.venues import BINANCE_SPOT, BINANCE_USDM, HYPERLIQUID
 
-from services.market_data.venues.base import (
+from exchanges.base import (
     AggTrade,
     FrameError,
     HttpRequest,
@@ -19,9 +21,9 @@ from services.market_data.venues.base import (
     UniverseEntry,
     VenueAdapter,
 )
-from services.market_data.venues.binance_spot import BinanceSpotAdapter
-from services.market_data.venues.binance_usdm import BinanceUsdmAdapter
-from services.market_data.venues.hyperliquid import HyperliquidAdapter
+from exchanges.binance_spot import BinanceSpotAdapter
+from exchanges.binance_usdm import BinanceUsdmAdapter
+from exchanges.hyperliquid import HyperliquidAdapter
 
 ADAPTERS: dict[str, Callable[[], VenueAdapter]] = {
     BINANCE_SPOT: BinanceSpotAdapter,

@@ -14,7 +14,7 @@ from typing import Any, Union
 
 import msgspec
 
-from services.market_data.venues.base import (
+from exchanges.base import (
     AggTrade,
     Amount,
     Count,

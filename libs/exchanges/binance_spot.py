@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ticktape.venues import BINANCE_SPOT
 
-from services.market_data.venues._binance import BinanceAdapter, _SymbolInfo
-from services.market_data.venues.base import Limits
+from exchanges._binance import BinanceAdapter, _SymbolInfo
+from exchanges.base import Limits
 
 # Source for every WebSocket number: developers.binance.com/docs/binance-spot-api-docs/
 # web-socket-streams ("General WSS information" and "WebSocket Limits").
