@@ -22,3 +22,13 @@ def bar_id(venue: str, symbol: str, timeframe: str, open_time: int) -> str:
 def child_id(cause_id: str, handler: str, index: int = 0) -> str:
     """The id of the index-th event that `handler` emits in response to event `cause_id`."""
     return derive("child", cause_id, handler, index)
+
+
+def trade_id_prefix(venue: str, symbol: str) -> str:
+    """Trade ids are the natural key `t:<venue>:<symbol>:<venue trade id>`: unique, readable and
+    cheap on the hottest path (no hash per trade); this is the part before the venue's id."""
+    return f"t:{venue}:{symbol}:"
+
+
+def trade_id(venue: str, symbol: str, venue_trade_id: str) -> str:
+    return trade_id_prefix(venue, symbol) + venue_trade_id

@@ -10,12 +10,15 @@ feeding the connection's live frames: a live bar published first would make the 
 backfilled bars look stale.
 
 Trades are not deduplicated here (Hyperliquid trade ids are not monotonic, and a resubscribe
-replays recent trades): their ids are derived from (venue, symbol, trade id), so JetStream's
-duplicate window drops a replayed trade."""
+replays recent trades): their ids are the natural key (venue, symbol, trade id), so JetStream's
+duplicate window drops a replayed trade.
+
+A live bar that arrives after missing minutes (a skipped frame, a reconnect) is held back and
+reported by gaps(); the shell backfills the symbol and then release()s it, so bars always leave
+in open-time order with no hole."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -31,15 +34,6 @@ from exchanges.base import AGGRESSOR, FrameError, HttpRequest, Kline, Trade, Ven
 FILTER_SUBJECTS: tuple[str, ...] = ()
 
 MarketEvent = BarClosed | TradeTick
-
-
-def _trade_id_hasher(venue: str, symbol: str) -> Any:
-    """A trade's event id is ids.derive("trade", venue, symbol, trade_id): blake2b-128 of the
-    parts joined by ids' separator. Trades are the hot path, so the hash state after the
-    constant prefix is kept per symbol and copied per trade (4x cheaper than derive; a test
-    pins the result to ids.derive)."""
-    prefix = "\x1f".join(("trade", venue, symbol, ""))  # ticktape.ids' part separator
-    return hashlib.blake2b(prefix.encode(), digest_size=16)
 
 
 class MarketDataCore:
@@ -58,8 +52,9 @@ class MarketDataCore:
         self._tf_ns = TIMEFRAME_NS[timeframe]
         self._last: dict[str, int] = {}  # symbol -> open_time (ns) of the last published bar
         self.aggregator = BarAggregator(aggregate, base=timeframe) if aggregate else None
-        # symbol -> copy() of a hasher seeded with the trade id's prefix
-        self._trade_hash: dict[str, Any] = {}
+        # symbol -> live closed klines held back because minutes before them are missing
+        self._held: dict[str, list[tuple[Kline, int]]] = {}
+        self._trade_prefix: dict[str, str] = {}  # symbol -> ids.trade_id_prefix(venue, symbol)
 
     def on_frame(self, raw: bytes | str, ts_init: int) -> list[MarketEvent]:
         """The trades in this WebSocket frame and the bar it closes, if any, in frame order;
@@ -69,24 +64,42 @@ class MarketDataCore:
         if not items:
             return []
         out: list[MarketEvent] = []
-        venue, hashers = self.venue, self._trade_hash
+        venue, prefixes = self.venue, self._trade_prefix
         for item in items:
             if isinstance(item, Trade):
                 symbol, trade_id = item.symbol, str(item.trade_id)
-                fresh = hashers.get(symbol)
-                if fresh is None:
-                    fresh = hashers[symbol] = _trade_id_hasher(venue, symbol).copy
-                h = fresh()
-                h.update(trade_id.encode())
+                prefix = prefixes.get(symbol)
+                if prefix is None:
+                    prefix = prefixes[symbol] = ids.trade_id_prefix(venue, symbol)
                 out.append(TradeTick(
-                    event_id=h.hexdigest(), ts_event=item.time_ms * NS_PER_MS, ts_init=ts_init,
+                    event_id=prefix + trade_id, ts_event=item.time_ms * NS_PER_MS, ts_init=ts_init,
                     venue=venue, symbol=symbol, trade_id=trade_id, price=item.price, size=item.size,
                     aggressor=AGGRESSOR[item.buyer_maker],
                 ))
             elif item.closed:
                 if item.interval != self.timeframe:
                     raise FrameError(f"kline interval {item.interval!r} is not this core's {self.timeframe!r}")
-                self._publish(item, ts_init, False, out)
+                held = self._held.get(item.symbol)
+                last = self._last.get(item.symbol)
+                if held is not None:
+                    held.append((item, ts_init))
+                elif last is not None and item.open_time * NS_PER_MS > last + self._tf_ns:
+                    self._held[item.symbol] = [(item, ts_init)]  # a gap: backfill it first
+                else:
+                    self._publish(item, ts_init, False, out)
+        return out
+
+    def gaps(self) -> list[str]:
+        """Symbols whose latest live bar is held because earlier minutes are missing; the shell
+        backfills each (on_backfill until []) and then calls release(symbol)."""
+        return list(self._held)
+
+    def release(self, symbol: str) -> list[MarketEvent]:
+        """Publish the held live bars of symbol after its gap was backfilled (or the venue had
+        nothing for those minutes, e.g. Hyperliquid minutes without trades)."""
+        out: list[MarketEvent] = []
+        for kline, ts_init in self._held.pop(symbol, []):
+            self._publish(kline, ts_init, False, out)
         return out
 
     def on_backfill(self, symbol: str, body: bytes | str | list[Any], ts_init: int,

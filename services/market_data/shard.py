@@ -1,19 +1,42 @@
-"""One WebSocket connection carrying up to N symbols' kline streams.
+"""One WebSocket connection carrying up to N streams of one venue.
 
 On every (re)connect the shard backfills its symbols from REST before it lets live frames
 through (frames that arrive meanwhile wait in a queue), so bars leave in open-time order and a
-reconnect leaves no gap. Reconnects back off exponentially with jitter so that a blip over
-hundreds of shards does not become a connection storm."""
+reconnect leaves no gap. Reconnects back off exponentially with jitter and pass the venue's
+connection-attempt limiter, so a blip over hundreds of shards is not a storm. Control messages
+are paced to the venue's per-connection message rate; a heartbeat is sent where the venue needs
+one; a connection is renewed before the venue's maximum connection age."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+from exchanges.base import VenueAdapter
 
-from services.market_data.binance import combined_stream_url, kline_stream
+from ticktape.events import ShardStatus
+
+
+class ConnectLimiter:
+    """At most `attempts` connection attempts per `window_s` (a sliding window), per venue."""
+
+    def __init__(self, attempts: int | None, window_s: float | None) -> None:
+        self.attempts, self.window_s = attempts, window_s
+        self._times: list[float] = []
+
+    async def acquire(self) -> None:
+        if not self.attempts or not self.window_s:
+            return
+        while True:
+            now = time.monotonic()
+            self._times = [t for t in self._times if now - t < self.window_s]
+            if len(self._times) < self.attempts:
+                self._times.append(now)
+                return
+            await asyncio.sleep(self.window_s - (now - self._times[0]) + 0.01)
 
 
 class Shard:
@@ -21,22 +44,28 @@ class Shard:
         self,
         index: int,
         *,
+        adapter: VenueAdapter,
         ws_url: str,
         interval: str,
+        trades: bool,
         session: aiohttp.ClientSession,
         on_frame: Callable[[int, bytes], Awaitable[None]],
         backfill: Callable[[list[str]], Awaitable[None]],
+        limiter: ConnectLimiter,
         backoff_initial: float,
         backoff_max: float,
         log: object,
         rng: random.Random,
     ) -> None:
         self.index = index
+        self.adapter = adapter
         self.ws_url = ws_url
         self.interval = interval
+        self.trades = trades
         self.session = session
         self.on_frame = on_frame
         self.backfill = backfill
+        self.limiter = limiter
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.log = log
@@ -45,7 +74,14 @@ class Shard:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.connected = asyncio.Event()
         self.reconnects = 0
+        self.frames = 0
+        self.last_frame_at: float | None = None
+        self._rate_mark = (time.monotonic(), 0)
         self._request_id = 0
+        self._send_lock = asyncio.Lock()
+
+    def _streams(self, symbols: list[str]) -> list[str]:
+        return [s for sym in symbols for s in self.adapter.streams(sym, self.interval, trades=self.trades)]
 
     async def run(self, stop: asyncio.Event, first_delay: float = 0.0) -> None:
         delay = self.backoff_initial
@@ -55,11 +91,13 @@ class Shard:
             if not self.symbols:
                 await _sleep_or_stop(stop, 0.2)
                 continue
+            await self.limiter.acquire()
             try:
                 await self._session_once(stop)
                 delay = self.backoff_initial
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-                self.log.warning("shard connection failed", shard=self.index, error=repr(exc))
+                self.log.warning("shard connection failed", venue=self.adapter.venue, shard=self.index,
+                                 error=repr(exc))
             self.connected.clear()
             self.ws = None
             if stop.is_set():
@@ -69,26 +107,35 @@ class Shard:
             delay = min(delay * 2, self.backoff_max)
 
     async def _session_once(self, stop: asyncio.Event) -> None:
-        streams = [kline_stream(s, self.interval) for s in self.symbols]
-        url = combined_stream_url(self.ws_url, streams)
+        symbols = list(self.symbols)
+        streams = self._streams(symbols)
+        url = self.adapter.connect_url(self.ws_url, streams)
         async with self.session.ws_connect(url, heartbeat=30, max_msg_size=0) as ws:
             self.ws = ws
+            opened = time.monotonic()
+            self.adapter.reset(symbols)
+            for message in self.adapter.on_connect_messages(streams, self._next_ids(streams)):
+                await self._send(message)
             self.connected.set()
-            self.log.info("shard connected", shard=self.index, symbols=len(self.symbols))
+            self.log.info("shard connected", venue=self.adapter.venue, shard=self.index, symbols=len(symbols))
             queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-            worker = asyncio.create_task(self._drain(queue, list(self.symbols)))
+            worker = asyncio.create_task(self._drain(queue, symbols))
+            keeper = asyncio.create_task(self._keepalive(ws, opened))
             try:
                 async for msg in ws:
                     if stop.is_set():
                         break
                     if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                         data = msg.data.encode() if isinstance(msg.data, str) else msg.data
+                        self.frames += 1
+                        self.last_frame_at = time.monotonic()
                         queue.put_nowait(data)
                     elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
                         break
                     if worker.done():
                         worker.result()
             finally:
+                keeper.cancel()
                 queue.put_nowait(None)
                 await worker
 
@@ -100,21 +147,62 @@ class Shard:
                 return
             await self.on_frame(self.index, data)
 
+    async def _keepalive(self, ws: aiohttp.ClientWebSocketResponse, opened: float) -> None:
+        """Heartbeats where the venue needs them; renew before the venue's connection age cap."""
+        limits = self.adapter.limits
+        beat = self.adapter.heartbeat_message()
+        interval = (limits.idle_timeout_s / 2) if beat and limits.idle_timeout_s else None
+        max_age = (limits.max_connection_age_s - 300) if limits.max_connection_age_s else None
+        while not ws.closed:
+            await asyncio.sleep(min(interval or 60.0, 60.0))
+            if beat and interval:
+                await self._send(beat)
+            if max_age and time.monotonic() - opened > max_age:
+                self.log.info("renewing connection before the venue's age limit", shard=self.index)
+                await ws.close()
+
+    def _next_ids(self, streams: list[str]) -> int:
+        first = self._request_id + 1
+        self._request_id += max(1, len(streams))
+        return first
+
     async def subscribe(self, symbols: list[str]) -> None:
         """Add symbols on the live connection (or on the next connect)."""
         self.symbols.extend(symbols)
-        await self._send("SUBSCRIBE", symbols)
+        if self.ws is not None and not self.ws.closed:
+            streams = self._streams(symbols)
+            for message in self.adapter.subscribe_messages(streams, self._next_ids(streams)):
+                await self._send(message)
 
     async def unsubscribe(self, symbols: list[str]) -> None:
-        self.symbols = [s for s in self.symbols if s not in set(symbols)]
-        await self._send("UNSUBSCRIBE", symbols)
+        gone = set(symbols)
+        self.symbols = [s for s in self.symbols if s not in gone]
+        if self.ws is not None and not self.ws.closed:
+            streams = self._streams(symbols)
+            for message in self.adapter.unsubscribe_messages(streams, self._next_ids(streams)):
+                await self._send(message)
 
-    async def _send(self, method: str, symbols: list[str]) -> None:
-        if self.ws is None or self.ws.closed or not symbols:
-            return
-        self._request_id += 1
-        params = [kline_stream(s, self.interval) for s in symbols]
-        await self.ws.send_json({"method": method, "params": params, "id": self._request_id})
+    async def _send(self, message: bytes) -> None:
+        """Send one control message, paced to the venue's per-connection message rate."""
+        rate = self.adapter.limits.messages_per_second_per_connection
+        async with self._send_lock:
+            if rate:
+                start, sent = self._rate_mark
+                now = time.monotonic()
+                if now - start >= 1.0:
+                    start, sent = now, 0
+                if sent >= rate:
+                    await asyncio.sleep(1.0 - (now - start))
+                    start, sent = time.monotonic(), 0
+                self._rate_mark = (start, sent + 1)
+            if self.ws is not None and not self.ws.closed:
+                await self.ws.send_str(message.decode())  # venues expect text frames
+
+    def status(self, now: float, window_frames: int, window_s: float) -> ShardStatus:
+        age = None if self.last_frame_at is None else int((now - self.last_frame_at) * 1000)
+        return ShardStatus(shard=self.index, connected=self.connected.is_set(), symbols=len(self.symbols),
+                           last_frame_age_ms=age, reconnects=self.reconnects,
+                           frames_per_s=round(window_frames / window_s, 3) if window_s > 0 else 0.0)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

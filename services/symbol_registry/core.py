@@ -1,55 +1,68 @@
-"""Symbol-registry core: pick a venue's tradable universe from exchangeInfo and 24h tickers.
+"""Symbol-registry core: a venue's tradable universe from its REST payloads, one UniverseUpdated
+per venue.
 
-Pure and deterministic: the same payloads give the same UniverseUpdated, id and times included
-(as_of is the newest ticker closeTime, not the wall clock)."""
+The venue adapter (libs/exchanges) fetches nothing and parses everything: which symbols are
+eligible (trading perpetuals or spot pairs quoted in the quote asset) and their 24h quote volume
+(Binance quoteVolume, Hyperliquid dayNtlVlm). This module ranks them and builds the event.
+
+Pure and deterministic: the same payloads (and Date header) give the same event, id and times
+included. as_of is the payload's own time where the venue reports one (Binance: the newest ticker
+closeTime), else the HTTP Date header of the response, which the shell passes in (Hyperliquid's
+metaAndAssetCtxs carries no time and Hyperliquid has no time endpoint). Never the wall clock."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from email.utils import parsedate_to_datetime
 
+import msgspec
+
+from exchanges import UniverseEntry, adapter_for
+from exchanges.base import FrameError, Millis
 from ticktape import ids
 from ticktape.clock import NS_PER_MS
 from ticktape.events import UniverseMember, UniverseUpdated
+from ticktape.venues import BINANCE_SPOT, BINANCE_USDM
 
 
 def select_universe(
-    exchange_info: Mapping[str, Any],
-    tickers: Sequence[Mapping[str, Any]],
-    *,
     venue: str,
-    quote_asset: str = "USDT",
+    bodies: Sequence[bytes | str],
+    *,
+    quote_asset: str,
     top_n: int,
+    date_ms: int | None = None,
     previous: tuple[str, ...] | None = None,
 ) -> UniverseUpdated:
-    """The top_n TRADING PERPETUAL contracts quoted in quote_asset by 24h quote volume.
+    """The venue's universe from the bodies of its adapter's universe_requests, in that order.
 
-    Ranked by quoteVolume descending, ties by symbol name; symbols without a ticker are left
-    out. `previous` is the last published universe: added/removed are relative to it (None
-    means there was none, so every symbol is added). Raises ValueError naming a missing key."""
+    date_ms: the response's HTTP Date (see http_date_ms), the time of venues whose payload has
+    none. previous: the last published universe of this venue (None: there was none). Raises
+    ValueError (FrameError for a bad payload) saying what is wrong."""
+    entries = adapter_for(venue).parse_universe(bodies, quote_asset)
+    return universe_event(venue, entries, quote_asset=quote_asset, top_n=top_n,
+                          as_of=as_of_ms(venue, bodies, date_ms) * NS_PER_MS, previous=previous)
+
+
+def universe_event(
+    venue: str,
+    entries: Iterable[UniverseEntry],
+    *,
+    quote_asset: str,
+    top_n: int,
+    as_of: int,
+    previous: tuple[str, ...] | None = None,
+) -> UniverseUpdated:
+    """The top_n eligible entries by 24h quote volume (descending, ties by symbol) at as_of (ns).
+
+    The id derives from (venue, as_of, symbols), so a retry or a restart that reads the same
+    payloads publishes the same id and JetStream drops the duplicate. added/removed are relative
+    to previous (None: every symbol is added)."""
     if top_n < 1:
         raise ValueError(f"top_n must be >= 1 (got {top_n})")
-    eligible = _eligible(exchange_info, quote_asset)
-    volumes: dict[str, float] = {}
-    as_of_ms: int | None = None
-    for i, ticker in enumerate(tickers):
-        where = f"tickers[{i}]"
-        symbol = _key(ticker, "symbol", where)
-        close_ms = _int(_key(ticker, "closeTime", where), f"{where}.closeTime")
-        as_of_ms = close_ms if as_of_ms is None else max(as_of_ms, close_ms)
-        if symbol in eligible:
-            volumes[symbol] = _volume(_key(ticker, "quoteVolume", where), f"{where}.quoteVolume")
-    if as_of_ms is None:
-        raise ValueError("tickers is empty: cannot tell the universe's as_of time")
-    ranked = sorted(volumes.items(), key=lambda kv: (-kv[1], kv[0]))[:top_n]
-    symbols = tuple(symbol for symbol, _ in ranked)
-    members = tuple(
-        UniverseMember(symbol=symbol, rank=rank, quote_volume=volume)
-        for rank, (symbol, volume) in enumerate(ranked, start=1)
-    )
-    before = () if previous is None else previous
-    as_of = as_of_ms * NS_PER_MS
+    ranked = sorted(entries, key=lambda e: (-e.quote_volume, e.symbol))[:top_n]
+    symbols = tuple(e.symbol for e in ranked)
+    before = previous or ()
     return UniverseUpdated(
         event_id=ids.derive("universe", venue, as_of, *symbols),
         ts_event=as_of,
@@ -59,61 +72,49 @@ def select_universe(
         top_n=top_n,
         as_of=as_of,
         symbols=symbols,
-        members=members,
+        members=tuple(UniverseMember(symbol=e.symbol, rank=rank, quote_volume=e.quote_volume)
+                      for rank, e in enumerate(ranked, start=1)),
         added=tuple(s for s in symbols if s not in before),
         removed=tuple(s for s in before if s not in symbols),
     )
 
 
-def _eligible(exchange_info: Mapping[str, Any], quote_asset: str) -> set[str]:
-    entries = _key(exchange_info, "symbols", "exchangeInfo")
-    if not isinstance(entries, list):
-        raise ValueError(f"exchangeInfo.symbols must be a list (got {type(entries).__name__})")
-    out = set()
-    for i, entry in enumerate(entries):
-        where = f"exchangeInfo.symbols[{i}]"
-        if (
-            _key(entry, "contractType", where) == "PERPETUAL"
-            and _key(entry, "status", where) == "TRADING"
-            and _key(entry, "quoteAsset", where) == quote_asset
-        ):
-            out.add(_key(entry, "symbol", where))
-    return out
+class _TickerTime(msgspec.Struct, gc=False):
+    closeTime: Millis
 
 
-def _key(obj: Any, key: str, where: str) -> Any:
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{where} must be an object (got {type(obj).__name__})")
+# The adapters do not report the payload's time yet; this reads only the field they skip.
+_ticker_times = msgspec.json.Decoder(list[_TickerTime], strict=False)
+_TIMED_BY_TICKERS = (BINANCE_USDM, BINANCE_SPOT)  # bodies: (exchangeInfo, ticker/24hr)
+
+
+def as_of_ms(venue: str, bodies: Sequence[bytes | str], date_ms: int | None) -> int:
+    """When the payload describes the market, in ms: Binance, the newest ticker/24hr closeTime
+    (eligible symbol or not); other venues, the response's Date header (date_ms)."""
+    if venue in _TIMED_BY_TICKERS:
+        if len(bodies) != 2:
+            raise FrameError(f"expected 2 bodies (exchangeInfo, ticker/24hr), got {len(bodies)}")
+        try:
+            times = _ticker_times.decode(bodies[1])
+        except msgspec.MsgspecError as exc:
+            raise FrameError(f"bad ticker/24hr: {exc}") from None
+        if not times:
+            raise FrameError("ticker/24hr is empty: no universe and no as_of time")
+        return max(t.closeTime for t in times)
+    if date_ms is None:
+        raise ValueError(f"{venue} payloads carry no time: pass the response's Date header as date_ms")
+    return date_ms
+
+
+def http_date_ms(value: str | None) -> int | None:
+    """An HTTP Date header ('Mon, 17 Jul 2023 21:43:21 GMT') in ms since the epoch; None when
+    absent or unreadable."""
+    if not value:
+        return None
     try:
-        return obj[key]
-    except KeyError:
-        raise ValueError(f"{where} is missing key {key!r}") from None
-
-
-def _int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"{where} must be an integer in ms (got {value!r})")
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"{where} must be an integer in ms (got {value!r})") from None
-
-
-def _volume(value: Any, where: str) -> float:
-    try:
-        volume = float(value)
+        when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{where} must be a decimal number (got {value!r})") from None
-    if not math.isfinite(volume) or volume < 0:
-        raise ValueError(f"{where} must be finite and >= 0 (got {value!r})")
-    return volume
-
-
-def exchange_info_url(rest_url: str) -> str:
-    """GET /fapi/v1/exchangeInfo: every contract with its type, status and quote asset."""
-    return f"{rest_url.rstrip('/')}/fapi/v1/exchangeInfo"
-
-
-def tickers_24h_url(rest_url: str) -> str:
-    """GET /fapi/v1/ticker/24hr without a symbol: 24h statistics of every contract."""
-    return f"{rest_url.rstrip('/')}/fapi/v1/ticker/24hr"
+        return None
+    if when.tzinfo is None:  # RFC 9110: always GMT; a value without a zone is not a Date header
+        return None
+    return int(when.timestamp()) * 1000

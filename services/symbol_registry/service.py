@@ -1,49 +1,90 @@
-"""The symbol-registry shell: on start and every refresh interval, fetch the venue's
-exchangeInfo and 24h tickers, select the universe (pure core), record it in PostgreSQL
-(current + history), then publish it on symbols.universe.<venue>."""
+"""The symbol-registry shell: for every configured venue, on start and every refresh interval,
+make the venue adapter's universe requests, select the universe (pure core), record it in
+PostgreSQL (current + history), then publish it on symbols.universe.<venue>.
+
+Each venue runs on its own task and schedule: one that fails (HTTP error, timeout, bad payload) is
+counted (errors{kind="refresh"}), logged and retried with exponential backoff, while the others
+keep their daily refresh. A database error stops the service (the supervisor restarts it)."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import psycopg
 from opentelemetry import trace
 
+from exchanges import HttpRequest, adapter_for
 from ticktape import config as cfg
 from ticktape import runtime, telemetry
 from ticktape.bus.publisher import publish_batch
+from ticktape.clock import NS_PER_MS
 from ticktape.events import UniverseUpdated
 
 from services.symbol_registry import store
-from services.symbol_registry.config import SymbolRegistryConfig
-from services.symbol_registry.core import exchange_info_url, select_universe, tickers_24h_url
+from services.symbol_registry.config import SymbolRegistryConfig, VenueUniverseConfig
+from services.symbol_registry.core import http_date_ms, select_universe
 
+RETRY_INITIAL_S = 1.0
 RETRY_MAX_S = 30.0
+HTTP_TIMEOUT_S = 30.0
+# A venue failing this way is retried; anything else (PostgreSQL, a bug) stops the service.
+VENUE_FAILURES = (aiohttp.ClientError, asyncio.TimeoutError, ValueError)
 
 
 def load(raw: dict[str, Any]) -> SymbolRegistryConfig:
     return cfg.load_section("symbol_registry", SymbolRegistryConfig, raw)
 
 
-async def fetch_json(session: aiohttp.ClientSession, url: str) -> Any:
-    async with session.get(url) as resp:
-        resp.raise_for_status()
-        return await resp.json(content_type=None)
+def rest_base(venue: VenueUniverseConfig, venue_sim: str | None) -> str:
+    """The venue's REST base: its rest_url, or `<venue_sim>/<venue>` under the simulator."""
+    if venue_sim:
+        return f"{venue_sim.rstrip('/')}/{venue.venue}"
+    return venue.rest_url.rstrip("/")
 
 
-async def refresh(rt: runtime.Runtime, config: SymbolRegistryConfig, session: aiohttp.ClientSession,
-                  conn: psycopg.AsyncConnection[Any], rest_url: str) -> UniverseUpdated:
-    info = await fetch_json(session, exchange_info_url(rest_url))
-    tickers = await fetch_json(session, tickers_24h_url(rest_url))
-    previous = await store.latest_universe(conn, config.venue)
-    event = select_universe(info, tickers, venue=config.venue, quote_asset=config.quote_asset,
-                            top_n=config.top_n, previous=previous.symbols if previous else None)
-    await store.save_universe(conn, event)
+@dataclass
+class Db:
+    """The registry's one PostgreSQL connection; the venue tasks take turns on it."""
+
+    conn: psycopg.AsyncConnection[Any]
+    lock: asyncio.Lock
+
+
+async def fetch(session: aiohttp.ClientSession, requests: list[HttpRequest]) -> tuple[list[bytes], int | None]:
+    """The bodies of the requests, in order, and the newest Date header among the responses (ms)."""
+    bodies: list[bytes] = []
+    date_ms: int | None = None
+    for req in requests:
+        headers = {"Content-Type": "application/json"} if req.body is not None else None
+        async with session.request(req.method, req.url, data=req.body, headers=headers) as resp:
+            resp.raise_for_status()
+            bodies.append(await resp.read())
+            when = http_date_ms(resp.headers.get(aiohttp.hdrs.DATE))
+            if when is not None:
+                date_ms = when if date_ms is None else max(date_ms, when)
+    return bodies, date_ms
+
+
+async def refresh(rt: runtime.Runtime, venue: VenueUniverseConfig, session: aiohttp.ClientSession,
+                  db: Db, rest_url: str) -> UniverseUpdated:
+    """One venue's refresh: fetch, select, store, publish. Raises a VENUE_FAILURES error when the
+    venue does not answer or its payload is bad (nothing is stored or published then)."""
+    bodies, date_ms = await fetch(session, adapter_for(venue.venue).universe_requests(rest_url))
+    if date_ms is None:
+        # RFC 9110 makes origin servers send Date; without one, the time we received it at is
+        # the best as_of there is (an input to the core, like the header would have been).
+        date_ms = rt.clock.now_ns() // NS_PER_MS
+    async with db.lock:
+        previous = await store.latest_universe(db.conn, venue.venue)
+        event = select_universe(venue.venue, bodies, quote_asset=venue.quote_asset, top_n=venue.top_n,
+                                date_ms=date_ms, previous=previous.symbols if previous else None)
+        await store.save_universe(db.conn, event)
     with trace.get_tracer("ticktape.symbol_registry").start_as_current_span(
         "symbol_registry universe", kind=trace.SpanKind.PRODUCER,
-        attributes={"ticktape.event_id": event.event_id},
+        attributes={"ticktape.event_id": event.event_id, "ticktape.venue": event.venue},
     ):
         headers = telemetry.inject({})
     await publish_batch(rt.js, [(event, headers)])
@@ -53,32 +94,44 @@ async def refresh(rt: runtime.Runtime, config: SymbolRegistryConfig, session: ai
     return event
 
 
+async def run_venue(rt: runtime.Runtime, venue: VenueUniverseConfig, interval_s: float,
+                    session: aiohttp.ClientSession, db: Db) -> None:
+    """Refresh one venue now and every interval_s until rt.stop; on failure retry after 1 s,
+    doubling up to RETRY_MAX_S, then go back to the interval after a success."""
+    rest_url = rest_base(venue, rt.common.venue_sim)
+    delay = RETRY_INITIAL_S
+    while not rt.stop.is_set():
+        wait = interval_s
+        try:
+            await refresh(rt, venue, session, db, rest_url)
+            delay = RETRY_INITIAL_S
+        except VENUE_FAILURES as exc:
+            rt.metrics.error("refresh")
+            rt.log.warning("universe refresh failed; retrying", venue=venue.venue, url=rest_url,
+                           error=repr(exc), retry_in_s=delay)
+            wait, delay = delay, min(delay * 2, RETRY_MAX_S)
+        try:
+            await asyncio.wait_for(rt.stop.wait(), timeout=wait)
+        except asyncio.TimeoutError:
+            pass
+
+
 async def serve(rt: runtime.Runtime, config: SymbolRegistryConfig) -> None:
     dsn = rt.common.postgres.dsn
     if not dsn:
         rt.log.error(str(cfg.ConfigError("postgres.dsn is not set: run under `ticktape up` (which "
                                          "starts an embedded PostgreSQL) or set TICKTAPE_PG_DSN")))
         raise SystemExit(cfg.EXIT_CONFIG)
-    rest_url = (rt.common.venue_sim or config.rest_url).rstrip("/")
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         applied = await store.apply_migrations(conn)
         if applied:
             rt.log.info("migrations applied", files=applied)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            delay = 1.0
-            while not rt.stop.is_set():
-                wait = config.refresh_interval_s
-                try:
-                    await refresh(rt, config, session, conn, rest_url)
-                    delay = 1.0
-                except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-                    rt.metrics.error("refresh")
-                    rt.log.warning("universe refresh failed; retrying", error=repr(exc), retry_in_s=delay)
-                    wait, delay = delay, min(delay * 2, RETRY_MAX_S)
-                try:
-                    await asyncio.wait_for(rt.stop.wait(), timeout=wait)
-                except asyncio.TimeoutError:
-                    pass
+        db = Db(conn, asyncio.Lock())
+        timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S)
+        async with aiohttp.ClientSession(timeout=timeout) as session, asyncio.TaskGroup() as tasks:
+            for venue in config.venues:
+                tasks.create_task(run_venue(rt, venue, config.refresh_interval_s, session, db),
+                                  name=f"symbol_registry:{venue.venue}")
 
 
 def main() -> None:

@@ -144,16 +144,19 @@ def test_sigkill_each_service_mid_run_then_nothing_lost_or_duplicated(stack_env,
 
     def settled():
         items = snapshot(nats_url)
-        bars = [e for _, e, _ in items if isinstance(e, ev.BarClosed)]
+        bars = [e for _, e, _ in items if isinstance(e, ev.BarClosed) and e.timeframe == "1m"]
         return items if len(bars) >= total_bars else None
 
     items = wait_for(settled, timeout=150, what=f"all {total_bars} recorded bars on the bus")
     # let the consumers drain what the last bars caused, then take the final log
     wait_for(lambda: snapshot(nats_url) == snapshot(nats_url) or None, timeout=30, what="quiet bus", interval=1.0)
     items = snapshot(nats_url)
-    bars = [e for _, e, _ in items if isinstance(e, ev.BarClosed)]
+    bars = [e for _, e, _ in items if isinstance(e, ev.BarClosed) and e.timeframe == "1m"]
     keys = collections.Counter((b.symbol, b.open_time) for b in bars)
     assert len(bars) == total_bars and max(keys.values()) == 1, "a bar was lost or published twice"
+    aggregated = collections.Counter((e.symbol, e.timeframe, e.open_time) for _, e, _ in items
+                                     if isinstance(e, ev.BarClosed) and e.timeframe != "1m")
+    assert aggregated and max(aggregated.values()) == 1, "an aggregated bar was published twice"
     ids = collections.Counter(e.event_id for _, e, _ in items)
     assert max(ids.values()) == 1, "an event id appears twice"
     fills_per_order = collections.Counter(e.order_id for _, e, _ in items if isinstance(e, ev.OrderFilled))

@@ -16,7 +16,9 @@ from ticktape.testing.bus import stream_events
 from ticktape.testing.services import common_settings
 
 from services.market_data.config import MarketDataConfig
-from services.market_data.service import MarketDataShell
+from services.market_data.config import VenueFeedConfig
+from services.market_data.feed import VenueFeed
+from ticktape.bus.pipeline import PipelinedPublisher
 
 
 def kline_frame(symbol: str, open_ms: int, closed: bool = True, close: str = "101.5") -> bytes:
@@ -31,8 +33,20 @@ def kline_frame(symbol: str, open_ms: int, closed: bool = True, close: str = "10
 async def shell(nats_url):
     rt = await open_runtime("market_data", common_settings(nats_url), raw={})
     async with aiohttp.ClientSession() as session:
-        yield MarketDataShell(rt, MarketDataConfig(), session)
+        yield make_feed(rt, session)
     await rt.nc.drain()
+
+
+class Feed(VenueFeed):
+    """The feed with its publisher flushed after every frame, so tests can read the stream."""
+
+    async def on_frame(self, shard, data):
+        await super().on_frame(shard, data)
+        await self.publisher.flush()
+
+
+def make_feed(rt, session):
+    return Feed(rt, MarketDataConfig(), VenueFeedConfig(venue="binance_usdm"), session, PipelinedPublisher(rt.js))
 
 
 @pytest.mark.parametrize("frame", [
@@ -46,7 +60,7 @@ async def test_malformed_frame_then_dead_lettered_counted_and_not_published(shel
     assert base64.b64decode(letters[0].payload_b64) == frame
     assert letters[0].source.startswith("ws:binance_usdm:shard0") and letters[0].error
     assert shell.rt.metrics.value("ticktape_rejected", reason="malformed_frame") == 1
-    assert await stream_events(shell.rt.js, "TICKTAPE", [subjects.ALL_BARS]) == []
+    assert await stream_events(shell.rt.js, "TICKTAPE", [subjects.bars(timeframe="1m")]) == []
 
 
 async def test_closed_frames_then_each_bar_published_once_and_open_frames_ignored(shell):
@@ -54,7 +68,7 @@ async def test_closed_frames_then_each_bar_published_once_and_open_frames_ignore
     for frame in [kline_frame("BTCUSDT", t0, closed=False), kline_frame("BTCUSDT", t0),
                   kline_frame("BTCUSDT", t0), kline_frame("BTCUSDT", t0 + 60_000)]:
         await shell.on_frame(0, frame)
-    bars = await stream_events(shell.rt.js, "TICKTAPE", [subjects.ALL_BARS])
+    bars = await stream_events(shell.rt.js, "TICKTAPE", [subjects.bars(timeframe="1m")])
     assert [b.open_time for b in bars] == [t0 * 1_000_000, (t0 + 60_000) * 1_000_000]
     assert all(isinstance(b, BarClosed) and b.close == 101.5 for b in bars)
 
@@ -65,12 +79,12 @@ async def test_restarted_shell_then_seeded_from_the_stream_and_never_republishes
     rt2 = await open_runtime("market_data", common_settings(nats_url), raw={})
     try:
         async with aiohttp.ClientSession() as session:
-            fresh = MarketDataShell(rt2, MarketDataConfig(), session)
+            fresh = make_feed(rt2, session)
             await fresh._seed("ETHUSDT")
             await fresh.on_frame(0, kline_frame("ETHUSDT", t0))  # the venue resends the last bar
             await fresh.on_frame(0, kline_frame("ETHUSDT", t0 + 60_000))
     finally:
         await rt2.nc.drain()
-    bars = await stream_events(shell.rt.js, "TICKTAPE", [subjects.ALL_BARS])
+    bars = await stream_events(shell.rt.js, "TICKTAPE", [subjects.bars(timeframe="1m")])
     assert [b.open_time // 1_000_000 for b in bars] == [t0, t0 + 60_000]
     assert rt2.metrics.value("ticktape_published") == 1

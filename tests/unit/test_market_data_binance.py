@@ -1,5 +1,5 @@
 """Binance spot and USDT-M adapters: real captured frames, REST rows, control messages, the
-universe, and every kind of bad frame; plus the legacy helpers the current shell imports."""
+universe, and every kind of bad frame."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.market_data import binance as legacy
 from exchanges import (
     AggTrade,
     BinanceSpotAdapter,
@@ -351,22 +350,6 @@ def test_universe_malformed_raises_frame_error(bodies, reason) -> None:
 
 
 # -- the helpers the current shell still imports ----------------------------------------------
-
-
-def test_legacy_helpers_keep_their_behaviour() -> None:
-    assert legacy.FrameError is FrameError
-    assert legacy.parse_frame(kline_frame()) == USDM.parse(kline_frame())[0]
-    assert legacy.parse_frame(b'{"result":null,"id":1}') is None
-    with pytest.raises(FrameError, match="trade frame"):
-        legacy.parse_frame(trade_frame("aggTrade"))
-    rows = [[1, "1", "2", "0.5", "1", "3", 59999, "1", 3, "1", "1", "0"]]
-    assert legacy.parse_rest_klines(rows, "BTCUSDT", "1m") == USDM.parse_backfill(rows, "BTCUSDT", "1m")
-    streams = [legacy.kline_stream("BTCUSDT", "1m"), legacy.kline_stream("ETHUSDT", "1m")]
-    assert streams == ["btcusdt@kline_1m", "ethusdt@kline_1m"]
-    assert legacy.combined_stream_url("wss://fstream.binance.com/", streams) == (
-        "wss://fstream.binance.com/stream?streams=btcusdt@kline_1m/ethusdt@kline_1m")
-    assert legacy.klines_url("https://fapi.binance.com", "BTCUSDT", "1m", start_ms=5, limit=10) == (
-        "https://fapi.binance.com/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=10&startTime=5")
 
 
 def test_kline_struct_encodes_with_binance_wire_names() -> None:

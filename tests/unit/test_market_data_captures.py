@@ -110,7 +110,7 @@ def test_captured_trades_become_trade_ticks_matching_the_raw_json(venue, frames,
     assert [(t.venue, t.symbol, t.trade_id, t.price, t.size, t.aggressor, t.ts_event)
             for t in ticks] == expected
     for t in ticks:
-        assert t.event_id == ids.derive("trade", venue, t.symbol, t.trade_id)
+        assert t.event_id == ids.trade_id(venue, t.symbol, t.trade_id)
         assert t.ts_init == 7 and t.aggressor in ("buy", "sell")
         assert codec.decode(codec.encode(t)) == t
         assert subjects.for_event(t) == f"md.trade.{venue}.{t.symbol}"
@@ -126,18 +126,18 @@ def test_spot_check_one_trade_per_venue_with_literal_values() -> None:
     # {"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000",
     #  "q":"0.02000000","T":1723161255342,"m":true,"M":true}
     assert spot == [TradeTick(
-        event_id=ids.derive("trade", BINANCE_SPOT, "BTCUSDT", "3735683259"), ts_event=1723161255342 * NS_PER_MS,
+        event_id=ids.trade_id(BINANCE_SPOT, "BTCUSDT", "3735683259"), ts_event=1723161255342 * NS_PER_MS,
         ts_init=1, venue=BINANCE_SPOT, symbol="BTCUSDT", trade_id="3735683259", price=61837.63,
         size=0.02, aggressor="sell")]
     # {"e":"trade","E":1721347022956,"T":1721347022956,"s":"BTCUSDT","t":5182005737,
     #  "p":"63943.90","q":"0.003","X":"MARKET","m":true}
     assert usdm == [TradeTick(
-        event_id=ids.derive("trade", BINANCE_USDM, "BTCUSDT", "5182005737"), ts_event=1721347022956 * NS_PER_MS,
+        event_id=ids.trade_id(BINANCE_USDM, "BTCUSDT", "5182005737"), ts_event=1721347022956 * NS_PER_MS,
         ts_init=1, venue=BINANCE_USDM, symbol="BTCUSDT", trade_id="5182005737", price=63943.9,
         size=0.003, aggressor="sell")]
     # {"coin":"BTC","px":"105056.0","side":"B","sz":"0.02222","tid":917211710228416,"time":1737918847000}
     assert hl == [TradeTick(
-        event_id=ids.derive("trade", HYPERLIQUID, "BTC", "917211710228416"), ts_event=1737918847000 * NS_PER_MS,
+        event_id=ids.trade_id(HYPERLIQUID, "BTC", "917211710228416"), ts_event=1737918847000 * NS_PER_MS,
         ts_init=1, venue=HYPERLIQUID, symbol="BTC", trade_id="917211710228416", price=105056.0,
         size=0.02222, aggressor="buy")]
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.market_data import core as md_core
-from services.market_data.binance import FrameError
+from exchanges.base import FrameError
 from services.market_data.core import MarketDataCore
 from exchanges import HyperliquidAdapter, Trade
 from ticktape import ids
@@ -192,7 +192,7 @@ def agg_trade_frame(agg_id: int = 46744553, *, maker: bool = False) -> bytes:
 def test_on_frame_agg_trade_emits_a_trade_tick() -> None:
     [tick] = MarketDataCore(VENUE).on_frame(agg_trade_frame(maker=True), ts_init=9)
     assert tick == TradeTick(
-        event_id=ids.derive("trade", VENUE, "SUSHIUSDT", "46744553"), ts_event=1626992741101 * NS_PER_MS,
+        event_id=ids.trade_id(VENUE, "SUSHIUSDT", "46744553"), ts_event=1626992741101 * NS_PER_MS,
         ts_init=9, venue=VENUE, symbol="SUSHIUSDT", trade_id="46744553", price=7.604, size=9.0,
         aggressor="sell")
 
@@ -273,11 +273,36 @@ class _OneTrade:
 
 
 @given(symbol=st.text(min_size=1, max_size=16), trade_id=st.integers(0, 2**64) | st.text(max_size=40))
-def test_trade_event_id_is_ids_derive_of_venue_symbol_and_trade_id(symbol: str, trade_id: int | str) -> None:
+def test_trade_event_id_is_the_natural_key_of_venue_symbol_and_trade_id(symbol: str, trade_id: int | str) -> None:
     adapter = _OneTrade()
     core = MarketDataCore(adapter)  # type: ignore[arg-type]
-    for _ in range(2):  # the second call uses the cached per-symbol hash state
+    for _ in range(2):  # the second call uses the cached per-symbol prefix
         adapter.trade = Trade(symbol, trade_id, 1.0, 2.0, 3, None)
         [tick] = core.on_frame(b"", 0)
-        assert tick.event_id == ids.derive("trade", "binance_spot", symbol, str(trade_id))
+        assert tick.event_id == ids.trade_id("binance_spot", symbol, str(trade_id))
         assert (tick.trade_id, tick.aggressor) == (str(trade_id), "")
+
+
+def test_live_bar_after_a_skipped_minute_is_held_until_the_gap_is_backfilled() -> None:
+    core = MarketDataCore(VENUE)
+    assert [b.open_time for b in core.on_frame(frame(T0_MS), 1)] == [T0_MS * NS_PER_MS]
+    # minute T0+1 never arrives live; T0+2 does
+    assert core.on_frame(frame(T0_MS + 120_000), 2) == []
+    assert core.gaps() == ["BTCUSDT"]
+    assert core.on_frame(frame(T0_MS + 180_000), 3) == []  # later bars queue behind the gap
+    rows = [rest_row(T0_MS + 60_000)]
+    filled = core.on_backfill("BTCUSDT", rows, 4, now_ms=T0_MS + 10 * 60_000)
+    assert [(b.open_time // NS_PER_MS, b.backfilled) for b in filled] == [(T0_MS + 60_000, True)]
+    released = core.release("BTCUSDT")
+    assert [(b.open_time // NS_PER_MS, b.backfilled) for b in released] == [
+        (T0_MS + 120_000, False), (T0_MS + 180_000, False)]
+    assert core.gaps() == []
+
+
+def test_gap_the_venue_cannot_fill_is_released_in_order_after_backfill_finds_nothing() -> None:
+    core = MarketDataCore(VENUE)
+    core.on_frame(frame(T0_MS), 1)
+    assert core.on_frame(frame(T0_MS + 300_000), 2) == []
+    assert core.on_backfill("BTCUSDT", [], 3, now_ms=T0_MS + 10 * 60_000) == []
+    assert [b.open_time // NS_PER_MS for b in core.release("BTCUSDT")] == [T0_MS + 300_000]
+    assert core.on_frame(frame(T0_MS + 360_000), 4)[0].open_time // NS_PER_MS == T0_MS + 360_000

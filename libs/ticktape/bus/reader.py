@@ -21,18 +21,26 @@ async def read_range(
     stop_seq: int | None = None,
     batch: int = 512,
     idle_timeout: float = 1.0,
+    start_time_s: float | None = None,
 ) -> AsyncIterator[Msg]:
     """Yield the stream's messages matching filter_subjects from start_seq up to stop_seq
-    (inclusive; None = everything stored when the read started), in stream order."""
+    (inclusive; None = everything stored when the read started), in stream order. With
+    start_time_s (epoch seconds) the read starts at the first message stored at or after it."""
     if stop_seq is None:
         stop_seq = (await js.stream_info(stream)).state.last_seq
     if stop_seq < start_seq:
         return
     name = f"read_{secrets.token_hex(6)}"
+    if start_time_s is not None:
+        import datetime as dt
+
+        when = dt.datetime.fromtimestamp(start_time_s, tz=dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        position = dict(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=when)
+    else:
+        position = dict(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(1, start_seq))
     config = ConsumerConfig(
-        name=name, ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-        opt_start_seq=max(1, start_seq), filter_subjects=list(filter_subjects),
-        inactive_threshold=30.0, mem_storage=True, max_waiting=1,
+        name=name, ack_policy=AckPolicy.NONE, filter_subjects=list(filter_subjects),
+        inactive_threshold=30.0, mem_storage=True, max_waiting=1, **position,
     )
     await js.add_consumer(stream, config)
     sub = await js.pull_subscribe_bind(consumer=name, stream=stream)

@@ -1,0 +1,237 @@
+"""One venue's feed: follows its universe, spreads symbols over shards, publishes closed bars
+(and aggregates, and optionally trades) exactly once, repairs gaps from REST, reports health."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+import aiohttp
+from exchanges import adapter_for
+from exchanges.base import FrameError, HttpRequest
+from nats.js.api import DeliverPolicy
+from nats.js.errors import NotFoundError
+from opentelemetry import trace
+
+from ticktape import ids, runtime, subjects, telemetry
+from ticktape.bus.deadletter import dead_letter
+from ticktape.bus.pipeline import PipelinedPublisher
+from ticktape.events import BarClosed, MarketDataStatus, TradeTick, UniverseUpdated
+from ticktape.events.codec import DecodeError, decode
+
+from services.market_data.config import MarketDataConfig, VenueFeedConfig
+from services.market_data.core import MarketDataCore
+from services.market_data.shard import ConnectLimiter, Shard
+
+# The simulator serves each venue under /<venue>; Hyperliquid's socket lives at /ws below it.
+SIM_WS_SUFFIX = {"hyperliquid": "/ws"}
+
+
+def venue_urls(venue_sim: str | None, vcfg: VenueFeedConfig, rest: str, ws: str) -> tuple[str, str]:
+    if venue_sim:
+        base = venue_sim.rstrip("/") + "/" + vcfg.venue
+        ws_base = "ws" + base[len("http"):] if base.startswith("http") else base
+        return base, ws_base + SIM_WS_SUFFIX.get(vcfg.venue, "")
+    return vcfg.rest_url or rest, vcfg.ws_url or ws
+
+
+class VenueFeed:
+    def __init__(self, rt: runtime.Runtime, config: MarketDataConfig, vcfg: VenueFeedConfig,
+                 session: aiohttp.ClientSession, publisher: PipelinedPublisher) -> None:
+        self.rt = rt
+        self.config = config
+        self.vcfg = vcfg
+        self.session = session
+        self.publisher = publisher
+        self.adapter = adapter_for(vcfg.venue)
+        self.core = MarketDataCore(self.adapter, config.timeframe, aggregate=config.aggregate)
+        self.rest_url, self.ws_url = venue_urls(rt.common.venue_sim, vcfg, self.adapter.default_rest_url,
+                                                self.adapter.default_ws_url)
+        self.limiter = ConnectLimiter(self.adapter.limits.connection_attempts,
+                                      self.adapter.limits.connection_window_s)
+        self.backfill_limit = min(config.backfill_limit, self.adapter.limits.backfill_max_rows)
+        self.shards: list[Shard] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.tracer = trace.get_tracer("ticktape.market_data")
+        self.rng = random.Random(hash(vcfg.venue) & 0xFFFF)
+        self.seeded: set[str] = set()
+        self._status_mark: dict[int, tuple[float, int]] = {}
+        self._date_header: str | None = None
+
+    @property
+    def venue(self) -> str:
+        return self.vcfg.venue
+
+    async def run(self) -> None:
+        await self.warm()
+        sub = await self.rt.js.subscribe(
+            subjects.universe(self.venue), stream=self.rt.common.nats.stream,
+            ordered_consumer=True, deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        )
+        try:
+            while not self.rt.stop.is_set():
+                try:
+                    msg = await sub.next_msg(timeout=0.5)
+                except Exception:  # nats TimeoutError: nothing new
+                    continue
+                try:
+                    event = decode(msg.data)
+                except DecodeError as exc:
+                    self.rt.metrics.rejected("undecodable")
+                    self.rt.log.warning("undecodable universe message ignored", error=str(exc))
+                    continue
+                if isinstance(event, UniverseUpdated):
+                    await self.set_universe(list(event.symbols))
+        finally:
+            await sub.unsubscribe()
+            for task in self.tasks:
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def warm(self) -> None:
+        """Restart: re-read the venue's recent 1m bars from the stream (at least since the start
+        of the longest aggregate window) to seed what was published and rebuild open windows."""
+        from ticktape.bus.reader import read_range
+
+        last = (await self.rt.js.stream_info(self.rt.common.nats.stream)).state.last_seq
+        if not last:
+            return
+        bars: list[BarClosed] = []
+        try:
+            async for msg in read_range(self.rt.js, self.rt.common.nats.stream,
+                                        [subjects.bars(self.venue, "*", self.config.timeframe)],
+                                        start_time_s=time.time() - 26 * 3600):
+                event = decode(msg.data)
+                if isinstance(event, BarClosed):
+                    bars.append(event)
+        except DecodeError:
+            pass
+        self.core.warm(bars)
+        self.seeded.update(b.symbol for b in bars)
+        if bars:
+            self.rt.log.info("warmed from the stream", venue=self.venue, bars=len(bars))
+
+    async def set_universe(self, symbols: list[str]) -> None:
+        current = {s for shard in self.shards for s in shard.symbols}
+        wanted = set(symbols)
+        removed = sorted(current - wanted)
+        added = [s for s in symbols if s not in current]
+        self.rt.log.info("universe", venue=self.venue, symbols=len(symbols), added=len(added),
+                         removed=len(removed))
+        for shard in self.shards:
+            gone = [s for s in shard.symbols if s in set(removed)]
+            if gone:
+                await shard.unsubscribe(gone)
+        per = self.vcfg.streams_per_connection // (2 if self.vcfg.trades else 1) or 1
+        for symbol in added:
+            await self._seed(symbol)
+        while added:
+            shard = next((s for s in self.shards if len(s.symbols) < per), None) or self._new_shard()
+            take, added = added[: per - len(shard.symbols)], added[per - len(shard.symbols):]
+            await shard.subscribe(take)
+
+    def _new_shard(self) -> Shard:
+        shard = Shard(
+            len(self.shards), adapter=self.adapter, ws_url=self.ws_url, interval=self.config.timeframe,
+            trades=self.vcfg.trades, session=self.session, on_frame=self.on_frame, backfill=self.backfill,
+            limiter=self.limiter, backoff_initial=self.config.reconnect_backoff_initial_s,
+            backoff_max=self.config.reconnect_backoff_max_s, log=self.rt.log, rng=self.rng,
+        )
+        self.shards.append(shard)
+        # stagger first connects so hundreds of shards do not all dial at once
+        self.tasks.append(asyncio.create_task(shard.run(self.rt.stop, 0.05 * shard.index)))
+        return shard
+
+    async def _seed(self, symbol: str) -> None:
+        """Seed the core with the last bar already in the stream (restart without duplicates)."""
+        if symbol in self.seeded:
+            return
+        self.seeded.add(symbol)
+        subject = subjects.bar(self.venue, symbol, self.config.timeframe)
+        try:
+            raw = await self.rt.js.get_last_msg(self.rt.common.nats.stream, subject)
+        except NotFoundError:
+            return
+        event = decode(raw.data)
+        if isinstance(event, BarClosed):
+            self.core.seed_last(symbol, event.open_time)
+
+    async def on_frame(self, shard: int, data: bytes) -> None:
+        self.rt.metrics.received()
+        try:
+            events = self.core.on_frame(data, time.time_ns())
+        except FrameError as exc:
+            await self._reject_frame(shard, data, str(exc))
+            return
+        await self.publish(events)
+        for symbol in self.core.gaps():
+            self.rt.log.info("gap: backfilling before the held live bar", venue=self.venue, symbol=symbol)
+            await self.backfill([symbol])
+            await self.publish(self.core.release(symbol))
+
+    async def _reject_frame(self, shard: int, data: bytes, error: str) -> None:
+        self.rt.metrics.rejected("malformed_frame")
+        self.rt.log.warning("malformed exchange frame dead-lettered", venue=self.venue, shard=shard, error=error)
+        now = time.time_ns()
+        letter = dead_letter(service=self.rt.name, source=f"ws:{self.venue}:shard{shard}", error=error,
+                             payload=data, ts_ns=now, stream_seq=None)
+        await self.publisher.publish(letter)
+        self.rt.metrics.dead_lettered()
+
+    async def publish(self, events: list[BarClosed | TradeTick]) -> None:
+        for event in events:
+            if isinstance(event, BarClosed):  # bars start traces; trades are too many to trace
+                with self.tracer.start_as_current_span(
+                    "market_data bar closed", kind=trace.SpanKind.PRODUCER,
+                    attributes={"ticktape.event_id": event.event_id, "ticktape.symbol": event.symbol,
+                                "ticktape.timeframe": event.timeframe},
+                ):
+                    await self.publisher.publish(event, telemetry.inject({}))
+            else:
+                await self.publisher.publish(event)
+        self.rt.metrics.published(len(events))
+
+    async def backfill(self, symbols: list[str]) -> None:
+        """Fetch and publish, oldest first, every closed bar missed since the last published."""
+        now_ms = await self._server_time_ms()
+        for symbol in symbols:
+            while self.core.backfill_start_ms(symbol) is not None:  # nothing published yet: start live
+                request = self.core.backfill_request(self.rest_url, symbol, limit=self.backfill_limit,
+                                                     now_ms=now_ms)
+                body = await self._http(request)
+                bars = self.core.on_backfill(symbol, body, time.time_ns(), now_ms)
+                if not bars:
+                    break
+                await self.publish(bars)
+                self.rt.log.info("backfilled", venue=self.venue, symbol=symbol, bars=len(bars))
+
+    async def _http(self, request: HttpRequest) -> bytes:
+        kwargs: dict[str, Any] = {}
+        if request.body is not None:
+            kwargs = {"data": request.body, "headers": {"Content-Type": "application/json"}}
+        async with self.session.request(request.method, request.url, **kwargs) as resp:
+            resp.raise_for_status()
+            self._date_header = resp.headers.get("Date")
+            return await resp.read()
+
+    async def _server_time_ms(self) -> int:
+        request = self.adapter.server_time_request(self.rest_url)
+        if request is not None:
+            return self.adapter.parse_server_time(await self._http(request))
+        # Hyperliquid has no time endpoint: the HTTP Date of an /info answer (second precision)
+        import email.utils
+
+        await self._http(self.adapter.universe_requests(self.rest_url)[0])
+        date = self._date_header
+        return int(email.utils.parsedate_to_datetime(date).timestamp() * 1000) if date else int(time.time() * 1000)
+
+    def status(self) -> MarketDataStatus:
+        now, now_ns = time.monotonic(), time.time_ns()
+        shards = []
+        for shard in self.shards:
+            since, frames = self._status_mark.get(shard.index, (now, shard.frames))
+            shards.append(shard.status(now, shard.frames - frames, now - since))
+            self._status_mark[shard.index] = (now, shard.frames)
+        return MarketDataStatus(event_id=ids.derive("md.status", self.venue, now_ns), ts_event=now_ns,
+                                ts_init=now_ns, venue=self.venue, shards=tuple(shards))
