@@ -7,6 +7,8 @@ Routes: Binance USDT-M at the root (/fapi/v1/..., /stream, /ws) and the same ven
 
 from __future__ import annotations
 
+import email.utils
+
 import asyncio
 import contextlib
 import functools
@@ -14,7 +16,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import AsyncIterator, Callable, Sequence, TextIO
+from typing import Any, AsyncIterator, Callable, Sequence, TextIO
 
 from aiohttp import WSCloseCode, web
 
@@ -88,7 +90,7 @@ class VenueSim:
             self.markets[HYPERLIQUID], self.hubs[HYPERLIQUID], heartbeat, self.injector, hl_max_subscriptions
         )
         self._endpoints = (self.ws, spot_ws, hl_ws)
-        self.app = web.Application()
+        self.app = web.Application(middlewares=[self._venue_date])
         self.app.add_routes(
             self.rest.routes() + self.ws.routes()  # the root stays Binance USDT-M, as before venues existed
             + self.rest.routes("/binance_usdm") + self.ws.routes("/binance_usdm")
@@ -100,6 +102,15 @@ class VenueSim:
         )  # fmt: skip
         self.app.cleanup_ctx.append(self._lifecycle)
         self.app.on_shutdown.append(self._close_sockets)
+
+    @web.middleware
+    async def _venue_date(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Stamp HTTP Date with the venue's (simulated) clock, as a real venue's server does with
+        its own: Hyperliquid has no time endpoint, so clients read the time from Date."""
+        response = await handler(request)
+        if not response.prepared:
+            response.headers["Date"] = email.utils.formatdate(self.clock.now_ms() / 1000, usegmt=True)
+        return response
 
     def runner(self) -> web.AppRunner:
         """An AppRunner for this app (call `setup()`, then add a site)."""

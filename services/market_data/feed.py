@@ -129,6 +129,10 @@ class VenueFeed:
         while added:
             shard = next((s for s in self.shards if len(s.symbols) < per), None) or self._new_shard()
             take, added = added[: per - len(shard.symbols)], added[per - len(shard.symbols):]
+            if shard.connected.is_set():
+                # on a live connection: history first, then the live stream (a minute that closes
+                # in between is a gap the core holds and repairs)
+                await self.backfill(take)
             await shard.subscribe(take)
 
     def _new_shard(self) -> Shard:
@@ -193,10 +197,12 @@ class VenueFeed:
         self.rt.metrics.published(len(events))
 
     async def backfill(self, symbols: list[str]) -> None:
-        """Fetch and publish, oldest first, every closed bar missed since the last published."""
+        """Fetch and publish, oldest first, every closed bar missed since the last published; a
+        symbol with no history gets the most recent backfill_limit bars (a late start is a gap
+        too, and strategies warm up on them)."""
         now_ms = await self._server_time_ms()
         for symbol in symbols:
-            while self.core.backfill_start_ms(symbol) is not None:  # nothing published yet: start live
+            while True:
                 request = self.core.backfill_request(self.rest_url, symbol, limit=self.backfill_limit,
                                                      now_ms=now_ms)
                 body = await self._http(request)

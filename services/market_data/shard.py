@@ -96,8 +96,10 @@ class Shard:
                 await self._session_once(stop)
                 delay = self.backoff_initial
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                status = getattr(exc, "status", None)
                 self.log.warning("shard connection failed", venue=self.adapter.venue, shard=self.index,
-                                 error=repr(exc))
+                                 error=type(exc).__name__, http_status=status,
+                                 detail=None if status else str(exc)[:200])
             self.connected.clear()
             self.ws = None
             if stop.is_set():

@@ -40,6 +40,8 @@ class PipelinedPublisher:
     async def _settle(self, n: int) -> None:
         failed: list[tuple[Event, dict[str, str]]] = []
         for _ in range(n):
+            if not self._pending:  # another task (publish vs. flush) settled them meanwhile
+                break
             future, event, headers = self._pending.popleft()
             try:
                 await asyncio.wait_for(future, timeout=10.0)
