@@ -5,6 +5,7 @@ simulator's input exactly: zero gaps, zero duplicates."""
 from __future__ import annotations
 
 import aiohttp
+import msgspec
 import psycopg
 import pytest
 from aiohttp import web
@@ -13,7 +14,8 @@ from ticktape import ids
 from ticktape.bus.provision import ensure_streams
 from ticktape.bus.publisher import publish_batch
 from ticktape.config import NatsSettings
-from ticktape.events import UniverseMember, UniverseUpdated
+from ticktape.events import MarketDataStatus, UniverseMember, UniverseUpdated
+from ticktape.testing.bus import stream_events
 from ticktape.testing import eventually
 from ticktape.testing.data import shared_data
 from ticktape.testing.services import common_settings, running_service
@@ -81,7 +83,8 @@ async def test_archived_bars_equal_the_input_under_drops_stalls_refusals_malform
         await publish_batch(js, [(universe(v, s), {}) for v, s in VENUES.items()])
         common = common_settings(nats_url, pg_dsn, venue_sim=base)
         config = MarketDataConfig(venues=tuple(VenueFeedConfig(venue=v) for v in VENUES),
-                                  reconnect_backoff_initial_s=0.1, reconnect_backoff_max_s=0.5)
+                                  reconnect_backoff_initial_s=0.1, reconnect_backoff_max_s=0.5,
+                                  status_interval_s=0.5)
         async with (
             running_service("archive", serve_archive, ArchiveConfig(batch_wait_s=0.1), common),
             running_service("market_data", serve_market_data, config, common) as md,
@@ -89,6 +92,10 @@ async def test_archived_bars_equal_the_input_under_drops_stalls_refusals_malform
             rows = await eventually(lambda: _when_len(archived(pg_dsn), len(expected)), timeout=120,
                                     interval=0.5, what=f"{len(expected)} archived 1m bars")
             assert md.metrics.value("ticktape_rejected", reason="malformed_frame") > 0
+        statuses = [e for e in await stream_events(js, "TICKTAPE", ["md.status.>"]) if isinstance(e, MarketDataStatus)]
+        for venue in VENUES:  # every venue reported its shards, and they saw the drops
+            mine = [e for e in statuses if e.venue == venue]
+            assert mine and max(sh.reconnects for e in mine for sh in e.shards) > 0
         async with aiohttp.ClientSession() as http, http.get(f"{base}/_sim/stats") as resp:
             stats = await resp.json()
     finally:
@@ -104,3 +111,48 @@ async def _when_len(coro, n):
     if len(rows) > n:
         raise AssertionError(f"more archived bars ({len(rows)}) than the input ({n}): duplicates")
     return rows if len(rows) == n else None
+
+
+async def test_universe_change_then_subscribed_on_the_live_connection_without_reconnecting(
+    tmp_path, nats_url, nats_client, pg_dsn
+):
+    out = tmp_path / "bars"
+    out.mkdir()
+    for name in ("AbstractExchangeHistoryCollector_1581774962.1269426.data",
+                 "AbstractExchangeHistoryCollector_1581776676.5721796.data"):  # fmt: skip
+        convert_path(shared_data("octobot", name), out)
+    series = align(load_dir(out))
+    sim = VenueSim(series, speed=600.0)
+    runner = sim.runner()
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    js = nats_client.jetstream()
+    await ensure_streams(js, NatsSettings())
+    await publish_batch(js, [(universe("binance_usdm", ("BTCUSDT",)), {})])
+    config = MarketDataConfig(aggregate=(), status_interval_s=0.3)
+    try:
+        async with running_service("market_data", serve_market_data, config,
+                                   common_settings(nats_url, pg_dsn, venue_sim=base)):
+            await eventually(lambda: _bars_of(js, "ETHUSDT", "BTCUSDT"), timeout=20, what="BTC bars")
+            wider = msgspec.structs.replace(universe("binance_usdm", ("BTCUSDT", "ETHUSDT")), event_id="wider")
+            await publish_batch(js, [(wider, {})])
+            eth = await eventually(lambda: _bars_of(js, "BTCUSDT", "ETHUSDT"), timeout=20, what="ETH bars")
+            statuses = await eventually(lambda: _statuses_after(js, 2), timeout=10, what="status events")
+    finally:
+        await runner.cleanup()
+    assert len(statuses[-1].shards) == 1 and statuses[-1].shards[0].symbols == 2
+    assert all(sh.reconnects == 0 for e in statuses for sh in e.shards)  # never reconnected
+    opens = [b.open_time for b in eth]
+    assert opens == sorted(set(opens)) and all(b - a == 60_000_000_000 for a, b in zip(opens, opens[1:]))
+
+
+async def _bars_of(js, other: str, symbol: str):
+    bars = [e for e in await stream_events(js, "TICKTAPE", [f"md.bar.binance_usdm.{symbol}.1m"])]
+    return bars if len(bars) >= 3 else None
+
+
+async def _statuses_after(js, n: int):
+    found = [e for e in await stream_events(js, "TICKTAPE", ["md.status.>"]) if isinstance(e, MarketDataStatus)]
+    found = [e for e in found if e.shards and e.shards[0].symbols == 2]
+    return found if len(found) >= n else None

@@ -65,8 +65,9 @@ async def connect(url: str) -> Client:
     async def quiet(_exc: Exception) -> None:
         return None
 
-    return await nats.connect(url, connect_timeout=5, max_reconnect_attempts=0, allow_reconnect=False,
-                              error_cb=quiet)
+    # max_reconnect_attempts=0 would mean "for ever" to nats-py
+    return await nats.connect(url, connect_timeout=5, max_reconnect_attempts=1, reconnect_time_wait=0.2,
+                              allow_reconnect=False, error_cb=quiet)
 
 
 async def open_stream(js: JetStreamContext, name: str) -> StreamRef:
