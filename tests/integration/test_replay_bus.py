@@ -6,7 +6,6 @@ import asyncio
 import gzip
 import json
 from collections import Counter
-from pathlib import Path
 
 import msgspec
 import nats

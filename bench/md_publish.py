@@ -1,0 +1,316 @@
+"""Benchmark (b): Binance frames decoded, normalized and published to JetStream with acks, per second,
+one process.
+
+Corpus: the real Binance kline / aggTrade / trade frames bench/md_decode.py loads from
+../shared/data (cryptofeed BINANCE / BINANCE_FUTURES ws captures, hftbacktest spot and USDT-M
+btcusdt days): 10,893 frames -> 10,824 TradeTicks + 4 BarClosed per pass, every id distinct.
+
+ticktape (timed): the market-data shell's own per-frame path, `VenueFeed.on_frame(shard, frame)`
+of services/market_data/feed.py on two feeds (binance_spot, binance_usdm) built on a real Runtime
+(`open_runtime`: real nats-py connection, streams provisioned with `ensure_streams`, metrics and
+the OpenTelemetry SDK tracer as in the service) and one `PipelinedPublisher(js, window=2000)`
+(the service's default publish_window). Per frame that is metrics.received(),
+`MarketDataCore.on_frame(frame, time.time_ns())`, and `VenueFeed.publish`: each BarClosed inside a
+producer span with its `traceparent` header, each TradeTick without, `PipelinedPublisher.publish`
+(encode, subject, Nats-Msg-Id header, `js.publish_async`, settling half the window when 2,000
+acks are outstanding). The clock stops after `publisher.flush()` returns, i.e. when JetStream has
+acked every message. Fresh feeds (fresh cores) every repetition.
+
+Ceiling (timed): the nats-py client alone on the same connection settings, the same server and a
+fresh stream: `js.publish_async(subject, payload, headers=headers)` for exactly the messages one
+ticktape pass publishes (same subjects, same encoded payloads, same Nats-Msg-Id / traceparent
+headers, built beforehand), then `await js.publish_async_completed()` (every ack received).
+
+Duplicate window: every repetition deletes and re-creates the streams (`ensure_streams`), untimed,
+so the same ids are new to JetStream each time; each repetition checks that the streams hold
+exactly the messages sent (none dropped as duplicates, none lost).
+
+Usage: python bench/md_publish.py [--repeat 7] [--profile]; writes bench/results/md_publish.json.
+--profile adds a cProfile of one extra ticktape pass (top functions by own time) to the results."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import datetime as dt
+import io
+import json
+import os
+import platform
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import aiohttp  # noqa: E402
+from md_decode import load_corpus  # noqa: E402
+
+from services.market_data.config import MarketDataConfig, VenueFeedConfig  # noqa: E402
+from services.market_data.feed import VenueFeed  # noqa: E402
+from ticktape import subjects, telemetry  # noqa: E402
+from ticktape.bus.pipeline import PipelinedPublisher  # noqa: E402
+from ticktape.bus.provision import ensure_streams  # noqa: E402
+from ticktape.bus.publisher import msg_headers  # noqa: E402
+from ticktape.events import BarClosed  # noqa: E402
+from ticktape.events.codec import encode  # noqa: E402
+from ticktape.infra.nats_server import nats_server_binary, start_nats_server  # noqa: E402
+from ticktape.runtime import Runtime, open_runtime  # noqa: E402
+from ticktape.testing.data import shared_data_dir  # noqa: E402
+from ticktape.testing.services import common_settings  # noqa: E402
+
+VENUES = {"spot": "binance_spot", "usdm": "binance_usdm"}
+TARGET = 30_000
+
+
+# -- setup -----------------------------------------------------------------------------------
+
+
+async def fresh_streams(rt: Runtime) -> None:
+    """Delete and re-create ticktape's streams, so no id is inside a duplicate window."""
+    s = rt.common.nats
+    for name in (s.stream, s.trades_stream, s.dlq_stream):
+        try:
+            await rt.js.delete_stream(name)
+        except Exception:  # noqa: BLE001 - not there yet
+            pass
+    await ensure_streams(rt.js, s)
+
+
+async def stream_counts(rt: Runtime) -> dict[str, int]:
+    s = rt.common.nats
+    return {name: (await rt.js.stream_info(name)).state.messages for name in (s.stream, s.trades_stream)}
+
+
+def make_feeds(rt: Runtime, session: aiohttp.ClientSession,
+               publisher: PipelinedPublisher) -> dict[str, VenueFeed]:
+    config = MarketDataConfig(venues=tuple(VenueFeedConfig(venue=v) for v in VENUES.values()))
+    return {key: VenueFeed(rt, config, vcfg, session, publisher)
+            for key, vcfg in zip(VENUES, config.venues)}
+
+
+# -- the two timed sides ---------------------------------------------------------------------
+
+
+async def ticktape_pass(rt: Runtime, session: aiohttp.ClientSession,
+                        frames: list[tuple[str, bytes]]) -> tuple[float, PipelinedPublisher]:
+    publisher = PipelinedPublisher(rt.js, window=MarketDataConfig().publish_window)
+    feeds = make_feeds(rt, session, publisher)
+    calls = [(feeds[venue].on_frame, raw) for venue, raw in frames]
+    t0 = time.perf_counter()
+    for on_frame, raw in calls:
+        await on_frame(0, raw)
+    await publisher.flush()
+    return time.perf_counter() - t0, publisher
+
+
+async def ceiling_pass(rt: Runtime, messages: list[tuple[str, bytes, dict[str, str]]]) -> float:
+    js = rt.js
+    t0 = time.perf_counter()
+    futures = [await js.publish_async(subject, payload, headers=headers)
+               for subject, payload, headers in messages]
+    await js.publish_async_completed()
+    elapsed = time.perf_counter() - t0
+    failed = [f.exception() for f in futures if f.exception() is not None]
+    if failed:
+        raise SystemExit(f"ceiling: {len(failed)} publishes failed, first: {failed[0]!r}")
+    return elapsed
+
+
+async def published_messages(rt: Runtime, session: aiohttp.ClientSession,
+                             frames: list[tuple[str, bytes]]) -> list[tuple[str, bytes, dict[str, str]]]:
+    """What one ticktape pass publishes, as (subject, payload, headers), bars with a traceparent."""
+    feeds = make_feeds(rt, session, PipelinedPublisher(rt.js))
+    out = []
+    for venue, raw in frames:
+        feed = feeds[venue]
+        for event in feed.core.on_frame(raw, time.time_ns()):
+            extra = None
+            if isinstance(event, BarClosed):
+                with feed.tracer.start_as_current_span("market_data bar closed"):
+                    extra = telemetry.inject({})
+            out.append((subjects.for_event(event), encode(event), msg_headers(event, extra)))
+    return out
+
+
+# -- harness ---------------------------------------------------------------------------------
+
+
+async def measure(url: str, frames: list[tuple[str, bytes]], repeat: int,
+                  profile: bool) -> dict[str, Any]:
+    rt = await open_runtime("market_data", common_settings(url), raw={})
+    try:
+        async with aiohttp.ClientSession() as session:
+            messages = await published_messages(rt, session, frames)
+            n_msgs = len(messages)
+            n_bars = sum(1 for s, _, _ in messages if s.startswith("md.bar."))
+            expected = {rt.common.nats.stream: n_bars, rt.common.nats.trades_stream: n_msgs - n_bars}
+
+            async def checked(kind: str, coro: Any) -> float:
+                elapsed = await coro
+                have = await stream_counts(rt)
+                if have != expected:
+                    raise SystemExit(f"{kind}: streams hold {have}, expected {expected}")
+                return elapsed
+
+            async def ours() -> float:
+                await fresh_streams(rt)
+                elapsed, publisher = await ticktape_pass(rt, session, frames)
+                if publisher.published != n_msgs or publisher.retried:
+                    raise SystemExit(f"ticktape: {publisher.published} acked, {publisher.retried} retried; "
+                                     f"expected {n_msgs} acked")
+                return elapsed
+
+            async def theirs() -> float:
+                await fresh_streams(rt)
+                return await ceiling_pass(rt, messages)
+
+            await checked("warm-up ticktape", ours())  # warm caches, connections, the server's store
+            await checked("warm-up ceiling", theirs())
+            t_ours, t_theirs = [], []
+            for _ in range(repeat):  # alternate, so drift hits both sides alike
+                t_ours.append(await checked("ticktape", ours()))
+                t_theirs.append(await checked("ceiling", theirs()))
+
+            prof = None
+            if profile:
+                await fresh_streams(rt)
+                profiler = cProfile.Profile()
+                profiler.enable()
+                elapsed, _ = await ticktape_pass(rt, session, frames)
+                profiler.disable()
+                prof = profile_summary(profiler, elapsed)
+    finally:
+        await rt.nc.drain()
+
+    runs_ours = [len(frames) / t for t in t_ours]
+    runs_theirs = [n_msgs / t for t in t_theirs]
+    med_ours, med_theirs = statistics.median(runs_ours), statistics.median(runs_theirs)
+    result: dict[str, Any] = {
+        "frames_per_pass": len(frames),
+        "messages_per_pass": n_msgs,
+        "bars_per_pass": n_bars,
+        "ticktape": {
+            "frames_per_s": round(med_ours),
+            "messages_per_s": round(n_msgs / statistics.median(t_ours)),
+            "runs_frames_per_s": [round(r) for r in runs_ours],
+            "seconds_per_pass_median": round(statistics.median(t_ours), 4),
+        },
+        "ceiling_nats_py_publish_async": {
+            "messages_per_s": round(med_theirs),
+            "runs_messages_per_s": [round(r) for r in runs_theirs],
+            "seconds_per_pass_median": round(statistics.median(t_theirs), 4),
+        },
+        "ticktape_share_of_ceiling": round(n_msgs / statistics.median(t_ours) / med_theirs, 3),
+        "target_frames_per_s": TARGET,
+        "meets_target": med_ours >= TARGET,
+    }
+    if prof is not None:
+        result["profile"] = prof
+    return result
+
+
+def profile_summary(profiler: cProfile.Profile, elapsed: float, top: int = 25) -> dict[str, Any]:
+    stats = pstats.Stats(profiler, stream=io.StringIO())
+    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
+    return {
+        "note": "cProfile of one extra ticktape pass (profiling overhead inflates the wall time); "
+                "own time per function, largest first",
+        "wall_seconds_under_profiler": round(elapsed, 3),
+        "top_own_time": [
+            {"function": f"{Path(file).name}:{line}:{name}", "calls": nc, "own_s": round(tt, 4),
+             "cum_s": round(ct, 4), "own_share": round(tt / total, 3)}
+            for (file, line, name), (_, nc, tt, ct, _) in rows
+        ],
+    }
+
+
+def nats_server_version() -> str:
+    out = subprocess.run([nats_server_binary(), "--version"], capture_output=True, text=True, check=False)
+    return (out.stdout or out.stderr).strip()
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(), "python": platform.python_version(),
+        "implementation": platform.python_implementation(), "cpu": cpu, "cpu_count": os.cpu_count(),
+        "nats_server": nats_server_version(), "nats_py": version("nats-py"), "msgspec": version("msgspec"),
+        "event_loop": "asyncio (default selector loop, as ticktape.runtime.run uses)",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7, help="repetitions per side (median reported)")
+    parser.add_argument("--profile", action="store_true", help="add a cProfile of one ticktape pass")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "md_publish.json")
+    args = parser.parse_args()
+    started = time.perf_counter()
+
+    data = shared_data_dir()
+    corpus, sources = load_corpus(data)
+    frames = [(f.venue, f.raw) for f in corpus]
+    with tempfile.TemporaryDirectory(prefix="md_publish_nats_") as tmp:
+        server = start_nats_server(Path(tmp))
+        try:
+            res = asyncio.run(measure(server.url, frames, args.repeat, args.profile))
+        finally:
+            server.stop()
+
+    result = {
+        "benchmark": "md_publish",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "corpus": {"sources": sources, "frames": len(frames)},
+        "method": {
+            "ticktape": "VenueFeed.on_frame(0, frame_bytes) per frame (services/market_data/feed.py: "
+                        "metrics, MarketDataCore.on_frame(frame, time.time_ns()), VenueFeed.publish: bars in "
+                        "a producer span with their traceparent header, trades without, through one "
+                        "PipelinedPublisher(js, window=2000)), then publisher.flush(); timed from the first "
+                        "frame until every message is acked by JetStream. Two feeds (binance_spot, "
+                        "binance_usdm) on a Runtime from ticktape.runtime.open_runtime; fresh feeds each "
+                        "repetition",
+            "ceiling": "nats-py alone: js.publish_async(subject, payload, headers) for the exact messages one "
+                       "ticktape pass publishes (same subjects, payload bytes and headers, pre-built), then "
+                       "await js.publish_async_completed()",
+            "server": "nats-server -js started by the benchmark on a free port with a temporary file store; "
+                      "streams provisioned with ticktape.bus.provision.ensure_streams (file storage, "
+                      "duplicate window 600 s); bars go to TICKTAPE, trades to TICKTAPE_TRADES",
+            "duplicates": "before every repetition (untimed) the streams are deleted and re-created, so the "
+                          "same ids are new each time; after it the streams must hold exactly the messages "
+                          "of one pass",
+            "statistic": f"median over {args.repeat} repetitions per side, alternating, after one warm-up "
+                         "pass each; one process, one event loop, benchmark and nats-server share the machine",
+        },
+        **res,
+        "runtime_s": round(time.perf_counter() - started, 1),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    t, c = res["ticktape"], res["ceiling_nats_py_publish_async"]
+    print(f"md_publish: ticktape {t['frames_per_s']:,} frames/s ({t['messages_per_s']:,} msgs/s) decoded, "
+          f"normalized and acked by JetStream vs nats-py publish_async ceiling {c['messages_per_s']:,} msgs/s "
+          f"({res['ticktape_share_of_ceiling']:.0%}); target {TARGET:,} frames/s "
+          f"{'met' if res['meets_target'] else 'MISSED'}; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
