@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -46,6 +47,7 @@ import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +62,7 @@ from services.market_data.feed import VenueFeed  # noqa: E402
 from ticktape import subjects, telemetry  # noqa: E402
 from ticktape.bus.pipeline import PipelinedPublisher  # noqa: E402
 from ticktape.bus.provision import ensure_streams  # noqa: E402
-from ticktape.bus.publisher import msg_headers  # noqa: E402
+from ticktape.bus.publisher import msg_headers, publish_batch  # noqa: E402
 from ticktape.events import BarClosed  # noqa: E402
 from ticktape.events.codec import encode  # noqa: E402
 from ticktape.infra.nats_server import nats_server_binary, start_nats_server  # noqa: E402
@@ -101,9 +103,9 @@ def make_feeds(rt: Runtime, session: aiohttp.ClientSession,
 # -- the two timed sides ---------------------------------------------------------------------
 
 
-async def ticktape_pass(rt: Runtime, session: aiohttp.ClientSession,
-                        frames: list[tuple[str, bytes]]) -> tuple[float, PipelinedPublisher]:
-    publisher = PipelinedPublisher(rt.js, window=MarketDataConfig().publish_window)
+async def ticktape_pass(rt: Runtime, session: aiohttp.ClientSession, frames: list[tuple[str, bytes]],
+                        cls: type[PipelinedPublisher] = PipelinedPublisher) -> tuple[float, PipelinedPublisher]:
+    publisher = cls(rt.js, window=MarketDataConfig().publish_window)
     feeds = make_feeds(rt, session, publisher)
     calls = [(feeds[venue].on_frame, raw) for venue, raw in frames]
     t0 = time.perf_counter()
@@ -142,12 +144,58 @@ async def published_messages(rt: Runtime, session: aiohttp.ClientSession,
     return out
 
 
+# -- prototype of the proposed fix (diagnosis only; production code is not changed) ---------
+
+
+class BatchSettlePublisher(PipelinedPublisher):
+    """PipelinedPublisher with `_settle` waiting on the whole batch at once (one asyncio.wait over
+    the batch's futures) instead of `asyncio.wait_for(future, 10)` per message; same retry of
+    failed acks with the same ids."""
+
+    async def _settle(self, n: int) -> None:
+        batch = [self._pending.popleft() for _ in range(min(n, len(self._pending)))]
+        if not batch:
+            return
+        futures = [f for f, _, _ in batch]
+        if not all(f.done() for f in futures):
+            await asyncio.wait(futures, timeout=10.0)
+        failed: list[tuple[Any, dict[str, str]]] = []
+        for future, event, headers in batch:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.published += 1
+            else:
+                failed.append((event, headers or {}))
+        if failed:
+            self.retried += len(failed)
+            await publish_batch(self.js, failed)
+            self.published += len(failed)
+
+
+class CachedMetrics:
+    """ServiceMetrics with the per-service label children looked up once, not on every call."""
+
+    def __init__(self, metrics: Any) -> None:
+        self._metrics = metrics
+        self._received = metrics._received.labels(metrics.service)
+        self._published = metrics._published.labels(metrics.service)
+
+    def received(self, n: int = 1) -> None:
+        self._received.inc(n)
+
+    def published(self, n: int = 1) -> None:
+        self._published.inc(n)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._metrics, name)
+
+
 # -- harness ---------------------------------------------------------------------------------
 
 
-async def measure(url: str, frames: list[tuple[str, bytes]], repeat: int,
-                  profile: bool) -> dict[str, Any]:
+async def measure(url: str, frames: list[tuple[str, bytes]], repeat: int, profile: bool,
+                  variants: bool) -> dict[str, Any]:
     rt = await open_runtime("market_data", common_settings(url), raw={})
+    rt_fixed = dataclasses.replace(rt, metrics=CachedMetrics(rt.metrics))
     try:
         async with aiohttp.ClientSession() as session:
             messages = await published_messages(rt, session, frames)
@@ -155,65 +203,74 @@ async def measure(url: str, frames: list[tuple[str, bytes]], repeat: int,
             n_bars = sum(1 for s, _, _ in messages if s.startswith("md.bar."))
             expected = {rt.common.nats.stream: n_bars, rt.common.nats.trades_stream: n_msgs - n_bars}
 
-            async def checked(kind: str, coro: Any) -> float:
-                elapsed = await coro
-                have = await stream_counts(rt)
-                if have != expected:
-                    raise SystemExit(f"{kind}: streams hold {have}, expected {expected}")
-                return elapsed
-
-            async def ours() -> float:
+            async def ticktape(runtime: Runtime, cls: type[PipelinedPublisher]) -> float:
                 await fresh_streams(rt)
-                elapsed, publisher = await ticktape_pass(rt, session, frames)
+                elapsed, publisher = await ticktape_pass(runtime, session, frames, cls)
                 if publisher.published != n_msgs or publisher.retried:
                     raise SystemExit(f"ticktape: {publisher.published} acked, {publisher.retried} retried; "
                                      f"expected {n_msgs} acked")
                 return elapsed
 
-            async def theirs() -> float:
+            async def ceiling() -> float:
                 await fresh_streams(rt)
                 return await ceiling_pass(rt, messages)
 
-            await checked("warm-up ticktape", ours())  # warm caches, connections, the server's store
-            await checked("warm-up ceiling", theirs())
-            t_ours, t_theirs = [], []
-            for _ in range(repeat):  # alternate, so drift hits both sides alike
-                t_ours.append(await checked("ticktape", ours()))
-                t_theirs.append(await checked("ceiling", theirs()))
+            sides: dict[str, Callable[[], Awaitable[float]]] = {
+                "ticktape": lambda: ticktape(rt, PipelinedPublisher),
+                "ceiling": ceiling,
+            }
+            if variants:
+                sides["ticktape_batch_settle"] = lambda: ticktape(rt, BatchSettlePublisher)
+                sides["ticktape_batch_settle_cached_metrics"] = lambda: ticktape(rt_fixed, BatchSettlePublisher)
+            times: dict[str, list[float]] = {name: [] for name in sides}
+            for rep in range(repeat + 1):  # the first round warms caches, connections, the store
+                for name, side in sides.items():  # interleaved, so drift hits every side alike
+                    elapsed = await side()
+                    have = await stream_counts(rt)
+                    if have != expected:
+                        raise SystemExit(f"{name}: streams hold {have}, expected {expected}")
+                    if rep:
+                        times[name].append(elapsed)
 
             prof = None
             if profile:
                 await fresh_streams(rt)
                 profiler = cProfile.Profile()
                 profiler.enable()
-                elapsed, _ = await ticktape_pass(rt, session, frames)
+                elapsed, _ = await ticktape_pass(rt, session, frames, PipelinedPublisher)
                 profiler.disable()
                 prof = profile_summary(profiler, elapsed)
     finally:
         await rt.nc.drain()
 
-    runs_ours = [len(frames) / t for t in t_ours]
-    runs_theirs = [n_msgs / t for t in t_theirs]
-    med_ours, med_theirs = statistics.median(runs_ours), statistics.median(runs_theirs)
+    def side(name: str) -> dict[str, Any]:
+        med = statistics.median(times[name])
+        return {
+            "frames_per_s": round(len(frames) / med),
+            "messages_per_s": round(n_msgs / med),
+            "runs_frames_per_s": [round(len(frames) / t) for t in times[name]],
+            "seconds_per_pass_median": round(med, 4),
+        }
+
+    ours = side("ticktape")
+    ceil = side("ceiling")
     result: dict[str, Any] = {
         "frames_per_pass": len(frames),
         "messages_per_pass": n_msgs,
         "bars_per_pass": n_bars,
-        "ticktape": {
-            "frames_per_s": round(med_ours),
-            "messages_per_s": round(n_msgs / statistics.median(t_ours)),
-            "runs_frames_per_s": [round(r) for r in runs_ours],
-            "seconds_per_pass_median": round(statistics.median(t_ours), 4),
-        },
+        "ticktape": ours,
         "ceiling_nats_py_publish_async": {
-            "messages_per_s": round(med_theirs),
-            "runs_messages_per_s": [round(r) for r in runs_theirs],
-            "seconds_per_pass_median": round(statistics.median(t_theirs), 4),
+            "messages_per_s": ceil["messages_per_s"],
+            "runs_messages_per_s": [round(n_msgs / t) for t in times["ceiling"]],
+            "seconds_per_pass_median": ceil["seconds_per_pass_median"],
         },
-        "ticktape_share_of_ceiling": round(n_msgs / statistics.median(t_ours) / med_theirs, 3),
+        "ticktape_share_of_ceiling": round(ours["messages_per_s"] / ceil["messages_per_s"], 3),
         "target_frames_per_s": TARGET,
-        "meets_target": med_ours >= TARGET,
+        "meets_target": ours["frames_per_s"] >= TARGET,
     }
+    extra = [n for n in times if n not in ("ticktape", "ceiling")]
+    if extra:
+        result["fix_prototypes"] = {n: side(n) for n in extra}
     if prof is not None:
         result["profile"] = prof
     return result
@@ -257,59 +314,106 @@ def machine() -> dict[str, Any]:
     }
 
 
+def run_loop(loop_name: str, url: str, frames: list[tuple[str, bytes]], repeat: int, profile: bool,
+             variants: bool) -> dict[str, Any]:
+    coro = measure(url, frames, repeat, profile, variants)
+    if loop_name == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)
+    return asyncio.run(coro)
+
+
+def uvloop_available() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="repetitions per side (median reported)")
     parser.add_argument("--profile", action="store_true", help="add a cProfile of one ticktape pass")
+    parser.add_argument("--no-variants", action="store_true",
+                        help="skip the fix prototypes and the uvloop run (production path and ceiling only)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "md_publish.json")
     args = parser.parse_args()
     started = time.perf_counter()
+    load_before = os.getloadavg()
 
     data = shared_data_dir()
     corpus, sources = load_corpus(data)
     frames = [(f.venue, f.raw) for f in corpus]
+    variants = not args.no_variants
     with tempfile.TemporaryDirectory(prefix="md_publish_nats_") as tmp:
         server = start_nats_server(Path(tmp))
         try:
-            res = asyncio.run(measure(server.url, frames, args.repeat, args.profile))
+            res = run_loop("asyncio", server.url, frames, args.repeat, args.profile, variants)
+            uv = (run_loop("uvloop", server.url, frames, args.repeat, False, variants)
+                  if variants and uvloop_available() else None)
         finally:
             server.stop()
 
-    result = {
+    result: dict[str, Any] = {
         "benchmark": "md_publish",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": {**machine(), "loadavg_1_5_15_before": [round(x, 2) for x in load_before],
+                    "loadavg_1_5_15_after": [round(x, 2) for x in os.getloadavg()]},
         "corpus": {"sources": sources, "frames": len(frames)},
         "method": {
             "ticktape": "VenueFeed.on_frame(0, frame_bytes) per frame (services/market_data/feed.py: "
-                        "metrics, MarketDataCore.on_frame(frame, time.time_ns()), VenueFeed.publish: bars in "
-                        "a producer span with their traceparent header, trades without, through one "
-                        "PipelinedPublisher(js, window=2000)), then publisher.flush(); timed from the first "
-                        "frame until every message is acked by JetStream. Two feeds (binance_spot, "
-                        "binance_usdm) on a Runtime from ticktape.runtime.open_runtime; fresh feeds each "
-                        "repetition",
-            "ceiling": "nats-py alone: js.publish_async(subject, payload, headers) for the exact messages one "
-                       "ticktape pass publishes (same subjects, payload bytes and headers, pre-built), then "
-                       "await js.publish_async_completed()",
+                        "metrics.received(), MarketDataCore.on_frame(frame, time.time_ns()), VenueFeed.publish: "
+                        "bars in a producer span with their traceparent header, trades without, through one "
+                        "PipelinedPublisher(js, window=2000), metrics.published()), then publisher.flush(); "
+                        "timed from the first frame until every message is acked by JetStream. Two feeds "
+                        "(binance_spot, binance_usdm) on a Runtime from ticktape.runtime.open_runtime; fresh "
+                        "feeds (fresh cores) each repetition",
+            "ceiling": "nats-py alone on the same connection: js.publish_async(subject, payload, headers) for "
+                       "the exact messages one ticktape pass publishes (same subjects, payload bytes and "
+                       "Nats-Msg-Id/traceparent headers, pre-built), then await js.publish_async_completed()",
             "server": "nats-server -js started by the benchmark on a free port with a temporary file store; "
                       "streams provisioned with ticktape.bus.provision.ensure_streams (file storage, "
                       "duplicate window 600 s); bars go to TICKTAPE, trades to TICKTAPE_TRADES",
             "duplicates": "before every repetition (untimed) the streams are deleted and re-created, so the "
                           "same ids are new each time; after it the streams must hold exactly the messages "
-                          "of one pass",
-            "statistic": f"median over {args.repeat} repetitions per side, alternating, after one warm-up "
-                         "pass each; one process, one event loop, benchmark and nats-server share the machine",
+                          "of one pass (checked), and the publisher must report every message acked, none "
+                          "retried",
+            "statistic": f"median over {args.repeat} repetitions per side, sides interleaved, after one "
+                         "warm-up round; one process, one event loop; benchmark and nats-server share the "
+                         "machine's cores",
+            "event_loop": "headline numbers on the default asyncio loop, which ticktape.runtime.run uses; "
+                          "`uvloop` repeats everything on uvloop (installed here as a bench extra's "
+                          "dependency, not used by ticktape)",
+            "fix_prototypes": "bench-only copies of proposed changes, same production path otherwise: "
+                              "ticktape_batch_settle = PipelinedPublisher._settle awaiting the whole batch with "
+                              "one asyncio.wait instead of asyncio.wait_for per message; "
+                              "+_cached_metrics = ServiceMetrics.received/published using label children "
+                              "looked up once",
         },
         **res,
-        "runtime_s": round(time.perf_counter() - started, 1),
+        "runtime_s": 0.0,
     }
+    if uv is not None:
+        result["uvloop"] = uv
+    result["runtime_s"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     t, c = res["ticktape"], res["ceiling_nats_py_publish_async"]
-    print(f"md_publish: ticktape {t['frames_per_s']:,} frames/s ({t['messages_per_s']:,} msgs/s) decoded, "
-          f"normalized and acked by JetStream vs nats-py publish_async ceiling {c['messages_per_s']:,} msgs/s "
-          f"({res['ticktape_share_of_ceiling']:.0%}); target {TARGET:,} frames/s "
-          f"{'met' if res['meets_target'] else 'MISSED'}; wrote {args.out}")
+    line = (f"md_publish: ticktape {t['frames_per_s']:,} frames/s ({t['messages_per_s']:,} msgs/s) decoded, "
+            f"normalized and acked by JetStream vs nats-py publish_async ceiling {c['messages_per_s']:,} msgs/s "
+            f"({res['ticktape_share_of_ceiling']:.0%}); target {TARGET:,} frames/s "
+            f"{'met' if res['meets_target'] else 'MISSED'}")
+    if "fix_prototypes" in res:
+        fixed = res["fix_prototypes"]["ticktape_batch_settle_cached_metrics"]
+        line += f"; with the proposed fix {fixed['frames_per_s']:,}"
+    if uv is not None:
+        line += (f"; on uvloop {uv['ticktape']['frames_per_s']:,} (fix "
+                 f"{uv['fix_prototypes']['ticktape_batch_settle_cached_metrics']['frames_per_s']:,}) vs ceiling "
+                 f"{uv['ceiling_nats_py_publish_async']['messages_per_s']:,}")
+    print(line + f"; wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ def effective_config(raw: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def config_digest(config_json: str) -> str:
+    """The 16-hex-char SHA-256 prefix that names a configuration."""
     return hashlib.sha256(config_json.encode()).hexdigest()[:16]
 
 
@@ -107,6 +108,7 @@ def code_version() -> str:
 
 def started_event(session_id: str, config_json: str, *, code: str, services: Sequence[str],
                   ts_ns: int, host: str = "", causation_id: str | None = None) -> SessionStarted:
+    """The session's first record; its id derives from the session id, so a retry is a duplicate."""
     return SessionStarted(
         event_id=ids.derive("session", session_id, "started"), ts_event=ts_ns, ts_init=ts_ns,
         causation_id=causation_id, correlation_id=session_id, session_id=session_id,
@@ -116,6 +118,7 @@ def started_event(session_id: str, config_json: str, *, code: str, services: Seq
 
 
 def stopped_event(session_id: str, reason: str, ts_ns: int) -> SessionStopped:
+    """The session's last record; reason is STOPPED, UNDRAINED or CONFIG_ERROR."""
     return SessionStopped(
         event_id=ids.derive("session", session_id, "stopped"), ts_event=ts_ns, ts_init=ts_ns,
         causation_id=ids.derive("session", session_id, "started"), correlation_id=session_id,

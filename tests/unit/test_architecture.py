@@ -98,3 +98,10 @@ def test_cores_use_no_wall_clock_randomness_or_io(service):
                 if (node.value.id, node.attr) in BANNED_CALLS:
                     problems.append(f"{path.name}:{node.lineno} uses {node.value.id}.{node.attr}")
     assert not problems, "nondeterminism or I/O in a core: " + "; ".join(problems)
+
+
+def test_code_has_no_unused_imports_undefined_names_or_dead_assignments():
+    ruff = Path(sys.executable).parent / "ruff"
+    result = subprocess.run([str(ruff), "check", "--quiet", "libs", "services", "tests", "bench"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -71,6 +71,7 @@ async def connect(url: str) -> Client:
 
 
 async def open_stream(js: JetStreamContext, name: str) -> StreamRef:
+    """The stream, with the subject prefix of an imported one; CatalogError lists the streams there."""
     try:
         info = await js.stream_info(name)
     except NotFoundError:
@@ -136,6 +137,7 @@ async def list_sessions(js: JetStreamContext, ref: StreamRef) -> list[SessionEnt
 
 
 async def find_session(js: JetStreamContext, ref: StreamRef, session_id: str) -> SessionEntry:
+    """The session with this id; CatalogError names the latest ones when it is not there."""
     entries = await list_sessions(js, ref)
     for entry in entries:
         if entry.meta.session_id == session_id:

@@ -44,14 +44,17 @@ class Imported:
 
 
 def default_stream(session_id: str) -> str:
+    """The stream an import creates unless told otherwise: SESSION_<id>."""
     return f"SESSION_{subjects.token(session_id)}"
 
 
 def default_prefix(session_id: str) -> str:
+    """The prefix an import puts every subject under: imported.<id>."""
     return f"imported.{subjects.token(session_id)}."
 
 
 def import_headers(rec: Record) -> dict[str, str]:
+    """The recorded headers plus the original coordinates; a unique Nats-Msg-Id per source message."""
     headers = {k: v for k, v in rec.headers.items() if k != MSG_ID}
     if MSG_ID in rec.headers:
         headers[SOURCE_MSG_ID] = rec.headers[MSG_ID]

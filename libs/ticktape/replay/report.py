@@ -145,6 +145,7 @@ def max_drawdown(curve: list[float]) -> tuple[float, float]:
 
 
 def equity_png(accounts: dict[str, _Account], title: str) -> bytes:
+    """The equity curve of each account as PNG bytes (Agg renderer, fixed size, no timestamps)."""
     from matplotlib.figure import Figure  # no pyplot: no global backend, no GUI
 
     fig = Figure(figsize=(9, 4), dpi=100)

@@ -135,6 +135,8 @@ class Verifier:
         return found
 
     def feed(self, rec: Record) -> None:
+        """Match the record against the replay if it is a core's output, then run it through
+        every core whose filter subjects it matches."""
         self.messages += 1
         try:
             event = decode(rec.data)
@@ -196,6 +198,7 @@ class Verifier:
         ))
 
     def finish(self) -> VerifyResult:
+        """Judge what the replay produced but the recording lacks, and compute the digests."""
         unconfirmed: dict[str, int] = {}
         start = self.session.start_seq
         for track in self.tracks:

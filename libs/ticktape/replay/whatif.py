@@ -8,7 +8,7 @@ produces the same bytes. Its lifecycle events take the places of the source sess
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ticktape import subjects
@@ -29,10 +29,12 @@ def merge_config(recorded: Mapping[str, Any], other: Mapping[str, Any]) -> dict[
 
 
 def what_if_id(source_id: str, config_hash: str) -> str:
+    """The id of a what-if session: the same source and configuration always give the same id."""
     return f"{source_id}-whatif-{config_hash[:8]}"
 
 
 def is_input(subject: str) -> bool:
+    """True for the market data a what-if or a republish takes from a recording."""
     return any(subjects.matches(p, subject) for p in INPUTS)
 
 
@@ -124,11 +126,3 @@ class WhatIf:
             derived_from=self.source.session_id,
         )
 
-
-def run_what_if(source: SessionMeta, records: Iterator[Record], config: Mapping[str, Any],
-                specs: Sequence[CoreSpec], code: str) -> tuple[SessionMeta, list[tuple[Record, Event]]]:
-    """The whole run in memory (for tests and small recordings)."""
-    run = WhatIf(source, config, specs, code)
-    out = [item for rec in records for item in run.feed(rec)]
-    out += run.finish()
-    return run.meta, out
