@@ -63,7 +63,8 @@ from ticktape import subjects, telemetry  # noqa: E402
 from ticktape.bus.pipeline import PipelinedPublisher  # noqa: E402
 from ticktape.bus.provision import ensure_streams  # noqa: E402
 from ticktape.bus.publisher import msg_headers, publish_batch  # noqa: E402
-from ticktape.events import BarClosed  # noqa: E402
+from services.market_data.core import MarketDataCore  # noqa: E402
+from ticktape.events import BarClosed, TradeTick  # noqa: E402
 from ticktape.events.codec import encode  # noqa: E402
 from ticktape.infra.nats_server import nats_server_binary, start_nats_server  # noqa: E402
 from ticktape.runtime import Runtime, open_runtime  # noqa: E402
@@ -144,13 +145,14 @@ async def published_messages(rt: Runtime, session: aiohttp.ClientSession,
     return out
 
 
-# -- prototype of the proposed fix (diagnosis only; production code is not changed) ---------
+# -- prototypes of the proposed fix (diagnosis only; production code is not changed) --------
 
 
 class BatchSettlePublisher(PipelinedPublisher):
-    """PipelinedPublisher with `_settle` waiting on the whole batch at once (one asyncio.wait over
-    the batch's futures) instead of `asyncio.wait_for(future, 10)` per message; same retry of
-    failed acks with the same ids."""
+    """PipelinedPublisher whose `_settle` waits on the whole batch at once (one asyncio.wait over
+    the batch's futures) instead of `asyncio.wait_for(future, 10)` per message (which costs a
+    timer, a waiter future and an event-loop iteration per message even when the ack is already
+    there); failed acks are retried with the same ids, as before."""
 
     async def _settle(self, n: int) -> None:
         batch = [self._pending.popleft() for _ in range(min(n, len(self._pending)))]
@@ -171,6 +173,28 @@ class BatchSettlePublisher(PipelinedPublisher):
             self.published += len(failed)
 
 
+class FixedPublisher(BatchSettlePublisher):
+    """BatchSettlePublisher plus a trade subject looked up per (venue, symbol) once instead of
+    subjects.for_event's 13-case match and two regex substitutions per trade."""
+
+    def __init__(self, js: Any, window: int = 2000) -> None:
+        super().__init__(js, window)
+        self._trade_subjects: dict[tuple[str, str], str] = {}
+
+    async def publish(self, event: Any, headers: dict[str, str] | None = None) -> None:
+        if type(event) is TradeTick:
+            key = (event.venue, event.symbol)
+            subject = self._trade_subjects.get(key)
+            if subject is None:
+                subject = self._trade_subjects[key] = subjects.trade(event.venue, event.symbol)
+        else:
+            subject = subjects.for_event(event)
+        future = await self.js.publish_async(subject, encode(event), headers=msg_headers(event, headers))
+        self._pending.append((future, event, headers))
+        if len(self._pending) >= self.window:
+            await self._settle(len(self._pending) // 2)
+
+
 class CachedMetrics:
     """ServiceMetrics with the per-service label children looked up once, not on every call."""
 
@@ -187,6 +211,50 @@ class CachedMetrics:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._metrics, name)
+
+
+class AckedJS:
+    """A stand-in JetStream context whose publish_async returns an already-acked future: what is
+    left is ticktape's own cost per message (feed, core, publisher), without client or server."""
+
+    async def publish_async(self, subject: str, payload: bytes, headers: dict[str, str] | None = None) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+async def layer_costs(rt: Runtime, session: aiohttp.ClientSession, frames: list[tuple[str, bytes]],
+                      n_msgs: int, repeat: int) -> dict[str, float]:
+    """Microseconds per published message of ticktape's own layers, with and without each fix."""
+    stub = dataclasses.replace(rt, js=AckedJS())
+    stub_fixed = dataclasses.replace(stub, metrics=CachedMetrics(rt.metrics))
+    cores = {key: MarketDataCore(venue) for key, venue in VENUES.items()}
+
+    async def core_only() -> float:
+        for core in cores.values():
+            core._last.clear()
+        t0 = time.perf_counter()
+        for venue, raw in frames:
+            cores[venue].on_frame(raw, time.time_ns())
+        return time.perf_counter() - t0
+
+    async def feed(r: Runtime, cls: type[PipelinedPublisher]) -> float:
+        return (await ticktape_pass(r, session, frames, cls))[0]
+
+    sides: dict[str, Callable[[], Awaitable[float]]] = {
+        "production": lambda: feed(stub, PipelinedPublisher),
+        "batch_settle": lambda: feed(stub, BatchSettlePublisher),
+        "batch_settle+cached_metrics": lambda: feed(stub_fixed, BatchSettlePublisher),
+        "batch_settle+cached_metrics+trade_subject_cache": lambda: feed(stub_fixed, FixedPublisher),
+        "core_on_frame_only": core_only,
+    }
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for rep in range(repeat + 1):
+        for name, side in sides.items():
+            elapsed = await side()
+            if rep:
+                times[name].append(elapsed)
+    return {name: round(statistics.median(t) / n_msgs * 1e6, 2) for name, t in times.items()}
 
 
 # -- harness ---------------------------------------------------------------------------------
@@ -220,8 +288,7 @@ async def measure(url: str, frames: list[tuple[str, bytes]], repeat: int, profil
                 "ceiling": ceiling,
             }
             if variants:
-                sides["ticktape_batch_settle"] = lambda: ticktape(rt, BatchSettlePublisher)
-                sides["ticktape_batch_settle_cached_metrics"] = lambda: ticktape(rt_fixed, BatchSettlePublisher)
+                sides["ticktape_with_proposed_fix"] = lambda: ticktape(rt_fixed, FixedPublisher)
             times: dict[str, list[float]] = {name: [] for name in sides}
             for rep in range(repeat + 1):  # the first round warms caches, connections, the store
                 for name, side in sides.items():  # interleaved, so drift hits every side alike
@@ -232,6 +299,7 @@ async def measure(url: str, frames: list[tuple[str, bytes]], repeat: int, profil
                     if rep:
                         times[name].append(elapsed)
 
+            layers = await layer_costs(rt, session, frames, n_msgs, repeat) if variants else None
             prof = None
             if profile:
                 await fresh_streams(rt)
@@ -248,12 +316,12 @@ async def measure(url: str, frames: list[tuple[str, bytes]], repeat: int, profil
         return {
             "frames_per_s": round(len(frames) / med),
             "messages_per_s": round(n_msgs / med),
+            "us_per_message": round(med / n_msgs * 1e6, 2),
             "runs_frames_per_s": [round(len(frames) / t) for t in times[name]],
             "seconds_per_pass_median": round(med, 4),
         }
 
-    ours = side("ticktape")
-    ceil = side("ceiling")
+    ours, ceil = side("ticktape"), side("ceiling")
     result: dict[str, Any] = {
         "frames_per_pass": len(frames),
         "messages_per_pass": n_msgs,
@@ -261,6 +329,7 @@ async def measure(url: str, frames: list[tuple[str, bytes]], repeat: int, profil
         "ticktape": ours,
         "ceiling_nats_py_publish_async": {
             "messages_per_s": ceil["messages_per_s"],
+            "us_per_message": ceil["us_per_message"],
             "runs_messages_per_s": [round(n_msgs / t) for t in times["ceiling"]],
             "seconds_per_pass_median": ceil["seconds_per_pass_median"],
         },
@@ -268,9 +337,9 @@ async def measure(url: str, frames: list[tuple[str, bytes]], repeat: int, profil
         "target_frames_per_s": TARGET,
         "meets_target": ours["frames_per_s"] >= TARGET,
     }
-    extra = [n for n in times if n not in ("ticktape", "ceiling")]
-    if extra:
-        result["fix_prototypes"] = {n: side(n) for n in extra}
+    if variants:
+        result["ticktape_with_proposed_fix"] = side("ticktape_with_proposed_fix")
+        result["ticktape_layers_us_per_message_without_client_or_server"] = layers
     if prof is not None:
         result["profile"] = prof
     return result
@@ -387,11 +456,16 @@ def main() -> None:
             "event_loop": "headline numbers on the default asyncio loop, which ticktape.runtime.run uses; "
                           "`uvloop` repeats everything on uvloop (installed here as a bench extra's "
                           "dependency, not used by ticktape)",
-            "fix_prototypes": "bench-only copies of proposed changes, same production path otherwise: "
-                              "ticktape_batch_settle = PipelinedPublisher._settle awaiting the whole batch with "
-                              "one asyncio.wait instead of asyncio.wait_for per message; "
-                              "+_cached_metrics = ServiceMetrics.received/published using label children "
-                              "looked up once",
+            "ticktape_with_proposed_fix": "the same production path with bench-only copies of the three "
+                                          "proposed changes: PipelinedPublisher._settle awaiting each batch "
+                                          "with one asyncio.wait instead of asyncio.wait_for per message; "
+                                          "ServiceMetrics.received/published on label children looked up "
+                                          "once; trade subjects cached per (venue, symbol) instead of "
+                                          "subjects.for_event per trade",
+            "layers": "ticktape_layers_us_per_message_without_client_or_server: the same pass with a stand-in "
+                      "js whose publish_async returns an already-resolved future (no nats-py, no server), "
+                      "microseconds per published message, production and with each fix added in turn; "
+                      "core_on_frame_only = MarketDataCore.on_frame alone",
         },
         **res,
         "runtime_s": 0.0,
@@ -406,12 +480,11 @@ def main() -> None:
             f"normalized and acked by JetStream vs nats-py publish_async ceiling {c['messages_per_s']:,} msgs/s "
             f"({res['ticktape_share_of_ceiling']:.0%}); target {TARGET:,} frames/s "
             f"{'met' if res['meets_target'] else 'MISSED'}")
-    if "fix_prototypes" in res:
-        fixed = res["fix_prototypes"]["ticktape_batch_settle_cached_metrics"]
-        line += f"; with the proposed fix {fixed['frames_per_s']:,}"
+    if "ticktape_with_proposed_fix" in res:
+        line += f"; with the proposed fix {res['ticktape_with_proposed_fix']['frames_per_s']:,}"
     if uv is not None:
         line += (f"; on uvloop {uv['ticktape']['frames_per_s']:,} (fix "
-                 f"{uv['fix_prototypes']['ticktape_batch_settle_cached_metrics']['frames_per_s']:,}) vs ceiling "
+                 f"{uv['ticktape_with_proposed_fix']['frames_per_s']:,}) vs ceiling "
                  f"{uv['ceiling_nats_py_publish_async']['messages_per_s']:,}")
     print(line + f"; wrote {args.out}")
 
