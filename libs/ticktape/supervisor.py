@@ -39,12 +39,20 @@ class Child:
 class Supervisor:
     def __init__(self, env: dict[str, str], run_dir: Path, services: tuple[str, ...] = SERVICE_SECTIONS,
                  extra_args: dict[str, list[str]] | None = None, *, stop_first: tuple[str, ...] = (),
-                 drain: Callable[[Callable[[], bool]], bool] | None = None) -> None:
+                 drain: Callable[[Callable[[], bool]], bool] | None = None,
+                 stop_last: tuple[str, ...] = (),
+                 before_last: Callable[[], None] | None = None,
+                 drain_last: Callable[[Callable[[], bool]], bool] | None = None) -> None:
         self.env = env
         self.run_dir = run_dir
         self.stop_first = stop_first
         self.drain = drain
         self.drained: bool | None = None
+        # sinks (archivers) stop last: after before_last() (the session's stop record) and once
+        # drain_last() says they have stored everything, so the archive covers the whole session
+        self.stop_last = stop_last
+        self.before_last = before_last
+        self.drain_last = drain_last
         self.children = [
             Child(name, [sys.executable, "-m", f"services.{name}", *(extra_args or {}).get(name, [])])
             for name in services
@@ -104,8 +112,9 @@ class Supervisor:
 
     def _stop_all(self, timeout: float = 15.0) -> None:
         self._say("stopping services")
-        first = [c for c in self.children if c.name in self.stop_first]
-        rest = [c for c in self.children if c.name not in self.stop_first]
+        last = [c for c in self.children if c.name in self.stop_last]
+        first = [c for c in self.children if c.name in self.stop_first and c not in last]
+        rest = [c for c in self.children if c not in first and c not in last]
         self._stop(first, timeout)
         if self.drain is not None and self.exit_code == 0:
             self.drained = self.drain(lambda: any(c.process is not None and c.process.poll() is None
@@ -113,6 +122,12 @@ class Supervisor:
             if not self.drained:
                 self._say("consumers still had input pending when the drain timed out")
         self._stop(rest, timeout)
+        if self.before_last is not None:
+            self.before_last()
+        if last and self.drain_last is not None and self.exit_code == 0:
+            if not self.drain_last(lambda: any(c.process is not None and c.process.poll() is None for c in last)):
+                self._say("archivers still had input pending when the drain timed out")
+        self._stop(last, timeout)
 
     def _stop(self, children: list[Child], timeout: float) -> None:
         for child in children:

@@ -115,3 +115,34 @@ def test_sessions_replay_byte_for_byte_also_after_sigkill_and_restart(tmp_path, 
     done = ticktape("export", s2["session_id"], str(path), "--nats", url)
     assert done.returncode == 0, done.stderr
     verify(url, str(path))
+
+    # the audit archiver ran as part of each stack and stopped last: its hash chain verifies for
+    # both sessions, stop record included, and a fill traces back to its bar
+    for session in (s1, s2):
+        done = ticktape("audit", "verify", session["session_id"], "--dsn", e2e_dsn, "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "no session.stopped" not in done.stdout
+    fill_id = _first_fill_id(url)
+    done = ticktape("audit", "trace", fill_id, "--dsn", e2e_dsn, "--json")
+    assert done.returncode == 0, done.stderr
+    assert "md.bar.closed" in done.stdout
+
+
+def _first_fill_id(nats_url: str) -> str:
+    import nats as nats_client
+
+    from ticktape.events import OrderFilled
+    from ticktape.events.codec import decode
+
+    async def find() -> str:
+        nc = await nats_client.connect(nats_url)
+        try:
+            async for msg in read_range(nc.jetstream(), subjects.EVENTS_STREAM, [subjects.ALL_FILLS]):
+                event = decode(msg.data)
+                if isinstance(event, OrderFilled):
+                    return event.event_id
+        finally:
+            await nc.close()
+        raise AssertionError("no fill recorded")
+
+    return asyncio.run(find())

@@ -81,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
             nats_server.stop()
 
 
+# Archivers: stopped last, after the session's stop record, once they have stored everything.
+SINKS = ("audit", "archive")
+SINK_DURABLES = ("audit", "archive_bars")
+
+
 def _run_session(env: dict[str, str], home: Path, services: tuple[str, ...], nats: cfg.NatsSettings) -> int:
     """Record the session around the supervisor: consumers (services with a replayable core)
     stop after the producers, once they have drained their input."""
@@ -97,14 +102,24 @@ def _run_session(env: dict[str, str], home: Path, services: tuple[str, ...], nat
     print(f"ticktape up: session {recorder.session_id} (config {recorder.config_hash})", flush=True)
     cores = {ep.name for ep in entry_points(group=GROUP)}
     consumers = tuple(s for s in services if s in cores)
+    sinks = tuple(s for s in services if s in SINKS)
+    stopped: list[str] = []
+
+    def record_stop() -> None:
+        reason = (sessions.CONFIG_ERROR if supervisor.exit_code == cfg.EXIT_CONFIG
+                  else sessions.STOPPED if supervisor.drained else sessions.UNDRAINED)
+        try:
+            recorder.stop(reason)
+            stopped.append(reason)
+        except Exception as exc:  # noqa: BLE001 - the run is over either way
+            print(f"ticktape up: cannot record the session stop on NATS ({exc!r})", file=sys.stderr)
+
     supervisor = Supervisor(env, home / "run", services,
-                            stop_first=tuple(s for s in services if s not in cores),
-                            drain=lambda alive: recorder.drain(consumers, alive))
+                            stop_first=tuple(s for s in services if s not in cores and s not in SINKS),
+                            drain=lambda alive: recorder.drain(consumers, alive),
+                            stop_last=sinks, before_last=record_stop,
+                            drain_last=lambda alive: recorder.drain(SINK_DURABLES, alive))
     code = supervisor.run()
-    reason = (sessions.CONFIG_ERROR if code == cfg.EXIT_CONFIG
-              else sessions.STOPPED if supervisor.drained else sessions.UNDRAINED)
-    try:
-        recorder.stop(reason)
-    except Exception as exc:  # noqa: BLE001 - the run is over either way
-        print(f"ticktape up: cannot record the session stop on NATS ({exc!r})", file=sys.stderr)
+    if not stopped:
+        record_stop()
     return code
