@@ -192,6 +192,8 @@ class ConnTap:
             return None
         injector = self._injector
         injector.stats.frames_sent[self.venue] += 1
+        if '"x":true' in text:
+            injector.stats.final_kline_sent(self.venue, text)
         every = injector.config.malformed_every
         if not every:
             return None

@@ -59,6 +59,7 @@ class VenueFeed:
         self.seeded: set[str] = set()
         self._status_mark: dict[int, tuple[float, int]] = {}
         self._date_header: str | None = None
+        self._trade_subjects: dict[str, str] = {}
 
     @property
     def venue(self) -> str:
@@ -193,7 +194,10 @@ class VenueFeed:
                 ):
                     await self.publisher.publish(event, telemetry.inject({}))
             else:
-                await self.publisher.publish(event)
+                subject = self._trade_subjects.get(event.symbol)
+                if subject is None:
+                    subject = self._trade_subjects[event.symbol] = subjects.trade(self.venue, event.symbol)
+                await self.publisher.publish(event, subject=subject)
         self.rt.metrics.published(len(events))
 
     async def backfill(self, symbols: list[str]) -> None:

@@ -26,8 +26,10 @@ class PipelinedPublisher:
         self.published = 0
         self.retried = 0
 
-    async def publish(self, event: Event, headers: dict[str, str] | None = None) -> None:
-        future = await self.js.publish_async(subjects.for_event(event), encode(event),
+    async def publish(self, event: Event, headers: dict[str, str] | None = None,
+                      subject: str | None = None) -> None:
+        """subject: the event's subject when the caller has it cached (hot paths)."""
+        future = await self.js.publish_async(subject or subjects.for_event(event), encode(event),
                                              headers=msg_headers(event, headers))
         self._pending.append((future, event, headers))
         if len(self._pending) >= self.window:
@@ -38,15 +40,18 @@ class PipelinedPublisher:
         await self._settle(len(self._pending))
 
     async def _settle(self, n: int) -> None:
+        batch = [self._pending.popleft() for _ in range(min(n, len(self._pending)))]
+        if not batch:
+            return
+        # one wait for the whole batch (a wait_for per message costs a task each)
+        await asyncio.wait([f for f, _, _ in batch], timeout=10.0)
         failed: list[tuple[Event, dict[str, str]]] = []
-        for _ in range(n):
-            if not self._pending:  # another task (publish vs. flush) settled them meanwhile
-                break
-            future, event, headers = self._pending.popleft()
-            try:
-                await asyncio.wait_for(future, timeout=10.0)
+        for future, event, headers in batch:
+            if future.done() and not future.cancelled() and future.exception() is None:
                 self.published += 1
-            except Exception:  # noqa: BLE001 - any failed ack is retried with the same id
+            else:  # any failed or missing ack is retried with the same id
+                if not future.done():
+                    future.cancel()
                 failed.append((event, headers or {}))
         if failed:
             self.retried += len(failed)
