@@ -25,8 +25,14 @@ Duplicate window: every repetition deletes and re-creates the streams (`ensure_s
 so the same ids are new to JetStream each time; each repetition checks that the streams hold
 exactly the messages sent (none dropped as duplicates, none lost).
 
-Usage: python bench/md_publish.py [--repeat 7] [--profile]; writes bench/results/md_publish.json.
---profile adds a cProfile of one extra ticktape pass (top functions by own time) to the results."""
+Also in the same run: `ticktape_previous_hot_path`, the path with bench-only copies of the hot
+path before commit 6ff10b2 (PreviousPublisher, PreviousMetrics); `ticktape_layers_us_per_message_
+without_client_or_server`, ticktape's own layers against a stand-in JetStream whose acks are
+immediate; `profile`, a cProfile of one extra pass; `uvloop`, the comparison repeated on uvloop.
+`code_version` is the commit measured (and whether services/ or libs/ differ from it).
+
+Usage: python bench/md_publish.py [--repeat 7] [--no-profile] [--no-variants];
+writes bench/results/md_publish.json."""
 
 from __future__ import annotations
 
@@ -64,7 +70,7 @@ from ticktape.bus.pipeline import PipelinedPublisher  # noqa: E402
 from ticktape.bus.provision import ensure_streams  # noqa: E402
 from ticktape.bus.publisher import msg_headers, publish_batch  # noqa: E402
 from services.market_data.core import MarketDataCore  # noqa: E402
-from ticktape.events import BarClosed, TradeTick  # noqa: E402
+from ticktape.events import BarClosed  # noqa: E402
 from ticktape.events.codec import encode  # noqa: E402
 from ticktape.infra.nats_server import nats_server_binary, start_nats_server  # noqa: E402
 from ticktape.runtime import Runtime, open_runtime  # noqa: E402
@@ -145,27 +151,31 @@ async def published_messages(rt: Runtime, session: aiohttp.ClientSession,
     return out
 
 
-# -- prototypes of the proposed fix (diagnosis only; production code is not changed) --------
+# -- the hot path before commit 6ff10b2, for comparison (bench-only copies) -------------------
 
 
-class BatchSettlePublisher(PipelinedPublisher):
-    """PipelinedPublisher whose `_settle` waits on the whole batch at once (one asyncio.wait over
-    the batch's futures) instead of `asyncio.wait_for(future, 10)` per message (which costs a
-    timer, a waiter future and an event-loop iteration per message even when the ack is already
-    there); failed acks are retried with the same ids, as before."""
+class PreviousPublisher(PipelinedPublisher):
+    """PipelinedPublisher as it was before 6ff10b2: subject from subjects.for_event for every
+    event (a cached subject is ignored), and `_settle` awaiting asyncio.wait_for(future, 10) per
+    message (a timer, a waiter future and an event-loop iteration per message)."""
+
+    async def publish(self, event: Any, headers: dict[str, str] | None = None, subject: str | None = None) -> None:
+        future = await self.js.publish_async(subjects.for_event(event), encode(event),
+                                             headers=msg_headers(event, headers))
+        self._pending.append((future, event, headers))
+        if len(self._pending) >= self.window:
+            await self._settle(len(self._pending) // 2)
 
     async def _settle(self, n: int) -> None:
-        batch = [self._pending.popleft() for _ in range(min(n, len(self._pending)))]
-        if not batch:
-            return
-        futures = [f for f, _, _ in batch]
-        if not all(f.done() for f in futures):
-            await asyncio.wait(futures, timeout=10.0)
         failed: list[tuple[Any, dict[str, str]]] = []
-        for future, event, headers in batch:
-            if future.done() and not future.cancelled() and future.exception() is None:
+        for _ in range(n):
+            if not self._pending:
+                break
+            future, event, headers = self._pending.popleft()
+            try:
+                await asyncio.wait_for(future, timeout=10.0)
                 self.published += 1
-            else:
+            except Exception:  # noqa: BLE001
                 failed.append((event, headers or {}))
         if failed:
             self.retried += len(failed)
@@ -173,41 +183,17 @@ class BatchSettlePublisher(PipelinedPublisher):
             self.published += len(failed)
 
 
-class FixedPublisher(BatchSettlePublisher):
-    """BatchSettlePublisher plus a trade subject looked up per (venue, symbol) once instead of
-    subjects.for_event's 13-case match and two regex substitutions per trade."""
-
-    def __init__(self, js: Any, window: int = 2000) -> None:
-        super().__init__(js, window)
-        self._trade_subjects: dict[tuple[str, str], str] = {}
-
-    async def publish(self, event: Any, headers: dict[str, str] | None = None) -> None:
-        if type(event) is TradeTick:
-            key = (event.venue, event.symbol)
-            subject = self._trade_subjects.get(key)
-            if subject is None:
-                subject = self._trade_subjects[key] = subjects.trade(event.venue, event.symbol)
-        else:
-            subject = subjects.for_event(event)
-        future = await self.js.publish_async(subject, encode(event), headers=msg_headers(event, headers))
-        self._pending.append((future, event, headers))
-        if len(self._pending) >= self.window:
-            await self._settle(len(self._pending) // 2)
-
-
-class CachedMetrics:
-    """ServiceMetrics with the per-service label children looked up once, not on every call."""
+class PreviousMetrics:
+    """ServiceMetrics.received/published as before 6ff10b2: a label lookup on every call."""
 
     def __init__(self, metrics: Any) -> None:
         self._metrics = metrics
-        self._received = metrics._received.labels(metrics.service)
-        self._published = metrics._published.labels(metrics.service)
 
     def received(self, n: int = 1) -> None:
-        self._received.inc(n)
+        self._metrics._received.labels(self._metrics.service).inc(n)
 
     def published(self, n: int = 1) -> None:
-        self._published.inc(n)
+        self._metrics._published.labels(self._metrics.service).inc(n)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._metrics, name)
@@ -225,9 +211,9 @@ class AckedJS:
 
 async def layer_costs(rt: Runtime, session: aiohttp.ClientSession, frames: list[tuple[str, bytes]],
                       n_msgs: int, repeat: int) -> dict[str, float]:
-    """Microseconds per published message of ticktape's own layers, with and without each fix."""
+    """Microseconds per published message of ticktape's own layers (no client, no server)."""
     stub = dataclasses.replace(rt, js=AckedJS())
-    stub_fixed = dataclasses.replace(stub, metrics=CachedMetrics(rt.metrics))
+    stub_previous = dataclasses.replace(stub, metrics=PreviousMetrics(rt.metrics))
     cores = {key: MarketDataCore(venue) for key, venue in VENUES.items()}
 
     async def core_only() -> float:
@@ -243,9 +229,7 @@ async def layer_costs(rt: Runtime, session: aiohttp.ClientSession, frames: list[
 
     sides: dict[str, Callable[[], Awaitable[float]]] = {
         "production": lambda: feed(stub, PipelinedPublisher),
-        "batch_settle": lambda: feed(stub, BatchSettlePublisher),
-        "batch_settle+cached_metrics": lambda: feed(stub_fixed, BatchSettlePublisher),
-        "batch_settle+cached_metrics+trade_subject_cache": lambda: feed(stub_fixed, FixedPublisher),
+        "previous_hot_path": lambda: feed(stub_previous, PreviousPublisher),
         "core_on_frame_only": core_only,
     }
     times: dict[str, list[float]] = {name: [] for name in sides}
@@ -263,7 +247,7 @@ async def layer_costs(rt: Runtime, session: aiohttp.ClientSession, frames: list[
 async def measure(url: str, frames: list[tuple[str, bytes]], repeat: int, profile: bool,
                   variants: bool) -> dict[str, Any]:
     rt = await open_runtime("market_data", common_settings(url), raw={})
-    rt_fixed = dataclasses.replace(rt, metrics=CachedMetrics(rt.metrics))
+    rt_previous = dataclasses.replace(rt, metrics=PreviousMetrics(rt.metrics))
     try:
         async with aiohttp.ClientSession() as session:
             messages = await published_messages(rt, session, frames)
@@ -288,7 +272,7 @@ async def measure(url: str, frames: list[tuple[str, bytes]], repeat: int, profil
                 "ceiling": ceiling,
             }
             if variants:
-                sides["ticktape_with_proposed_fix"] = lambda: ticktape(rt_fixed, FixedPublisher)
+                sides["ticktape_previous_hot_path"] = lambda: ticktape(rt_previous, PreviousPublisher)
             times: dict[str, list[float]] = {name: [] for name in sides}
             for rep in range(repeat + 1):  # the first round warms caches, connections, the store
                 for name, side in sides.items():  # interleaved, so drift hits every side alike
@@ -334,11 +318,12 @@ async def measure(url: str, frames: list[tuple[str, bytes]], repeat: int, profil
             "seconds_per_pass_median": ceil["seconds_per_pass_median"],
         },
         "ticktape_share_of_ceiling": round(ours["messages_per_s"] / ceil["messages_per_s"], 3),
+        "ticktape_overhead_over_ceiling_us_per_message": round(ours["us_per_message"] - ceil["us_per_message"], 2),
         "target_frames_per_s": TARGET,
         "meets_target": ours["frames_per_s"] >= TARGET,
     }
     if variants:
-        result["ticktape_with_proposed_fix"] = side("ticktape_with_proposed_fix")
+        result["ticktape_previous_hot_path"] = side("ticktape_previous_hot_path")
         result["ticktape_layers_us_per_message_without_client_or_server"] = layers
     if prof is not None:
         result["profile"] = prof
@@ -364,6 +349,14 @@ def profile_summary(profiler: cProfile.Profile, elapsed: float, top: int = 25) -
 def nats_server_version() -> str:
     out = subprocess.run([nats_server_binary(), "--version"], capture_output=True, text=True, check=False)
     return (out.stdout or out.stderr).strip()
+
+
+def code_version() -> dict[str, Any]:
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"),
+            "services_or_libs_modified": bool(git("status", "--porcelain", "--", "services", "libs"))}
 
 
 def machine() -> dict[str, Any]:
@@ -405,13 +398,14 @@ def uvloop_available() -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="repetitions per side (median reported)")
-    parser.add_argument("--profile", action="store_true", help="add a cProfile of one ticktape pass")
+    parser.add_argument("--no-profile", action="store_true", help="skip the cProfile of one extra ticktape pass")
     parser.add_argument("--no-variants", action="store_true",
-                        help="skip the fix prototypes and the uvloop run (production path and ceiling only)")
+                        help="skip the previous-hot-path comparison, the layer costs and the uvloop run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "md_publish.json")
     args = parser.parse_args()
     started = time.perf_counter()
     load_before = os.getloadavg()
+    version_at_start = code_version()
 
     data = shared_data_dir()
     corpus, sources = load_corpus(data)
@@ -420,7 +414,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="md_publish_nats_") as tmp:
         server = start_nats_server(Path(tmp))
         try:
-            res = run_loop("asyncio", server.url, frames, args.repeat, args.profile, variants)
+            res = run_loop("asyncio", server.url, frames, args.repeat, not args.no_profile, variants)
             uv = (run_loop("uvloop", server.url, frames, args.repeat, False, variants)
                   if variants and uvloop_available() else None)
         finally:
@@ -431,6 +425,7 @@ def main() -> None:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {**machine(), "loadavg_1_5_15_before": [round(x, 2) for x in load_before],
                     "loadavg_1_5_15_after": [round(x, 2) for x in os.getloadavg()]},
+        "code_version": version_at_start,
         "corpus": {"sources": sources, "frames": len(frames)},
         "method": {
             "ticktape": "VenueFeed.on_frame(0, frame_bytes) per frame (services/market_data/feed.py: "
@@ -456,16 +451,14 @@ def main() -> None:
             "event_loop": "headline numbers on the default asyncio loop, which ticktape.runtime.run uses; "
                           "`uvloop` repeats everything on uvloop (installed here as a bench extra's "
                           "dependency, not used by ticktape)",
-            "ticktape_with_proposed_fix": "the same production path with bench-only copies of the three "
-                                          "proposed changes: PipelinedPublisher._settle awaiting each batch "
-                                          "with one asyncio.wait instead of asyncio.wait_for per message; "
-                                          "ServiceMetrics.received/published on label children looked up "
-                                          "once; trade subjects cached per (venue, symbol) instead of "
-                                          "subjects.for_event per trade",
+            "ticktape_previous_hot_path": "the same path with bench-only copies of the hot path before commit "
+                                          "6ff10b2 (PipelinedPublisher._settle awaiting asyncio.wait_for per "
+                                          "message, ServiceMetrics label lookup per call, subjects.for_event "
+                                          "per trade), to show what that commit changed",
             "layers": "ticktape_layers_us_per_message_without_client_or_server: the same pass with a stand-in "
                       "js whose publish_async returns an already-resolved future (no nats-py, no server), "
-                      "microseconds per published message, production and with each fix added in turn; "
-                      "core_on_frame_only = MarketDataCore.on_frame alone",
+                      "microseconds per published message: production, the previous hot path, and "
+                      "MarketDataCore.on_frame alone",
         },
         **res,
         "runtime_s": 0.0,
@@ -480,11 +473,11 @@ def main() -> None:
             f"normalized and acked by JetStream vs nats-py publish_async ceiling {c['messages_per_s']:,} msgs/s "
             f"({res['ticktape_share_of_ceiling']:.0%}); target {TARGET:,} frames/s "
             f"{'met' if res['meets_target'] else 'MISSED'}")
-    if "ticktape_with_proposed_fix" in res:
-        line += f"; with the proposed fix {res['ticktape_with_proposed_fix']['frames_per_s']:,}"
+    if "ticktape_previous_hot_path" in res:
+        line += f"; hot path before 6ff10b2: {res['ticktape_previous_hot_path']['frames_per_s']:,}"
     if uv is not None:
-        line += (f"; on uvloop {uv['ticktape']['frames_per_s']:,} (fix "
-                 f"{uv['ticktape_with_proposed_fix']['frames_per_s']:,}) vs ceiling "
+        line += (f"; on uvloop {uv['ticktape']['frames_per_s']:,} (before 6ff10b2 "
+                 f"{uv['ticktape_previous_hot_path']['frames_per_s']:,}) vs ceiling "
                  f"{uv['ceiling_nats_py_publish_async']['messages_per_s']:,}")
     print(line + f"; wrote {args.out}")
 

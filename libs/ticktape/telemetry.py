@@ -3,7 +3,8 @@
 Every shell extracts the context from the input message's headers, runs its core inside a span
 that is a child of it, and injects the new context into the headers of what it publishes, so one
 trace links bar, signal, decision, order and fill. Spans are exported over OTLP/HTTP when
-OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise they are still created (ids appear in logs)."""
+OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise they are not recorded, but their context (trace and
+span ids, flagged not-sampled) is still minted and propagated, so ids link services and logs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from opentelemetry import trace
 from opentelemetry.propagators.textmap import DefaultGetter, DefaultSetter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _propagator = TraceContextTextMapPropagator()
@@ -27,8 +29,13 @@ def setup(service: str, endpoint: str | None = None) -> trace.Tracer:
     """Install a tracer provider for this process (once) and return a tracer."""
     global _provider
     if _provider is None:
-        _provider = TracerProvider(resource=Resource.create({"service.name": f"ticktape-{service}"}))
         endpoint = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        # Without an exporter nothing would read recorded spans: don't record them (it costs as
+        # much as the JetStream publish per bar), but still mint and propagate trace context, so
+        # trace ids link the chain in headers and logs.
+        sampler = ParentBased(ALWAYS_ON) if endpoint else ALWAYS_OFF
+        _provider = TracerProvider(resource=Resource.create({"service.name": f"ticktape-{service}"}),
+                                   sampler=sampler)
         if endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
