@@ -47,7 +47,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import select
 import signal
 import statistics
@@ -56,7 +55,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +74,7 @@ from ticktape.infra.nats_server import nats_server_binary, start_nats_server  # 
 from ticktape.testing.data import shared_data_dir  # noqa: E402
 from venuesim.bars import MINUTE_MS, load_dir  # noqa: E402
 from venuesim.convert import convert_path  # noqa: E402
+from common import machine  # noqa: E402 - bench/ is on sys.path when run as a script
 
 VENUE = "binance_usdm"
 TARGET_MS = 250.0
@@ -336,23 +335,6 @@ def nats_server_version() -> str:
     return (out.stdout or out.stderr).strip()
 
 
-def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.partition(":")[2].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(), "python": platform.python_version(),
-        "implementation": platform.python_implementation(), "cpu": cpu, "cpu_count": os.cpu_count(),
-        "nats_server": nats_server_version(), "nats_py": version("nats-py"), "aiohttp": version("aiohttp"),
-        "msgspec": version("msgspec"),
-    }
-
-
 def run_once(built: dict[str, Any], work: Path, args: argparse.Namespace, aggregate: bool) -> dict[str, Any]:
     """One full run on fresh processes: nats-server, simulator, market data."""
     symbols = built["symbols"]
@@ -533,7 +515,7 @@ def main() -> None:
     result = {
         "benchmark": "md_burst",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {**machine(), "loadavg_1_5_15_before": [round(x, 2) for x in load_before],
+        "machine": {**machine("nats-py", "aiohttp", "msgspec", nats_server=nats_server_version()), "loadavg_1_5_15_before": [round(x, 2) for x in load_before],
                     "loadavg_1_5_15_after": [round(x, 2) for x in os.getloadavg()]},
         "code_version": version_at_start,
         "setup": {

@@ -35,13 +35,10 @@ import asyncio
 import datetime as dt
 import gzip
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from services.market_data.core import MarketDataCore  # noqa: E402
 from ticktape.events import BarClosed, TradeTick  # noqa: E402
 from ticktape.testing.data import shared_data_dir  # noqa: E402
+from common import machine  # noqa: E402 - bench/ is on sys.path when run as a script
 
 KINDS = ("@kline_1m", "@aggTrade", "@trade")
 
@@ -243,22 +241,6 @@ def validate(frames: list[Frame], data: Path) -> dict[str, dict[str, int]]:
     return {"ticktape": ours, "cryptofeed": theirs}
 
 
-def machine() -> dict[str, object]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.partition(":")[2].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(), "python": platform.python_version(),
-        "implementation": platform.python_implementation(), "cpu": cpu, "cpu_count": os.cpu_count(),
-        "msgspec": version("msgspec"), "cryptofeed": version("cryptofeed"),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="repetitions per side (median reported)")
@@ -280,7 +262,7 @@ def main() -> None:
     result = {
         "benchmark": "md_decode",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine("msgspec", "cryptofeed"),
         "corpus": {"sources": sources, "frames": len(frames), "by_venue_and_kind": kinds,
                    "events_made": counts},
         "timed": {

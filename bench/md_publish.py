@@ -44,14 +44,12 @@ import datetime as dt
 import io
 import json
 import os
-import platform
 import pstats
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import version
 from pathlib import Path
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -76,6 +74,7 @@ from ticktape.infra.nats_server import nats_server_binary, start_nats_server  # 
 from ticktape.runtime import Runtime, open_runtime  # noqa: E402
 from ticktape.testing.data import shared_data_dir  # noqa: E402
 from ticktape.testing.services import common_settings  # noqa: E402
+from common import machine  # noqa: E402 - bench/ is on sys.path when run as a script
 
 VENUES = {"spot": "binance_spot", "usdm": "binance_usdm"}
 TARGET = 30_000
@@ -359,23 +358,6 @@ def code_version() -> dict[str, Any]:
             "services_or_libs_modified": bool(git("status", "--porcelain", "--", "services", "libs"))}
 
 
-def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.partition(":")[2].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(), "python": platform.python_version(),
-        "implementation": platform.python_implementation(), "cpu": cpu, "cpu_count": os.cpu_count(),
-        "nats_server": nats_server_version(), "nats_py": version("nats-py"), "msgspec": version("msgspec"),
-        "event_loop": "asyncio (default selector loop, as ticktape.runtime.run uses)",
-    }
-
-
 def run_loop(loop_name: str, url: str, frames: list[tuple[str, bytes]], repeat: int, profile: bool,
              variants: bool) -> dict[str, Any]:
     coro = measure(url, frames, repeat, profile, variants)
@@ -423,7 +405,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "md_publish",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {**machine(), "loadavg_1_5_15_before": [round(x, 2) for x in load_before],
+        "machine": {**machine("nats-py", "msgspec", nats_server=nats_server_version(), event_loop="asyncio (default selector loop, as ticktape.runtime.run uses)"), "loadavg_1_5_15_before": [round(x, 2) for x in load_before],
                     "loadavg_1_5_15_after": [round(x, 2) for x in os.getloadavg()]},
         "code_version": version_at_start,
         "corpus": {"sources": sources, "frames": len(frames)},
