@@ -94,7 +94,8 @@ def reference(bars: list[BarClosed], tf: str) -> pd.DataFrame:
          "close": [b.close for b in bars], "volume": [b.volume for b in bars],
          "quote_volume": [b.quote_volume for b in bars], "trades": [b.trades for b in bars],
          "backfilled": [b.backfilled for b in bars]},
-        index=pd.to_datetime([b.open_time for b in bars], unit="ns", utc=True),
+        # tz-naive, UTC implied: pandas applies origin="epoch" to daily bins only on naive indexes
+        index=pd.to_datetime([b.open_time for b in bars], unit="ns"),
     )
     out = df.resample(PANDAS_RULE[tf], origin="epoch", label="left", closed="left").agg(
         {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum",
