@@ -75,10 +75,37 @@ def canonical_json(doc: Any) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+# Where the stack runs, not what it decides: left out of the hash, so the same strategies and
+# limits get the same hash on any machine, port or state directory (config_json keeps them).
+_LOCATION_KEYS: dict[str, tuple[str, ...] | None] = {
+    "home": None, "venue_sim": None, "telemetry": None, "nats": ("url",), "postgres": ("dsn",),
+}
+
+
+def decision_view(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The config document without the infrastructure locations (see _LOCATION_KEYS)."""
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key in _LOCATION_KEYS and _LOCATION_KEYS[key] is None:
+            continue
+        if key in _LOCATION_KEYS and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if k not in (_LOCATION_KEYS[key] or ())}
+            if not value:
+                continue
+        out[key] = value
+    return out
+
+
 def effective_config(raw: Mapping[str, Any]) -> tuple[str, str]:
-    """(canonical JSON of the merged config document without secrets, its 16-hex-char hash)."""
+    """(canonical JSON of the merged config document without secrets, the 16-hex-char hash of
+    its decision-relevant part: locations such as NATS/PostgreSQL URLs and home are left out)."""
     text = canonical_json(redact(raw))
-    return text, config_digest(text)
+    return text, config_hash_of(text)
+
+
+def config_hash_of(config_json: str) -> str:
+    """The hash that names a recorded configuration (its decision view; see effective_config)."""
+    return config_digest(canonical_json(decision_view(json.loads(config_json))))
 
 
 def config_digest(config_json: str) -> str:
@@ -112,7 +139,7 @@ def started_event(session_id: str, config_json: str, *, code: str, services: Seq
     return SessionStarted(
         event_id=ids.derive("session", session_id, "started"), ts_event=ts_ns, ts_init=ts_ns,
         causation_id=causation_id, correlation_id=session_id, session_id=session_id,
-        config_hash=config_digest(config_json), config_json=config_json, code_version=code,
+        config_hash=config_hash_of(config_json), config_json=config_json, code_version=code,
         services=tuple(services), host=host,
     )
 

@@ -62,3 +62,15 @@ def test_lifecycle_events_go_on_the_sessions_subject_with_ids_derived_from_the_s
 def test_the_code_version_names_a_revision_or_the_package():
     version = code_version()
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", version) or version.startswith("ticktape ")
+
+
+def test_config_hash_ignores_where_the_stack_runs_but_not_what_it_decides():
+    base = {"signal": {"timeframe": "1m"}, "nats": {"url": "nats://a:4222", "stream": "TICKTAPE"}}
+    moved = {"signal": {"timeframe": "1m"}, "nats": {"url": "nats://b:4222", "stream": "TICKTAPE"},
+             "home": "/elsewhere", "venue_sim": "http://127.0.0.1:9", "postgres": {"dsn": "postgresql://x/y"},
+             "telemetry": {"log_level": "debug"}}
+    text_a, hash_a = effective_config(base)
+    text_b, hash_b = effective_config(moved)
+    assert hash_a == hash_b and text_a != text_b  # the recorded config still says where it ran
+    assert effective_config({**base, "signal": {"timeframe": "5m"}})[1] != hash_a
+    assert effective_config({**base, "nats": {"url": "nats://a:4222", "stream": "OTHER"}})[1] != hash_a
