@@ -116,11 +116,6 @@ class MarketDataCore:
             self._publish(kline, ts_init, True, out)
         return out  # type: ignore[return-value]
 
-    def on_rest_klines(self, symbol: str, rows: bytes | list[Any], ts_init: int,
-                       now_ms: int) -> list[BarClosed]:
-        """Backfill from GET .../klines rows (the name the current shell uses)."""
-        return self.on_backfill(symbol, rows, ts_init, now_ms)
-
     def backfill_request(self, rest_url: str, symbol: str, *, limit: int, now_ms: int) -> HttpRequest:
         """The REST call that fetches the bars after the last published one (or the most
         recent `limit` when none is known)."""

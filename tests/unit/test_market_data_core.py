@@ -125,27 +125,27 @@ def test_backfill_start_is_the_bar_after_the_last_published() -> None:
     assert core.backfill_start_ms("BTCUSDT") == T0_MS + 60_000
 
 
-def test_on_rest_klines_emits_closed_bars_oldest_first_marked_backfilled() -> None:
+def test_on_backfill_emits_closed_bars_oldest_first_marked_backfilled() -> None:
     core = MarketDataCore(VENUE)
     rows = [rest_row(T0_MS + i * 60_000) for i in (2, 0, 3, 1)]
     now_ms = T0_MS + 3 * 60_000 + 30_000  # bar 3 is still forming
-    bars = core.on_rest_klines("BTCUSDT", rows, ts_init=7, now_ms=now_ms)
+    bars = core.on_backfill("BTCUSDT", rows, ts_init=7, now_ms=now_ms)
     assert [b.open_time for b in bars] == [(T0_MS + i * 60_000) * NS_PER_MS for i in range(3)]
     assert all(b.backfilled and b.ts_init == 7 and b.symbol == "BTCUSDT" for b in bars)
     assert bars[0].event_id == ids.bar_id(VENUE, "BTCUSDT", "1m", T0_MS * NS_PER_MS)
     assert bars[0].ts_event == (T0_MS + 59_999) * NS_PER_MS
 
 
-def test_on_rest_klines_bar_closing_exactly_now_is_not_yet_closed() -> None:
+def test_on_backfill_bar_closing_exactly_now_is_not_yet_closed() -> None:
     core = MarketDataCore(VENUE)
-    assert core.on_rest_klines("BTCUSDT", [rest_row(T0_MS)], ts_init=1, now_ms=T0_MS + 59_999) == []
-    assert len(core.on_rest_klines("BTCUSDT", [rest_row(T0_MS)], ts_init=1, now_ms=T0_MS + 60_000)) == 1
+    assert core.on_backfill("BTCUSDT", [rest_row(T0_MS)], ts_init=1, now_ms=T0_MS + 59_999) == []
+    assert len(core.on_backfill("BTCUSDT", [rest_row(T0_MS)], ts_init=1, now_ms=T0_MS + 60_000)) == 1
 
 
 def test_backfill_then_live_frame_of_a_backfilled_bar_is_not_emitted_again() -> None:
     core = MarketDataCore(VENUE)
     rows = [rest_row(T0_MS + i * 60_000) for i in range(3)]
-    core.on_rest_klines("BTCUSDT", rows, ts_init=1, now_ms=T0_MS + 10 * 60_000)
+    core.on_backfill("BTCUSDT", rows, ts_init=1, now_ms=T0_MS + 10 * 60_000)
     assert core.on_frame(frame(T0_MS + 2 * 60_000), ts_init=2) == []
     live = core.on_frame(frame(T0_MS + 3 * 60_000), ts_init=3)
     assert [(b.open_time, b.backfilled) for b in live] == [((T0_MS + 3 * 60_000) * NS_PER_MS, False)]
@@ -155,13 +155,13 @@ def test_backfill_after_live_skips_published_and_fills_only_newer() -> None:
     core = MarketDataCore(VENUE)
     core.on_frame(frame(T0_MS + 60_000), ts_init=1)
     rows = [rest_row(T0_MS + i * 60_000) for i in range(4)]
-    bars = core.on_rest_klines("BTCUSDT", rows, ts_init=2, now_ms=T0_MS + 10 * 60_000)
+    bars = core.on_backfill("BTCUSDT", rows, ts_init=2, now_ms=T0_MS + 10 * 60_000)
     assert [b.open_time for b in bars] == [(T0_MS + i * 60_000) * NS_PER_MS for i in (2, 3)]
 
 
-def test_on_rest_klines_malformed_rows_raise_frame_error() -> None:
+def test_on_backfill_malformed_rows_raise_frame_error() -> None:
     with pytest.raises(FrameError, match="column 4 \\(close\\)"):
-        MarketDataCore(VENUE).on_rest_klines("BTCUSDT", [rest_row(T0_MS, close="-1")], 1, T0_MS * 2)
+        MarketDataCore(VENUE).on_backfill("BTCUSDT", [rest_row(T0_MS, close="-1")], 1, T0_MS * 2)
 
 
 @given(st.lists(st.tuples(st.integers(0, 30), st.booleans()), max_size=60))
@@ -172,7 +172,7 @@ def test_any_mix_of_live_and_backfill_emits_each_bar_at_most_once_in_order(
     for minute, via_rest in steps:
         open_ms = T0_MS + minute * 60_000
         if via_rest:
-            bars = core.on_rest_klines("BTCUSDT", [rest_row(open_ms)], 1, now_ms=T0_MS + 10**8)
+            bars = core.on_backfill("BTCUSDT", [rest_row(open_ms)], 1, now_ms=T0_MS + 10**8)
         else:
             bars = core.on_frame(frame(open_ms), ts_init=1)
         emitted.extend(b.open_time for b in bars)
@@ -249,7 +249,7 @@ def test_aggregates_of_backfilled_bars_are_backfilled_and_warm_rebuilds_open_win
     start = 1626992400000
     rows = [rest_row(start + i * 60_000) for i in range(5)]
     core = MarketDataCore(VENUE, aggregate=("5m",))
-    bars = core.on_rest_klines("BTCUSDT", rows, ts_init=1, now_ms=start + 10**7)
+    bars = core.on_backfill("BTCUSDT", rows, ts_init=1, now_ms=start + 10**7)
     assert [(b.timeframe, b.backfilled) for b in bars] == [("1m", True)] * 5 + [("5m", True)]
     # restart after 3 of the 5 minutes were published: warm with them, then the live rest
     restarted = MarketDataCore(VENUE, aggregate=("5m",))
