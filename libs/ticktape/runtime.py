@@ -115,3 +115,12 @@ async def serve_core(rt: Runtime, core: Any, filter_subjects: tuple[str, ...] | 
         core=core, metrics=rt.metrics, log=rt.log, on_processed=on_processed,
     )
     await consumer.run(rt.stop)
+
+
+def require_pg_dsn(rt: Runtime) -> str:
+    """The PostgreSQL DSN, or exit 78 (a config error the supervisor does not restart)."""
+    if not rt.common.postgres.dsn:
+        rt.log.error(str(cfg.ConfigError("postgres.dsn is not set: run under `ticktape up` (which "
+                                         "starts an embedded PostgreSQL) or set TICKTAPE_PG_DSN")))
+        raise SystemExit(cfg.EXIT_CONFIG)
+    return rt.common.postgres.dsn

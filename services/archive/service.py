@@ -31,10 +31,7 @@ def load(raw: dict[str, Any]) -> ArchiveConfig:
 
 
 async def serve(rt: runtime.Runtime, config: ArchiveConfig) -> None:
-    dsn = rt.common.postgres.dsn
-    if not dsn:
-        rt.log.error("config error: postgres.dsn is not set (run under `ticktape up` or set TICKTAPE_PG_DSN)")
-        raise SystemExit(cfg.EXIT_CONFIG)
+    dsn = runtime.require_pg_dsn(rt)
     stream = rt.common.nats.stream
     await rt.js.add_consumer(stream, ConsumerConfig(
         durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,

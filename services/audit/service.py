@@ -23,13 +23,12 @@ import nats.errors
 import psycopg
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 from prometheus_client import Counter
 
 from ticktape import config as cfg
 from ticktape import pg, runtime
 from ticktape.audit import chain, queries
+from ticktape.bus.durable import recreate_durable
 from ticktape.metrics import ServiceMetrics
 
 from services.audit.config import AuditConfig
@@ -163,15 +162,8 @@ class Archiver:
         return self.state
 
     async def _recreate_durable(self, start_seq: int) -> None:
-        try:
-            await self.js.delete_consumer(self.stream, self.durable)
-        except NotFoundError:
-            pass
-        await self.js.add_consumer(self.stream, ConsumerConfig(
-            durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq,
-            ack_wait=self.config.ack_wait_s, max_ack_pending=self.config.batch * 4, max_deliver=-1,
-        ))
+        await recreate_durable(self.js, self.stream, self.durable, start_seq,
+                               ack_wait=self.config.ack_wait_s, max_ack_pending=self.config.batch * 4)
         self._start_seq = start_seq
 
     async def _load_state(self, conn: psycopg.AsyncConnection[Any]) -> ChainState:
@@ -280,11 +272,7 @@ async def apply_migrations(conn: Any) -> list[str]:
 
 
 async def serve(rt: runtime.Runtime, config: AuditConfig) -> None:
-    dsn = rt.common.postgres.dsn
-    if not dsn:
-        rt.log.error(str(cfg.ConfigError("postgres.dsn is not set: run under `ticktape up` (which "
-                                         "starts an embedded PostgreSQL) or set TICKTAPE_PG_DSN")))
-        raise SystemExit(cfg.EXIT_CONFIG)
+    dsn = runtime.require_pg_dsn(rt)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         applied = await apply_migrations(conn)
     if applied:

@@ -99,15 +99,17 @@ class VenueFeed:
         if not last:
             return
         bars: list[BarClosed] = []
-        try:
-            async for msg in read_range(self.rt.js, self.rt.common.nats.stream,
-                                        [subjects.bars(self.venue, "*", self.config.timeframe)],
-                                        start_time_s=time.time() - 26 * 3600):
+        async for msg in read_range(self.rt.js, self.rt.common.nats.stream,
+                                    [subjects.bars(self.venue, "*", self.config.timeframe)],
+                                    start_time_s=time.time() - 26 * 3600):
+            try:
                 event = decode(msg.data)
-                if isinstance(event, BarClosed):
-                    bars.append(event)
-        except DecodeError:
-            pass
+            except DecodeError as exc:  # dead-lettered by its consumers; not a bar to warm from
+                self.rt.metrics.rejected("undecodable")
+                self.rt.log.warning("undecodable bar skipped while warming", subject=msg.subject, error=str(exc))
+                continue
+            if isinstance(event, BarClosed):
+                bars.append(event)
         self.core.warm(bars)
         self.seeded.update(b.symbol for b in bars)
         if bars:

@@ -117,11 +117,7 @@ async def run_venue(rt: runtime.Runtime, venue: VenueUniverseConfig, interval_s:
 
 
 async def serve(rt: runtime.Runtime, config: SymbolRegistryConfig) -> None:
-    dsn = rt.common.postgres.dsn
-    if not dsn:
-        rt.log.error(str(cfg.ConfigError("postgres.dsn is not set: run under `ticktape up` (which "
-                                         "starts an embedded PostgreSQL) or set TICKTAPE_PG_DSN")))
-        raise SystemExit(cfg.EXIT_CONFIG)
+    dsn = runtime.require_pg_dsn(rt)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         applied = await store.apply_migrations(conn)
         if applied:

@@ -16,7 +16,7 @@ import pytest
 
 from ticktape import subjects
 from ticktape.bus.reader import read_range
-from ticktape.testing.data import shared_data
+from tests.support.recorded import convert_octobot
 from ticktape.testing.stack import Stack, VenueSim, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -30,12 +30,7 @@ CORES = ("signal", "risk", "execution")
 
 @pytest.fixture
 def bars_dir(tmp_path: Path) -> Path:
-    from venuesim.convert import convert_path
-
-    out = tmp_path / "bars"
-    out.mkdir()
-    convert_path(shared_data("octobot"), out)
-    return out
+    return convert_octobot(tmp_path / "bars")
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from ticktape import subjects
 from ticktape.events.codec import decode
 from ticktape.telemetry import trace_id_of
 from ticktape.testing.bus import stream_messages
-from ticktape.testing.data import shared_data
 from ticktape.testing.stack import Stack, VenueSim, wait_for
 
+from tests.support.recorded import convert_octobot
 from tests.support.replay import replay_mismatches
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -32,12 +32,7 @@ SERVICES = ("market_data", "symbol_registry", "signal", "risk", "execution")
 
 @pytest.fixture
 def bars_dir(tmp_path: Path) -> Path:
-    from venuesim.convert import convert_path
-
-    out = tmp_path / "bars"
-    out.mkdir()
-    convert_path(shared_data("octobot"), out)
-    return out
+    return convert_octobot(tmp_path / "bars")
 
 
 def csv_bar_count(bars_dir: Path) -> int:

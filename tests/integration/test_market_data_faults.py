@@ -17,14 +17,13 @@ from ticktape.config import NatsSettings
 from ticktape.events import MarketDataStatus, UniverseMember, UniverseUpdated
 from ticktape.testing.bus import stream_events
 from ticktape.testing import eventually
-from ticktape.testing.data import shared_data
 from ticktape.testing.services import common_settings, running_service
 from venuesim.bars import align, load_dir
-from venuesim.convert import convert_path
 from venuesim.faults import FaultConfig
 from venuesim.server import VenueSim
 
 from services.archive.config import ArchiveConfig
+from tests.support.recorded import OCTOBOT_BTC, OCTOBOT_ETH, convert_octobot
 from services.archive.service import serve as serve_archive
 from services.market_data.config import MarketDataConfig, VenueFeedConfig
 from services.market_data.service import serve as serve_market_data
@@ -57,12 +56,7 @@ async def archived(dsn: str) -> list[tuple]:
 async def test_archived_bars_equal_the_input_under_drops_stalls_refusals_malformed_and_skips(
     tmp_path, nats_url, nats_client, pg_dsn
 ):
-    out = tmp_path / "bars"
-    out.mkdir()
-    for name in ("AbstractExchangeHistoryCollector_1581774962.1269426.data",
-                 "AbstractExchangeHistoryCollector_1581776676.5721796.data"):  # fmt: skip
-        convert_path(shared_data("octobot", name), out)
-    series = align(load_dir(out))
+    series = align(load_dir(convert_octobot(tmp_path / "bars", OCTOBOT_BTC, OCTOBOT_ETH)))
     expected = sorted(
         (venue, coin, bar.open_time, float(bar.open), float(bar.high), float(bar.low), float(bar.close),
          float(bar.volume))
@@ -116,12 +110,7 @@ async def _when_len(coro, n):
 async def test_universe_change_then_subscribed_on_the_live_connection_without_reconnecting(
     tmp_path, nats_url, nats_client, pg_dsn
 ):
-    out = tmp_path / "bars"
-    out.mkdir()
-    for name in ("AbstractExchangeHistoryCollector_1581774962.1269426.data",
-                 "AbstractExchangeHistoryCollector_1581776676.5721796.data"):  # fmt: skip
-        convert_path(shared_data("octobot", name), out)
-    series = align(load_dir(out))
+    series = align(load_dir(convert_octobot(tmp_path / "bars", OCTOBOT_BTC, OCTOBOT_ETH)))
     sim = VenueSim(series, speed=600.0)
     runner = sim.runner()
     await runner.setup()

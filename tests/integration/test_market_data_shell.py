@@ -88,3 +88,19 @@ async def test_restarted_shell_then_seeded_from_the_stream_and_never_republishes
     bars = await stream_events(shell.rt.js, "TICKTAPE", [subjects.bars(timeframe="1m")])
     assert [b.open_time // 1_000_000 for b in bars] == [t0, t0 + 60_000]
     assert rt2.metrics.value("ticktape_published") == 1
+
+
+async def test_warm_up_skips_and_counts_an_undecodable_bar_and_still_seeds_the_rest(nats_url, shell):
+    t0 = 1_700_000_040_000 - 1_700_000_040_000 % 60_000
+    await shell.on_frame(0, kline_frame("BTCUSDT", t0))
+    await shell.rt.js.publish("md.bar.binance_usdm.BTCUSDT.1m", b"{garbage")
+    await shell.on_frame(0, kline_frame("BTCUSDT", t0 + 60_000))
+    rt2 = await open_runtime("market_data", common_settings(nats_url), raw={})
+    try:
+        async with aiohttp.ClientSession() as session:
+            fresh = make_feed(rt2, session)
+            await fresh.warm()
+            assert fresh.core.last_open_time("BTCUSDT") == (t0 + 60_000) * 1_000_000
+            assert rt2.metrics.value("ticktape_rejected", reason="undecodable") == 1
+    finally:
+        await rt2.nc.drain()

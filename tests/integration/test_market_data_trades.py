@@ -18,12 +18,12 @@ from ticktape.testing.bus import stream_events
 from ticktape.testing.data import shared_data
 from ticktape.testing.services import common_settings, running_service
 from venuesim.bars import align, load_dir
-from venuesim.convert import convert_path
 from venuesim.server import VenueSim
 
 from services.market_data.config import MarketDataConfig, VenueFeedConfig
 from services.market_data.service import serve
 from tests.integration.test_market_data_faults import universe
+from tests.support.recorded import OCTOBOT_BTC, convert_octobot
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -44,9 +44,7 @@ async def test_captured_spot_trades_are_published_once_each_with_the_recorded_va
 ):
     capture = shared_data("hftbacktest", "spot_btcusdt_20240808.gz")
     expected = captured_trades(capture)
-    bars = tmp_path / "bars"
-    bars.mkdir()
-    convert_path(shared_data("octobot", "AbstractExchangeHistoryCollector_1581774962.1269426.data"), bars)
+    bars = convert_octobot(tmp_path / "bars", OCTOBOT_BTC)
     sim = VenueSim(align(load_dir(bars)), speed=120.0, captures=[("binance_spot", capture)])
     runner = sim.runner()
     await runner.setup()

@@ -19,13 +19,13 @@ import nats.errors
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from opentelemetry.context import Context
 
 from ticktape import subjects, telemetry
 from ticktape.bus.deadletter import dead_letter
+from ticktape.bus.durable import recreate_durable
 from ticktape.bus.publisher import publish_batch
 from ticktape.bus.reader import read_range
 from ticktape.errors import InvalidInput
@@ -99,16 +99,8 @@ class CoreConsumer:
         return floor
 
     async def _recreate_durable(self, start_seq: int) -> None:
-        try:
-            await self.js.delete_consumer(self.stream, self.durable)
-        except NotFoundError:
-            pass
-        await self.js.add_consumer(self.stream, ConsumerConfig(
-            durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq,
-            filter_subjects=self.filter_subjects, ack_wait=self.ack_wait,
-            max_ack_pending=self.batch * 4, max_deliver=-1,
-        ))
+        await recreate_durable(self.js, self.stream, self.durable, start_seq, ack_wait=self.ack_wait,
+                               max_ack_pending=self.batch * 4, filter_subjects=self.filter_subjects)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.rebuild()

@@ -1,0 +1,27 @@
+"""(Re)creating a durable pull consumer that starts at a given stream sequence.
+
+Services that keep their own position (a core's ack floor, the audit chain's head) point their
+durable right after it on every start, so nothing older is redelivered out of order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+
+async def recreate_durable(js: JetStreamContext, stream: str, name: str, start_seq: int, *,
+                           ack_wait: float, max_ack_pending: int,
+                           filter_subjects: Sequence[str] | None = None) -> None:
+    try:
+        await js.delete_consumer(stream, name)
+    except NotFoundError:
+        pass
+    await js.add_consumer(stream, ConsumerConfig(
+        durable_name=name, ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq,
+        filter_subjects=list(filter_subjects) if filter_subjects else None, ack_wait=ack_wait,
+        max_ack_pending=max_ack_pending, max_deliver=-1,
+    ))
