@@ -21,8 +21,11 @@ def cpu_model() -> str:
 def machine(*packages: str, **extra: object) -> dict[str, object]:
     """Platform, Python, CPU model and count, plus the versions of the named packages."""
     info: dict[str, object] = {
-        "platform": platform.platform(), "python": platform.python_version(),
-        "implementation": platform.python_implementation(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
     }
     for name in packages:
         try:

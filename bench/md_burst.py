@@ -62,6 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import nats  # noqa: E402
+from common import machine  # noqa: E402 - bench/ is on sys.path when run as a script
 from nats.js.api import DeliverPolicy  # noqa: E402
 
 from ticktape import ids  # noqa: E402
@@ -74,7 +75,6 @@ from ticktape.infra.nats_server import nats_server_binary, start_nats_server  # 
 from ticktape.testing.data import shared_data_dir  # noqa: E402
 from venuesim.bars import MINUTE_MS, load_dir  # noqa: E402
 from venuesim.convert import convert_path  # noqa: E402
-from common import machine  # noqa: E402 - bench/ is on sys.path when run as a script
 
 VENUE = "binance_usdm"
 TARGET_MS = 250.0
@@ -107,16 +107,26 @@ def build_bars(data: Path, work: Path, n_symbols: int, length: int) -> dict[str,
         starts = [i for i in range(len(t) - length + 1) if t[i + length - 1] - t[i] == (length - 1) * MINUTE_MS]
         start = starts[(k // len(series)) * len(starts) // per_source]
         name = f"S{k + 1:04d}USDT"
-        day = dt.datetime.fromtimestamp(t[start] / 1000, dt.timezone.utc).strftime("%Y-%m-%d")
-        (bars_dir / f"{name}-1m-{day}.csv").write_text("".join(line + "\n" for line in bars.lines[start:start + length]))
-        used[f"{rel} ({source_symbol}, {len(bars)} bars)"] = used.get(f"{rel} ({source_symbol}, {len(bars)} bars)", 0) + 1
+        day = dt.datetime.fromtimestamp(t[start] / 1000, dt.UTC).strftime("%Y-%m-%d")
+        (bars_dir / f"{name}-1m-{day}.csv").write_text(
+            "".join(line + "\n" for line in bars.lines[start : start + length])
+        )
+        used[f"{rel} ({source_symbol}, {len(bars)} bars)"] = (
+            used.get(f"{rel} ({source_symbol}, {len(bars)} bars)", 0) + 1
+        )
     return {"dir": bars_dir, "symbols": [f"S{k + 1:04d}USDT" for k in range(n_symbols)], "sources": used}
 
 
 def universe(symbols: list[str]) -> UniverseUpdated:
     return UniverseUpdated(
-        event_id=ids.derive("md-burst-universe", VENUE), ts_event=1, ts_init=1, venue=VENUE,
-        quote_asset="USDT", top_n=len(symbols), as_of=1, symbols=tuple(symbols),
+        event_id=ids.derive("md-burst-universe", VENUE),
+        ts_event=1,
+        ts_init=1,
+        venue=VENUE,
+        quote_asset="USDT",
+        top_n=len(symbols),
+        as_of=1,
+        symbols=tuple(symbols),
         members=tuple(UniverseMember(symbol=s, rank=i + 1, quote_volume=1.0) for i, s in enumerate(symbols)),
     )
 
@@ -137,8 +147,9 @@ async def read_bars(url: str) -> list[tuple[BarClosed, float]]:
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
-        sub = await js.subscribe(f"md.bar.{VENUE}.*.*", stream=NatsSettings().stream, ordered_consumer=True,
-                                 deliver_policy=DeliverPolicy.ALL)
+        sub = await js.subscribe(
+            f"md.bar.{VENUE}.*.*", stream=NatsSettings().stream, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        )
         out = []
         while True:
             try:
@@ -166,8 +177,19 @@ async def stream_messages(url: str) -> int:
 
 
 def start_sim(bars_dir: Path, speed: float, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    cmd = [sys.executable, "-m", "ticktape", "venue-sim", "--data", str(bars_dir), "--port", "0",
-           "--speed", str(speed), "--align"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ticktape",
+        "venue-sim",
+        "--data",
+        str(bars_dir),
+        "--port",
+        "0",
+        "--speed",
+        str(speed),
+        "--align",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log.open("wb"), cwd=ROOT)
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
@@ -198,25 +220,34 @@ def serve_market_data_with_fix() -> None:
     import services.market_data.service as service
     from ticktape import telemetry
 
-    telemetry._provider = TracerProvider(resource=Resource.create({"service.name": "ticktape-market_data"}),
-                                         sampler=ALWAYS_OFF)
+    telemetry._provider = TracerProvider(
+        resource=Resource.create({"service.name": "ticktape-market_data"}), sampler=ALWAYS_OFF
+    )
     trace.set_tracer_provider(telemetry._provider)
     service.main()
 
 
-def start_market_data(work: Path, nats_url: str, sim_url: str, aggregate: bool, log: Path,
-                      with_fix: bool = False) -> subprocess.Popen[bytes]:
+def start_market_data(
+    work: Path, nats_url: str, sim_url: str, aggregate: bool, log: Path, with_fix: bool = False
+) -> subprocess.Popen[bytes]:
     config = work / "ticktape.yaml"
     config.write_text(
         "market_data:\n"
-        f"  venues: [{{venue: {VENUE}, streams_per_connection: 100}}]\n"
-        + ("" if aggregate else "  aggregate: []\n")
+        f"  venues: [{{venue: {VENUE}, streams_per_connection: 100}}]\n" + ("" if aggregate else "  aggregate: []\n")
     )
-    env = {**os.environ, "TICKTAPE_CONFIG": str(config), "TICKTAPE_NATS_URL": nats_url, "TICKTAPE_VENUE_SIM": sim_url,
-           "TICKTAPE_HOME": str(work / "home")}
+    env = {
+        **os.environ,
+        "TICKTAPE_CONFIG": str(config),
+        "TICKTAPE_NATS_URL": nats_url,
+        "TICKTAPE_VENUE_SIM": sim_url,
+        "TICKTAPE_HOME": str(work / "home"),
+    }
     with log.open("wb") as out:
-        cmd = ([sys.executable, str(Path(__file__).resolve()), "--serve-market-data-with-fix"] if with_fix
-               else [sys.executable, "-m", "services.market_data"])
+        cmd = (
+            [sys.executable, str(Path(__file__).resolve()), "--serve-market-data-with-fix"]
+            if with_fix
+            else [sys.executable, "-m", "services.market_data"]
+        )
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=work, env=env)
 
 
@@ -265,8 +296,9 @@ def minute_of(bar: BarClosed) -> int:
     return (bar.close_time // 1_000_000) + 1 - MINUTE_MS
 
 
-def analyse(bars: list[tuple[BarClosed, float]], bursts: list[dict[str, Any]], symbols: list[str],
-            warmup: int, minutes: int) -> dict[str, Any]:
+def analyse(
+    bars: list[tuple[BarClosed, float]], bursts: list[dict[str, Any]], symbols: list[str], warmup: int, minutes: int
+) -> dict[str, Any]:
     by_minute: dict[int, list[tuple[BarClosed, float]]] = {}
     for bar, stored in bars:
         by_minute.setdefault(minute_of(bar), []).append((bar, stored))
@@ -284,8 +316,10 @@ def analyse(bars: list[tuple[BarClosed, float]], bursts: list[dict[str, Any]], s
         one = [(b, t) for b, t in got if b.timeframe == "1m"]
         names = sorted(b.symbol for b, _ in one)
         if names != symbols:
-            raise SystemExit(f"minute {minute}: {len(one)} 1m bars in the stream for {len(set(names))} symbols, "
-                             f"expected one per symbol ({len(symbols)}); burst {burst}")
+            raise SystemExit(
+                f"minute {minute}: {len(one)} 1m bars in the stream for {len(set(names))} symbols, "
+                f"expected one per symbol ({len(symbols)}); burst {burst}"
+            )
         start = burst["burst_started_wall"]
         live = [(b, (t - start) * 1000) for b, t in got if not b.backfilled]
         lat = [ms for b, ms in live if b.timeframe == "1m"]
@@ -294,10 +328,17 @@ def analyse(bars: list[tuple[BarClosed, float]], bursts: list[dict[str, Any]], s
             if b.timeframe != "1m":
                 aggregates[b.timeframe] = aggregates.get(b.timeframe, 0) + 1
         row: dict[str, Any] = {
-            "minute": i + 1, "open_time_ms": minute, "warmup": i < warmup, "frames_sent": burst["frames"],
-            "bars_1m": len(one), "live_1m": len(lat), "aggregated_bars": aggregates,
+            "minute": i + 1,
+            "open_time_ms": minute,
+            "warmup": i < warmup,
+            "frames_sent": burst["frames"],
+            "bars_1m": len(one),
+            "live_1m": len(lat),
+            "aggregated_bars": aggregates,
             "burst_send_span_ms": round((burst["burst_finished_wall"] - start) * 1000, 1),
-            "last_ack_after_burst_finished_ms": round((max(t for _, t in got) - burst["burst_finished_wall"]) * 1000, 1),
+            "last_ack_after_burst_finished_ms": round(
+                (max(t for _, t in got) - burst["burst_finished_wall"]) * 1000, 1
+            ),
         }
         if lat:
             row["1m"] = {k: v for k, v in summary(lat).items() if k != "bars"}
@@ -309,8 +350,10 @@ def analyse(bars: list[tuple[BarClosed, float]], bursts: list[dict[str, Any]], s
             warm.extend(lat)
             continue
         if len(lat) != len(symbols) or burst["frames"] != len(symbols):
-            raise SystemExit(f"measured minute {i + 1}: {len(lat)} live 1m bars, {burst['frames']} frames sent; "
-                             f"expected {len(symbols)} each")
+            raise SystemExit(
+                f"measured minute {i + 1}: {len(lat)} live 1m bars, {burst['frames']} frames sent; "
+                f"expected {len(symbols)} each"
+            )
         lat_1m.extend(lat)
         for b, ms in live:
             if b.timeframe != "1m":
@@ -386,7 +429,8 @@ def run_once(built: dict[str, Any], work: Path, args: argparse.Namespace, aggreg
     res = analyse(bars, stats["bursts"][VENUE], symbols, args.warmup, args.minutes)
     wall = marks["end"]["wall"] - marks["measured"]["wall"]
     res["cpu_cores_used_from_first_measured_minute_to_end"] = {
-        k: round((marks["end"][k] - marks["measured"][k]) / wall, 3) for k in pids}
+        k: round((marks["end"][k] - marks["measured"][k]) / wall, 3) for k in pids
+    }
     lat = res["latency_1m_bars"]
     res["meets_target_1m"] = lat["p99_ms"] <= TARGET_MS
     res["meets_target_every_bar"] = res["latency_every_bar"]["p99_ms"] <= TARGET_MS
@@ -430,8 +474,15 @@ async def burst_costs(bars_dir: Path, warmup: int, length: int) -> dict[str, Any
         minutes.append(batch)
     telemetry.setup("market_data")
     logmod.configure("market_data", "warning")
-    rt = Runtime(name="market_data", common=CommonSettings(), raw={}, nc=None, js=AckedJS(),  # type: ignore[arg-type]
-                 metrics=ServiceMetrics("market_data"), log=logmod.get())
+    rt = Runtime(
+        name="market_data",
+        common=CommonSettings(),
+        raw={},
+        nc=None,
+        js=AckedJS(),  # type: ignore[arg-type]
+        metrics=ServiceMetrics("market_data"),
+        log=logmod.get(),
+    )
     config = MarketDataConfig(venues=(VenueFeedConfig(venue=VENUE, streams_per_connection=100),))
     unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("ticktape.market_data")
 
@@ -467,8 +518,12 @@ async def burst_costs(bars_dir: Path, warmup: int, length: int) -> dict[str, Any
         for label, i in (("plain_minute", plain), ("heaviest_minute", heaviest)):
             secs = statistics.median(r[i][0] for r in reps)
             n = reps[0][i][1]
-            row[label] = {"minute": i + 1, "messages": n, "ms": round(secs * 1000, 1),
-                          "us_per_message": round(secs / n * 1e6, 2)}
+            row[label] = {
+                "minute": i + 1,
+                "messages": n,
+                "ms": round(secs * 1000, 1),
+                "us_per_message": round(secs / n * 1e6, 2),
+            }
         out[name] = row
     return out
 
@@ -477,8 +532,10 @@ def code_version() -> dict[str, Any]:
     def git(*cmd: str) -> str:
         return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
 
-    return {"commit": git("rev-parse", "HEAD"),
-            "services_or_libs_modified": bool(git("status", "--porcelain", "--", "services", "libs"))}
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "services_or_libs_modified": bool(git("status", "--porcelain", "--", "services", "libs")),
+    }
 
 
 def main() -> None:
@@ -487,14 +544,20 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=20.0, help="sim speed (20: a sim minute every 3 wall s)")
     parser.add_argument("--warmup", type=int, default=2, help="first minutes left out (connect + backfill)")
     parser.add_argument("--minutes", type=int, default=10, help="measured minute bursts")
-    parser.add_argument("--aggregate", choices=("on", "off", "both"), default="both",
-                        help="the service's higher-timeframe aggregation (production default: on); "
-                             "both = a run with each")
+    parser.add_argument(
+        "--aggregate",
+        choices=("on", "off", "both"),
+        default="both",
+        help="the service's higher-timeframe aggregation (production default: on); both = a run with each",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "md_burst.json")
     parser.add_argument("--keep", type=Path, help="copy the process logs here")
-    parser.add_argument("--variant", choices=("production", "proposed-fix"), default="production",
-                        help="proposed-fix: run the service with the proposed change patched in "
-                             "(see serve_market_data_with_fix)")
+    parser.add_argument(
+        "--variant",
+        choices=("production", "proposed-fix"),
+        default="production",
+        help="proposed-fix: run the service with the proposed change patched in (see serve_market_data_with_fix)",
+    )
     parser.add_argument("--serve-market-data-with-fix", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_market_data_with_fix:
@@ -508,56 +571,68 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="md_burst_") as tmp:
         work = Path(tmp)
         built = build_bars(shared_data_dir(), work, args.symbols, length)
-        runs = [run_once(built, work, args, aggregate) for aggregate in
-                {"on": (True,), "off": (False,), "both": (True, False)}[args.aggregate]]
+        runs = [
+            run_once(built, work, args, aggregate)
+            for aggregate in {"on": (True,), "off": (False,), "both": (True, False)}[args.aggregate]
+        ]
         costs = asyncio.run(burst_costs(built["dir"], args.warmup, length))
 
     result = {
         "benchmark": "md_burst",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {**machine("nats-py", "aiohttp", "msgspec", nats_server=nats_server_version()), "loadavg_1_5_15_before": [round(x, 2) for x in load_before],
-                    "loadavg_1_5_15_after": [round(x, 2) for x in os.getloadavg()]},
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            **machine("nats-py", "aiohttp", "msgspec", nats_server=nats_server_version()),
+            "loadavg_1_5_15_before": [round(x, 2) for x in load_before],
+            "loadavg_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
+        },
         "code_version": version_at_start,
         "setup": {
-            "symbols": args.symbols, "shards": -(-args.symbols // 100), "streams_per_connection": 100,
-            "venue": VENUE, "market_data_variant": args.variant, "speed": args.speed, "wall_seconds_per_sim_minute": 60.0 / args.speed,
-            "warmup_minutes": args.warmup, "measured_minutes": args.minutes, "bars_per_symbol": length,
+            "symbols": args.symbols,
+            "shards": -(-args.symbols // 100),
+            "streams_per_connection": 100,
+            "venue": VENUE,
+            "market_data_variant": args.variant,
+            "speed": args.speed,
+            "wall_seconds_per_sim_minute": 60.0 / args.speed,
+            "warmup_minutes": args.warmup,
+            "measured_minutes": args.minutes,
+            "bars_per_symbol": length,
             "data": "real recorded 1m bars from ../shared/data, converted with venuesim.convert and replicated under "
-                    "synthetic symbol names S0001USDT..: symbol k = source k mod 4, a gap-free window of "
-                    f"{length} consecutive recorded bars at the (k div 4)-th of evenly spaced offsets; values as "
-                    "recorded (quote volume derived by venuesim.convert; trades and taker columns 0). Aligned "
-                    "(--align) onto the BTC/USDT capture's timeline, 2018-04-28 01:52 UTC onwards, so the measured "
-                    "minutes close 01:55 ... 02:04 UTC: 02:00 closes 5m, 15m and 1h windows too, 01:55 a 5m one",
+            "synthetic symbol names S0001USDT..: symbol k = source k mod 4, a gap-free window of "
+            f"{length} consecutive recorded bars at the (k div 4)-th of evenly spaced offsets; values as "
+            "recorded (quote volume derived by venuesim.convert; trades and taker columns 0). Aligned "
+            "(--align) onto the BTC/USDT capture's timeline, 2018-04-28 01:52 UTC onwards, so the measured "
+            "minutes close 01:55 ... 02:04 UTC: 02:00 closes 5m, 15m and 1h windows too, 01:55 a 5m one",
             "sources": built["sources"],
         },
         "method": {
             "processes": "nats-server -js (temp file store, free port, streams via ensure_streams); venue simulator "
-                         "`python -m ticktape venue-sim --data DIR --port 0 --speed S --align`; market data "
-                         "`python -m services.market_data` with TICKTAPE_CONFIG (binance_usdm, "
-                         "streams_per_connection 100 -> 10 shards, production defaults otherwise, aggregation on "
-                         "or off) and TICKTAPE_VENUE_SIM; a UniverseUpdated with the symbols is published before it "
-                         "starts. Fresh processes per run. The benchmark only polls GET /_sim/stats every 0.5 s "
-                         "while bars flow and reads the stream afterwards",
+            "`python -m ticktape venue-sim --data DIR --port 0 --speed S --align`; market data "
+            "`python -m services.market_data` with TICKTAPE_CONFIG (binance_usdm, "
+            "streams_per_connection 100 -> 10 shards, production defaults otherwise, aggregation on "
+            "or off) and TICKTAPE_VENUE_SIM; a UniverseUpdated with the symbols is published before it "
+            "starts. Fresh processes per run. The benchmark only polls GET /_sim/stats every 0.5 s "
+            "while bars flow and reads the stream afterwards",
             "send_time": "simulator hook: per bar minute, the wall time (time.time()) at which the first "
-                         "(burst_started_wall) and last (burst_finished_wall) final kline frame of the minute "
-                         "finished being written to a WebSocket (GET /_sim/stats `bursts`)",
+            "(burst_started_wall) and last (burst_finished_wall) final kline frame of the minute "
+            "finished being written to a WebSocket (GET /_sim/stats `bursts`)",
             "ack_time": "the timestamp JetStream stored with each bar, read back after the run with a plain "
-                        "nats-py ordered consumer on md.bar.binance_usdm.*.*; the server stamps a message as it "
-                        "stores it and acks it then",
+            "nats-py ordered consumer on md.bar.binance_usdm.*.*; the server stamps a message as it "
+            "stores it and acks it then",
             "latency": "stored timestamp - burst_started_wall of the bar's minute (aggregated bars: of the minute "
-                       "whose frame closed their window): an upper bound on each bar's frame-sent -> acked time, "
-                       "since its frame went out at or after the burst's first frame (burst_send_span_ms says how "
-                       "much later at most); same host clock on both sides",
+            "whose frame closed their window): an upper bound on each bar's frame-sent -> acked time, "
+            "since its frame went out at or after the burst's first frame (burst_send_span_ms says how "
+            "much later at most); same host clock on both sides",
             "checks": "every minute holds exactly one 1m bar per symbol (no gap, no duplicate); in measured minutes "
-                      "every 1m bar is live (not backfilled) and the simulator sent one final frame per symbol",
+            "every 1m bar is live (not backfilled) and the simulator sent one final frame per symbol",
             "percentiles": "nearest rank over all bars of the measured minutes",
             "variant": "production: `python -m services.market_data` unchanged; proposed-fix: the same service "
-                       "started through this script with the proposed change patched in (bench-only): bar spans not "
-                       "recorded when no exporter is configured (sampler ALWAYS_OFF; trace ids and the traceparent "
-                       "header still go out); see serve_market_data_with_fix",
+            "started through this script with the proposed change patched in (bench-only): bar spans not "
+            "recorded when no exporter is configured (sampler ALWAYS_OFF; trace ids and the traceparent "
+            "header still go out); see serve_market_data_with_fix",
             "burst_costs": "diagnosis, in-process: the same final kline frames fed to VenueFeed.on_frame with a "
-                           "stand-in JetStream that acks at once (no client, no server), per minute, median of 3: "
-                           "ticktape's own cost of a burst, production and with the bar span not recorded",
+            "stand-in JetStream that acks at once (no client, no server), per minute, median of 3: "
+            "ticktape's own cost of a burst, production and with the bar span not recorded",
         },
         "runs": runs,
         "burst_costs_without_client_or_server": costs,
@@ -568,13 +643,19 @@ def main() -> None:
     parts = []
     for r in runs:
         one, every = r["latency_1m_bars"], r["latency_every_bar"]
-        part = (f"aggregation {r['aggregation']}: 1m bars p50 {one['p50_ms']} / p99 {one['p99_ms']} / max "
-                f"{one['max_ms']} ms, {one['share_within_250ms']:.2%} within 250 ms")
+        part = (
+            f"aggregation {r['aggregation']}: 1m bars p50 {one['p50_ms']} / p99 {one['p99_ms']} / max "
+            f"{one['max_ms']} ms, {one['share_within_250ms']:.2%} within 250 ms"
+        )
         if r["aggregation"] == "on":
             part += f"; every bar incl. 5m/15m/1h p99 {every['p99_ms']} ms ({every['share_within_250ms']:.2%})"
         parts.append(part)
-    print(f"md_burst: {args.symbols:,} symbols / {result['setup']['shards']} shards, {args.minutes} minute bursts, "
-          f"frame sent -> JetStream ack (upper bound) -- " + " | ".join(parts) + f"; target p99 <= 250 ms; wrote {args.out}")
+    print(
+        f"md_burst: {args.symbols:,} symbols / {result['setup']['shards']} shards, {args.minutes} minute bursts, "
+        f"frame sent -> JetStream ack (upper bound) -- "
+        + " | ".join(parts)
+        + f"; target p99 <= 250 ms; wrote {args.out}"
+    )
 
 
 if __name__ == "__main__":

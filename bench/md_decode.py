@@ -44,10 +44,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import machine  # noqa: E402 - bench/ is on sys.path when run as a script
+
 from services.market_data.core import MarketDataCore  # noqa: E402
 from ticktape.events import BarClosed, TradeTick  # noqa: E402
 from ticktape.testing.data import shared_data_dir  # noqa: E402
-from common import machine  # noqa: E402 - bench/ is on sys.path when run as a script
 
 KINDS = ("@kline_1m", "@aggTrade", "@trade")
 
@@ -136,12 +137,14 @@ def cryptofeed_feeds(data: Path, counts: dict[str, int] | None = None):  # type:
         Symbols.set(cls.id, syms, info)
 
     if counts is None:
+
         async def on_trade(obj, ts):  # type: ignore[no-untyped-def]
             pass
 
         async def on_candle(obj, ts):  # type: ignore[no-untyped-def]
             pass
     else:
+
         async def on_trade(obj, ts):  # type: ignore[no-untyped-def]
             counts["trades"] += 1
 
@@ -214,8 +217,7 @@ async def measure(frames: list[Frame], data: Path, repeat: int, seconds: float) 
         "cryptofeed": _side(len(frames), passes_theirs, med_theirs, runs_theirs),
         "ratio": round(med_ours / med_theirs, 2),
         # each repetition times both sides back to back, so their ratio shares the machine's load
-        "ratio_median_of_paired_runs": round(statistics.median(
-            o / t for o, t in zip(runs_ours, runs_theirs)), 2),
+        "ratio_median_of_paired_runs": round(statistics.median(o / t for o, t in zip(runs_ours, runs_theirs)), 2),
     }
 
 
@@ -231,8 +233,7 @@ def _side(frames: int, passes: int, median: float, runs: list[float]) -> dict[st
 
 def validate(frames: list[Frame], data: Path) -> dict[str, dict[str, int]]:
     """Both sides must turn the corpus into the same numbers of trades and closed candles."""
-    ours = ticktape_counts([f.raw for f in frames if f.venue == "spot"],
-                           [f.raw for f in frames if f.venue == "usdm"])
+    ours = ticktape_counts([f.raw for f in frames if f.venue == "spot"], [f.raw for f in frames if f.venue == "usdm"])
     theirs = {"trades": 0, "candles": 0}
     spot, usdm = cryptofeed_feeds(data, theirs)
     asyncio.run(cryptofeed_pass(cryptofeed_calls(frames, spot, usdm)))
@@ -261,17 +262,17 @@ def main() -> None:
     subset = asyncio.run(measure(native, data, args.repeat, args.seconds))
     result = {
         "benchmark": "md_decode",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine("msgspec", "cryptofeed"),
-        "corpus": {"sources": sources, "frames": len(frames), "by_venue_and_kind": kinds,
-                   "events_made": counts},
+        "corpus": {"sources": sources, "frames": len(frames), "by_venue_and_kind": kinds, "events_made": counts},
         "timed": {
             "ticktape": "MarketDataCore(venue).on_frame(frame_bytes, ts_init) per frame (msgspec decode + "
-                        "validation + TradeTick/BarClosed with derived ids); fresh cores each pass",
+            "validation + TradeTick/BarClosed with derived ids); fresh cores each pass",
             "cryptofeed": "await Binance/BinanceFutures.message_handler(frame_text, None, ts) per frame with "
-                          "no-op async TRADES/CANDLES callbacks; `trade` frames (which it does not route) "
-                          "are given to it rewritten as aggTrade frames (e -> aggTrade, key t -> a)",
-            "repetitions": args.repeat, "statistic": "median frames/s over repetitions, one process, one thread",
+            "no-op async TRADES/CANDLES callbacks; `trade` frames (which it does not route) "
+            "are given to it rewritten as aggTrade frames (e -> aggTrade, key t -> a)",
+            "repetitions": args.repeat,
+            "statistic": "median frames/s over repetitions, one process, one thread",
         },
         "mixed": mixed,
         "cryptofeed_native_subset": {"frames": len(native), "note": "kline + aggTrade frames only", **subset},
@@ -279,9 +280,11 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     m, s = mixed, subset
-    print(f"md_decode: ticktape {m['ticktape']['frames_per_s']:,} frames/s vs cryptofeed "  # type: ignore[index]
-          f"{m['cryptofeed']['frames_per_s']:,} frames/s = {m['ratio']}x on {len(frames):,} real Binance "  # type: ignore[index]
-          f"kline/trade frames (native kline+aggTrade subset: {s['ratio']}x); wrote {args.out.relative_to(ROOT)}")
+    print(
+        f"md_decode: ticktape {m['ticktape']['frames_per_s']:,} frames/s vs cryptofeed "  # type: ignore[index]
+        f"{m['cryptofeed']['frames_per_s']:,} frames/s = {m['ratio']}x on {len(frames):,} real Binance "  # type: ignore[index]
+        f"kline/trade frames (native kline+aggTrade subset: {s['ratio']}x); wrote {args.out.relative_to(ROOT)}"
+    )
 
 
 if __name__ == "__main__":

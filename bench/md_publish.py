@@ -50,8 +50,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,22 +59,22 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import aiohttp  # noqa: E402
+from common import machine  # noqa: E402 - bench/ is on sys.path when run as a script
 from md_decode import load_corpus  # noqa: E402
 
 from services.market_data.config import MarketDataConfig, VenueFeedConfig  # noqa: E402
+from services.market_data.core import MarketDataCore  # noqa: E402
 from services.market_data.feed import VenueFeed  # noqa: E402
 from ticktape import subjects, telemetry  # noqa: E402
 from ticktape.bus.pipeline import PipelinedPublisher  # noqa: E402
 from ticktape.bus.provision import ensure_streams  # noqa: E402
 from ticktape.bus.publisher import msg_headers, publish_batch  # noqa: E402
-from services.market_data.core import MarketDataCore  # noqa: E402
 from ticktape.events import BarClosed  # noqa: E402
 from ticktape.events.codec import encode  # noqa: E402
 from ticktape.infra.nats_server import nats_server_binary, start_nats_server  # noqa: E402
 from ticktape.runtime import Runtime, open_runtime  # noqa: E402
 from ticktape.testing.data import shared_data_dir  # noqa: E402
 from ticktape.testing.services import common_settings  # noqa: E402
-from common import machine  # noqa: E402 - bench/ is on sys.path when run as a script
 
 VENUES = {"spot": "binance_spot", "usdm": "binance_usdm"}
 TARGET = 30_000
@@ -99,18 +99,20 @@ async def stream_counts(rt: Runtime) -> dict[str, int]:
     return {name: (await rt.js.stream_info(name)).state.messages for name in (s.stream, s.trades_stream)}
 
 
-def make_feeds(rt: Runtime, session: aiohttp.ClientSession,
-               publisher: PipelinedPublisher) -> dict[str, VenueFeed]:
+def make_feeds(rt: Runtime, session: aiohttp.ClientSession, publisher: PipelinedPublisher) -> dict[str, VenueFeed]:
     config = MarketDataConfig(venues=tuple(VenueFeedConfig(venue=v) for v in VENUES.values()))
-    return {key: VenueFeed(rt, config, vcfg, session, publisher)
-            for key, vcfg in zip(VENUES, config.venues)}
+    return {key: VenueFeed(rt, config, vcfg, session, publisher) for key, vcfg in zip(VENUES, config.venues)}
 
 
 # -- the two timed sides ---------------------------------------------------------------------
 
 
-async def ticktape_pass(rt: Runtime, session: aiohttp.ClientSession, frames: list[tuple[str, bytes]],
-                        cls: type[PipelinedPublisher] = PipelinedPublisher) -> tuple[float, PipelinedPublisher]:
+async def ticktape_pass(
+    rt: Runtime,
+    session: aiohttp.ClientSession,
+    frames: list[tuple[str, bytes]],
+    cls: type[PipelinedPublisher] = PipelinedPublisher,
+) -> tuple[float, PipelinedPublisher]:
     publisher = cls(rt.js, window=MarketDataConfig().publish_window)
     feeds = make_feeds(rt, session, publisher)
     calls = [(feeds[venue].on_frame, raw) for venue, raw in frames]
@@ -124,8 +126,7 @@ async def ticktape_pass(rt: Runtime, session: aiohttp.ClientSession, frames: lis
 async def ceiling_pass(rt: Runtime, messages: list[tuple[str, bytes, dict[str, str]]]) -> float:
     js = rt.js
     t0 = time.perf_counter()
-    futures = [await js.publish_async(subject, payload, headers=headers)
-               for subject, payload, headers in messages]
+    futures = [await js.publish_async(subject, payload, headers=headers) for subject, payload, headers in messages]
     await js.publish_async_completed()
     elapsed = time.perf_counter() - t0
     failed = [f.exception() for f in futures if f.exception() is not None]
@@ -134,8 +135,9 @@ async def ceiling_pass(rt: Runtime, messages: list[tuple[str, bytes, dict[str, s
     return elapsed
 
 
-async def published_messages(rt: Runtime, session: aiohttp.ClientSession,
-                             frames: list[tuple[str, bytes]]) -> list[tuple[str, bytes, dict[str, str]]]:
+async def published_messages(
+    rt: Runtime, session: aiohttp.ClientSession, frames: list[tuple[str, bytes]]
+) -> list[tuple[str, bytes, dict[str, str]]]:
     """What one ticktape pass publishes, as (subject, payload, headers), bars with a traceparent."""
     feeds = make_feeds(rt, session, PipelinedPublisher(rt.js))
     out = []
@@ -159,8 +161,9 @@ class PreviousPublisher(PipelinedPublisher):
     message (a timer, a waiter future and an event-loop iteration per message)."""
 
     async def publish(self, event: Any, headers: dict[str, str] | None = None, subject: str | None = None) -> None:
-        future = await self.js.publish_async(subjects.for_event(event), encode(event),
-                                             headers=msg_headers(event, headers))
+        future = await self.js.publish_async(
+            subjects.for_event(event), encode(event), headers=msg_headers(event, headers)
+        )
         self._pending.append((future, event, headers))
         if len(self._pending) >= self.window:
             await self._settle(len(self._pending) // 2)
@@ -208,8 +211,9 @@ class AckedJS:
         return future
 
 
-async def layer_costs(rt: Runtime, session: aiohttp.ClientSession, frames: list[tuple[str, bytes]],
-                      n_msgs: int, repeat: int) -> dict[str, float]:
+async def layer_costs(
+    rt: Runtime, session: aiohttp.ClientSession, frames: list[tuple[str, bytes]], n_msgs: int, repeat: int
+) -> dict[str, float]:
     """Microseconds per published message of ticktape's own layers (no client, no server)."""
     stub = dataclasses.replace(rt, js=AckedJS())
     stub_previous = dataclasses.replace(stub, metrics=PreviousMetrics(rt.metrics))
@@ -243,8 +247,9 @@ async def layer_costs(rt: Runtime, session: aiohttp.ClientSession, frames: list[
 # -- harness ---------------------------------------------------------------------------------
 
 
-async def measure(url: str, frames: list[tuple[str, bytes]], repeat: int, profile: bool,
-                  variants: bool) -> dict[str, Any]:
+async def measure(
+    url: str, frames: list[tuple[str, bytes]], repeat: int, profile: bool, variants: bool
+) -> dict[str, Any]:
     rt = await open_runtime("market_data", common_settings(url), raw={})
     rt_previous = dataclasses.replace(rt, metrics=PreviousMetrics(rt.metrics))
     try:
@@ -258,8 +263,9 @@ async def measure(url: str, frames: list[tuple[str, bytes]], repeat: int, profil
                 await fresh_streams(rt)
                 elapsed, publisher = await ticktape_pass(runtime, session, frames, cls)
                 if publisher.published != n_msgs or publisher.retried:
-                    raise SystemExit(f"ticktape: {publisher.published} acked, {publisher.retried} retried; "
-                                     f"expected {n_msgs} acked")
+                    raise SystemExit(
+                        f"ticktape: {publisher.published} acked, {publisher.retried} retried; expected {n_msgs} acked"
+                    )
                 return elapsed
 
             async def ceiling() -> float:
@@ -335,11 +341,16 @@ def profile_summary(profiler: cProfile.Profile, elapsed: float, top: int = 25) -
     rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
     return {
         "note": "cProfile of one extra ticktape pass (profiling overhead inflates the wall time); "
-                "own time per function, largest first",
+        "own time per function, largest first",
         "wall_seconds_under_profiler": round(elapsed, 3),
         "top_own_time": [
-            {"function": f"{Path(file).name}:{line}:{name}", "calls": nc, "own_s": round(tt, 4),
-             "cum_s": round(ct, 4), "own_share": round(tt / total, 3)}
+            {
+                "function": f"{Path(file).name}:{line}:{name}",
+                "calls": nc,
+                "own_s": round(tt, 4),
+                "cum_s": round(ct, 4),
+                "own_share": round(tt / total, 3),
+            }
             for (file, line, name), (_, nc, tt, ct, _) in rows
         ],
     }
@@ -354,12 +365,15 @@ def code_version() -> dict[str, Any]:
     def git(*cmd: str) -> str:
         return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
 
-    return {"commit": git("rev-parse", "HEAD"),
-            "services_or_libs_modified": bool(git("status", "--porcelain", "--", "services", "libs"))}
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "services_or_libs_modified": bool(git("status", "--porcelain", "--", "services", "libs")),
+    }
 
 
-def run_loop(loop_name: str, url: str, frames: list[tuple[str, bytes]], repeat: int, profile: bool,
-             variants: bool) -> dict[str, Any]:
+def run_loop(
+    loop_name: str, url: str, frames: list[tuple[str, bytes]], repeat: int, profile: bool, variants: bool
+) -> dict[str, Any]:
     coro = measure(url, frames, repeat, profile, variants)
     if loop_name == "uvloop":
         import uvloop
@@ -381,8 +395,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="repetitions per side (median reported)")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile of one extra ticktape pass")
-    parser.add_argument("--no-variants", action="store_true",
-                        help="skip the previous-hot-path comparison, the layer costs and the uvloop run")
+    parser.add_argument(
+        "--no-variants",
+        action="store_true",
+        help="skip the previous-hot-path comparison, the layer costs and the uvloop run",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "md_publish.json")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -397,50 +414,61 @@ def main() -> None:
         server = start_nats_server(Path(tmp))
         try:
             res = run_loop("asyncio", server.url, frames, args.repeat, not args.no_profile, variants)
-            uv = (run_loop("uvloop", server.url, frames, args.repeat, False, variants)
-                  if variants and uvloop_available() else None)
+            uv = (
+                run_loop("uvloop", server.url, frames, args.repeat, False, variants)
+                if variants and uvloop_available()
+                else None
+            )
         finally:
             server.stop()
 
     result: dict[str, Any] = {
         "benchmark": "md_publish",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {**machine("nats-py", "msgspec", nats_server=nats_server_version(), event_loop="asyncio (default selector loop, as ticktape.runtime.run uses)"), "loadavg_1_5_15_before": [round(x, 2) for x in load_before],
-                    "loadavg_1_5_15_after": [round(x, 2) for x in os.getloadavg()]},
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            **machine(
+                "nats-py",
+                "msgspec",
+                nats_server=nats_server_version(),
+                event_loop="asyncio (default selector loop, as ticktape.runtime.run uses)",
+            ),
+            "loadavg_1_5_15_before": [round(x, 2) for x in load_before],
+            "loadavg_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
+        },
         "code_version": version_at_start,
         "corpus": {"sources": sources, "frames": len(frames)},
         "method": {
             "ticktape": "VenueFeed.on_frame(0, frame_bytes) per frame (services/market_data/feed.py: "
-                        "metrics.received(), MarketDataCore.on_frame(frame, time.time_ns()), VenueFeed.publish: "
-                        "bars in a producer span with their traceparent header, trades without, through one "
-                        "PipelinedPublisher(js, window=2000), metrics.published()), then publisher.flush(); "
-                        "timed from the first frame until every message is acked by JetStream. Two feeds "
-                        "(binance_spot, binance_usdm) on a Runtime from ticktape.runtime.open_runtime; fresh "
-                        "feeds (fresh cores) each repetition",
+            "metrics.received(), MarketDataCore.on_frame(frame, time.time_ns()), VenueFeed.publish: "
+            "bars in a producer span with their traceparent header, trades without, through one "
+            "PipelinedPublisher(js, window=2000), metrics.published()), then publisher.flush(); "
+            "timed from the first frame until every message is acked by JetStream. Two feeds "
+            "(binance_spot, binance_usdm) on a Runtime from ticktape.runtime.open_runtime; fresh "
+            "feeds (fresh cores) each repetition",
             "ceiling": "nats-py alone on the same connection: js.publish_async(subject, payload, headers) for "
-                       "the exact messages one ticktape pass publishes (same subjects, payload bytes and "
-                       "Nats-Msg-Id/traceparent headers, pre-built), then await js.publish_async_completed()",
+            "the exact messages one ticktape pass publishes (same subjects, payload bytes and "
+            "Nats-Msg-Id/traceparent headers, pre-built), then await js.publish_async_completed()",
             "server": "nats-server -js started by the benchmark on a free port with a temporary file store; "
-                      "streams provisioned with ticktape.bus.provision.ensure_streams (file storage, "
-                      "duplicate window 600 s); bars go to TICKTAPE, trades to TICKTAPE_TRADES",
+            "streams provisioned with ticktape.bus.provision.ensure_streams (file storage, "
+            "duplicate window 600 s); bars go to TICKTAPE, trades to TICKTAPE_TRADES",
             "duplicates": "before every repetition (untimed) the streams are deleted and re-created, so the "
-                          "same ids are new each time; after it the streams must hold exactly the messages "
-                          "of one pass (checked), and the publisher must report every message acked, none "
-                          "retried",
+            "same ids are new each time; after it the streams must hold exactly the messages "
+            "of one pass (checked), and the publisher must report every message acked, none "
+            "retried",
             "statistic": f"median over {args.repeat} repetitions per side, sides interleaved, after one "
-                         "warm-up round; one process, one event loop; benchmark and nats-server share the "
-                         "machine's cores",
+            "warm-up round; one process, one event loop; benchmark and nats-server share the "
+            "machine's cores",
             "event_loop": "headline numbers on the default asyncio loop, which ticktape.runtime.run uses; "
-                          "`uvloop` repeats everything on uvloop (installed here as a bench extra's "
-                          "dependency, not used by ticktape)",
+            "`uvloop` repeats everything on uvloop (installed here as a bench extra's "
+            "dependency, not used by ticktape)",
             "ticktape_previous_hot_path": "the same path with bench-only copies of the hot path before commit "
-                                          "6ff10b2 (PipelinedPublisher._settle awaiting asyncio.wait_for per "
-                                          "message, ServiceMetrics label lookup per call, subjects.for_event "
-                                          "per trade), to show what that commit changed",
+            "6ff10b2 (PipelinedPublisher._settle awaiting asyncio.wait_for per "
+            "message, ServiceMetrics label lookup per call, subjects.for_event "
+            "per trade), to show what that commit changed",
             "layers": "ticktape_layers_us_per_message_without_client_or_server: the same pass with a stand-in "
-                      "js whose publish_async returns an already-resolved future (no nats-py, no server), "
-                      "microseconds per published message: production, the previous hot path, and "
-                      "MarketDataCore.on_frame alone",
+            "js whose publish_async returns an already-resolved future (no nats-py, no server), "
+            "microseconds per published message: production, the previous hot path, and "
+            "MarketDataCore.on_frame alone",
         },
         **res,
         "runtime_s": 0.0,
@@ -451,16 +479,20 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     t, c = res["ticktape"], res["ceiling_nats_py_publish_async"]
-    line = (f"md_publish: ticktape {t['frames_per_s']:,} frames/s ({t['messages_per_s']:,} msgs/s) decoded, "
-            f"normalized and acked by JetStream vs nats-py publish_async ceiling {c['messages_per_s']:,} msgs/s "
-            f"({res['ticktape_share_of_ceiling']:.0%}); target {TARGET:,} frames/s "
-            f"{'met' if res['meets_target'] else 'MISSED'}")
+    line = (
+        f"md_publish: ticktape {t['frames_per_s']:,} frames/s ({t['messages_per_s']:,} msgs/s) decoded, "
+        f"normalized and acked by JetStream vs nats-py publish_async ceiling {c['messages_per_s']:,} msgs/s "
+        f"({res['ticktape_share_of_ceiling']:.0%}); target {TARGET:,} frames/s "
+        f"{'met' if res['meets_target'] else 'MISSED'}"
+    )
     if "ticktape_previous_hot_path" in res:
         line += f"; hot path before 6ff10b2: {res['ticktape_previous_hot_path']['frames_per_s']:,}"
     if uv is not None:
-        line += (f"; on uvloop {uv['ticktape']['frames_per_s']:,} (before 6ff10b2 "
-                 f"{uv['ticktape_previous_hot_path']['frames_per_s']:,}) vs ceiling "
-                 f"{uv['ceiling_nats_py_publish_async']['messages_per_s']:,}")
+        line += (
+            f"; on uvloop {uv['ticktape']['frames_per_s']:,} (before 6ff10b2 "
+            f"{uv['ticktape_previous_hot_path']['frames_per_s']:,}) vs ceiling "
+            f"{uv['ceiling_nats_py_publish_async']['messages_per_s']:,}"
+        )
     print(line + f"; wrote {args.out}")
 
 

@@ -62,9 +62,18 @@ VENUE = "binance_usdm"
 FAST, SLOW = 10, 20
 TICKTAPE_CONFIG = {
     "signal": {"strategies": [{"kind": "ema_cross", "name": f"ema_cross_{FAST}_{SLOW}", "fast": FAST, "slow": SLOW}]},
-    "risk": {"accounts": [{"name": "bench", "initial_equity": 1_000_000.0, "fraction": 0.001,
-                           "max_notional_per_symbol": 1_000_000.0, "max_gross_exposure": 1_000_000_000.0,
-                           "strategies": ["*"]}]},
+    "risk": {
+        "accounts": [
+            {
+                "name": "bench",
+                "initial_equity": 1_000_000.0,
+                "fraction": 0.001,
+                "max_notional_per_symbol": 1_000_000.0,
+                "max_gross_exposure": 1_000_000_000.0,
+                "strategies": ["*"],
+            }
+        ]
+    },
     "execution": {"accounts": [{"name": "bench", "initial_equity": 1_000_000.0}]},
 }
 
@@ -107,15 +116,17 @@ def build_symbols(tape: list[Shape], n_symbols: int, n_bars: int) -> dict[str, l
     out = {}
     for k in range(n_symbols):
         start = (k * 997) % (len(tape) - n_bars)
-        window = tape[start:start + n_bars]
+        window = tape[start : start + n_bars]
         price = 1.0
         raw = []
         for ro, rh, rl, rc, v in window:
             raw.append((price * ro, price * rh, price * rl, price * rc, v))
             price *= rc
         scale = (100.0 + k) / raw[0][0]
-        out[f"S{k:03d}USDT"] = [(f"{o * scale:.4f}", f"{h * scale:.4f}", f"{l * scale:.4f}", f"{c * scale:.4f}",
-                                 f"{v:.3f}") for o, h, l, c, v in raw]
+        out[f"S{k:03d}USDT"] = [
+            (f"{o * scale:.4f}", f"{h * scale:.4f}", f"{l * scale:.4f}", f"{c * scale:.4f}", f"{v:.3f}")
+            for o, h, l, c, v in raw
+        ]
     return out
 
 
@@ -126,12 +137,24 @@ def ticktape_bars(symbols: dict[str, list[tuple[str, ...]]]) -> list[BarClosed]:
         open_time = T0_NS + i * MINUTE_NS
         for sym in sorted(symbols):
             o, h, l, c, v = (float(x) for x in symbols[sym][i])
-            bars.append(BarClosed(
-                event_id=ids.bar_id(VENUE, sym, "1m", open_time), ts_event=open_time + MINUTE_NS - 1_000_000,
-                ts_init=open_time + MINUTE_NS, venue=VENUE, symbol=sym, timeframe="1m", open_time=open_time,
-                close_time=open_time + MINUTE_NS - 1_000_000, open=o, high=h, low=l, close=c, volume=v,
-                quote_volume=v * (o + h + l + c) / 4,
-            ))
+            bars.append(
+                BarClosed(
+                    event_id=ids.bar_id(VENUE, sym, "1m", open_time),
+                    ts_event=open_time + MINUTE_NS - 1_000_000,
+                    ts_init=open_time + MINUTE_NS,
+                    venue=VENUE,
+                    symbol=sym,
+                    timeframe="1m",
+                    open_time=open_time,
+                    close_time=open_time + MINUTE_NS - 1_000_000,
+                    open=o,
+                    high=h,
+                    low=l,
+                    close=c,
+                    volume=v,
+                    quote_volume=v * (o + h + l + c) / 4,
+                )
+            )
     return bars
 
 
@@ -146,9 +169,16 @@ def run_ticktape(bars: list[BarClosed], config: dict) -> dict:
             kinds[event.__struct_config__.tag] += 1
     seconds = time.perf_counter() - start
     events = sum(kinds.values())
-    return {"bars": len(bars), "events": events, "core_deliveries": bus.delivered, "seconds": round(seconds, 3),
-            "bars_per_s": round(len(bars) / seconds), "events_per_s": round(events / seconds),
-            "events_by_type": dict(sorted(kinds.items())), "rejected": dict(bus.rejected)}
+    return {
+        "bars": len(bars),
+        "events": events,
+        "core_deliveries": bus.delivered,
+        "seconds": round(seconds, 3),
+        "bars_per_s": round(len(bars) / seconds),
+        "events_per_s": round(events / seconds),
+        "events_by_type": dict(sorted(kinds.items())),
+        "rejected": dict(bus.rejected),
+    }
 
 
 def run_ticktape_from_log(bars: list[BarClosed], config: dict) -> dict:
@@ -165,8 +195,13 @@ def run_ticktape_from_log(bars: list[BarClosed], config: dict) -> dict:
                 encode(event)
         events += len(log)
     seconds = time.perf_counter() - start
-    return {"bars": len(bars), "events": events, "seconds": round(seconds, 3),
-            "bars_per_s": round(len(bars) / seconds), "events_per_s": round(events / seconds)}
+    return {
+        "bars": len(bars),
+        "events": events,
+        "seconds": round(seconds, 3),
+        "bars_per_s": round(len(bars) / seconds),
+        "events_per_s": round(events / seconds),
+    }
 
 
 def run_nautilus(symbols: dict[str, list[tuple[str, ...]]]) -> dict:
@@ -186,33 +221,71 @@ def run_nautilus(symbols: dict[str, list[tuple[str, ...]]]) -> dict:
 
     template = TestInstrumentProvider.btcusdt_perp_binance()
     venue = Venue("BINANCE")
-    engine = BacktestEngine(config=BacktestEngineConfig(
-        trader_id=TraderId("BACKTESTER-001"), logging=LoggingConfig(bypass_logging=True)))
-    engine.add_venue(venue=venue, oms_type=OmsType.NETTING, account_type=AccountType.MARGIN,
-                     base_currency=None, starting_balances=[Money(1_000_000, USDT)],
-                     default_leverage=Decimal(10))
+    engine = BacktestEngine(
+        config=BacktestEngineConfig(trader_id=TraderId("BACKTESTER-001"), logging=LoggingConfig(bypass_logging=True))
+    )
+    engine.add_venue(
+        venue=venue,
+        oms_type=OmsType.NETTING,
+        account_type=AccountType.MARGIN,
+        base_currency=None,
+        starting_balances=[Money(1_000_000, USDT)],
+        default_leverage=Decimal(10),
+    )
     bars = []
     for sym, rows in sorted(symbols.items()):
         instrument = CryptoPerpetual(
-            instrument_id=InstrumentId(Symbol(f"{sym}-PERP"), venue), raw_symbol=Symbol(sym),
-            base_currency=template.base_currency, quote_currency=USDT, settlement_currency=USDT,
-            is_inverse=False, price_precision=4, size_precision=3, price_increment=Price.from_str("0.0001"),
-            size_increment=Quantity.from_str("0.001"), ts_event=0, ts_init=0,
-            max_quantity=Quantity.from_str("1000000.000"), min_quantity=Quantity.from_str("0.001"),
-            margin_init=template.margin_init, margin_maint=template.margin_maint,
-            maker_fee=template.maker_fee, taker_fee=template.taker_fee,
+            instrument_id=InstrumentId(Symbol(f"{sym}-PERP"), venue),
+            raw_symbol=Symbol(sym),
+            base_currency=template.base_currency,
+            quote_currency=USDT,
+            settlement_currency=USDT,
+            is_inverse=False,
+            price_precision=4,
+            size_precision=3,
+            price_increment=Price.from_str("0.0001"),
+            size_increment=Quantity.from_str("0.001"),
+            ts_event=0,
+            ts_init=0,
+            max_quantity=Quantity.from_str("1000000.000"),
+            min_quantity=Quantity.from_str("0.001"),
+            margin_init=template.margin_init,
+            margin_maint=template.margin_maint,
+            maker_fee=template.maker_fee,
+            taker_fee=template.taker_fee,
         )
         engine.add_instrument(instrument)
         bar_type = BarType.from_str(f"{instrument.id}-1-MINUTE-LAST-EXTERNAL")
         for i, (o, h, l, c, v) in enumerate(rows):
             ts = T0_NS + (i + 1) * MINUTE_NS
-            bars.append(Bar(bar_type, Price.from_str(o), Price.from_str(h), Price.from_str(l), Price.from_str(c),
-                            Quantity.from_str(v), ts, ts))
-        engine.add_strategy(EMACross(EMACrossConfig(
-            instrument_id=instrument.id, bar_type=bar_type, trade_size=Decimal("1.000"),
-            fast_ema_period=FAST, slow_ema_period=SLOW, request_bars=False, subscribe_trade_ticks=False,
-            subscribe_quote_ticks=False, strategy_id=f"EMACross-{sym}", order_id_tag=sym[1:4],
-        )))
+            bars.append(
+                Bar(
+                    bar_type,
+                    Price.from_str(o),
+                    Price.from_str(h),
+                    Price.from_str(l),
+                    Price.from_str(c),
+                    Quantity.from_str(v),
+                    ts,
+                    ts,
+                )
+            )
+        engine.add_strategy(
+            EMACross(
+                EMACrossConfig(
+                    instrument_id=instrument.id,
+                    bar_type=bar_type,
+                    trade_size=Decimal("1.000"),
+                    fast_ema_period=FAST,
+                    slow_ema_period=SLOW,
+                    request_bars=False,
+                    subscribe_trade_ticks=False,
+                    subscribe_quote_ticks=False,
+                    strategy_id=f"EMACross-{sym}",
+                    order_id_tag=sym[1:4],
+                )
+            )
+        )
     engine.add_data(bars)
     n_bars = len(bars)
     del bars
@@ -223,10 +296,19 @@ def run_nautilus(symbols: dict[str, list[tuple[str, ...]]]) -> dict:
     result = engine.get_result()
     exec_events = result.total_events
     events = n_bars + exec_events
-    out = {"version": nautilus_trader.__version__, "bars": n_bars, "iterations": result.iterations,
-           "exec_events": exec_events, "events": events, "orders": result.total_orders,
-           "positions": result.total_positions, "msgbus_publishes": engine.kernel.msgbus.pub_count,
-           "seconds": round(seconds, 3), "bars_per_s": round(n_bars / seconds), "events_per_s": round(events / seconds)}
+    out = {
+        "version": nautilus_trader.__version__,
+        "bars": n_bars,
+        "iterations": result.iterations,
+        "exec_events": exec_events,
+        "events": events,
+        "orders": result.total_orders,
+        "positions": result.total_positions,
+        "msgbus_publishes": engine.kernel.msgbus.pub_count,
+        "seconds": round(seconds, 3),
+        "bars_per_s": round(n_bars / seconds),
+        "events_per_s": round(events / seconds),
+    }
     engine.dispose()
     return out
 
@@ -242,23 +324,36 @@ def main(argv: list[str] | None = None) -> int:
     tape, sources = load_tape()
     symbols = build_symbols(tape, args.symbols, args.bars)
     bars = ticktape_bars(symbols)
-    print(f"{args.symbols} symbols x {args.bars} bars = {len(bars):,} bars (tape of {len(tape):,} real bars)",
-          file=sys.stderr)
+    print(
+        f"{args.symbols} symbols x {args.bars} bars = {len(bars):,} bars (tape of {len(tape):,} real bars)",
+        file=sys.stderr,
+    )
     results: dict = {
         "benchmark": "replay_vs_nautilus",
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
-        "data": {"symbols": args.symbols, "bars_per_symbol": args.bars, "total_bars": len(bars),
-                 "tape_bars": len(tape), "sources": sources,
-                 "construction": "real bar shapes stitched into one tape; symbol k = tape window starting at "
-                                 "(k*997) mod (tape-bars), scaled to first open 100+k, 4/3 decimals; one shared "
-                                 "1m timeline from 2024-01-01 (see the module docstring)"},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+        },
+        "data": {
+            "symbols": args.symbols,
+            "bars_per_symbol": args.bars,
+            "total_bars": len(bars),
+            "tape_bars": len(tape),
+            "sources": sources,
+            "construction": "real bar shapes stitched into one tape; symbol k = tape window starting at "
+            "(k*997) mod (tape-bars), scaled to first open 100+k, 4/3 decimals; one shared "
+            "1m timeline from 2024-01-01 (see the module docstring)",
+        },
     }
     print("ticktape: cores on the in-memory bus ...", file=sys.stderr)
     results["ticktape"] = run_ticktape(bars, TICKTAPE_CONFIG)
-    print(f"  {results['ticktape']['bars_per_s']:,} bars/s, {results['ticktape']['events_per_s']:,} events/s",
-          file=sys.stderr)
+    print(
+        f"  {results['ticktape']['bars_per_s']:,} bars/s, {results['ticktape']['events_per_s']:,} events/s",
+        file=sys.stderr,
+    )
     print("ticktape: the same from encoded events (decode inputs, encode outputs) ...", file=sys.stderr)
     results["ticktape_from_log"] = run_ticktape_from_log(bars, TICKTAPE_CONFIG)
     print("ticktape: default strategies (ensemble of 9 EMA heads + ema_cross_9_21) ...", file=sys.stderr)
@@ -285,8 +380,16 @@ def summary(r: dict) -> str:
     for key in ("ticktape", "ticktape_from_log", "ticktape_default_strategies", "nautilus"):
         if key in r:
             x = r[key]
-            rows.append((key, f"{x['bars']:,}", f"{x['events']:,}", f"{x['seconds']:.2f}", f"{x['bars_per_s']:,}",
-                         f"{x['events_per_s']:,}"))
+            rows.append(
+                (
+                    key,
+                    f"{x['bars']:,}",
+                    f"{x['events']:,}",
+                    f"{x['seconds']:.2f}",
+                    f"{x['bars_per_s']:,}",
+                    f"{x['events_per_s']:,}",
+                )
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
     if "ratio_ticktape_over_nautilus" in r:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ticktape.venues import BINANCE_SPOT, BINANCE_USDM, HYPERLIQUID
-
 from exchanges.base import (
     AggTrade,
     FrameError,
@@ -24,6 +22,7 @@ from exchanges.base import (
 from exchanges.binance_spot import BinanceSpotAdapter
 from exchanges.binance_usdm import BinanceUsdmAdapter
 from exchanges.hyperliquid import HyperliquidAdapter
+from ticktape.venues import BINANCE_SPOT, BINANCE_USDM, HYPERLIQUID
 
 ADAPTERS: dict[str, Callable[[], VenueAdapter]] = {
     BINANCE_SPOT: BinanceSpotAdapter,
@@ -41,6 +40,17 @@ def adapter_for(venue: str) -> VenueAdapter:
 
 
 __all__ = [
-    "ADAPTERS", "AggTrade", "BinanceSpotAdapter", "BinanceUsdmAdapter", "FrameError", "HttpRequest",
-    "HyperliquidAdapter", "Kline", "Limits", "Trade", "UniverseEntry", "VenueAdapter", "adapter_for",
+    "ADAPTERS",
+    "AggTrade",
+    "BinanceSpotAdapter",
+    "BinanceUsdmAdapter",
+    "FrameError",
+    "HttpRequest",
+    "HyperliquidAdapter",
+    "Kline",
+    "Limits",
+    "Trade",
+    "UniverseEntry",
+    "VenueAdapter",
+    "adapter_for",
 ]

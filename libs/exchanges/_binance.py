@@ -103,17 +103,43 @@ _time_decoder = msgspec.json.Decoder(_ServerTime, strict=False)
 _encoder = msgspec.json.Encoder()
 
 FIELD_NAMES = {
-    "t": "open time", "T": "close time", "s": "symbol", "i": "interval", "o": "open",
-    "h": "high", "l": "low", "c": "close", "v": "volume", "q": "quote volume", "n": "trades",
-    "V": "taker buy volume", "Q": "taker buy quote volume", "x": "closed flag",
+    "t": "open time",
+    "T": "close time",
+    "s": "symbol",
+    "i": "interval",
+    "o": "open",
+    "h": "high",
+    "l": "low",
+    "c": "close",
+    "v": "volume",
+    "q": "quote volume",
+    "n": "trades",
+    "V": "taker buy volume",
+    "Q": "taker buy quote volume",
+    "x": "closed flag",
 }
 _EVENT_FIELD_NAMES = {
-    "k": "kline object", "t": "trade id", "a": "aggregate trade id", "p": "price",
-    "q": "quantity", "T": "trade time", "m": "buyer-is-maker flag", "s": "symbol",
+    "k": "kline object",
+    "t": "trade id",
+    "a": "aggregate trade id",
+    "p": "price",
+    "q": "quantity",
+    "T": "trade time",
+    "m": "buyer-is-maker flag",
+    "s": "symbol",
 }
 _REST_COLUMNS = (
-    "open time", "open", "high", "low", "close", "volume", "close time", "quote volume",
-    "trades", "taker buy volume", "taker buy quote volume",
+    "open time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close time",
+    "quote volume",
+    "trades",
+    "taker buy volume",
+    "taker buy quote volume",
 )
 
 
@@ -190,10 +216,20 @@ def decode_rest_klines(rows: bytes | str | list[Any], symbol: str, interval: str
         raise FrameError(f"not JSON: {exc}") from None
     return [
         Kline(
-            open_time=r.open_time, close_time=r.close_time, symbol=symbol, interval=interval,
-            open=r.open, high=r.high, low=r.low, close=r.close, volume=r.volume,
-            quote_volume=r.quote_volume, trades=r.trades, taker_buy_volume=r.taker_buy_volume,
-            taker_buy_quote_volume=r.taker_buy_quote_volume, closed=True,
+            open_time=r.open_time,
+            close_time=r.close_time,
+            symbol=symbol,
+            interval=interval,
+            open=r.open,
+            high=r.high,
+            low=r.low,
+            close=r.close,
+            volume=r.volume,
+            quote_volume=r.quote_volume,
+            trades=r.trades,
+            taker_buy_volume=r.taker_buy_volume,
+            taker_buy_quote_volume=r.taker_buy_quote_volume,
+            closed=True,
         )
         for r in parsed
     ]
@@ -246,9 +282,10 @@ class BinanceAdapter:
 
     def _control(self, method: str, streams: Sequence[str], first_id: int) -> list[bytes]:
         n = self.limits.streams_per_request
-        chunks = [list(streams[i:i + n]) for i in range(0, len(streams), n)]
-        return [_encoder.encode({"method": method, "params": chunk, "id": first_id + i})
-                for i, chunk in enumerate(chunks)]
+        chunks = [list(streams[i : i + n]) for i in range(0, len(streams), n)]
+        return [
+            _encoder.encode({"method": method, "params": chunk, "id": first_id + i}) for i, chunk in enumerate(chunks)
+        ]
 
     def heartbeat_message(self) -> bytes | None:
         return None  # the server pings; the WebSocket client answers with pongs
@@ -260,11 +297,14 @@ class BinanceAdapter:
     def reset(self, symbols: Iterable[str] | None = None) -> None:
         """Nothing to forget: every Binance frame stands alone."""
 
-    def backfill_request(self, rest_url: str, symbol: str, interval: str, *, start_ms: int | None,
-                         limit: int, now_ms: int) -> HttpRequest:
+    def backfill_request(
+        self, rest_url: str, symbol: str, interval: str, *, start_ms: int | None, limit: int, now_ms: int
+    ) -> HttpRequest:
         """GET .../klines from start_ms (inclusive, by open time), or the most recent `limit`."""
-        url = (f"{rest_url.rstrip('/')}{self.api_prefix}/klines?symbol={symbol}&interval={interval}"
-               f"&limit={min(limit, self.limits.backfill_max_rows)}")
+        url = (
+            f"{rest_url.rstrip('/')}{self.api_prefix}/klines?symbol={symbol}&interval={interval}"
+            f"&limit={min(limit, self.limits.backfill_max_rows)}"
+        )
         return HttpRequest(method="GET", url=url if start_ms is None else f"{url}&startTime={start_ms}")
 
     def parse_backfill(self, body: bytes | str | list[object], symbol: str, interval: str) -> list[Kline]:
@@ -282,8 +322,10 @@ class BinanceAdapter:
     def universe_requests(self, rest_url: str) -> list[HttpRequest]:
         """exchangeInfo (which symbols trade) and ticker/24hr without a symbol (24h volumes)."""
         base = f"{rest_url.rstrip('/')}{self.api_prefix}"
-        return [HttpRequest(method="GET", url=f"{base}/exchangeInfo"),
-                HttpRequest(method="GET", url=f"{base}/ticker/24hr")]
+        return [
+            HttpRequest(method="GET", url=f"{base}/exchangeInfo"),
+            HttpRequest(method="GET", url=f"{base}/ticker/24hr"),
+        ]
 
     def parse_universe(self, bodies: Sequence[bytes | str], quote_asset: str) -> list[UniverseEntry]:
         """Tradable symbols quoted in quote_asset, by 24h quote volume (desc, then name)."""
@@ -304,4 +346,3 @@ class BinanceAdapter:
 
     def _tradable(self, s: _SymbolInfo) -> bool:
         return s.status == "TRADING"
-

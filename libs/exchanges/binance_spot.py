@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ticktape.venues import BINANCE_SPOT
-
 from exchanges._binance import BinanceAdapter, _SymbolInfo
 from exchanges.base import Limits
+from ticktape.venues import BINANCE_SPOT
 
 # Source for every WebSocket number: developers.binance.com/docs/binance-spot-api-docs/
 # web-socket-streams ("General WSS information" and "WebSocket Limits").

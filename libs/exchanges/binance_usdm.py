@@ -3,10 +3,9 @@ path, REST on fapi /fapi/v1. Universe: TRADING perpetuals only."""
 
 from __future__ import annotations
 
-from ticktape.venues import BINANCE_USDM
-
 from exchanges._binance import BinanceAdapter, _SymbolInfo
 from exchanges.base import Limits
+from ticktape.venues import BINANCE_USDM
 
 # Source unless noted: developers.binance.com/docs/derivatives/usds-margined-futures/
 # websocket-market-streams.

@@ -16,9 +16,6 @@ from typing import Literal, Union
 
 import msgspec
 
-from ticktape.clock import NS_PER_MS, TIMEFRAME_NS
-from ticktape.venues import HYPERLIQUID
-
 from exchanges.base import (
     Amount,
     Count,
@@ -33,6 +30,8 @@ from exchanges.base import (
     invalid_tag,
     split_error,
 )
+from ticktape.clock import NS_PER_MS, TIMEFRAME_NS
+from ticktape.venues import HYPERLIQUID
 
 # Source unless noted: hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits.
 LIMITS = Limits(
@@ -124,9 +123,22 @@ _universe_decoder = msgspec.json.Decoder(tuple[_Meta, list[_AssetCtx]], strict=F
 _encoder = msgspec.json.Encoder()
 
 _FIELD_NAMES = {
-    "t": "open time", "T": "close time", "s": "coin", "i": "interval", "o": "open", "c": "close",
-    "h": "high", "l": "low", "v": "volume", "n": "trades", "coin": "coin", "side": "side",
-    "px": "price", "sz": "size", "time": "trade time", "tid": "trade id",
+    "t": "open time",
+    "T": "close time",
+    "s": "coin",
+    "i": "interval",
+    "o": "open",
+    "c": "close",
+    "h": "high",
+    "l": "low",
+    "v": "volume",
+    "n": "trades",
+    "coin": "coin",
+    "side": "side",
+    "px": "price",
+    "sz": "size",
+    "time": "trade time",
+    "tid": "trade id",
 }
 _HEARTBEAT = _encoder.encode({"method": "ping"})
 
@@ -181,8 +193,10 @@ class HyperliquidAdapter:
         cls = type(msg)
         if cls is _TradesMsg:
             # side "A": the seller was the aggressor, so the buyer was the maker
-            return [Trade(symbol=t.coin, trade_id=t.tid, price=t.px, size=t.sz, time_ms=t.time,
-                          buyer_maker=t.side == "A") for t in msg.data]
+            return [
+                Trade(symbol=t.coin, trade_id=t.tid, price=t.px, size=t.sz, time_ms=t.time, buyer_maker=t.side == "A")
+                for t in msg.data
+            ]
         if cls is _CandleMsg:
             return self._candle(msg.data)
         if cls is _ErrorMsg:
@@ -211,8 +225,9 @@ class HyperliquidAdapter:
 
     # -- REST ---------------------------------------------------------------------------------
 
-    def backfill_request(self, rest_url: str, symbol: str, interval: str, *, start_ms: int | None,
-                         limit: int, now_ms: int) -> HttpRequest:
+    def backfill_request(
+        self, rest_url: str, symbol: str, interval: str, *, start_ms: int | None, limit: int, now_ms: int
+    ) -> HttpRequest:
         """POST /info candleSnapshot from start_ms (or the most recent `limit`) up to now_ms."""
         if interval not in TIMEFRAME_NS:
             raise ValueError(f"unknown interval {interval!r}; known: {', '.join(TIMEFRAME_NS)}")
@@ -220,8 +235,11 @@ class HyperliquidAdapter:
         rows = min(limit, self.limits.backfill_max_rows)
         start = now_ms - rows * step_ms if start_ms is None else start_ms
         req = {"coin": symbol, "interval": interval, "startTime": start, "endTime": now_ms}
-        return HttpRequest(method="POST", url=f"{rest_url.rstrip('/')}/info",
-                           body=_encoder.encode({"type": "candleSnapshot", "req": req}))
+        return HttpRequest(
+            method="POST",
+            url=f"{rest_url.rstrip('/')}/info",
+            body=_encoder.encode({"type": "candleSnapshot", "req": req}),
+        )
 
     def parse_backfill(self, body: bytes | str | list[object], symbol: str, interval: str) -> list[Kline]:
         """Candles of a candleSnapshot response with closed=True; the core keeps those whose
@@ -247,8 +265,11 @@ class HyperliquidAdapter:
         raise FrameError("Hyperliquid has no server-time endpoint; use the HTTP Date header")
 
     def universe_requests(self, rest_url: str) -> list[HttpRequest]:
-        return [HttpRequest(method="POST", url=f"{rest_url.rstrip('/')}/info",
-                            body=_encoder.encode({"type": "metaAndAssetCtxs"}))]
+        return [
+            HttpRequest(
+                method="POST", url=f"{rest_url.rstrip('/')}/info", body=_encoder.encode({"type": "metaAndAssetCtxs"})
+            )
+        ]
 
     def parse_universe(self, bodies: Sequence[bytes | str], quote_asset: str = "USDC") -> list[UniverseEntry]:
         """Listed perps by 24h notional volume (dayNtlVlm, USDC), desc then name. The response is
@@ -277,15 +298,25 @@ def subscription(stream: str) -> dict[str, str]:
     if kind == "candle" and ":" in rest:
         coin, _, interval = rest.rpartition(":")
         return {"type": "candle", "coin": coin, "interval": interval}
-    raise ValueError(f"not a Hyperliquid stream key: {stream!r} (want 'candle:<coin>:<interval>' "
-                     "or 'trades:<coin>')")
+    raise ValueError(f"not a Hyperliquid stream key: {stream!r} (want 'candle:<coin>:<interval>' or 'trades:<coin>')")
 
 
 def _kline(c: _Candle, *, closed: bool) -> Kline:
     return Kline(
-        open_time=c.t, close_time=c.T, symbol=c.s, interval=c.i, open=c.o, high=c.h, low=c.l,
-        close=c.c, volume=c.v, quote_volume=0.0, trades=c.n, taker_buy_volume=0.0,
-        taker_buy_quote_volume=0.0, closed=closed,
+        open_time=c.t,
+        close_time=c.T,
+        symbol=c.s,
+        interval=c.i,
+        open=c.o,
+        high=c.h,
+        low=c.l,
+        close=c.c,
+        volume=c.v,
+        quote_volume=0.0,
+        trades=c.n,
+        taker_buy_volume=0.0,
+        taker_buy_quote_volume=0.0,
+        closed=closed,
     )
 
 

@@ -76,7 +76,9 @@ class CommonSettings(_Section, frozen=True, kw_only=True):
     telemetry: TelemetrySettings = TelemetrySettings()
 
 
-COMMON_KEYS = tuple(msgspec.structs.fields(CommonSettings)[i].name for i in range(len(msgspec.structs.fields(CommonSettings))))
+COMMON_KEYS = tuple(
+    msgspec.structs.fields(CommonSettings)[i].name for i in range(len(msgspec.structs.fields(CommonSettings)))
+)
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path | None:
@@ -107,7 +109,7 @@ def load_raw(path: Path | None = None, env: Mapping[str, str] | None = None) -> 
     for name, value in sorted(env.items()):
         keys = ENV_ALIASES.get(name)
         if keys is None and name.startswith("TICKTAPE_") and "__" in name:
-            keys = tuple(part.lower() for part in name[len("TICKTAPE_"):].split("__"))
+            keys = tuple(part.lower() for part in name[len("TICKTAPE_") :].split("__"))
         if keys:
             _set_path(doc, keys, _parse_env_value(name, value))
     allowed = set(COMMON_KEYS) | set(SERVICE_SECTIONS)

@@ -32,6 +32,7 @@ def load_specs(raw_config: Mapping[str, Any], names: Sequence[str] | None = None
     """Fresh cores built from the raw configuration document, in pipeline order."""
     found = {ep.name: ep for ep in entry_points(group=GROUP)}
     order = [n for n in ("signal", "risk", "execution") if n in found] + sorted(
-        n for n in found if n not in ("signal", "risk", "execution"))
+        n for n in found if n not in ("signal", "risk", "execution")
+    )
     wanted = [n for n in order if names is None or n in names]
     return [found[n].load()(dict(raw_config)) for n in wanted]

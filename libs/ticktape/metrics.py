@@ -15,10 +15,12 @@ class ServiceMetrics:
         labels = ["service"]
         self._received = Counter("ticktape_received", "Messages received", labels, registry=self.registry)
         self._published = Counter("ticktape_published", "Events published", labels, registry=self.registry)
-        self._rejected = Counter("ticktape_rejected", "Inputs rejected as invalid", labels + ["reason"],
-                                 registry=self.registry)
-        self._dead = Counter("ticktape_dead_lettered", "Inputs sent to the dead-letter subject", labels,
-                             registry=self.registry)
+        self._rejected = Counter(
+            "ticktape_rejected", "Inputs rejected as invalid", labels + ["reason"], registry=self.registry
+        )
+        self._dead = Counter(
+            "ticktape_dead_lettered", "Inputs sent to the dead-letter subject", labels, registry=self.registry
+        )
         self._errors = Counter("ticktape_errors", "Processing errors", labels + ["kind"], registry=self.registry)
         # label children looked up once: received/published are on every message's path
         self._received_one = self._received.labels(service)

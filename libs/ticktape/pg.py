@@ -55,9 +55,7 @@ def discover(package_or_dir: str | Path | Traversable) -> list[Migration]:
             continue
         version = int(m.group("version"))
         if version in found:
-            raise MigrationError(
-                f"two migrations share version {version:04d}: {found[version].name} and {entry.name}"
-            )
+            raise MigrationError(f"two migrations share version {version:04d}: {found[version].name} and {entry.name}")
         found[version] = Migration(version, entry.name, entry.read_text(encoding="utf-8"))
     return [found[v] for v in sorted(found)]
 
@@ -98,8 +96,7 @@ async def migrate(conn: Any, package_or_dir: str | Path | Traversable, *, namesp
                 continue
             await conn.execute(migration.sql)
             await conn.execute(
-                "INSERT INTO ticktape_migrations (namespace, version, name, checksum) "
-                "VALUES (%s, %s, %s, %s)",
+                "INSERT INTO ticktape_migrations (namespace, version, name, checksum) VALUES (%s, %s, %s, %s)",
                 (namespace, migration.version, migration.name, migration.checksum),
             )
             applied.append(migration.name)

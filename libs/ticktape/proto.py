@@ -3,6 +3,7 @@ subject, its stream and its payloads. `just proto` writes it; a test fails when 
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from pathlib import Path
@@ -19,8 +20,23 @@ def _dump(doc: object) -> str:
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
+def _normalized(node: object) -> object:
+    """The schema with every description cleaned the same way (inspect.cleandoc), whatever the
+    installed msgspec did to the docstring: a library upgrade that changes nothing on the wire
+    changes nothing in proto/."""
+    if isinstance(node, dict):
+        return {
+            k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else _normalized(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_normalized(v) for v in node]
+    return node
+
+
 def event_schema(cls: type) -> dict[str, object]:
-    schema = msgspec.json.schema(cls)
+    schema = _normalized(msgspec.json.schema(cls))
+    assert isinstance(schema, dict)
     schema["$id"] = f"https://ticktape.dev/proto/schemas/{type_tag(cls)}.json"
     schema["title"] = type_tag(cls)
     return schema
@@ -35,12 +51,15 @@ def asyncapi() -> dict[str, object]:
         messages[_key(tag)] = {
             "name": tag,
             "title": cls.__name__,
-            "summary": (cls.__doc__ or "").strip().split("\n")[0],
+            "summary": inspect.cleandoc(cls.__doc__ or "").split("\n")[0],
             "contentType": "application/json",
-            "headers": {"type": "object", "properties": {
-                "Nats-Msg-Id": {"type": "string", "description": "= event_id; JetStream de-duplication"},
-                "traceparent": {"type": "string", "description": "W3C trace context"},
-            }},
+            "headers": {
+                "type": "object",
+                "properties": {
+                    "Nats-Msg-Id": {"type": "string", "description": "= event_id; JetStream de-duplication"},
+                    "traceparent": {"type": "string", "description": "W3C trace context"},
+                },
+            },
             "payload": {"$ref": f"schemas/{tag}.json"},
         }
     for ch in subjects.CHANNELS:
@@ -51,8 +70,9 @@ def asyncapi() -> dict[str, object]:
             "description": ch.description,
             "x-jetstream-stream": ch.stream,
             "parameters": {p: {"description": f"{p} token ('.', '*', '>' and spaces become '_')"} for p in params},
-            "messages": {_key(type_tag(p)): {"$ref": f"#/components/messages/{_key(type_tag(p))}"}
-                         for p in ch.payloads},
+            "messages": {
+                _key(type_tag(p)): {"$ref": f"#/components/messages/{_key(type_tag(p))}"} for p in ch.payloads
+            },
         }
         operations[f"publish_{key}"] = {
             "action": "send",
@@ -61,8 +81,11 @@ def asyncapi() -> dict[str, object]:
         }
     return {
         "asyncapi": "3.0.0",
-        "info": {"title": "ticktape", "version": __version__,
-                 "description": "Event-sourced crypto trading platform: every subject on NATS JetStream."},
+        "info": {
+            "title": "ticktape",
+            "version": __version__,
+            "description": "Event-sourced crypto trading platform: every subject on NATS JetStream.",
+        },
         "defaultContentType": "application/json",
         "servers": {"local": {"host": "127.0.0.1:4222", "protocol": "nats"}},
         "channels": channels,
@@ -79,13 +102,15 @@ def render() -> dict[str, str]:
     """Relative path -> file content for everything under proto/."""
     files = {f"schemas/{type_tag(cls)}.json": _dump(event_schema(cls)) for cls in EVENT_TYPES}
     files["asyncapi.json"] = _dump(asyncapi())
-    files["streams.json"] = _dump({
-        "streams": {
-            subjects.EVENTS_STREAM: list(subjects.EVENTS_STREAM_SUBJECTS),
-            subjects.TRADES_STREAM: list(subjects.TRADES_STREAM_SUBJECTS),
-            subjects.DLQ_STREAM: list(subjects.DLQ_STREAM_SUBJECTS),
+    files["streams.json"] = _dump(
+        {
+            "streams": {
+                subjects.EVENTS_STREAM: list(subjects.EVENTS_STREAM_SUBJECTS),
+                subjects.TRADES_STREAM: list(subjects.TRADES_STREAM_SUBJECTS),
+                subjects.DLQ_STREAM: list(subjects.DLQ_STREAM_SUBJECTS),
+            }
         }
-    })
+    )
     return files
 
 

@@ -78,8 +78,11 @@ def run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, rt.stop.set)
-        digest = cfg.config_hash(common, service_config) if isinstance(service_config, msgspec.Struct) \
+        digest = (
+            cfg.config_hash(common, service_config)
+            if isinstance(service_config, msgspec.Struct)
             else cfg.config_hash(common)
+        )
         rt.log.info("service starting", nats_url=common.nats.url, config_hash=digest)
         try:
             task = asyncio.create_task(serve(rt, service_config))
@@ -91,7 +94,7 @@ def run(
                 rt.log.info("stopping: draining")
                 try:
                     await asyncio.wait_for(task, timeout=10)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     task.cancel()
             stopper.cancel()
         finally:
@@ -105,14 +108,24 @@ def run(
     asyncio.run(main())
 
 
-async def serve_core(rt: Runtime, core: Any, filter_subjects: tuple[str, ...] | list[str],
-                     on_processed: Callable[[int], None] | None = None) -> None:
+async def serve_core(
+    rt: Runtime,
+    core: Any,
+    filter_subjects: tuple[str, ...] | list[str],
+    on_processed: Callable[[int], None] | None = None,
+) -> None:
     """Run a pure core over its inputs from the events stream until rt.stop is set."""
     from ticktape.bus.consumer import CoreConsumer
 
     consumer = CoreConsumer(
-        service=rt.name, js=rt.js, stream=rt.common.nats.stream, filter_subjects=filter_subjects,
-        core=core, metrics=rt.metrics, log=rt.log, on_processed=on_processed,
+        service=rt.name,
+        js=rt.js,
+        stream=rt.common.nats.stream,
+        filter_subjects=filter_subjects,
+        core=core,
+        metrics=rt.metrics,
+        log=rt.log,
+        on_processed=on_processed,
     )
     await consumer.run(rt.stop)
 
@@ -120,7 +133,13 @@ async def serve_core(rt: Runtime, core: Any, filter_subjects: tuple[str, ...] | 
 def require_pg_dsn(rt: Runtime) -> str:
     """The PostgreSQL DSN, or exit 78 (a config error the supervisor does not restart)."""
     if not rt.common.postgres.dsn:
-        rt.log.error(str(cfg.ConfigError("postgres.dsn is not set: run under `ticktape up` (which "
-                                         "starts an embedded PostgreSQL) or set TICKTAPE_PG_DSN")))
+        rt.log.error(
+            str(
+                cfg.ConfigError(
+                    "postgres.dsn is not set: run under `ticktape up` (which "
+                    "starts an embedded PostgreSQL) or set TICKTAPE_PG_DSN"
+                )
+            )
+        )
         raise SystemExit(cfg.EXIT_CONFIG)
     return rt.common.postgres.dsn

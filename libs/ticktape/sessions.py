@@ -17,7 +17,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -41,8 +41,8 @@ _REPO = Path(__file__).resolve().parents[2]
 
 def new_session_id(now: datetime | None = None) -> str:
     """`20250101T120000Z-3fa9c1`: sorts by start time; the suffix separates same-second starts."""
-    now = now or datetime.now(timezone.utc)
-    return f"{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    now = now or datetime.now(UTC)
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def redact(doc: Any) -> Any:
@@ -78,7 +78,11 @@ def canonical_json(doc: Any) -> str:
 # Where the stack runs, not what it decides: left out of the hash, so the same strategies and
 # limits get the same hash on any machine, port or state directory (config_json keeps them).
 _LOCATION_KEYS: dict[str, tuple[str, ...] | None] = {
-    "home": None, "venue_sim": None, "telemetry": None, "nats": ("url",), "postgres": ("dsn",),
+    "home": None,
+    "venue_sim": None,
+    "telemetry": None,
+    "nats": ("url",),
+    "postgres": ("dsn",),
 }
 
 
@@ -117,10 +121,17 @@ def code_version() -> str:
     """`git rev-parse HEAD` of the checkout (+ `-dirty` when tracked files changed), else the
     installed package version."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_REPO, capture_output=True, text=True,
-                              timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=_REPO,
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=_REPO, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=_REPO,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
         if head:
             return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -133,23 +144,42 @@ def code_version() -> str:
         return "unknown"
 
 
-def started_event(session_id: str, config_json: str, *, code: str, services: Sequence[str],
-                  ts_ns: int, host: str = "", causation_id: str | None = None) -> SessionStarted:
+def started_event(
+    session_id: str,
+    config_json: str,
+    *,
+    code: str,
+    services: Sequence[str],
+    ts_ns: int,
+    host: str = "",
+    causation_id: str | None = None,
+) -> SessionStarted:
     """The session's first record; its id derives from the session id, so a retry is a duplicate."""
     return SessionStarted(
-        event_id=ids.derive("session", session_id, "started"), ts_event=ts_ns, ts_init=ts_ns,
-        causation_id=causation_id, correlation_id=session_id, session_id=session_id,
-        config_hash=config_hash_of(config_json), config_json=config_json, code_version=code,
-        services=tuple(services), host=host,
+        event_id=ids.derive("session", session_id, "started"),
+        ts_event=ts_ns,
+        ts_init=ts_ns,
+        causation_id=causation_id,
+        correlation_id=session_id,
+        session_id=session_id,
+        config_hash=config_hash_of(config_json),
+        config_json=config_json,
+        code_version=code,
+        services=tuple(services),
+        host=host,
     )
 
 
 def stopped_event(session_id: str, reason: str, ts_ns: int) -> SessionStopped:
     """The session's last record; reason is STOPPED, UNDRAINED or CONFIG_ERROR."""
     return SessionStopped(
-        event_id=ids.derive("session", session_id, "stopped"), ts_event=ts_ns, ts_init=ts_ns,
-        causation_id=ids.derive("session", session_id, "started"), correlation_id=session_id,
-        session_id=session_id, reason=reason,
+        event_id=ids.derive("session", session_id, "stopped"),
+        ts_event=ts_ns,
+        ts_init=ts_ns,
+        causation_id=ids.derive("session", session_id, "started"),
+        correlation_id=session_id,
+        session_id=session_id,
+        reason=reason,
     )
 
 
@@ -164,8 +194,14 @@ class SessionRecorder:
         self.services = tuple(services)
 
     def start(self) -> SessionStarted:
-        event = started_event(self.session_id, self.config_json, code=code_version(),
-                              services=self.services, ts_ns=time.time_ns(), host=socket.gethostname())
+        event = started_event(
+            self.session_id,
+            self.config_json,
+            code=code_version(),
+            services=self.services,
+            ts_ns=time.time_ns(),
+            host=socket.gethostname(),
+        )
         asyncio.run(self._publish(event))
         return event
 
@@ -174,8 +210,7 @@ class SessionRecorder:
         asyncio.run(self._publish(event))
         return event
 
-    def drain(self, durables: Sequence[str], alive: Callable[[], bool] = lambda: True,
-              timeout: float = 15.0) -> bool:
+    def drain(self, durables: Sequence[str], alive: Callable[[], bool] = lambda: True, timeout: float = 15.0) -> bool:
         """True once the durable consumers have consumed everything in the stream (or do not
         exist); False when `timeout` passes or `alive()` says no consumer is running any more."""
         return asyncio.run(self._drain(durables, alive, timeout))
@@ -203,8 +238,14 @@ class SessionRecorder:
             await nc.drain()
 
 
-async def wait_drained(js: JetStreamContext, stream: str, durables: Sequence[str], timeout: float,
-                       interval: float = 0.1, alive: Callable[[], bool] = lambda: True) -> bool:
+async def wait_drained(
+    js: JetStreamContext,
+    stream: str,
+    durables: Sequence[str],
+    timeout: float,
+    interval: float = 0.1,
+    alive: Callable[[], bool] = lambda: True,
+) -> bool:
     """Wait until no durable has messages pending or unacknowledged and the stream did not grow
     while they were checked (an output published meanwhile would be new input for another)."""
     deadline = time.monotonic() + timeout

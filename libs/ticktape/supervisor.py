@@ -37,12 +37,19 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, env: dict[str, str], run_dir: Path, services: tuple[str, ...] = SERVICE_SECTIONS,
-                 extra_args: dict[str, list[str]] | None = None, *, stop_first: tuple[str, ...] = (),
-                 drain: Callable[[Callable[[], bool]], bool] | None = None,
-                 stop_last: tuple[str, ...] = (),
-                 before_last: Callable[[], None] | None = None,
-                 drain_last: Callable[[Callable[[], bool]], bool] | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        run_dir: Path,
+        services: tuple[str, ...] = SERVICE_SECTIONS,
+        extra_args: dict[str, list[str]] | None = None,
+        *,
+        stop_first: tuple[str, ...] = (),
+        drain: Callable[[Callable[[], bool]], bool] | None = None,
+        stop_last: tuple[str, ...] = (),
+        before_last: Callable[[], None] | None = None,
+        drain_last: Callable[[Callable[[], bool]], bool] | None = None,
+    ) -> None:
         self.env = env
         self.run_dir = run_dir
         self.stop_first = stop_first
@@ -117,8 +124,7 @@ class Supervisor:
         rest = [c for c in self.children if c not in first and c not in last]
         self._stop(first, timeout)
         if self.drain is not None and self.exit_code == 0:
-            self.drained = self.drain(lambda: any(c.process is not None and c.process.poll() is None
-                                                  for c in rest))
+            self.drained = self.drain(lambda: any(c.process is not None and c.process.poll() is None for c in rest))
             if not self.drained:
                 self._say("consumers still had input pending when the drain timed out")
         self._stop(rest, timeout)

@@ -34,8 +34,7 @@ def setup(service: str, endpoint: str | None = None) -> trace.Tracer:
         # much as the JetStream publish per bar), but still mint and propagate trace context, so
         # trace ids link the chain in headers and logs.
         sampler = ParentBased(ALWAYS_ON) if endpoint else ALWAYS_OFF
-        _provider = TracerProvider(resource=Resource.create({"service.name": f"ticktape-{service}"}),
-                                   sampler=sampler)
+        _provider = TracerProvider(resource=Resource.create({"service.name": f"ticktape-{service}"}), sampler=sampler)
         if endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.sdk.trace.export import BatchSpanProcessor

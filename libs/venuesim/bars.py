@@ -9,8 +9,9 @@ from __future__ import annotations
 import gc
 import re
 from array import array
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, overload
+from typing import overload
 
 import msgspec
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import msgspec
 
@@ -116,7 +117,7 @@ def binance_stream(payload: dict) -> str | None:
         return f"{symbol.lower()}@kline_{payload['k'].get('i')}"
     if event in _BINANCE_EVENTS:
         return f"{symbol.lower()}@{_BINANCE_EVENTS[event]}"
-    if event is None and _BOOK_TICKER_KEYS <= payload.keys():
+    if event is None and payload.keys() >= _BOOK_TICKER_KEYS:
         return f"{symbol.lower()}@bookTicker"
     return None
 

@@ -23,7 +23,7 @@ import re
 import sqlite3
 import zipfile
 from contextlib import closing
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -112,7 +112,7 @@ def read_lean(path: Path, symbol: str | None = None) -> dict[str, list[Row]]:
             match = _LEAN_CSV_RE.match(entry)
             if match is None:
                 continue
-            day = datetime.strptime(match[1], "%Y%m%d").replace(tzinfo=timezone.utc)
+            day = datetime.strptime(match[1], "%Y%m%d").replace(tzinfo=UTC)
             midnight_ms = int(day.timestamp() * 1000)
             sym = (symbol or match[2]).upper()
             text = io.TextIOWrapper(zf.open(entry), encoding="utf-8")
@@ -168,7 +168,7 @@ def write_binance_csvs(symbol: str, rows: list[Row], outdir: Path) -> list[Path]
         days.setdefault(t // DAY_MS, []).append(line)
     written = []
     for day, lines in days.items():
-        date = datetime.fromtimestamp(day * DAY_MS / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+        date = datetime.fromtimestamp(day * DAY_MS / 1000, tz=UTC).strftime("%Y-%m-%d")
         path = outdir / f"{symbol}-1m-{date}.csv"
         path.write_text("".join(lines), encoding="utf-8")
         written.append(path)

@@ -8,7 +8,7 @@ connection, skipped bars are named by index or minute."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from venuesim.bars import MINUTE_MS
@@ -105,7 +105,7 @@ def _minute_ms(text: str) -> int:
     except ValueError:
         raise ValueError(f"skip_minutes: {text!r} is neither a bar index nor an ISO minute") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     ms = int(dt.timestamp() * 1000)
     if ms % MINUTE_MS:
         raise ValueError(f"skip_minutes: {text!r} is not on a minute boundary")
@@ -113,7 +113,7 @@ def _minute_ms(text: str) -> int:
 
 
 def iso_minute(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def malformed(text: str, nth: int) -> str:

@@ -7,16 +7,16 @@ Routes: Binance USDT-M at the root (/fapi/v1/..., /stream, /ws) and the same ven
 
 from __future__ import annotations
 
-import email.utils
-
 import asyncio
 import contextlib
+import email.utils
 import functools
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Sequence, TextIO
+from typing import Any, TextIO
 
 from aiohttp import WSCloseCode, web
 

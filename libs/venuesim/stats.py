@@ -43,7 +43,7 @@ class Stats:
             return
         start += len(_OPEN_TIME)
         try:
-            open_ms = int(text[start:text.index(",", start)])
+            open_ms = int(text[start : text.index(",", start)])
         except ValueError:
             return
         now = time.time()
@@ -71,8 +71,10 @@ class Stats:
             "stalls": self.stalls,
             "skipped_frames": self.skipped_frames,
             "bursts": {
-                venue: [{"open_time": t, "burst_started_wall": b[0], "burst_finished_wall": b[1], "frames": b[2]}
-                        for t, b in sorted(minutes.items())]
+                venue: [
+                    {"open_time": t, "burst_started_wall": b[0], "burst_finished_wall": b[1], "frames": b[2]}
+                    for t, b in sorted(minutes.items())
+                ]
                 for venue, minutes in self.bursts.items()
             },
         }

@@ -6,22 +6,19 @@ commit redelivers the batch, a crash after it re-inserts nothing."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import nats.errors
 import psycopg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from ticktape import barstore
+from services.archive.config import ArchiveConfig
+from ticktape import barstore, runtime
 from ticktape import config as cfg
-from ticktape import runtime
 from ticktape.bus.deadletter import dead_letter
 from ticktape.bus.publisher import publish_batch
 from ticktape.events import BarClosed
 from ticktape.events.codec import DecodeError, decode
-
-from services.archive.config import ArchiveConfig
 
 DURABLE = "archive_bars"
 
@@ -33,10 +30,17 @@ def load(raw: dict[str, Any]) -> ArchiveConfig:
 async def serve(rt: runtime.Runtime, config: ArchiveConfig) -> None:
     dsn = runtime.require_pg_dsn(rt)
     stream = rt.common.nats.stream
-    await rt.js.add_consumer(stream, ConsumerConfig(
-        durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-        filter_subject=config.filter_subject, ack_wait=60, max_ack_pending=config.batch_size * 4,
-    ))
+    await rt.js.add_consumer(
+        stream,
+        ConsumerConfig(
+            durable_name=DURABLE,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            filter_subject=config.filter_subject,
+            ack_wait=60,
+            max_ack_pending=config.batch_size * 4,
+        ),
+    )
     sub = await rt.js.pull_subscribe_bind(consumer=DURABLE, stream=stream)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await barstore.apply_migrations(conn)
@@ -46,7 +50,7 @@ async def serve(rt: runtime.Runtime, config: ArchiveConfig) -> None:
         while not rt.stop.is_set():
             try:
                 msgs = await sub.fetch(config.batch_size, timeout=config.batch_wait_s)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, nats.errors.TimeoutError):
                 continue
             rt.metrics.received(len(msgs))
             bars: list[BarClosed] = []
@@ -55,9 +59,14 @@ async def serve(rt: runtime.Runtime, config: ArchiveConfig) -> None:
                     event = decode(msg.data)
                 except DecodeError as exc:
                     rt.metrics.rejected("undecodable")
-                    letter = dead_letter(service=rt.name, source=msg.subject, error=str(exc), payload=msg.data,
-                                         ts_ns=int(msg.metadata.timestamp.timestamp() * 1e9),
-                                         stream_seq=msg.metadata.sequence.stream)
+                    letter = dead_letter(
+                        service=rt.name,
+                        source=msg.subject,
+                        error=str(exc),
+                        payload=msg.data,
+                        ts_ns=int(msg.metadata.timestamp.timestamp() * 1e9),
+                        stream_seq=msg.metadata.sequence.stream,
+                    )
                     await publish_batch(rt.js, [(letter, {})])
                     rt.metrics.dead_lettered()
                     continue

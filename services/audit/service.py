@@ -25,20 +25,21 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from prometheus_client import Counter
 
+from services.audit.config import AuditConfig
 from ticktape import config as cfg
 from ticktape import pg, runtime
 from ticktape.audit import chain, queries
 from ticktape.bus.durable import recreate_durable
 from ticktape.metrics import ServiceMetrics
 
-from services.audit.config import AuditConfig
-
 MIGRATIONS = Path(__file__).with_name("migrations")
 NAMESPACE = "audit"
 DURABLE = "audit"
 RETRY_MAX_S = 10.0
-_COPY = ("COPY audit_log (stream, seq, subject, event_id, type, ts_event, causation_id, correlation_id, "
-         "data, payload, prev_hash, hash) FROM STDIN")
+_COPY = (
+    "COPY audit_log (stream, seq, subject, event_id, type, ts_event, causation_id, correlation_id, "
+    "data, payload, prev_hash, hash) FROM STDIN"
+)
 # payload travels as text: the server parses it with jsonb's input function.
 _COPY_TYPES = ["text", "int8", "text", "text", "text", "int8", "text", "text", "bytea", "text", "bytea", "bytea"]
 _TRANSIENT = (psycopg.OperationalError, psycopg.IntegrityError, nats.errors.Error, asyncio.TimeoutError)
@@ -58,8 +59,9 @@ class AuditMetrics:
         self._archived = Counter("ticktape_audit_archived", "Messages stored in the audit log", labels, registry=reg)
         self._skipped = Counter("ticktape_audit_skipped", "Redelivered messages already stored", labels, registry=reg)
         self._checkpoints = Counter("ticktape_audit_checkpoints", "Checkpoints written", labels, registry=reg)
-        self._gaps = Counter("ticktape_audit_gaps", "Sequence gaps in a stream (deleted or expired messages)",
-                             labels, registry=reg)
+        self._gaps = Counter(
+            "ticktape_audit_gaps", "Sequence gaps in a stream (deleted or expired messages)", labels, registry=reg
+        )
 
     def archived(self, stream: str, n: int) -> None:
         self.base.received(n)
@@ -93,8 +95,17 @@ class _Resync(Exception):
 class Archiver:
     """Copies one stream into audit_log; `run` until stop, `store` one fetched batch."""
 
-    def __init__(self, *, stream: str, js: JetStreamContext, dsn: str, config: AuditConfig,
-                 metrics: AuditMetrics, log: Any, durable: str = DURABLE) -> None:
+    def __init__(
+        self,
+        *,
+        stream: str,
+        js: JetStreamContext,
+        dsn: str,
+        config: AuditConfig,
+        metrics: AuditMetrics,
+        log: Any,
+        durable: str = DURABLE,
+    ) -> None:
         self.stream = stream
         self.js = js
         self.dsn = dsn
@@ -119,11 +130,10 @@ class Archiver:
                 continue
             except _TRANSIENT as exc:
                 self.metrics.base.error("archive")
-                self.log.warning("archiving failed; resuming from the stored head", error=repr(exc),
-                                 retry_in_s=delay)
+                self.log.warning("archiving failed; resuming from the stored head", error=repr(exc), retry_in_s=delay)
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=delay)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 delay = min(delay * 2, RETRY_MAX_S)
 
@@ -134,7 +144,7 @@ class Archiver:
             while not stop.is_set():
                 try:
                     msgs = await sub.fetch(self.config.batch, timeout=0.5)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                except (TimeoutError, nats.errors.TimeoutError):
                     continue
                 except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
                     await asyncio.sleep(0.2)
@@ -153,17 +163,25 @@ class Archiver:
         info = await self.js.stream_info(self.stream)
         if info.state.last_seq < self.state.seq:
             self.metrics.base.error("stream_behind_archive")
-            self.log.error("the stream ends before the archived head: it was purged or recreated; "
-                           "messages up to the archived seq are skipped", stream_last_seq=info.state.last_seq,
-                           archived_seq=self.state.seq)
+            self.log.error(
+                "the stream ends before the archived head: it was purged or recreated; "
+                "messages up to the archived seq are skipped",
+                stream_last_seq=info.state.last_seq,
+                archived_seq=self.state.seq,
+            )
         await self._recreate_durable(self.state.seq + 1)
-        self.log.info("archiving", from_seq=self.state.seq + 1, archived=self.state.count,
-                      head=self.state.hash.hex())
+        self.log.info("archiving", from_seq=self.state.seq + 1, archived=self.state.count, head=self.state.hash.hex())
         return self.state
 
     async def _recreate_durable(self, start_seq: int) -> None:
-        await recreate_durable(self.js, self.stream, self.durable, start_seq,
-                               ack_wait=self.config.ack_wait_s, max_ack_pending=self.config.batch * 4)
+        await recreate_durable(
+            self.js,
+            self.stream,
+            self.durable,
+            start_seq,
+            ack_wait=self.config.ack_wait_s,
+            max_ack_pending=self.config.batch * 4,
+        )
         self._start_seq = start_seq
 
     async def _load_state(self, conn: psycopg.AsyncConnection[Any]) -> ChainState:
@@ -171,8 +189,13 @@ class Archiver:
         cp = await queries.latest_checkpoint(conn, self.stream)
         if head is None:
             return ChainState()
-        return ChainState(seq=head.seq, hash=head.hash, count=head.count,
-                          checkpoint_seq=cp.upto_seq if cp else 0, checkpoint_count=cp.count if cp else 0)
+        return ChainState(
+            seq=head.seq,
+            hash=head.hash,
+            count=head.count,
+            checkpoint_seq=cp.upto_seq if cp else 0,
+            checkpoint_count=cp.count if cp else 0,
+        )
 
     async def store(self, conn: psycopg.AsyncConnection[Any], msgs: list[Msg]) -> tuple[int, int]:
         """Chain and store one fetched batch in one transaction, then ack it; returns (stored,
@@ -197,19 +220,22 @@ class Archiver:
             self.metrics.skipped(self.stream, skipped)
         if done < len(msgs):
             seq = msgs[done].metadata.sequence.stream
-            self.log.warning("unexpected gap in deliveries; restarting the consumer", expected_seq=state.seq + 1,
-                             got_seq=seq)
+            self.log.warning(
+                "unexpected gap in deliveries; restarting the consumer", expected_seq=state.seq + 1, got_seq=seq
+            )
             raise _Resync()
         return written, skipped
 
-    async def _write(self, conn: psycopg.AsyncConnection[Any], msgs: list[Msg],
-                     with_payload: bool) -> tuple[int, int, ChainState, bool]:
+    async def _write(
+        self, conn: psycopg.AsyncConnection[Any], msgs: list[Msg], with_payload: bool
+    ) -> tuple[int, int, ChainState, bool]:
         """(messages handled, rows written, new state, checkpointed); under the stream's lock."""
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (self._lock_key,))
             state = self.state
-            cur = await conn.execute("SELECT seq, hash FROM audit_log WHERE stream = %s ORDER BY seq DESC LIMIT 1",
-                                     (self.stream,))
+            cur = await conn.execute(
+                "SELECT seq, hash FROM audit_log WHERE stream = %s ORDER BY seq DESC LIMIT 1", (self.stream,)
+            )
             found = await cur.fetchone()
             stored = (found[0], bytes(found[1])) if found else (0, chain.GENESIS)
             if stored != (state.seq, state.hash):
@@ -222,8 +248,9 @@ class Archiver:
                     if self._start_seq != last + 1 or rows:
                         break
                     self.metrics.gap(self.stream)
-                    self.log.warning("stream has a gap (messages deleted or expired)", from_seq=last + 1,
-                                     to_seq=seq - 1)
+                    self.log.warning(
+                        "stream has a gap (messages deleted or expired)", from_seq=last + 1, to_seq=seq - 1
+                    )
                 done += 1
                 if seq <= last:
                     continue
@@ -234,11 +261,29 @@ class Archiver:
                 async with conn.cursor() as cur, cur.copy(_COPY) as copy:
                     copy.set_types(_COPY_TYPES)
                     for r in rows:
-                        await copy.write_row((r.stream, r.seq, r.subject, r.event_id, r.type, r.ts_event,
-                                              r.causation_id, r.correlation_id, r.data,
-                                              r.payload if with_payload else None, r.prev_hash, r.hash))
-                state = ChainState(seq=last, hash=prev, count=state.count + len(rows),
-                                   checkpoint_seq=state.checkpoint_seq, checkpoint_count=state.checkpoint_count)
+                        await copy.write_row(
+                            (
+                                r.stream,
+                                r.seq,
+                                r.subject,
+                                r.event_id,
+                                r.type,
+                                r.ts_event,
+                                r.causation_id,
+                                r.correlation_id,
+                                r.data,
+                                r.payload if with_payload else None,
+                                r.prev_hash,
+                                r.hash,
+                            )
+                        )
+                state = ChainState(
+                    seq=last,
+                    hash=prev,
+                    count=state.count + len(rows),
+                    checkpoint_seq=state.checkpoint_seq,
+                    checkpoint_count=state.checkpoint_count,
+                )
                 if state.count - state.checkpoint_count >= self.config.checkpoint_every:
                     state = await self._insert_checkpoint(conn, state, "interval")
                     checkpointed = True
@@ -257,14 +302,17 @@ class Archiver:
         self.metrics.checkpoint(self.stream)
         self.log.info("checkpoint", upto_seq=state.seq, count=state.count, hash=state.hash.hex(), reason=reason)
 
-    async def _insert_checkpoint(self, conn: psycopg.AsyncConnection[Any], state: ChainState,
-                                 reason: str) -> ChainState:
+    async def _insert_checkpoint(
+        self, conn: psycopg.AsyncConnection[Any], state: ChainState, reason: str
+    ) -> ChainState:
         await conn.execute(
             "INSERT INTO audit_checkpoints (stream, upto_seq, hash, count, reason) VALUES (%s, %s, %s, %s, %s) "
             "ON CONFLICT (stream, upto_seq) DO NOTHING",
-            (self.stream, state.seq, state.hash, state.count, reason))
-        return ChainState(seq=state.seq, hash=state.hash, count=state.count, checkpoint_seq=state.seq,
-                          checkpoint_count=state.count)
+            (self.stream, state.seq, state.hash, state.count, reason),
+        )
+        return ChainState(
+            seq=state.seq, hash=state.hash, count=state.count, checkpoint_seq=state.seq, checkpoint_count=state.count
+        )
 
 
 async def apply_migrations(conn: Any) -> list[str]:

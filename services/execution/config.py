@@ -32,9 +32,7 @@ class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
     def __post_init__(self) -> None:
         if self.timeframe not in TIMEFRAME_NS:
-            raise ValueError(
-                f"timeframe must be one of {', '.join(TIMEFRAME_NS)} (got {self.timeframe!r})"
-            )
+            raise ValueError(f"timeframe must be one of {', '.join(TIMEFRAME_NS)} (got {self.timeframe!r})")
         if not self.accounts:
             raise ValueError("accounts must not be empty")
         names = [a.name for a in self.accounts]

@@ -3,8 +3,10 @@ every bar marks the open positions and sub-account equity to its close."""
 
 from __future__ import annotations
 
+from services.execution import paper
+from services.execution.config import ExecutionConfig
+from services.execution.portfolio import Account, Key, Position
 from ticktape import ids, subjects
-from ticktape.memo import InputMemo
 from ticktape.events import (
     AccountUpdated,
     BarClosed,
@@ -18,10 +20,7 @@ from ticktape.events import (
     PositionUpdated,
     ResumeTrading,
 )
-
-from services.execution import paper
-from services.execution.config import ExecutionConfig
-from services.execution.portfolio import Account, Key, Position
+from ticktape.memo import InputMemo
 
 FILTER_SUBJECTS: tuple[str, ...] = (
     subjects.ALL_RISK,  # OrderApproved; OrderRejected is ignored
@@ -51,9 +50,7 @@ class ExecutionCore:
     def __init__(self, config: ExecutionConfig) -> None:
         self.config = config
         self._memo = InputMemo(REMEMBERED)
-        self.accounts: dict[str, Account] = {
-            a.name: Account(a.name, a.initial_equity) for a in config.accounts
-        }
+        self.accounts: dict[str, Account] = {a.name: Account(a.name, a.initial_equity) for a in config.accounts}
         self.halted: dict[str, bool] = {name: False for name in self.accounts}
         self.pending: dict[str, OrderApproved] = {}  # order_id -> approval, in arrival order
         self._seen_orders: set[str] = set()  # membership only, never iterated
@@ -89,21 +86,32 @@ class ExecutionCore:
         if order_id in self._seen_orders:  # redelivered approval
             return []
         self._seen_orders.add(order_id)
-        reason = (
-            "unknown_account" if a.account not in self.accounts
-            else "halted" if self.halted[a.account] else None
-        )
+        reason = "unknown_account" if a.account not in self.accounts else "halted" if self.halted[a.account] else None
         if reason is not None:
-            return [OrderCanceled(
-                **_caused_by(a, "execution.cancel"), order_id=order_id, account=a.account,
-                venue=a.venue, symbol=a.symbol, reason=reason,
-            )]
+            return [
+                OrderCanceled(
+                    **_caused_by(a, "execution.cancel"),
+                    order_id=order_id,
+                    account=a.account,
+                    venue=a.venue,
+                    symbol=a.symbol,
+                    reason=reason,
+                )
+            ]
         self.pending[order_id] = a
-        return [OrderSubmitted(
-            **_caused_by(a, _SUBMIT), order_id=order_id, account=a.account,
-            venue=a.venue, symbol=a.symbol, side=a.side, quantity=a.quantity,
-            mode=self.config.mode, approval_id=a.event_id,
-        )]
+        return [
+            OrderSubmitted(
+                **_caused_by(a, _SUBMIT),
+                order_id=order_id,
+                account=a.account,
+                venue=a.venue,
+                symbol=a.symbol,
+                side=a.side,
+                quantity=a.quantity,
+                mode=self.config.mode,
+                approval_id=a.event_id,
+            )
+        ]
 
     def _on_stop(self, stop: EmergencyStop) -> list[Event]:
         names = self._affected(stop.account)
@@ -113,11 +121,16 @@ class ExecutionCore:
         for order_id, a in list(self.pending.items()):
             if a.account in names:
                 del self.pending[order_id]
-                out.append(OrderCanceled(
-                    **_caused_by(stop, "execution.cancel", len(out), chain=a),
-                    order_id=order_id, account=a.account, venue=a.venue, symbol=a.symbol,
-                    reason="emergency_stop",
-                ))
+                out.append(
+                    OrderCanceled(
+                        **_caused_by(stop, "execution.cancel", len(out), chain=a),
+                        order_id=order_id,
+                        account=a.account,
+                        venue=a.venue,
+                        symbol=a.symbol,
+                        reason="emergency_stop",
+                    )
+                )
         return out
 
     def _on_bar(self, bar: BarClosed) -> list[Event]:
@@ -129,7 +142,8 @@ class ExecutionCore:
         out: list[Event] = []
         filled: set[str] = set()  # accounts that traded this symbol on this bar
         due = [
-            (order_id, a) for order_id, a in self.pending.items()
+            (order_id, a)
+            for order_id, a in self.pending.items()
             if (a.venue, a.symbol) == key and a.bar_open_time < bar.open_time
         ]
         for index, (order_id, a) in enumerate(due):
@@ -143,19 +157,28 @@ class ExecutionCore:
             pos.mark_price = bar.close
             out.append(self._position_event(bar, "execution.mark", index, account.name, key, pos))
             t = account.totals()
-            out.append(AccountUpdated(
-                **_caused_by(bar, "execution.account", index, ts_event=bar.close_time),
-                account=account.name, initial_equity=account.initial_equity, equity=t.equity,
-                realized_pnl=t.realized_pnl, unrealized_pnl=t.unrealized_pnl,
-                fees_paid=t.fees_paid, gross_exposure=t.gross_exposure,
-                net_exposure=t.net_exposure,
-            ))
+            out.append(
+                AccountUpdated(
+                    **_caused_by(bar, "execution.account", index, ts_event=bar.close_time),
+                    account=account.name,
+                    initial_equity=account.initial_equity,
+                    equity=t.equity,
+                    realized_pnl=t.realized_pnl,
+                    unrealized_pnl=t.unrealized_pnl,
+                    fees_paid=t.fees_paid,
+                    gross_exposure=t.gross_exposure,
+                    net_exposure=t.net_exposure,
+                )
+            )
         return out
 
     def _fill(self, bar: BarClosed, order_id: str, a: OrderApproved, index: int) -> list[Event]:
         price, fee = paper.fill(
-            a.side, a.quantity, bar.open,
-            slippage_bps=self.config.slippage_bps, taker_fee_bps=self.config.taker_fee_bps,
+            a.side,
+            a.quantity,
+            bar.open,
+            slippage_bps=self.config.slippage_bps,
+            taker_fee_bps=self.config.taker_fee_bps,
         )
         key = (a.venue, a.symbol)
         pos = self.accounts[a.account].position(key)
@@ -163,33 +186,72 @@ class ExecutionCore:
         # Ids derive from the bar that triggered the fill; causation follows the order's chain
         # (submitted -> filled -> position), which the consumer also uses to parent traces.
         filled = OrderFilled(
-            **_caused_by(bar, "execution.fill", index, ts_event=bar.close_time, chain=a,
-                         causation_id=ids.child_id(a.event_id, _SUBMIT, 0)),
-            order_id=order_id, account=a.account, venue=a.venue, symbol=a.symbol,
-            side=a.side, quantity=a.quantity, price=price, fee=fee,
-            bar_open_time=bar.open_time, mode=self.config.mode,
+            **_caused_by(
+                bar,
+                "execution.fill",
+                index,
+                ts_event=bar.close_time,
+                chain=a,
+                causation_id=ids.child_id(a.event_id, _SUBMIT, 0),
+            ),
+            order_id=order_id,
+            account=a.account,
+            venue=a.venue,
+            symbol=a.symbol,
+            side=a.side,
+            quantity=a.quantity,
+            price=price,
+            fee=fee,
+            bar_open_time=bar.open_time,
+            mode=self.config.mode,
         )
-        return [filled, self._position_event(
-            bar, "execution.position", index, a.account, key, pos, chain=a,
-            causation_id=filled.event_id,
-        )]
+        return [
+            filled,
+            self._position_event(
+                bar,
+                "execution.position",
+                index,
+                a.account,
+                key,
+                pos,
+                chain=a,
+                causation_id=filled.event_id,
+            ),
+        ]
 
     def _position_event(
-        self, bar: BarClosed, handler: str, index: int, account: str, key: Key, pos: Position,
-        chain: Envelope | None = None, causation_id: str | None = None,
+        self,
+        bar: BarClosed,
+        handler: str,
+        index: int,
+        account: str,
+        key: Key,
+        pos: Position,
+        chain: Envelope | None = None,
+        causation_id: str | None = None,
     ) -> PositionUpdated:
         return PositionUpdated(
-            **_caused_by(bar, handler, index, ts_event=bar.close_time, chain=chain,
-                         causation_id=causation_id),
-            account=account, venue=key[0], symbol=key[1], quantity=pos.quantity,
-            avg_price=pos.avg_price, mark_price=pos.mark_price, realized_pnl=pos.realized_pnl,
-            unrealized_pnl=pos.unrealized_pnl, fees_paid=pos.fees_paid,
+            **_caused_by(bar, handler, index, ts_event=bar.close_time, chain=chain, causation_id=causation_id),
+            account=account,
+            venue=key[0],
+            symbol=key[1],
+            quantity=pos.quantity,
+            avg_price=pos.avg_price,
+            mark_price=pos.mark_price,
+            realized_pnl=pos.realized_pnl,
+            unrealized_pnl=pos.unrealized_pnl,
+            fees_paid=pos.fees_paid,
         )
 
 
 def _caused_by(
-    cause: Envelope, handler: str, index: int = 0, *, ts_event: int | None = None,
-    chain: Envelope | None = None, causation_id: str | None = None,
+    cause: Envelope,
+    handler: str,
+    index: int = 0,
+    *,
+    ts_event: int | None = None,
+    chain: Envelope | None = None,
+    causation_id: str | None = None,
 ) -> dict[str, object]:
     """Envelope fields of an output triggered by `cause`: id derived from it, its times, and
     the correlation of `chain` (the order's approval, so a fill stays in the bar->signal->order

@@ -12,8 +12,7 @@ class PaperFill(NamedTuple):
     fee: float
 
 
-def fill(side: OrderSide, quantity: float, bar_open: float, *, slippage_bps: float,
-         taker_fee_bps: float) -> PaperFill:
+def fill(side: OrderSide, quantity: float, bar_open: float, *, slippage_bps: float, taker_fee_bps: float) -> PaperFill:
     """Buys pay open x (1 + slippage), sells get open x (1 - slippage); fee = |qty| x price x
     taker_fee_bps / 1e4, in quote currency."""
     slip = slippage_bps / 1e4

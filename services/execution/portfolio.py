@@ -64,7 +64,7 @@ class Account:
             pos = self.positions[key] = Position()
         return pos
 
-    def totals(self) -> "AccountTotals":
+    def totals(self) -> AccountTotals:
         """Sums over positions in sorted symbol order, so the floats are reproducible."""
         realized = unrealized = fees = gross = net = 0.0
         for key in sorted(self.positions):

@@ -8,11 +8,10 @@ import argparse
 import sys
 from typing import Any
 
-from ticktape import config as cfg
-from ticktape import runtime
-
 from services.execution.config import ExecutionConfig
 from services.execution.core import FILTER_SUBJECTS, ExecutionCore
+from ticktape import config as cfg
+from ticktape import runtime
 
 LIVE_REFUSAL = (
     "live trading is not available in this build: execution runs in dry-run (paper) mode only. "

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.execution.config import ExecutionConfig
+from services.execution.core import FILTER_SUBJECTS, ExecutionCore
 from ticktape import config as cfg
 from ticktape import events as ev
 from ticktape.corespec import CoreSpec
 
-from services.execution.config import ExecutionConfig
-from services.execution.core import FILTER_SUBJECTS, ExecutionCore
-
 
 def core_spec(raw: dict[str, Any]) -> CoreSpec:
     config = cfg.load_section("execution", ExecutionConfig, raw)
-    return CoreSpec("execution", ExecutionCore(config), tuple(FILTER_SUBJECTS), (ev.OrderSubmitted, ev.OrderCanceled, ev.OrderFilled, ev.PositionUpdated, ev.AccountUpdated))
+    return CoreSpec(
+        "execution",
+        ExecutionCore(config),
+        tuple(FILTER_SUBJECTS),
+        (ev.OrderSubmitted, ev.OrderCanceled, ev.OrderFilled, ev.PositionUpdated, ev.AccountUpdated),
+    )

@@ -36,8 +36,19 @@ DEFAULT_TIMEFRAMES: tuple[str, ...] = ("5m", "15m", "1h", "4h", "1d")
 class _Window:
     """The running aggregate of one open window."""
 
-    __slots__ = ("start", "open", "high", "low", "close", "volume", "quote_volume", "trades",
-                 "taker_buy_volume", "taker_buy_quote_volume", "backfilled")
+    __slots__ = (
+        "start",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "quote_volume",
+        "trades",
+        "taker_buy_volume",
+        "taker_buy_quote_volume",
+        "backfilled",
+    )
 
     def __init__(self, start: int, bar: BarClosed) -> None:
         self.start = start

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
-from exchanges import adapter_for
 
+from exchanges import adapter_for
 from ticktape.clock import TIMEFRAME_NS
 
 VenueName = Literal["binance_usdm", "binance_spot", "hyperliquid"]
@@ -26,8 +26,9 @@ class VenueFeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     def __post_init__(self) -> None:
         cap = adapter_for(self.venue).limits.streams_per_connection
         if self.streams_per_connection > cap:
-            raise ValueError(f"streams_per_connection must be <= {cap} for {self.venue} "
-                             f"(got {self.streams_per_connection})")
+            raise ValueError(
+                f"streams_per_connection must be <= {cap} for {self.venue} (got {self.streams_per_connection})"
+            )
 
 
 class MarketDataConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

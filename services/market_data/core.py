@@ -22,13 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from exchanges import adapter_for
+from exchanges.base import AGGRESSOR, FrameError, HttpRequest, Kline, Trade, VenueAdapter
+from services.market_data.aggregate import BarAggregator
 from ticktape import ids
 from ticktape.clock import NS_PER_MS, TIMEFRAME_NS
 from ticktape.events import BarClosed, TradeTick
-
-from services.market_data.aggregate import BarAggregator
-from exchanges import adapter_for
-from exchanges.base import AGGRESSOR, FrameError, HttpRequest, Kline, Trade, VenueAdapter
 
 # The core consumes nothing from the bus; the shell follows the universe itself.
 FILTER_SUBJECTS: tuple[str, ...] = ()
@@ -41,8 +40,7 @@ class MarketDataCore:
     events; with `aggregate`, each published bar also feeds a BarAggregator whose bars follow it
     in the output."""
 
-    def __init__(self, adapter: VenueAdapter | str, timeframe: str = "1m", *,
-                 aggregate: Sequence[str] = ()) -> None:
+    def __init__(self, adapter: VenueAdapter | str, timeframe: str = "1m", *, aggregate: Sequence[str] = ()) -> None:
         if timeframe not in TIMEFRAME_NS:
             raise ValueError(f"unknown timeframe {timeframe!r}; known: {', '.join(TIMEFRAME_NS)}")
         self.adapter: VenueAdapter = adapter_for(adapter) if isinstance(adapter, str) else adapter
@@ -71,11 +69,19 @@ class MarketDataCore:
                 prefix = prefixes.get(symbol)
                 if prefix is None:
                     prefix = prefixes[symbol] = ids.trade_id_prefix(venue, symbol)
-                out.append(TradeTick(
-                    event_id=prefix + trade_id, ts_event=item.time_ms * NS_PER_MS, ts_init=ts_init,
-                    venue=venue, symbol=symbol, trade_id=trade_id, price=item.price, size=item.size,
-                    aggressor=AGGRESSOR[item.buyer_maker],
-                ))
+                out.append(
+                    TradeTick(
+                        event_id=prefix + trade_id,
+                        ts_event=item.time_ms * NS_PER_MS,
+                        ts_init=ts_init,
+                        venue=venue,
+                        symbol=symbol,
+                        trade_id=trade_id,
+                        price=item.price,
+                        size=item.size,
+                        aggressor=AGGRESSOR[item.buyer_maker],
+                    )
+                )
             elif item.closed:
                 if item.interval != self.timeframe:
                     raise FrameError(f"kline interval {item.interval!r} is not this core's {self.timeframe!r}")
@@ -102,13 +108,11 @@ class MarketDataCore:
             self._publish(kline, ts_init, False, out)
         return out
 
-    def on_backfill(self, symbol: str, body: bytes | str | list[Any], ts_init: int,
-                    now_ms: int) -> list[BarClosed]:
+    def on_backfill(self, symbol: str, body: bytes | str | list[Any], ts_init: int, now_ms: int) -> list[BarClosed]:
         """Backfill from the adapter's REST response: bars closed before now_ms (server time)
         and newer than the last published one, oldest first, marked backfilled. Call again
         from backfill_start_ms until it returns []."""
-        klines = sorted(self.adapter.parse_backfill(body, symbol, self.timeframe),
-                        key=lambda k: k.open_time)
+        klines = sorted(self.adapter.parse_backfill(body, symbol, self.timeframe), key=lambda k: k.open_time)
         out: list[MarketEvent] = []
         for kline in klines:
             if kline.close_time >= now_ms:
@@ -119,9 +123,9 @@ class MarketDataCore:
     def backfill_request(self, rest_url: str, symbol: str, *, limit: int, now_ms: int) -> HttpRequest:
         """The REST call that fetches the bars after the last published one (or the most
         recent `limit` when none is known)."""
-        return self.adapter.backfill_request(rest_url, symbol, self.timeframe,
-                                             start_ms=self.backfill_start_ms(symbol), limit=limit,
-                                             now_ms=now_ms)
+        return self.adapter.backfill_request(
+            rest_url, symbol, self.timeframe, start_ms=self.backfill_start_ms(symbol), limit=limit, now_ms=now_ms
+        )
 
     def reset_connection(self, symbols: Iterable[str] | None = None) -> None:
         """A connection carrying these symbols (all when None) was (re)opened: forget their

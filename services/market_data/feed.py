@@ -9,21 +9,20 @@ import time
 from typing import Any
 
 import aiohttp
-from exchanges import adapter_for
-from exchanges.base import FrameError, HttpRequest
 from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
 
+from exchanges import adapter_for
+from exchanges.base import FrameError, HttpRequest
+from services.market_data.config import MarketDataConfig, VenueFeedConfig
+from services.market_data.core import MarketDataCore
+from services.market_data.shard import ConnectLimiter, Shard
 from ticktape import ids, runtime, subjects, telemetry
 from ticktape.bus.deadletter import dead_letter
 from ticktape.bus.pipeline import PipelinedPublisher
 from ticktape.events import BarClosed, MarketDataStatus, TradeTick, UniverseUpdated
 from ticktape.events.codec import DecodeError, decode
-
-from services.market_data.config import MarketDataConfig, VenueFeedConfig
-from services.market_data.core import MarketDataCore
-from services.market_data.shard import ConnectLimiter, Shard
 
 # The simulator serves each venue under /<venue>; Hyperliquid's socket lives at /ws below it.
 SIM_WS_SUFFIX = {"hyperliquid": "/ws"}
@@ -32,14 +31,20 @@ SIM_WS_SUFFIX = {"hyperliquid": "/ws"}
 def venue_urls(venue_sim: str | None, vcfg: VenueFeedConfig, rest: str, ws: str) -> tuple[str, str]:
     if venue_sim:
         base = venue_sim.rstrip("/") + "/" + vcfg.venue
-        ws_base = "ws" + base[len("http"):] if base.startswith("http") else base
+        ws_base = "ws" + base[len("http") :] if base.startswith("http") else base
         return base, ws_base + SIM_WS_SUFFIX.get(vcfg.venue, "")
     return vcfg.rest_url or rest, vcfg.ws_url or ws
 
 
 class VenueFeed:
-    def __init__(self, rt: runtime.Runtime, config: MarketDataConfig, vcfg: VenueFeedConfig,
-                 session: aiohttp.ClientSession, publisher: PipelinedPublisher) -> None:
+    def __init__(
+        self,
+        rt: runtime.Runtime,
+        config: MarketDataConfig,
+        vcfg: VenueFeedConfig,
+        session: aiohttp.ClientSession,
+        publisher: PipelinedPublisher,
+    ) -> None:
         self.rt = rt
         self.config = config
         self.vcfg = vcfg
@@ -47,10 +52,10 @@ class VenueFeed:
         self.publisher = publisher
         self.adapter = adapter_for(vcfg.venue)
         self.core = MarketDataCore(self.adapter, config.timeframe, aggregate=config.aggregate)
-        self.rest_url, self.ws_url = venue_urls(rt.common.venue_sim, vcfg, self.adapter.default_rest_url,
-                                                self.adapter.default_ws_url)
-        self.limiter = ConnectLimiter(self.adapter.limits.connection_attempts,
-                                      self.adapter.limits.connection_window_s)
+        self.rest_url, self.ws_url = venue_urls(
+            rt.common.venue_sim, vcfg, self.adapter.default_rest_url, self.adapter.default_ws_url
+        )
+        self.limiter = ConnectLimiter(self.adapter.limits.connection_attempts, self.adapter.limits.connection_window_s)
         self.backfill_limit = min(config.backfill_limit, self.adapter.limits.backfill_max_rows)
         self.shards: list[Shard] = []
         self.tasks: list[asyncio.Task[None]] = []
@@ -68,8 +73,10 @@ class VenueFeed:
     async def run(self) -> None:
         await self.warm()
         sub = await self.rt.js.subscribe(
-            subjects.universe(self.venue), stream=self.rt.common.nats.stream,
-            ordered_consumer=True, deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            subjects.universe(self.venue),
+            stream=self.rt.common.nats.stream,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
         )
         try:
             while not self.rt.stop.is_set():
@@ -99,9 +106,12 @@ class VenueFeed:
         if not last:
             return
         bars: list[BarClosed] = []
-        async for msg in read_range(self.rt.js, self.rt.common.nats.stream,
-                                    [subjects.bars(self.venue, "*", self.config.timeframe)],
-                                    start_time_s=time.time() - 26 * 3600):
+        async for msg in read_range(
+            self.rt.js,
+            self.rt.common.nats.stream,
+            [subjects.bars(self.venue, "*", self.config.timeframe)],
+            start_time_s=time.time() - 26 * 3600,
+        ):
             try:
                 event = decode(msg.data)
             except DecodeError as exc:  # dead-lettered by its consumers; not a bar to warm from
@@ -120,8 +130,7 @@ class VenueFeed:
         wanted = set(symbols)
         removed = sorted(current - wanted)
         added = [s for s in symbols if s not in current]
-        self.rt.log.info("universe", venue=self.venue, symbols=len(symbols), added=len(added),
-                         removed=len(removed))
+        self.rt.log.info("universe", venue=self.venue, symbols=len(symbols), added=len(added), removed=len(removed))
         for shard in self.shards:
             gone = [s for s in shard.symbols if s in set(removed)]
             if gone:
@@ -131,7 +140,7 @@ class VenueFeed:
             await self._seed(symbol)
         while added:
             shard = next((s for s in self.shards if len(s.symbols) < per), None) or self._new_shard()
-            take, added = added[: per - len(shard.symbols)], added[per - len(shard.symbols):]
+            take, added = added[: per - len(shard.symbols)], added[per - len(shard.symbols) :]
             if shard.connected.is_set():
                 # on a live connection: history first, then the live stream (a minute that closes
                 # in between is a gap the core holds and repairs)
@@ -140,10 +149,19 @@ class VenueFeed:
 
     def _new_shard(self) -> Shard:
         shard = Shard(
-            len(self.shards), adapter=self.adapter, ws_url=self.ws_url, interval=self.config.timeframe,
-            trades=self.vcfg.trades, session=self.session, on_frame=self.on_frame, backfill=self.backfill,
-            limiter=self.limiter, backoff_initial=self.config.reconnect_backoff_initial_s,
-            backoff_max=self.config.reconnect_backoff_max_s, log=self.rt.log, rng=self.rng,
+            len(self.shards),
+            adapter=self.adapter,
+            ws_url=self.ws_url,
+            interval=self.config.timeframe,
+            trades=self.vcfg.trades,
+            session=self.session,
+            on_frame=self.on_frame,
+            backfill=self.backfill,
+            limiter=self.limiter,
+            backoff_initial=self.config.reconnect_backoff_initial_s,
+            backoff_max=self.config.reconnect_backoff_max_s,
+            log=self.rt.log,
+            rng=self.rng,
         )
         self.shards.append(shard)
         # stagger first connects so hundreds of shards do not all dial at once
@@ -181,8 +199,14 @@ class VenueFeed:
         self.rt.metrics.rejected("malformed_frame")
         self.rt.log.warning("malformed exchange frame dead-lettered", venue=self.venue, shard=shard, error=error)
         now = time.time_ns()
-        letter = dead_letter(service=self.rt.name, source=f"ws:{self.venue}:shard{shard}", error=error,
-                             payload=data, ts_ns=now, stream_seq=None)
+        letter = dead_letter(
+            service=self.rt.name,
+            source=f"ws:{self.venue}:shard{shard}",
+            error=error,
+            payload=data,
+            ts_ns=now,
+            stream_seq=None,
+        )
         await self.publisher.publish(letter)
         self.rt.metrics.dead_lettered()
 
@@ -190,9 +214,13 @@ class VenueFeed:
         for event in events:
             if isinstance(event, BarClosed):  # bars start traces; trades are too many to trace
                 with self.tracer.start_as_current_span(
-                    "market_data bar closed", kind=trace.SpanKind.PRODUCER,
-                    attributes={"ticktape.event_id": event.event_id, "ticktape.symbol": event.symbol,
-                                "ticktape.timeframe": event.timeframe},
+                    "market_data bar closed",
+                    kind=trace.SpanKind.PRODUCER,
+                    attributes={
+                        "ticktape.event_id": event.event_id,
+                        "ticktape.symbol": event.symbol,
+                        "ticktape.timeframe": event.timeframe,
+                    },
                 ):
                     await self.publisher.publish(event, telemetry.inject({}))
             else:
@@ -209,8 +237,7 @@ class VenueFeed:
         now_ms = await self._server_time_ms()
         for symbol in symbols:
             while True:
-                request = self.core.backfill_request(self.rest_url, symbol, limit=self.backfill_limit,
-                                                     now_ms=now_ms)
+                request = self.core.backfill_request(self.rest_url, symbol, limit=self.backfill_limit, now_ms=now_ms)
                 body = await self._http(request)
                 bars = self.core.on_backfill(symbol, body, time.time_ns(), now_ms)
                 if not bars:
@@ -245,5 +272,10 @@ class VenueFeed:
             since, frames = self._status_mark.get(shard.index, (now, shard.frames))
             shards.append(shard.status(now, shard.frames - frames, now - since))
             self._status_mark[shard.index] = (now, shard.frames)
-        return MarketDataStatus(event_id=ids.derive("md.status", self.venue, now_ns), ts_event=now_ns,
-                                ts_init=now_ns, venue=self.venue, shards=tuple(shards))
+        return MarketDataStatus(
+            event_id=ids.derive("md.status", self.venue, now_ns),
+            ts_event=now_ns,
+            ts_init=now_ns,
+            venue=self.venue,
+            shards=tuple(shards),
+        )

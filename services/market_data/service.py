@@ -8,24 +8,22 @@ from typing import Any
 
 import aiohttp
 
+from services.market_data.config import MarketDataConfig
+from services.market_data.feed import VenueFeed
 from ticktape import config as cfg
 from ticktape import runtime
 from ticktape.bus.pipeline import PipelinedPublisher
-
-from services.market_data.config import MarketDataConfig
-from services.market_data.feed import VenueFeed
 
 
 def load(raw: dict[str, Any]) -> MarketDataConfig:
     return cfg.load_section("market_data", MarketDataConfig, raw)
 
 
-async def _report(rt: runtime.Runtime, feeds: list[VenueFeed], publisher: PipelinedPublisher,
-                  interval: float) -> None:
+async def _report(rt: runtime.Runtime, feeds: list[VenueFeed], publisher: PipelinedPublisher, interval: float) -> None:
     while not rt.stop.is_set():
         try:
             await asyncio.wait_for(rt.stop.wait(), timeout=interval)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         for feed in feeds:
             await publisher.publish(feed.status())
@@ -37,7 +35,7 @@ async def _flusher(rt: runtime.Runtime, publisher: PipelinedPublisher) -> None:
     while not rt.stop.is_set():
         try:
             await asyncio.wait_for(rt.stop.wait(), timeout=0.2)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         await publisher.flush()
 

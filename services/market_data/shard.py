@@ -15,8 +15,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
-from exchanges.base import VenueAdapter
 
+from exchanges.base import VenueAdapter
 from ticktape.events import ShardStatus
 
 
@@ -95,11 +95,16 @@ class Shard:
             try:
                 await self._session_once(stop)
                 delay = self.backoff_initial
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 status = getattr(exc, "status", None)
-                self.log.warning("shard connection failed", venue=self.adapter.venue, shard=self.index,
-                                 error=type(exc).__name__, http_status=status,
-                                 detail=None if status else str(exc)[:200])
+                self.log.warning(
+                    "shard connection failed",
+                    venue=self.adapter.venue,
+                    shard=self.index,
+                    error=type(exc).__name__,
+                    http_status=status,
+                    detail=None if status else str(exc)[:200],
+                )
             self.connected.clear()
             self.ws = None
             if stop.is_set():
@@ -202,13 +207,18 @@ class Shard:
 
     def status(self, now: float, window_frames: int, window_s: float) -> ShardStatus:
         age = None if self.last_frame_at is None else int((now - self.last_frame_at) * 1000)
-        return ShardStatus(shard=self.index, connected=self.connected.is_set(), symbols=len(self.symbols),
-                           last_frame_age_ms=age, reconnects=self.reconnects,
-                           frames_per_s=round(window_frames / window_s, 3) if window_s > 0 else 0.0)
+        return ShardStatus(
+            shard=self.index,
+            connected=self.connected.is_set(),
+            symbols=len(self.symbols),
+            last_frame_age_ms=age,
+            reconnects=self.reconnects,
+            frames_per_s=round(window_frames / window_s, 3) if window_s > 0 else 0.0,
+        )
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass

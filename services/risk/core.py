@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from services.risk.config import AccountConfig, RiskConfig
 from ticktape import ids, subjects
 from ticktape.errors import InvalidInput
-from ticktape.memo import InputMemo
 from ticktape.events import (
     AccountUpdated,
     EmergencyStop,
@@ -29,8 +29,7 @@ from ticktape.events import (
     SignalGenerated,
 )
 from ticktape.events.risk import OrderSide
-
-from services.risk.config import AccountConfig, RiskConfig
+from ticktape.memo import InputMemo
 
 FILTER_SUBJECTS: tuple[str, ...] = (
     subjects.ALL_SIGNALS,
@@ -161,25 +160,35 @@ class RiskCore:
                 return None
             side, quantity = ("buy" if qty > 0 else "sell"), abs(qty)
         if book.halted:
-            return self._reject(book, signal, side, quantity, "halted",
-                                "trading is halted by an emergency stop")
+            return self._reject(book, signal, side, quantity, "halted", "trading is halted by an emergency stop")
         if target is None:
             return self._reject(
-                book, signal, side, quantity, "no_equity",
+                book,
+                signal,
+                side,
+                quantity,
+                "no_equity",
                 f"equity is {equity:g}; there is nothing to size a {signal.side} position on",
             )
         if sign != 0:
             notional = abs(target) * price
             if notional > cfg.max_notional_per_symbol:
                 return self._reject(
-                    book, signal, side, quantity, "max_notional_per_symbol",
-                    f"target notional {notional:.2f} exceeds max_notional_per_symbol "
-                    f"{cfg.max_notional_per_symbol:g}",
+                    book,
+                    signal,
+                    side,
+                    quantity,
+                    "max_notional_per_symbol",
+                    f"target notional {notional:.2f} exceeds max_notional_per_symbol {cfg.max_notional_per_symbol:g}",
                 )
             gross = self._gross_after(book, key, qty)
             if gross > cfg.max_gross_exposure:
                 return self._reject(
-                    book, signal, side, quantity, "max_gross_exposure",
+                    book,
+                    signal,
+                    side,
+                    quantity,
+                    "max_gross_exposure",
                     f"gross exposure after this order {gross:.2f} exceeds max_gross_exposure "
                     f"{cfg.max_gross_exposure:g}",
                 )
@@ -214,8 +223,13 @@ class RiskCore:
         return gross
 
     def _reject(
-        self, book: _Book, signal: SignalGenerated, side: OrderSide | None, quantity: float,
-        reason: str, detail: str,
+        self,
+        book: _Book,
+        signal: SignalGenerated,
+        side: OrderSide | None,
+        quantity: float,
+        reason: str,
+        detail: str,
     ) -> OrderRejected:
         return OrderRejected(
             **_caused_by(signal, f"risk.{book.config.name}"),

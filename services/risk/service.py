@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ticktape import config as cfg
-from ticktape import runtime
-
 from services.risk.config import RiskConfig
 from services.risk.core import FILTER_SUBJECTS, RiskCore
+from ticktape import config as cfg
+from ticktape import runtime
 
 
 def load(raw: dict[str, Any]) -> RiskConfig:

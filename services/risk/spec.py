@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.risk.config import RiskConfig
+from services.risk.core import FILTER_SUBJECTS, RiskCore
 from ticktape import config as cfg
 from ticktape import events as ev
 from ticktape.corespec import CoreSpec
-
-from services.risk.config import RiskConfig
-from services.risk.core import FILTER_SUBJECTS, RiskCore
 
 
 def core_spec(raw: dict[str, Any]) -> CoreSpec:

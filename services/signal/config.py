@@ -29,8 +29,12 @@ class Head(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 
 
 class EmaCrossConfig(
-    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
-    tag_field="kind", tag="ema_cross",
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field="kind",
+    tag="ema_cross",
 ):
     """A single EMA crossover: long when fast > slow, short (or flat) when fast < slow."""
 
@@ -45,14 +49,17 @@ class EmaCrossConfig(
 
 
 DEFAULT_HEADS: tuple[Head, ...] = tuple(
-    Head(fast=f, slow=s)
-    for f, s in ((3, 10), (4, 12), (5, 15), (6, 18), (7, 21), (8, 24), (9, 27), (10, 30), (12, 36))
+    Head(fast=f, slow=s) for f, s in ((3, 10), (4, 12), (5, 15), (6, 18), (7, 21), (8, 24), (9, 27), (10, 30), (12, 36))
 )
 
 
 class EnsembleConfig(
-    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
-    tag_field="kind", tag="ensemble",
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field="kind",
+    tag="ensemble",
 ):
     """n EMA heads; long when at least k vote +1, short when at least k vote -1, else flat."""
 
@@ -84,9 +91,7 @@ class SignalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     def __post_init__(self) -> None:
         if self.timeframe not in TIMEFRAME_NS:
-            raise ValueError(
-                f"timeframe must be one of {', '.join(TIMEFRAME_NS)} (got {self.timeframe!r})"
-            )
+            raise ValueError(f"timeframe must be one of {', '.join(TIMEFRAME_NS)} (got {self.timeframe!r})")
         if not self.strategies:
             raise ValueError("strategies must not be empty")
         names = [s.name for s in self.strategies]

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
-from ticktape import ids, subjects
-from ticktape.errors import InvalidInput
-from ticktape.events.market import bar_problem
-from ticktape.memo import InputMemo
-from ticktape.events import BarClosed, Event, SignalGenerated
-from ticktape.events.signals import Side
+from collections.abc import Sequence
 
 from services.signal.config import SignalConfig
 from services.signal.strategies import Strategy, build
+from ticktape import ids, subjects
+from ticktape.errors import InvalidInput
+from ticktape.events import BarClosed, Event, SignalGenerated
+from ticktape.events.market import bar_problem
+from ticktape.events.signals import Side
+from ticktape.memo import InputMemo
 
 # Every bar; the core drops timeframes other than config.timeframe (see filter_subjects).
 FILTER_SUBJECTS: tuple[str, ...] = (subjects.bars(),)
@@ -35,9 +34,7 @@ class SignalCore:
     `quarantined` maps name -> error. `strategies` replaces the ones built from the config
     (tests inject failing ones this way)."""
 
-    def __init__(
-        self, config: SignalConfig, *, strategies: Sequence[Strategy] | None = None
-    ) -> None:
+    def __init__(self, config: SignalConfig, *, strategies: Sequence[Strategy] | None = None) -> None:
         self.config = config
         self._memo = InputMemo(REMEMBERED)
         if strategies is None:
@@ -89,23 +86,25 @@ class SignalCore:
             if decision.side == previous:
                 continue
             self._sides[side_key] = decision.side
-            out.append(SignalGenerated(
-                event_id=ids.child_id(event.event_id, f"signal.{strategy.name}", 0),
-                ts_event=event.close_time,
-                ts_init=event.ts_init,
-                causation_id=event.event_id,
-                correlation_id=event.correlation_id or event.event_id,
-                strategy=strategy.name,
-                venue=event.venue,
-                symbol=event.symbol,
-                timeframe=event.timeframe,
-                side=decision.side,
-                previous_side=previous,
-                price=event.close,
-                bar_open_time=event.open_time,
-                k=decision.k,
-                n=decision.n,
-                agree=decision.agree,
-                votes=decision.votes,
-            ))
+            out.append(
+                SignalGenerated(
+                    event_id=ids.child_id(event.event_id, f"signal.{strategy.name}", 0),
+                    ts_event=event.close_time,
+                    ts_init=event.ts_init,
+                    causation_id=event.event_id,
+                    correlation_id=event.correlation_id or event.event_id,
+                    strategy=strategy.name,
+                    venue=event.venue,
+                    symbol=event.symbol,
+                    timeframe=event.timeframe,
+                    side=decision.side,
+                    previous_side=previous,
+                    price=event.close,
+                    bar_open_time=event.open_time,
+                    k=decision.k,
+                    n=decision.n,
+                    agree=decision.agree,
+                    votes=decision.votes,
+                )
+            )
         return out

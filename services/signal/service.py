@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ticktape import config as cfg
-from ticktape import runtime
-
 from services.signal.config import SignalConfig
 from services.signal.core import SignalCore, filter_subjects
+from ticktape import config as cfg
+from ticktape import runtime
 
 
 def load(raw: dict[str, Any]) -> SignalConfig:

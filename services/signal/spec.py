@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.signal.config import SignalConfig
+from services.signal.core import SignalCore, filter_subjects
 from ticktape import config as cfg
 from ticktape import events as ev
 from ticktape.corespec import CoreSpec
-
-from services.signal.config import SignalConfig
-from services.signal.core import SignalCore, filter_subjects
 
 
 def core_spec(raw: dict[str, Any]) -> CoreSpec:

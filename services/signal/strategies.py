@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Protocol
-
-from ticktape.events import BarClosed, Vote
-from ticktape.events.signals import Side
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
 
 from services.signal.config import EmaCrossConfig, EnsembleConfig, Head, StrategyConfig
 from services.signal.ema import Ema
+from ticktape.events import BarClosed, Vote
+from ticktape.events.signals import Side
 
 
 class Decision(NamedTuple):
@@ -46,9 +46,12 @@ class _HeadState:
         if fast is not None and slow is not None:
             vote = 1 if fast > slow else -1 if fast < slow else 0
         return Vote(
-            head=self.head.name, fast=self.head.fast, slow=self.head.slow,
+            head=self.head.name,
+            fast=self.head.fast,
+            slow=self.head.slow,
             fast_ema=math.nan if fast is None else fast,
-            slow_ema=math.nan if slow is None else slow, vote=vote,
+            slow_ema=math.nan if slow is None else slow,
+            vote=vote,
         )
 
     @property
@@ -62,9 +65,7 @@ class EnsembleStrategy:
     Warm once every head's slow EMA is seeded; until then on_bar returns None. A single-head
     ensemble with k = 1 is the plain EMA crossover."""
 
-    def __init__(
-        self, name: str, heads: tuple[Head, ...], k: int, *, allow_short: bool = True
-    ) -> None:
+    def __init__(self, name: str, heads: tuple[Head, ...], k: int, *, allow_short: bool = True) -> None:
         self.name = name
         self.heads = heads
         self.k = k
@@ -94,9 +95,7 @@ class EnsembleStrategy:
 
 
 def _ema_cross(cfg: EmaCrossConfig) -> Strategy:
-    return EnsembleStrategy(
-        cfg.name, (Head(fast=cfg.fast, slow=cfg.slow),), 1, allow_short=cfg.allow_short
-    )
+    return EnsembleStrategy(cfg.name, (Head(fast=cfg.fast, slow=cfg.slow),), 1, allow_short=cfg.allow_short)
 
 
 def _ensemble(cfg: EnsembleConfig) -> Strategy:

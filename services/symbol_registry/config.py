@@ -54,8 +54,10 @@ class VenueUniverseConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
             msgspec.structs.force_setattr(self, "quote_asset", DEFAULT_QUOTE_ASSET[self.venue])
         only = ONLY_QUOTE_ASSET.get(self.venue)
         if only is not None and self.quote_asset != only:
-            raise ValueError(f"quote_asset: {self.venue} lists only {only}-quoted perps "
-                             f"(got {self.quote_asset!r}); remove the key or set it to {only}")
+            raise ValueError(
+                f"quote_asset: {self.venue} lists only {only}-quoted perps "
+                f"(got {self.quote_asset!r}); remove the key or set it to {only}"
+            )
         if not self.rest_url:
             msgspec.structs.force_setattr(self, "rest_url", adapter_for(self.venue).default_rest_url)
 
@@ -72,22 +74,36 @@ class SymbolRegistryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unk
     rest_url: str | None = None
 
     def __post_init__(self) -> None:
-        flat = {k: v for k, v in (("venue", self.venue), ("top_n", self.top_n),
-                                  ("quote_asset", self.quote_asset), ("rest_url", self.rest_url))
-                if v is not None}
+        flat = {
+            k: v
+            for k, v in (
+                ("venue", self.venue),
+                ("top_n", self.top_n),
+                ("quote_asset", self.quote_asset),
+                ("rest_url", self.rest_url),
+            )
+            if v is not None
+        }
         if self.venues and flat:
-            raise ValueError(f"set either venues or the single-venue keys, not both (got venues and "
-                             f"{', '.join(flat)}); move {', '.join(flat)} into a venues entry")
+            raise ValueError(
+                f"set either venues or the single-venue keys, not both (got venues and "
+                f"{', '.join(flat)}); move {', '.join(flat)} into a venues entry"
+            )
         if not self.venues:
-            only = VenueUniverseConfig(venue=self.venue or DEFAULT_VENUE,
-                                       top_n=DEFAULT_TOP_N if self.top_n is None else self.top_n,
-                                       quote_asset=self.quote_asset or "", rest_url=self.rest_url or "")
+            only = VenueUniverseConfig(
+                venue=self.venue or DEFAULT_VENUE,
+                top_n=DEFAULT_TOP_N if self.top_n is None else self.top_n,
+                quote_asset=self.quote_asset or "",
+                rest_url=self.rest_url or "",
+            )
             msgspec.structs.force_setattr(self, "venues", (only,))
             for key in flat:  # now in venues[0]: the effective config re-decodes to itself
                 msgspec.structs.force_setattr(self, key, None)
         seen: dict[str, int] = {}
         for i, entry in enumerate(self.venues):
             if entry.venue in seen:
-                raise ValueError(f"venues[{i}].venue: {entry.venue} is already listed at "
-                                 f"venues[{seen[entry.venue]}]; list each venue once")
+                raise ValueError(
+                    f"venues[{i}].venue: {entry.venue} is already listed at "
+                    f"venues[{seen[entry.venue]}]; list each venue once"
+                )
             seen[entry.venue] = i

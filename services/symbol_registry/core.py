@@ -40,8 +40,14 @@ def select_universe(
     none. previous: the last published universe of this venue (None: there was none). Raises
     ValueError (FrameError for a bad payload) saying what is wrong."""
     entries = adapter_for(venue).parse_universe(bodies, quote_asset)
-    return universe_event(venue, entries, quote_asset=quote_asset, top_n=top_n,
-                          as_of=as_of_ms(venue, bodies, date_ms) * NS_PER_MS, previous=previous)
+    return universe_event(
+        venue,
+        entries,
+        quote_asset=quote_asset,
+        top_n=top_n,
+        as_of=as_of_ms(venue, bodies, date_ms) * NS_PER_MS,
+        previous=previous,
+    )
 
 
 def universe_event(
@@ -72,8 +78,10 @@ def universe_event(
         top_n=top_n,
         as_of=as_of,
         symbols=symbols,
-        members=tuple(UniverseMember(symbol=e.symbol, rank=rank, quote_volume=e.quote_volume)
-                      for rank, e in enumerate(ranked, start=1)),
+        members=tuple(
+            UniverseMember(symbol=e.symbol, rank=rank, quote_volume=e.quote_volume)
+            for rank, e in enumerate(ranked, start=1)
+        ),
         added=tuple(s for s in symbols if s not in before),
         removed=tuple(s for s in before if s not in symbols),
     )

@@ -17,15 +17,14 @@ import psycopg
 from opentelemetry import trace
 
 from exchanges import HttpRequest, adapter_for
+from services.symbol_registry import store
+from services.symbol_registry.config import SymbolRegistryConfig, VenueUniverseConfig
+from services.symbol_registry.core import http_date_ms, select_universe
 from ticktape import config as cfg
 from ticktape import runtime, telemetry
 from ticktape.bus.publisher import publish_batch
 from ticktape.clock import NS_PER_MS
 from ticktape.events import UniverseUpdated
-
-from services.symbol_registry import store
-from services.symbol_registry.config import SymbolRegistryConfig, VenueUniverseConfig
-from services.symbol_registry.core import http_date_ms, select_universe
 
 RETRY_INITIAL_S = 1.0
 RETRY_MAX_S = 30.0
@@ -68,8 +67,9 @@ async def fetch(session: aiohttp.ClientSession, requests: list[HttpRequest]) -> 
     return bodies, date_ms
 
 
-async def refresh(rt: runtime.Runtime, venue: VenueUniverseConfig, session: aiohttp.ClientSession,
-                  db: Db, rest_url: str) -> UniverseUpdated:
+async def refresh(
+    rt: runtime.Runtime, venue: VenueUniverseConfig, session: aiohttp.ClientSession, db: Db, rest_url: str
+) -> UniverseUpdated:
     """One venue's refresh: fetch, select, store, publish. Raises a VENUE_FAILURES error when the
     venue does not answer or its payload is bad (nothing is stored or published then)."""
     bodies, date_ms = await fetch(session, adapter_for(venue.venue).universe_requests(rest_url))
@@ -79,23 +79,37 @@ async def refresh(rt: runtime.Runtime, venue: VenueUniverseConfig, session: aioh
         date_ms = rt.clock.now_ns() // NS_PER_MS
     async with db.lock:
         previous = await store.latest_universe(db.conn, venue.venue)
-        event = select_universe(venue.venue, bodies, quote_asset=venue.quote_asset, top_n=venue.top_n,
-                                date_ms=date_ms, previous=previous.symbols if previous else None)
+        event = select_universe(
+            venue.venue,
+            bodies,
+            quote_asset=venue.quote_asset,
+            top_n=venue.top_n,
+            date_ms=date_ms,
+            previous=previous.symbols if previous else None,
+        )
         await store.save_universe(db.conn, event)
     with trace.get_tracer("ticktape.symbol_registry").start_as_current_span(
-        "symbol_registry universe", kind=trace.SpanKind.PRODUCER,
+        "symbol_registry universe",
+        kind=trace.SpanKind.PRODUCER,
         attributes={"ticktape.event_id": event.event_id, "ticktape.venue": event.venue},
     ):
         headers = telemetry.inject({})
     await publish_batch(rt.js, [(event, headers)])
     rt.metrics.published()
-    rt.log.info("universe published", venue=event.venue, symbols=len(event.symbols),
-                added=len(event.added), removed=len(event.removed), event_id=event.event_id)
+    rt.log.info(
+        "universe published",
+        venue=event.venue,
+        symbols=len(event.symbols),
+        added=len(event.added),
+        removed=len(event.removed),
+        event_id=event.event_id,
+    )
     return event
 
 
-async def run_venue(rt: runtime.Runtime, venue: VenueUniverseConfig, interval_s: float,
-                    session: aiohttp.ClientSession, db: Db) -> None:
+async def run_venue(
+    rt: runtime.Runtime, venue: VenueUniverseConfig, interval_s: float, session: aiohttp.ClientSession, db: Db
+) -> None:
     """Refresh one venue now and every interval_s until rt.stop; on failure retry after 1 s,
     doubling up to RETRY_MAX_S, then go back to the interval after a success."""
     rest_url = rest_base(venue, rt.common.venue_sim)
@@ -107,12 +121,13 @@ async def run_venue(rt: runtime.Runtime, venue: VenueUniverseConfig, interval_s:
             delay = RETRY_INITIAL_S
         except VENUE_FAILURES as exc:
             rt.metrics.error("refresh")
-            rt.log.warning("universe refresh failed; retrying", venue=venue.venue, url=rest_url,
-                           error=repr(exc), retry_in_s=delay)
+            rt.log.warning(
+                "universe refresh failed; retrying", venue=venue.venue, url=rest_url, error=repr(exc), retry_in_s=delay
+            )
             wait, delay = delay, min(delay * 2, RETRY_MAX_S)
         try:
             await asyncio.wait_for(rt.stop.wait(), timeout=wait)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 
@@ -126,8 +141,9 @@ async def serve(rt: runtime.Runtime, config: SymbolRegistryConfig) -> None:
         timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S)
         async with aiohttp.ClientSession(timeout=timeout) as session, asyncio.TaskGroup() as tasks:
             for venue in config.venues:
-                tasks.create_task(run_venue(rt, venue, config.refresh_interval_s, session, db),
-                                  name=f"symbol_registry:{venue.venue}")
+                tasks.create_task(
+                    run_venue(rt, venue, config.refresh_interval_s, session, db), name=f"symbol_registry:{venue.venue}"
+                )
 
 
 def main() -> None:

@@ -12,8 +12,7 @@ from typing import Any
 import msgspec
 
 from ticktape import pg
-from ticktape.events import UniverseMember, UniverseUpdated
-from ticktape.events import codec
+from ticktape.events import UniverseMember, UniverseUpdated, codec
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 NAMESPACE = "symbol_registry"
@@ -50,11 +49,21 @@ async def save_universe(conn: Any, event: UniverseUpdated) -> bool:
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
             (f"ticktape.symbol_registry.universe:{event.venue}",),
         )
-        cur = await conn.execute(_INSERT_SNAPSHOT, (
-            event.event_id, event.venue, event.quote_asset, event.as_of, event.top_n,
-            list(event.symbols), msgspec.json.encode(event.members).decode(),
-            list(event.added), list(event.removed), codec.encode(event).decode(),
-        ))
+        cur = await conn.execute(
+            _INSERT_SNAPSHOT,
+            (
+                event.event_id,
+                event.venue,
+                event.quote_asset,
+                event.as_of,
+                event.top_n,
+                list(event.symbols),
+                msgspec.json.encode(event.members).decode(),
+                list(event.added),
+                list(event.removed),
+                codec.encode(event).decode(),
+            ),
+        )
         if await cur.fetchone() is None:
             return False
         cur = await conn.execute(_NEWEST, (event.venue,))
@@ -62,11 +71,17 @@ async def save_universe(conn: Any, event: UniverseUpdated) -> bool:
         if newest is not None and newest[0] == event.event_id:
             await conn.execute("DELETE FROM tracked_symbols WHERE venue = %s", (event.venue,))
             members = event.members
-            await conn.execute(_REPLACE_CURRENT, (
-                event.venue, event.as_of, event.event_id,
-                [m.symbol for m in members], [m.rank for m in members],
-                [m.quote_volume for m in members],
-            ))
+            await conn.execute(
+                _REPLACE_CURRENT,
+                (
+                    event.venue,
+                    event.as_of,
+                    event.event_id,
+                    [m.symbol for m in members],
+                    [m.rank for m in members],
+                    [m.quote_volume for m in members],
+                ),
+            )
         return True
 
 
@@ -74,8 +89,7 @@ async def current_universe(conn: Any, venue: str) -> tuple[UniverseMember, ...]:
     """The venue's tracked symbols in rank order (empty before the first snapshot)."""
     async with conn.transaction():
         cur = await conn.execute(
-            "SELECT symbol, rank, quote_volume FROM tracked_symbols WHERE venue = %s "
-            "ORDER BY rank, symbol",
+            "SELECT symbol, rank, quote_volume FROM tracked_symbols WHERE venue = %s ORDER BY rank, symbol",
             (venue,),
         )
         rows = await cur.fetchall()
@@ -92,8 +106,7 @@ async def history(conn: Any, venue: str, limit: int = 100) -> list[UniverseUpdat
     """The venue's snapshots, newest first (by as_of), at most `limit`."""
     async with conn.transaction():
         cur = await conn.execute(
-            "SELECT event::text FROM universe_snapshots WHERE venue = %s "
-            "ORDER BY as_of DESC, id DESC LIMIT %s",
+            "SELECT event::text FROM universe_snapshots WHERE venue = %s ORDER BY as_of DESC, id DESC LIMIT %s",
             (venue, limit),
         )
         rows = await cur.fetchall()

@@ -14,9 +14,9 @@ from pathlib import Path
 import nats
 import pytest
 
+from tests.support.recorded import convert_octobot
 from ticktape import subjects
 from ticktape.bus.reader import read_range
-from tests.support.recorded import convert_octobot
 from ticktape.testing.stack import Stack, VenueSim, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -89,8 +89,11 @@ def test_sessions_replay_byte_for_byte_also_after_sigkill_and_restart(tmp_path, 
         wait_for(lambda: fills(url) > before, timeout=60, what="fills in the second session")
         for service in CORES:
             old = second.kill(service)
-            wait_for(lambda: (second.pid(service) or old) != old and second.alive(second.pid(service)),
-                     timeout=30, what=f"{service} restarted")
+            wait_for(
+                lambda: (second.pid(service) or old) != old and second.alive(second.pid(service)),
+                timeout=30,
+                what=f"{service} restarted",
+            )
         after_kills = fills(url)
         wait_for(lambda: fills(url) > after_kills, timeout=60, what="fills after the restarts")
         assert second.stop() == 0, second.logs()

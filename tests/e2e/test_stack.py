@@ -11,15 +11,14 @@ from pathlib import Path
 import nats
 import pytest
 
+from tests.support.recorded import convert_octobot
+from tests.support.replay import replay_mismatches
 from ticktape import events as ev
 from ticktape import subjects
 from ticktape.events.codec import decode
 from ticktape.telemetry import trace_id_of
 from ticktape.testing.bus import stream_messages
 from ticktape.testing.stack import Stack, VenueSim, wait_for
-
-from tests.support.recorded import convert_octobot
-from tests.support.replay import replay_mismatches
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -67,8 +66,13 @@ def stack_env(tmp_path, nats_server, pg_server, bars_dir):
         with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
             conn.execute("CREATE DATABASE e2e")
         sim = VenueSim(bars_dir, tmp_path, speed=speed)
-        stack = Stack(tmp_path / "home", nats_url=nats_server.url, pg_dsn=pg_server.dsn_for("e2e"),
-                      venue_sim=sim.url, config_yaml=CONFIG)
+        stack = Stack(
+            tmp_path / "home",
+            nats_url=nats_server.url,
+            pg_dsn=pg_server.dsn_for("e2e"),
+            venue_sim=sim.url,
+            config_yaml=CONFIG,
+        )
         started.append((sim, stack))
         return sim, stack
 
@@ -83,10 +87,21 @@ def stack_env(tmp_path, nats_server, pg_server, bars_dir):
 def test_stack_carries_bars_to_fills_causally_linked_in_one_trace(stack_env):
     start, nats_url = stack_env
     sim, stack = start(speed=1500)
-    needed = ["UniverseUpdated", "BarClosed", "SignalGenerated", "OrderApproved", "OrderSubmitted",
-              "OrderFilled", "PositionUpdated", "AccountUpdated"]
-    items = wait_for(lambda: (lambda it: it if all(counts(it)[n] for n in needed) else None)(snapshot(nats_url)),
-                     timeout=90, what="universe, bars, signals, approvals, orders, fills and positions")
+    needed = [
+        "UniverseUpdated",
+        "BarClosed",
+        "SignalGenerated",
+        "OrderApproved",
+        "OrderSubmitted",
+        "OrderFilled",
+        "PositionUpdated",
+        "AccountUpdated",
+    ]
+    items = wait_for(
+        lambda: (lambda it: it if all(counts(it)[n] for n in needed) else None)(snapshot(nats_url)),
+        timeout=90,
+        what="universe, bars, signals, approvals, orders, fills and positions",
+    )
     by_id = {e.event_id: (e, h) for _, e, h in items}
     fill, fill_headers = next((e, h) for _, e, h in items if isinstance(e, ev.OrderFilled))
     chain = [fill]
@@ -133,8 +148,11 @@ def test_sigkill_each_service_mid_run_then_nothing_lost_or_duplicated(stack_env,
     wait_for(lambda: counts(snapshot(nats_url))["OrderFilled"] >= 1, timeout=90, what="a first fill")
     for service in SERVICES:
         old = stack.kill(service)
-        wait_for(lambda: (stack.pid(service) or old) != old and stack.alive(stack.pid(service)),
-                 timeout=30, what=f"{service} restarted")
+        wait_for(
+            lambda: (stack.pid(service) or old) != old and stack.alive(stack.pid(service)),
+            timeout=30,
+            what=f"{service} restarted",
+        )
         wait_for(lambda: len(snapshot(nats_url)) > 0, timeout=5, what="stream readable")
 
     def settled():
@@ -149,8 +167,9 @@ def test_sigkill_each_service_mid_run_then_nothing_lost_or_duplicated(stack_env,
     bars = [e for _, e, _ in items if isinstance(e, ev.BarClosed) and e.timeframe == "1m"]
     keys = collections.Counter((b.symbol, b.open_time) for b in bars)
     assert len(bars) == total_bars and max(keys.values()) == 1, "a bar was lost or published twice"
-    aggregated = collections.Counter((e.symbol, e.timeframe, e.open_time) for _, e, _ in items
-                                     if isinstance(e, ev.BarClosed) and e.timeframe != "1m")
+    aggregated = collections.Counter(
+        (e.symbol, e.timeframe, e.open_time) for _, e, _ in items if isinstance(e, ev.BarClosed) and e.timeframe != "1m"
+    )
     assert aggregated and max(aggregated.values()) == 1, "an aggregated bar was published twice"
     ids = collections.Counter(e.event_id for _, e, _ in items)
     assert max(ids.values()) == 1, "an event id appears twice"

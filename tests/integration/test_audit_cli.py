@@ -11,6 +11,9 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
+from services.audit.service import serve as serve_audit
+from tests.integration.test_audit_service import CONFIG, js, publish, trading_session, wait_archived
+from tests.support.bars import T0, wave_bars
 from ticktape import ids, subjects
 from ticktape.audit import chain
 from ticktape.cli.main import main as cli_main
@@ -25,10 +28,6 @@ from ticktape.events import (
     SignalGenerated,
 )
 from ticktape.testing.services import common_settings, running_service
-
-from services.audit.service import serve as serve_audit
-from tests.integration.test_audit_service import CONFIG, js, publish, trading_session, wait_archived
-from tests.support.bars import T0, wave_bars
 
 __all__ = ["js"]  # the fixture, shared with the service tests
 EVENTS = subjects.EVENTS_STREAM
@@ -48,8 +47,9 @@ class Log:
 
 def session_event(cls, session_id: str, n: int) -> Event:
     extra = dict(config_hash="abc", config_json="{}", code_version="test") if cls is SessionStarted else {}
-    return cls(event_id=ids.derive("session", session_id, n), ts_event=T0 + n, ts_init=T0 + n,
-               session_id=session_id, **extra)
+    return cls(
+        event_id=ids.derive("session", session_id, n), ts_event=T0 + n, ts_init=T0 + n, session_id=session_id, **extra
+    )
 
 
 @pytest.fixture
@@ -86,16 +86,24 @@ async def test_verify_when_the_log_is_intact_then_ok_with_count_and_head_hash(lo
     assert code == 0 and doc["ok"] is True
     (events,) = [s for s in doc["streams"] if s["stream"] == EVENTS]
     assert (events["count"], events["head"], events["last_seq"]) == (
-        len(log.events), log.rows[-1].hash.hex(), log.rows[-1].seq)
+        len(log.events),
+        log.rows[-1].hash.hex(),
+        log.rows[-1].seq,
+    )
     assert events["checkpoints"] >= 2
 
 
 async def test_verify_when_one_byte_of_a_fills_payload_changes_then_fails_naming_that_event(log, capsys):
     fill = log.row(next(e.event_id for e in log.events if isinstance(e, OrderFilled)))
     at = fill.data.index(b'"price":') + len(b'"price":') + 1  # 0-based, inside the price's digits
-    await sql(log.dsn, "UPDATE audit_log SET data = overlay(data placing %s from %s for 1) "
-                       "WHERE stream = %s AND seq = %s",
-              b"7" if fill.data[at:at + 1] != b"7" else b"8", at + 1, EVENTS, fill.seq)
+    await sql(
+        log.dsn,
+        "UPDATE audit_log SET data = overlay(data placing %s from %s for 1) WHERE stream = %s AND seq = %s",
+        b"7" if fill.data[at : at + 1] != b"7" else b"8",
+        at + 1,
+        EVENTS,
+        fill.seq,
+    )
     code, out = await ticktape(capsys, "audit", "verify", "--dsn", log.dsn, "--stream", EVENTS)
     assert code == 1
     assert out.startswith("BROKEN:")
@@ -104,13 +112,21 @@ async def test_verify_when_one_byte_of_a_fills_payload_changes_then_fails_naming
     broken = next(s["broken"] for s in json.loads(out)["streams"] if s["stream"] == EVENTS)
     assert code == 1
     assert (broken["seq"], broken["event_id"], broken["subject"], broken["kind"]) == (
-        fill.seq, fill.event_id, fill.subject, "hash")
+        fill.seq,
+        fill.event_id,
+        fill.subject,
+        "hash",
+    )
 
 
 async def test_verify_when_the_jsonb_payload_alone_is_edited_then_fails_naming_the_field(log, capsys):
     fill = log.row(next(e.event_id for e in log.events if isinstance(e, OrderFilled)))
-    await sql(log.dsn, "UPDATE audit_log SET payload = jsonb_set(payload, '{price}', '1.0') "
-                       "WHERE stream = %s AND seq = %s", EVENTS, fill.seq)
+    await sql(
+        log.dsn,
+        "UPDATE audit_log SET payload = jsonb_set(payload, '{price}', '1.0') WHERE stream = %s AND seq = %s",
+        EVENTS,
+        fill.seq,
+    )
     code, out = await ticktape(capsys, "audit", "verify", "--dsn", log.dsn, "--stream", EVENTS)
     assert code == 1 and fill.event_id in out and "payload" in out and "'price'" in out
 
@@ -132,11 +148,13 @@ async def test_verify_when_the_tail_is_deleted_then_the_checkpoint_catches_it(lo
 async def test_verify_session_checks_only_its_range(log, capsys):
     code, out = await ticktape(capsys, "audit", "verify", "s1", "--dsn", log.dsn)
     assert code == 0
-    assert out.startswith(f"session s1: ok: {log.stop_seq - log.start_seq + 1} events, "
-                          f"head hash {log.rows[log.stop_seq - 1].hash.hex()} ")
+    assert out.startswith(
+        f"session s1: ok: {log.stop_seq - log.start_seq + 1} events, head hash {log.rows[log.stop_seq - 1].hash.hex()} "
+    )
     outside = log.rows[-1]  # after the session stopped
-    await sql(log.dsn, "UPDATE audit_log SET data = data || ' '::bytea WHERE stream = %s AND seq = %s",
-              EVENTS, outside.seq)
+    await sql(
+        log.dsn, "UPDATE audit_log SET data = data || ' '::bytea WHERE stream = %s AND seq = %s", EVENTS, outside.seq
+    )
     assert (await ticktape(capsys, "audit", "verify", "s1", "--dsn", log.dsn))[0] == 0
     assert (await ticktape(capsys, "audit", "verify", "--dsn", log.dsn))[0] == 1
     inside = log.rows[log.start_seq + 3]
@@ -159,8 +177,13 @@ async def test_trace_a_fill_walks_back_through_order_approval_and_signal_to_the_
     assert code == 0
     doc = json.loads(out)
     chain_ = doc["chain"]
-    assert [s["type"] for s in chain_] == ["exec.order.filled", "exec.order.submitted", "risk.order.approved",
-                                           "signal.generated", "md.bar.closed"]
+    assert [s["type"] for s in chain_] == [
+        "exec.order.filled",
+        "exec.order.submitted",
+        "risk.order.approved",
+        "signal.generated",
+        "md.bar.closed",
+    ]
     by_id = {e.event_id: e for e in log.events}
     assert all(by_id[s["causation_id"]].event_id == nxt["event_id"] for s, nxt in zip(chain_, chain_[1:]))
     bar = by_id[chain_[-1]["event_id"]]
@@ -182,4 +205,3 @@ async def test_trace_a_fill_walks_back_through_order_approval_and_signal_to_the_
 
 async def test_trace_an_unknown_event_then_exit_1(log, capsys):
     assert (await ticktape(capsys, "audit", "trace", "no-such-event", "--dsn", log.dsn))[0] == 1
-

@@ -16,6 +16,10 @@ import psycopg
 import pytest
 import structlog
 
+from services.audit.config import AuditConfig
+from services.audit.service import DURABLE, Archiver, AuditMetrics, apply_migrations
+from services.audit.service import serve as serve_audit
+from tests.support.bars import wave_bars
 from ticktape import ids, subjects
 from ticktape.audit import chain, queries
 from ticktape.audit.verify import verify_stream
@@ -28,11 +32,6 @@ from ticktape.events import DeadLettered, Event, OrderFilled
 from ticktape.metrics import ServiceMetrics
 from ticktape.testing import eventually
 from ticktape.testing.services import common_settings, running_service
-
-from services.audit.config import AuditConfig
-from services.audit.service import DURABLE, Archiver, AuditMetrics, apply_migrations
-from services.audit.service import serve as serve_audit
-from tests.support.bars import wave_bars
 
 EVENTS, DLQ = subjects.EVENTS_STREAM, subjects.DLQ_STREAM
 CONFIG = AuditConfig(batch=32, checkpoint_every=50)
@@ -81,8 +80,9 @@ async def archived(dsn: str, stream: str = EVENTS) -> list[chain.Row]:
 
 async def checkpoints(dsn: str, stream: str = EVENTS) -> list[tuple[int, bytes, int, str]]:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        cur = await conn.execute("SELECT upto_seq, hash, count, reason FROM audit_checkpoints WHERE stream = %s "
-                                 "ORDER BY upto_seq", (stream,))
+        cur = await conn.execute(
+            "SELECT upto_seq, hash, count, reason FROM audit_checkpoints WHERE stream = %s ORDER BY upto_seq", (stream,)
+        )
         return [(s, bytes(h), c, r) for s, h, c, r in await cur.fetchall()]
 
 
@@ -94,6 +94,7 @@ async def wait_archived(dsn: str, n: int, stream: str = EVENTS, timeout: float =
     async def check():
         rows = await archived(dsn, stream)
         return rows if len(rows) >= n else None
+
     return await eventually(check, timeout=timeout, what=f"{n} rows of {stream} archived")
 
 
@@ -109,13 +110,15 @@ async def test_archiver_stores_every_message_in_stream_order_hash_chained_and_ch
     assert len(expected) == len(events)
     async with running_service("audit", serve_audit, CONFIG, common_settings(nats_url, pg_dsn)) as rt:
         rows = await wait_archived(pg_dsn, len(expected))
-        await eventually(lambda: rt.metrics.value("ticktape_audit_archived", stream=EVENTS) == len(expected),
-                         what="archived counter")
+        await eventually(
+            lambda: rt.metrics.value("ticktape_audit_archived", stream=EVENTS) == len(expected), what="archived counter"
+        )
         assert rt.metrics.value("ticktape_received") == len(expected)
     assert as_messages(rows) == expected  # the exact bytes, subjects and sequences, in order
     # each row chained to the one before; payload is PostgreSQL's rendering of the jsonb
-    assert [dataclasses.replace(r, payload=None) for r in rows] == \
-        [dataclasses.replace(r, payload=None) for r in chain.chain(EVENTS, expected)]
+    assert [dataclasses.replace(r, payload=None) for r in rows] == [
+        dataclasses.replace(r, payload=None) for r in chain.chain(EVENTS, expected)
+    ]
     assert [r.event_id for r in rows] == [e.event_id for e in events]
     fill = next(r for r in rows if r.type == "exec.order.filled")
     assert fill.causation_id and fill.correlation_id and fill.payload
@@ -137,8 +140,10 @@ async def test_restart_mid_stream_then_no_duplicates_chain_intact_and_shutdown_c
     await publish(js, events[half:])  # arrives while the archiver is down
     async with running_service("audit", serve_audit, CONFIG, common) as rt:
         rows = await wait_archived(pg_dsn, len(events))
-        await eventually(lambda: rt.metrics.value("ticktape_audit_archived", stream=EVENTS) == len(events) - half,
-                         what="archived counter after restart")
+        await eventually(
+            lambda: rt.metrics.value("ticktape_audit_archived", stream=EVENTS) == len(events) - half,
+            what="archived counter after restart",
+        )
     assert as_messages(rows) == await on_stream(js)
     assert len({r.seq for r in rows}) == len(rows) == len(events)
     async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
@@ -182,9 +187,16 @@ async def test_malformed_messages_and_dead_letters_are_archived_each_stream_its_
     await publish(js, events[:10])
     await js.publish(subjects.bar("binance_usdm", "BTCUSDT", "1m"), b"{not json")
     await publish(js, events[10:])
-    letter = DeadLettered(event_id=ids.derive("dl", 1), ts_event=1, ts_init=1, service="signal",
-                          source="md.bar.binance_usdm.BTCUSDT.1m", error="malformed JSON", payload_b64="e25vdA==",
-                          stream_seq=11)
+    letter = DeadLettered(
+        event_id=ids.derive("dl", 1),
+        ts_event=1,
+        ts_init=1,
+        service="signal",
+        source="md.bar.binance_usdm.BTCUSDT.1m",
+        error="malformed JSON",
+        payload_b64="e25vdA==",
+        stream_seq=11,
+    )
     await publish(js, [letter])
     async with running_service("audit", serve_audit, CONFIG, common_settings(nats_url, pg_dsn)):
         rows = await wait_archived(pg_dsn, len(events) + 1)
@@ -198,13 +210,19 @@ async def test_malformed_messages_and_dead_letters_are_archived_each_stream_its_
 async def test_sigkill_mid_stream_then_restart_resumes_without_duplicates_or_fork(nats_url, js, pg_dsn, tmp_path):
     events = trading_session()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKTAPE_")}
-    env.update(TICKTAPE_NATS_URL=nats_url, TICKTAPE_PG_DSN=pg_dsn, TICKTAPE_AUDIT__BATCH="1",
-               TICKTAPE_AUDIT__CHECKPOINT_EVERY="25", TICKTAPE_TELEMETRY__LOG_LEVEL="warning")
+    env.update(
+        TICKTAPE_NATS_URL=nats_url,
+        TICKTAPE_PG_DSN=pg_dsn,
+        TICKTAPE_AUDIT__BATCH="1",
+        TICKTAPE_AUDIT__CHECKPOINT_EVERY="25",
+        TICKTAPE_TELEMETRY__LOG_LEVEL="warning",
+    )
 
     def start(name: str) -> subprocess.Popen[bytes]:
         with open(tmp_path / f"{name}.err", "wb") as err:
-            return subprocess.Popen([sys.executable, "-m", "services.audit"], env=env, cwd=tmp_path,
-                                    stdout=subprocess.DEVNULL, stderr=err)
+            return subprocess.Popen(
+                [sys.executable, "-m", "services.audit"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err
+            )
 
     await publish(js, events[:150])
     first = start("first")

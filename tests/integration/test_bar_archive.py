@@ -6,6 +6,9 @@ import msgspec
 import psycopg
 import pytest
 
+from services.archive.config import ArchiveConfig
+from services.archive.service import serve
+from tests.support.bars import wave_bars
 from ticktape import barstore
 from ticktape.bus.provision import ensure_streams
 from ticktape.bus.publisher import publish_batch
@@ -13,10 +16,6 @@ from ticktape.clock import MINUTE_NS
 from ticktape.config import NatsSettings
 from ticktape.testing import eventually
 from ticktape.testing.services import common_settings, running_service
-
-from services.archive.config import ArchiveConfig
-from services.archive.service import serve
-from tests.support.bars import wave_bars
 
 
 async def count(dsn: str) -> int:
@@ -35,9 +34,11 @@ async def test_writes_are_idempotent_and_partitioned_by_month(pg_dsn):
         await barstore.apply_migrations(conn)
         assert await barstore.write_bars(conn, bars) == len(bars)
         assert await barstore.write_bars(conn, bars[:10]) == 0
-        cur = await conn.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON i.inhrelid = c.oid "
-                                 "WHERE i.inhparent = 'bars'::regclass "
-                                 "ORDER BY relname")
+        cur = await conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON i.inhrelid = c.oid "
+            "WHERE i.inhparent = 'bars'::regclass "
+            "ORDER BY relname"
+        )
         assert [r[0] for r in await cur.fetchall()] == ["bars_y2024m01", "bars_y2024m02"]
         warm = await barstore.last_bars(conn, "binance_usdm", "BTCUSDT", "1m", 5)
     assert warm == bars[-5:]  # round trip exact, oldest first
@@ -61,11 +62,14 @@ async def test_archive_service_stores_every_bar_once_across_redelivery_and_resta
         await eventually(lambda: _eq(count(pg_dsn), 600), timeout=20, what="all bars archived")
         await eventually(lambda: rt.metrics.value("ticktape_received") >= 470, what="everything consumed")
     async with await psycopg.AsyncConnection.connect(pg_dsn) as conn:
-        cur = await conn.execute("SELECT symbol, count(*), min(open_time), max(open_time) FROM bars "
-                                 "GROUP BY symbol ORDER BY symbol")
+        cur = await conn.execute(
+            "SELECT symbol, count(*), min(open_time), max(open_time) FROM bars GROUP BY symbol ORDER BY symbol"
+        )
         rows = await cur.fetchall()
-    assert rows == [("BTCUSDT", 300, btc[0].open_time, btc[0].open_time + 299 * MINUTE_NS),
-                    ("ETHUSDT", 300, eth[0].open_time, eth[0].open_time + 299 * MINUTE_NS)]
+    assert rows == [
+        ("BTCUSDT", 300, btc[0].open_time, btc[0].open_time + 299 * MINUTE_NS),
+        ("ETHUSDT", 300, eth[0].open_time, eth[0].open_time + 299 * MINUTE_NS),
+    ]
 
 
 async def _eq(coro, n):

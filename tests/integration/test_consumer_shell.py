@@ -7,6 +7,10 @@ import base64
 import nats
 import pytest
 
+from services.signal.config import SignalConfig
+from services.signal.core import SignalCore
+from services.signal.service import serve as serve_signal
+from tests.support.bars import wave_bars
 from ticktape import subjects
 from ticktape.bus.provision import ensure_streams
 from ticktape.bus.publisher import publish_batch
@@ -16,11 +20,6 @@ from ticktape.events.codec import encode
 from ticktape.testing import eventually
 from ticktape.testing.bus import stream_events
 from ticktape.testing.services import common_settings, running_service
-
-from services.signal.config import SignalConfig
-from services.signal.core import SignalCore
-from services.signal.service import serve as serve_signal
-from tests.support.bars import wave_bars
 
 STREAM = "TICKTAPE"
 
@@ -47,8 +46,9 @@ async def test_signal_service_when_bars_arrive_then_publishes_what_the_core_deci
     assert expected, "the wave must produce crossovers"
     await publish_batch(js, [(b, {}) for b in bars])
     async with running_service("signal", serve_signal, SignalConfig(), common_settings(nats_url)):
-        got = await eventually(lambda: _when_len(signals_on_bus(js), len(expected)), timeout=20,
-                               what="all expected signals")
+        got = await eventually(
+            lambda: _when_len(signals_on_bus(js), len(expected)), timeout=20, what="all expected signals"
+        )
     assert [encode(s) for s in got] == [encode(s) for s in expected]
 
 
@@ -68,8 +68,9 @@ async def test_restart_mid_stream_then_state_is_rebuilt_and_nothing_is_duplicate
     # the service is down while the rest of the bars arrive
     await publish_batch(js, [(b, {}) for b in bars[70:]])
     async with running_service("signal", serve_signal, SignalConfig(), common):
-        got = await eventually(lambda: _when_len(signals_on_bus(js), len(expected)), timeout=20,
-                               what="all signals after restart")
+        got = await eventually(
+            lambda: _when_len(signals_on_bus(js), len(expected)), timeout=20, what="all signals after restart"
+        )
     assert [encode(s) for s in got] == [encode(s) for s in expected]
     assert len({s.event_id for s in got}) == len(got)
 
@@ -91,9 +92,7 @@ async def test_republishing_the_same_outputs_then_jetstream_drops_duplicates(js)
         (b'{"type":"md.bar.v9","event_id":"x","ts_event":1,"ts_init":1}', "unknown_type"),
     ],
 )
-async def test_bad_bus_message_then_dead_lettered_counted_and_processing_continues(
-    nats_url, js, payload, reason
-):
+async def test_bad_bus_message_then_dead_lettered_counted_and_processing_continues(nats_url, js, payload, reason):
     bars = wave_bars(n=100)
     subject = subjects.bar("binance_usdm", "BTCUSDT", "1m")
     await publish_batch(js, [(b, {}) for b in bars[:50]])
@@ -101,11 +100,14 @@ async def test_bad_bus_message_then_dead_lettered_counted_and_processing_continu
     await publish_batch(js, [(b, {}) for b in bars[50:]])
     expected = reference_signals(bars)
     async with running_service("signal", serve_signal, SignalConfig(), common_settings(nats_url)) as rt:
-        await eventually(lambda: _when_len(signals_on_bus(js), len(expected)), timeout=20,
-                         what="signals after the poison message")
+        await eventually(
+            lambda: _when_len(signals_on_bus(js), len(expected)), timeout=20, what="signals after the poison message"
+        )
         letters = await eventually(
             lambda: _when_len(stream_events(js, "TICKTAPE_DLQ", [subjects.dead_letter("signal")]), 1),
-            timeout=10, what="dead letter")
+            timeout=10,
+            what="dead letter",
+        )
         assert rt.metrics.value("ticktape_rejected", reason=reason) == 1
         assert rt.metrics.value("ticktape_dead_lettered") == 1
     letter = letters[0]
@@ -137,10 +139,12 @@ async def test_bar_with_negative_price_then_rejected_as_invalid_input_and_strate
     await publish_batch(js, [(b, {}) for b in bars[:60]] + [(bad, {})] + [(b, {}) for b in bars[60:]])
     expected = reference_signals(bars)
     async with running_service("signal", serve_signal, SignalConfig(), common_settings(nats_url)) as rt:
-        await eventually(lambda: _when_len(signals_on_bus(js), len(expected)), timeout=20,
-                         what="signals after the bad bar")
-        await eventually(lambda: rt.metrics.value("ticktape_rejected", reason="invalid_input") == 1,
-                         what="invalid input counted")
+        await eventually(
+            lambda: _when_len(signals_on_bus(js), len(expected)), timeout=20, what="signals after the bad bar"
+        )
+        await eventually(
+            lambda: rt.metrics.value("ticktape_rejected", reason="invalid_input") == 1, what="invalid input counted"
+        )
         assert rt.metrics.value("ticktape_errors", kind="strategy_quarantined") == 0
     letters = await stream_events(js, "TICKTAPE_DLQ", [subjects.dead_letter("signal")])
     assert [letter.stream_seq for letter in letters] == [61]

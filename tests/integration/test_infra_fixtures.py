@@ -8,8 +8,9 @@ import psycopg
 async def test_pg_dsn_is_a_fresh_database_on_a_real_postgresql(pg_dsn):
     async with await psycopg.AsyncConnection.connect(pg_dsn) as conn:
         version = (await (await conn.execute("SHOW server_version_num")).fetchone())[0]
-        tables = (await (await conn.execute(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).fetchone())[0]
+        tables = (await (await conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).fetchone())[
+            0
+        ]
     assert int(version) >= 150000 and tables == 0
 
 

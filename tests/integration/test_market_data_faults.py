@@ -10,34 +10,38 @@ import psycopg
 import pytest
 from aiohttp import web
 
+from services.archive.config import ArchiveConfig
+from services.archive.service import serve as serve_archive
+from services.market_data.config import MarketDataConfig, VenueFeedConfig
+from services.market_data.service import serve as serve_market_data
+from tests.support.recorded import OCTOBOT_BTC, OCTOBOT_ETH, convert_octobot
 from ticktape import ids
 from ticktape.bus.provision import ensure_streams
 from ticktape.bus.publisher import publish_batch
 from ticktape.config import NatsSettings
 from ticktape.events import MarketDataStatus, UniverseMember, UniverseUpdated
-from ticktape.testing.bus import stream_events
 from ticktape.testing import eventually
+from ticktape.testing.bus import stream_events
 from ticktape.testing.services import common_settings, running_service
 from venuesim.bars import align, load_dir
 from venuesim.faults import FaultConfig
 from venuesim.server import VenueSim
 
-from services.archive.config import ArchiveConfig
-from tests.support.recorded import OCTOBOT_BTC, OCTOBOT_ETH, convert_octobot
-from services.archive.service import serve as serve_archive
-from services.market_data.config import MarketDataConfig, VenueFeedConfig
-from services.market_data.service import serve as serve_market_data
-
 pytestmark = pytest.mark.timeout(180)
 SPEED = 2400.0  # 40 sim minutes per wall second
-VENUES = {"binance_usdm": ("BTCUSDT", "ETHUSDT"), "binance_spot": ("BTCUSDT", "ETHUSDT"),
-          "hyperliquid": ("BTC", "ETH")}
+VENUES = {"binance_usdm": ("BTCUSDT", "ETHUSDT"), "binance_spot": ("BTCUSDT", "ETHUSDT"), "hyperliquid": ("BTC", "ETH")}
 
 
 def universe(venue: str, symbols: tuple[str, ...]) -> UniverseUpdated:
     return UniverseUpdated(
-        event_id=ids.derive("test-universe", venue), ts_event=1, ts_init=1, venue=venue,
-        quote_asset="USDT", top_n=len(symbols), as_of=1, symbols=symbols,
+        event_id=ids.derive("test-universe", venue),
+        ts_event=1,
+        ts_init=1,
+        venue=venue,
+        quote_asset="USDT",
+        top_n=len(symbols),
+        as_of=1,
+        symbols=symbols,
         members=tuple(UniverseMember(symbol=s, rank=i + 1, quote_volume=1.0) for i, s in enumerate(symbols)),
     )
 
@@ -47,7 +51,8 @@ async def archived(dsn: str) -> list[tuple]:
         try:
             cur = await conn.execute(
                 "SELECT venue, symbol, open_time / 1000000, open, high, low, close, volume FROM bars "
-                "WHERE timeframe = '1m' ORDER BY venue, symbol, open_time")
+                "WHERE timeframe = '1m' ORDER BY venue, symbol, open_time"
+            )
         except psycopg.errors.UndefinedTable:
             return []
         return await cur.fetchall()
@@ -58,14 +63,27 @@ async def test_archived_bars_equal_the_input_under_drops_stalls_refusals_malform
 ):
     series = align(load_dir(convert_octobot(tmp_path / "bars", OCTOBOT_BTC, OCTOBOT_ETH)))
     expected = sorted(
-        (venue, coin, bar.open_time, float(bar.open), float(bar.high), float(bar.low), float(bar.close),
-         float(bar.volume))
+        (
+            venue,
+            coin,
+            bar.open_time,
+            float(bar.open),
+            float(bar.high),
+            float(bar.low),
+            float(bar.close),
+            float(bar.volume),
+        )
         for venue, symbols in VENUES.items()
         for symbol, coin in zip(("BTCUSDT", "ETHUSDT"), symbols)
         for bar in (series[symbol][i] for i in range(len(series[symbol])))
     )
-    faults = FaultConfig(drop_every=1.5, stall=(0.4, 2.5), malformed_every=200, refuse_reconnect=0.4,
-                         skip_indexes=frozenset({3, 4, 5, 120, 121, 333, 498}))
+    faults = FaultConfig(
+        drop_every=1.5,
+        stall=(0.4, 2.5),
+        malformed_every=200,
+        refuse_reconnect=0.4,
+        skip_indexes=frozenset({3, 4, 5, 120, 121, 333, 498}),
+    )
     sim = VenueSim(series, speed=SPEED, faults=faults)
     runner = sim.runner()
     await runner.setup()
@@ -76,15 +94,22 @@ async def test_archived_bars_equal_the_input_under_drops_stalls_refusals_malform
         await ensure_streams(js, NatsSettings())
         await publish_batch(js, [(universe(v, s), {}) for v, s in VENUES.items()])
         common = common_settings(nats_url, pg_dsn, venue_sim=base)
-        config = MarketDataConfig(venues=tuple(VenueFeedConfig(venue=v) for v in VENUES),
-                                  reconnect_backoff_initial_s=0.1, reconnect_backoff_max_s=0.5,
-                                  status_interval_s=0.5)
+        config = MarketDataConfig(
+            venues=tuple(VenueFeedConfig(venue=v) for v in VENUES),
+            reconnect_backoff_initial_s=0.1,
+            reconnect_backoff_max_s=0.5,
+            status_interval_s=0.5,
+        )
         async with (
             running_service("archive", serve_archive, ArchiveConfig(batch_wait_s=0.1), common),
             running_service("market_data", serve_market_data, config, common) as md,
         ):
-            rows = await eventually(lambda: _when_len(archived(pg_dsn), len(expected)), timeout=120,
-                                    interval=0.5, what=f"{len(expected)} archived 1m bars")
+            rows = await eventually(
+                lambda: _when_len(archived(pg_dsn), len(expected)),
+                timeout=120,
+                interval=0.5,
+                what=f"{len(expected)} archived 1m bars",
+            )
             assert md.metrics.value("ticktape_rejected", reason="malformed_frame") > 0
         statuses = [e for e in await stream_events(js, "TICKTAPE", ["md.status.>"]) if isinstance(e, MarketDataStatus)]
         for venue in VENUES:  # every venue reported its shards, and they saw the drops
@@ -121,8 +146,9 @@ async def test_universe_change_then_subscribed_on_the_live_connection_without_re
     await publish_batch(js, [(universe("binance_usdm", ("BTCUSDT",)), {})])
     config = MarketDataConfig(aggregate=(), status_interval_s=0.3)
     try:
-        async with running_service("market_data", serve_market_data, config,
-                                   common_settings(nats_url, pg_dsn, venue_sim=base)):
+        async with running_service(
+            "market_data", serve_market_data, config, common_settings(nats_url, pg_dsn, venue_sim=base)
+        ):
             await eventually(lambda: _bars_of(js, "ETHUSDT", "BTCUSDT"), timeout=20, what="BTC bars")
             wider = msgspec.structs.replace(universe("binance_usdm", ("BTCUSDT", "ETHUSDT")), event_id="wider")
             await publish_batch(js, [(wider, {})])

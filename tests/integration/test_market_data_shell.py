@@ -9,24 +9,46 @@ import json
 import aiohttp
 import pytest
 
+from services.market_data.config import MarketDataConfig, VenueFeedConfig
+from services.market_data.feed import VenueFeed
 from ticktape import subjects
+from ticktape.bus.pipeline import PipelinedPublisher
 from ticktape.events import BarClosed, DeadLettered
 from ticktape.runtime import open_runtime
 from ticktape.testing.bus import stream_events
 from ticktape.testing.services import common_settings
 
-from services.market_data.config import MarketDataConfig
-from services.market_data.config import VenueFeedConfig
-from services.market_data.feed import VenueFeed
-from ticktape.bus.pipeline import PipelinedPublisher
-
 
 def kline_frame(symbol: str, open_ms: int, closed: bool = True, close: str = "101.5") -> bytes:
-    return json.dumps({"stream": f"{symbol.lower()}@kline_1m", "data": {
-        "e": "kline", "E": open_ms + 60_000, "s": symbol, "k": {
-            "t": open_ms, "T": open_ms + 59_999, "s": symbol, "i": "1m", "f": 1, "L": 9,
-            "o": "100.0", "c": close, "h": "102.0", "l": "99.5", "v": "12.5", "n": 9, "x": closed,
-            "q": "1262.5", "V": "6.0", "Q": "606.0", "B": "0"}}}).encode()
+    return json.dumps(
+        {
+            "stream": f"{symbol.lower()}@kline_1m",
+            "data": {
+                "e": "kline",
+                "E": open_ms + 60_000,
+                "s": symbol,
+                "k": {
+                    "t": open_ms,
+                    "T": open_ms + 59_999,
+                    "s": symbol,
+                    "i": "1m",
+                    "f": 1,
+                    "L": 9,
+                    "o": "100.0",
+                    "c": close,
+                    "h": "102.0",
+                    "l": "99.5",
+                    "v": "12.5",
+                    "n": 9,
+                    "x": closed,
+                    "q": "1262.5",
+                    "V": "6.0",
+                    "Q": "606.0",
+                    "B": "0",
+                },
+            },
+        }
+    ).encode()
 
 
 @pytest.fixture
@@ -49,10 +71,15 @@ def make_feed(rt, session):
     return Feed(rt, MarketDataConfig(), VenueFeedConfig(venue="binance_usdm"), session, PipelinedPublisher(rt.js))
 
 
-@pytest.mark.parametrize("frame", [
-    b"{truncated", b'{"stream":"btcusdt@kline_1m","data":{"e":"kline","s":"BTCUSDT"}}',
-    kline_frame("BTCUSDT", 1_700_000_000_000, close="abc"), b"\x00\x01binary",
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"{truncated",
+        b'{"stream":"btcusdt@kline_1m","data":{"e":"kline","s":"BTCUSDT"}}',
+        kline_frame("BTCUSDT", 1_700_000_000_000, close="abc"),
+        b"\x00\x01binary",
+    ],
+)
 async def test_malformed_frame_then_dead_lettered_counted_and_not_published(shell, frame):
     await shell.on_frame(0, frame)
     letters = await stream_events(shell.rt.js, "TICKTAPE_DLQ", ["dlq.market_data"])
@@ -65,8 +92,12 @@ async def test_malformed_frame_then_dead_lettered_counted_and_not_published(shel
 
 async def test_closed_frames_then_each_bar_published_once_and_open_frames_ignored(shell):
     t0 = 1_700_000_040_000 - 1_700_000_040_000 % 60_000
-    for frame in [kline_frame("BTCUSDT", t0, closed=False), kline_frame("BTCUSDT", t0),
-                  kline_frame("BTCUSDT", t0), kline_frame("BTCUSDT", t0 + 60_000)]:
+    for frame in [
+        kline_frame("BTCUSDT", t0, closed=False),
+        kline_frame("BTCUSDT", t0),
+        kline_frame("BTCUSDT", t0),
+        kline_frame("BTCUSDT", t0 + 60_000),
+    ]:
         await shell.on_frame(0, frame)
     bars = await stream_events(shell.rt.js, "TICKTAPE", [subjects.bars(timeframe="1m")])
     assert [b.open_time for b in bars] == [t0 * 1_000_000, (t0 + 60_000) * 1_000_000]

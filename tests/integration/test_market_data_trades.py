@@ -9,6 +9,10 @@ import json
 import pytest
 from aiohttp import web
 
+from services.market_data.config import MarketDataConfig, VenueFeedConfig
+from services.market_data.service import serve
+from tests.integration.test_market_data_faults import universe
+from tests.support.recorded import OCTOBOT_BTC, convert_octobot
 from ticktape.bus.provision import ensure_streams
 from ticktape.bus.publisher import publish_batch
 from ticktape.config import NatsSettings
@@ -19,11 +23,6 @@ from ticktape.testing.data import shared_data
 from ticktape.testing.services import common_settings, running_service
 from venuesim.bars import align, load_dir
 from venuesim.server import VenueSim
-
-from services.market_data.config import MarketDataConfig, VenueFeedConfig
-from services.market_data.service import serve
-from tests.integration.test_market_data_faults import universe
-from tests.support.recorded import OCTOBOT_BTC, convert_octobot
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -39,9 +38,7 @@ def captured_trades(path) -> dict[str, dict]:
     return out
 
 
-async def test_captured_spot_trades_are_published_once_each_with_the_recorded_values(
-    tmp_path, nats_url, nats_client
-):
+async def test_captured_spot_trades_are_published_once_each_with_the_recorded_values(tmp_path, nats_url, nats_client):
     capture = shared_data("hftbacktest", "spot_btcusdt_20240808.gz")
     expected = captured_trades(capture)
     bars = convert_octobot(tmp_path / "bars", OCTOBOT_BTC)
@@ -56,8 +53,9 @@ async def test_captured_spot_trades_are_published_once_each_with_the_recorded_va
     config = MarketDataConfig(venues=(VenueFeedConfig(venue="binance_spot", trades=True),), aggregate=())
     try:
         async with running_service("market_data", serve, config, common_settings(nats_url, venue_sim=base)):
-            ticks = await eventually(lambda: _at_least(js, len(expected)), timeout=60, interval=0.5,
-                                     what=f"{len(expected)} trades")
+            ticks = await eventually(
+                lambda: _at_least(js, len(expected)), timeout=60, interval=0.5, what=f"{len(expected)} trades"
+            )
     finally:
         await runner.cleanup()
     assert len(ticks) == len(expected) == len({t.event_id for t in ticks})

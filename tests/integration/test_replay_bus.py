@@ -11,6 +11,7 @@ import msgspec
 import nats
 import pytest
 
+from tests.support.bars import wave_bars
 from ticktape import subjects
 from ticktape.bus.provision import ensure_streams
 from ticktape.cli.main import main
@@ -21,10 +22,10 @@ from ticktape.replay.importer import default_prefix, default_stream
 from ticktape.replay.simulate import simulate_session
 from ticktape.testing.bus import stream_messages
 
-from tests.support.bars import wave_bars
-
-OTHER = {"signal": {"strategies": [{"kind": "ema_cross", "name": "fast5", "fast": 5, "slow": 21}]},
-         "risk": {"accounts": [{"name": "paper-main", "strategies": ["*"]}]}}
+OTHER = {
+    "signal": {"strategies": [{"kind": "ema_cross", "name": "fast5", "fast": 5, "slow": 21}]},
+    "risk": {"accounts": [{"name": "paper-main", "strategies": ["*"]}]},
+}
 
 
 def run(coro_fn, url: str):
@@ -41,8 +42,9 @@ def run(coro_fn, url: str):
 @pytest.fixture
 def recorded(nats_url):
     """Two sessions on TICKTAPE: s1 with the defaults, then s2 with another signal config."""
-    bars = sorted(wave_bars("BTCUSDT", 240) + wave_bars("ETHUSDT", 240, period=30),
-                  key=lambda b: (b.open_time, b.symbol))
+    bars = sorted(
+        wave_bars("BTCUSDT", 240) + wave_bars("ETHUSDT", 240, period=30), key=lambda b: (b.open_time, b.symbol)
+    )
     meta1, recs1 = simulate_session(bars[:240], {}, "20250101T000000Z-aaaaaa")
     meta2, recs2 = simulate_session(bars[240:], OTHER, "20250101T010000Z-bbbbbb", history=recs1)
 
@@ -133,8 +135,10 @@ def test_replay_verify_passes_for_each_session_live_and_imported(nats_url, recor
     path = tmp_path / "s.gz"
     assert main(["export", meta.session_id, str(path), "--nats", nats_url]) == 0
     assert main(["import", str(path), "--nats", nats_url]) == 0
-    assert main(["replay", meta.session_id, "--verify", "--nats", nats_url,
-                 "--stream", default_stream(meta.session_id)]) == 0
+    assert (
+        main(["replay", meta.session_id, "--verify", "--nats", nats_url, "--stream", default_stream(meta.session_id)])
+        == 0
+    )
     assert main(["replay", str(path), "--verify"]) == 0
 
 

@@ -8,6 +8,7 @@ import json
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig
 
+from tests.support.bars import wave_bars
 from ticktape import subjects
 from ticktape.bus.provision import ensure_streams
 from ticktape.bus.publisher import publish_batch
@@ -17,8 +18,6 @@ from ticktape.events import SessionStarted, SessionStopped
 from ticktape.events.codec import decode
 from ticktape.sessions import STOPPED, SessionRecorder, wait_drained
 from ticktape.testing.bus import stream_messages
-
-from tests.support.bars import wave_bars
 
 RAW = {"signal": {"timeframe": "1m"}, "postgres": {"dsn": "postgresql://tt:pw-secret@db:5432/tt"}}
 
@@ -105,8 +104,10 @@ def test_sessions_on_a_missing_stream_fails_cleanly(nats_url, capsys):
 async def test_drain_waits_until_every_durable_has_consumed_its_input(nats_client):
     js = nats_client.jetstream()
     await ensure_streams(js, NatsSettings())
-    await js.add_consumer(subjects.EVENTS_STREAM, ConsumerConfig(
-        durable_name="signal", ack_policy=AckPolicy.EXPLICIT, filter_subjects=[subjects.ALL_BARS]))
+    await js.add_consumer(
+        subjects.EVENTS_STREAM,
+        ConsumerConfig(durable_name="signal", ack_policy=AckPolicy.EXPLICIT, filter_subjects=[subjects.ALL_BARS]),
+    )
     await publish_batch(js, [(b, {}) for b in wave_bars(n=5)])
     assert not await wait_drained(js, subjects.EVENTS_STREAM, ["signal", "absent"], timeout=0.3)
     sub = await js.pull_subscribe_bind(consumer="signal", stream=subjects.EVENTS_STREAM)
@@ -118,8 +119,10 @@ async def test_drain_waits_until_every_durable_has_consumed_its_input(nats_clien
 async def test_drain_gives_up_at_once_when_no_consumer_is_alive(nats_client):
     js = nats_client.jetstream()
     await ensure_streams(js, NatsSettings())
-    await js.add_consumer(subjects.EVENTS_STREAM, ConsumerConfig(
-        durable_name="risk", ack_policy=AckPolicy.EXPLICIT, filter_subjects=[subjects.ALL_BARS]))
+    await js.add_consumer(
+        subjects.EVENTS_STREAM,
+        ConsumerConfig(durable_name="risk", ack_policy=AckPolicy.EXPLICIT, filter_subjects=[subjects.ALL_BARS]),
+    )
     await publish_batch(js, [(b, {}) for b in wave_bars(n=2)])
     assert not await wait_drained(js, subjects.EVENTS_STREAM, ["risk"], timeout=60, alive=lambda: False)
 

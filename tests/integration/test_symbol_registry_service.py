@@ -94,20 +94,23 @@ def binance_as_of_ns(bars: dict[str, BarSeries]) -> int:
 
 
 async def test_every_venue_publishes_and_stores_its_own_universe(
-        sim: Sim, bars: dict[str, BarSeries], nats_url: str, pg_dsn: str) -> None:
+    sim: Sim, bars: dict[str, BarSeries], nats_url: str, pg_dsn: str
+) -> None:
     common = common_settings(nats_url, pg_dsn, venue_sim=sim.url)
     async with running_service("symbol_registry", serve, CONFIG, common) as rt:
         got = await eventually(lambda: _all_venues(rt), what="a universe from every venue")
         assert rt.metrics.value("ticktape_errors", kind="refresh") == 0
     assert {venue: tuple(e.symbols for e in events) for venue, events in got.items()} == {
-        venue: (symbols,) for venue, symbols in EXPECTED.items()}
+        venue: (symbols,) for venue, symbols in EXPECTED.items()
+    }
 
     for venue in (BINANCE_USDM, BINANCE_SPOT):
         event = got[venue][0]
         assert event.as_of == event.ts_event == binance_as_of_ns(bars)
         assert event.quote_asset == "USDT"
         assert [m.quote_volume for m in event.members] == pytest.approx(
-            [math.fsum(bars[s].quote_volumes) for s in EXPECTED[venue]])
+            [math.fsum(bars[s].quote_volumes) for s in EXPECTED[venue]]
+        )
     hl = got[HYPERLIQUID][0]
     assert hl.quote_asset == "USDC"
     # the response's Date header: the venue's clock, which in the simulator is the sim clock (not
@@ -129,12 +132,16 @@ async def _all_venues(rt: Any) -> dict[str, list[UniverseUpdated]] | None:
     return got if set(got) == set(ALL) else None
 
 
-@pytest.mark.parametrize(("broken", "prefix", "fault"), [
-    (BINANCE_SPOT, "/binance_spot/api/v3/ticker/24hr", unavailable),  # HTTP error
-    (HYPERLIQUID, "/hyperliquid/info", garbage),  # a payload the adapter rejects
-])
+@pytest.mark.parametrize(
+    ("broken", "prefix", "fault"),
+    [
+        (BINANCE_SPOT, "/binance_spot/api/v3/ticker/24hr", unavailable),  # HTTP error
+        (HYPERLIQUID, "/hyperliquid/info", garbage),  # a payload the adapter rejects
+    ],
+)
 async def test_a_failing_venue_is_counted_and_retried_while_the_others_publish(
-        sim: Sim, nats_url: str, pg_dsn: str, broken: str, prefix: str, fault: Fault) -> None:
+    sim: Sim, nats_url: str, pg_dsn: str, broken: str, prefix: str, fault: Fault
+) -> None:
     sim.faults[prefix] = fault
     common = common_settings(nats_url, pg_dsn, venue_sim=sim.url)
     async with running_service("symbol_registry", serve, CONFIG, common) as rt:

@@ -28,15 +28,21 @@ async def db(conn: psycopg.AsyncConnection) -> psycopg.AsyncConnection:
     return conn
 
 
-def universe(as_of: int, volumes: dict[str, float], *, previous: tuple[str, ...] = (),
-             venue: str = VENUE) -> UniverseUpdated:
+def universe(
+    as_of: int, volumes: dict[str, float], *, previous: tuple[str, ...] = (), venue: str = VENUE
+) -> UniverseUpdated:
     ranked = sorted(volumes.items(), key=lambda kv: (-kv[1], kv[0]))
     symbols = tuple(s for s, _ in ranked)
     return UniverseUpdated(
-        event_id=ids.derive("universe", venue, as_of, *symbols), ts_event=as_of, ts_init=as_of,
-        venue=venue, quote_asset="USDT", top_n=len(symbols), as_of=as_of, symbols=symbols,
-        members=tuple(UniverseMember(symbol=s, rank=i, quote_volume=v)
-                      for i, (s, v) in enumerate(ranked, start=1)),
+        event_id=ids.derive("universe", venue, as_of, *symbols),
+        ts_event=as_of,
+        ts_init=as_of,
+        venue=venue,
+        quote_asset="USDT",
+        top_n=len(symbols),
+        as_of=as_of,
+        symbols=symbols,
+        members=tuple(UniverseMember(symbol=s, rank=i, quote_volume=v) for i, (s, v) in enumerate(ranked, start=1)),
         added=tuple(s for s in symbols if s not in previous),
         removed=tuple(s for s in previous if s not in symbols),
     )
@@ -44,8 +50,8 @@ def universe(as_of: int, volumes: dict[str, float], *, previous: tuple[str, ...]
 
 async def migration_rows(conn: psycopg.AsyncConnection, namespace: str) -> list[tuple[int, str]]:
     cur = await conn.execute(
-        "SELECT version, name FROM ticktape_migrations WHERE namespace = %s ORDER BY version",
-        (namespace,))
+        "SELECT version, name FROM ticktape_migrations WHERE namespace = %s ORDER BY version", (namespace,)
+    )
     return await cur.fetchall()
 
 
@@ -68,8 +74,7 @@ async def test_concurrent_starters_apply_each_migration_once(pg_dsn: str) -> Non
             await c.close()
 
 
-async def test_migrate_applies_new_files_in_order_per_namespace(conn: psycopg.AsyncConnection,
-                                                                tmp_path: Path) -> None:
+async def test_migrate_applies_new_files_in_order_per_namespace(conn: psycopg.AsyncConnection, tmp_path: Path) -> None:
     (tmp_path / "0002_more.sql").write_text("INSERT INTO t VALUES (2);")
     (tmp_path / "0001_init.sql").write_text("CREATE TABLE t (v int); INSERT INTO t VALUES (1);")
     (tmp_path / "README.md").write_text("not a migration")
@@ -81,8 +86,7 @@ async def test_migrate_applies_new_files_in_order_per_namespace(conn: psycopg.As
     assert [v for v, _ in await migration_rows(conn, "demo")] == [1, 2, 3]
 
 
-async def test_migrate_failing_file_leaves_nothing_applied(conn: psycopg.AsyncConnection,
-                                                           tmp_path: Path) -> None:
+async def test_migrate_failing_file_leaves_nothing_applied(conn: psycopg.AsyncConnection, tmp_path: Path) -> None:
     (tmp_path / "0001_ok.sql").write_text("CREATE TABLE ok (v int);")
     (tmp_path / "0002_bad.sql").write_text("CREATE TABLE broken (v nonsense_type);")
     with pytest.raises(psycopg.errors.UndefinedObject):
@@ -91,8 +95,7 @@ async def test_migrate_failing_file_leaves_nothing_applied(conn: psycopg.AsyncCo
     assert await cur.fetchone() == (None,)
 
 
-async def test_migrate_refuses_an_edited_applied_migration(conn: psycopg.AsyncConnection,
-                                                           tmp_path: Path) -> None:
+async def test_migrate_refuses_an_edited_applied_migration(conn: psycopg.AsyncConnection, tmp_path: Path) -> None:
     (tmp_path / "0001_init.sql").write_text("CREATE TABLE t (v int);")
     await pg.migrate(conn, tmp_path, namespace="demo")
     (tmp_path / "0001_init.sql").write_text("CREATE TABLE t (v bigint);")
@@ -154,8 +157,10 @@ async def test_empty_universe_clears_current(db: psycopg.AsyncConnection) -> Non
 
 
 async def test_store_commits_on_a_non_autocommit_connection(pg_dsn: str) -> None:
-    async with await psycopg.AsyncConnection.connect(pg_dsn) as writer, \
-            await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as reader:
+    async with (
+        await psycopg.AsyncConnection.connect(pg_dsn) as writer,
+        await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as reader,
+    ):
         await store.apply_migrations(writer)
         assert await store.current_universe(writer, VENUE) == ()  # must not leave a txn open
         await store.save_universe(writer, universe(1_000, {"BTCUSDT": 9e9}))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.integration.test_venue_sim import http, series, start_sim  # noqa: F401
+from tests.integration.test_venue_sim import http, series, start_sim
 from ticktape.testing import eventually
 from ticktape.testing.data import shared_data
 

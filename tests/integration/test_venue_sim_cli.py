@@ -35,9 +35,8 @@ async def test_cli_when_port_0_then_prints_listening_line_serves_and_exits_0_on_
         line = (await asyncio.wait_for(proc.stdout.readline(), timeout=15)).decode().rstrip("\n")
         match = LISTENING.match(line)
         assert match, line
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{match[1]}/fapi/v1/time") as resp:
-                assert (await resp.json())["serverTime"] >= 1_670_911_200_000  # started at boot from --start
+        async with aiohttp.ClientSession() as http, http.get(f"{match[1]}/fapi/v1/time") as resp:
+            assert (await resp.json())["serverTime"] >= 1_670_911_200_000  # started at boot from --start
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

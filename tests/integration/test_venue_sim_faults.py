@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.integration.test_venue_sim import SPEED, get, http, series, start_sim  # noqa: F401
+from tests.integration.test_venue_sim import SPEED, get, http, series, start_sim
 from ticktape.testing import eventually
 from ticktape.testing.data import shared_data
 from venuesim.convert import convert_path
@@ -142,9 +142,10 @@ async def test_skip_minutes_when_set_then_bars_missing_on_ws_but_served_by_rest(
     bars = series["BTCUSDT"]
     config = FaultConfig(skip_indexes=frozenset({1}), skip_times=frozenset({bars[3].open_time}))
     _, base = await start_sim(series, speed=SPEED, faults=config)
-    async with http.ws_connect(f"{base}/stream?streams=btcusdt@kline_1m") as ws, http.ws_connect(
-        f"{base}/hyperliquid/ws"
-    ) as hl:
+    async with (
+        http.ws_connect(f"{base}/stream?streams=btcusdt@kline_1m") as ws,
+        http.ws_connect(f"{base}/hyperliquid/ws") as hl,
+    ):
         await hl.send_json({"method": "subscribe", "subscription": {"type": "candle", "coin": "BTC", "interval": "1m"}})
         seen: list[tuple[int, bool]] = []
         while (bars[5].open_time, True) not in seen:

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.integration.test_venue_sim import SPEED, FakeWall, get, http, receive_until, series, start_sim  # noqa: F401
+from tests.integration.test_venue_sim import SPEED, FakeWall, get, http, receive_until, series, start_sim
 from venuesim.hyperliquid import number
 
 __all__ = ["http", "series", "start_sim"]  # fixtures used here

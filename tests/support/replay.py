@@ -15,8 +15,12 @@ def replay_mismatches(recorded: Sequence[tuple[str, ev.Event]]) -> dict[str, str
     outputs byte for byte, else a description of the first divergence."""
     result = {}
     for spec in load_specs({}):
-        replayed = [out for subject, event in recorded if any(matches(f, subject) for f in spec.filter_subjects)
-                    for out in spec.core.handle(event)]
+        replayed = [
+            out
+            for subject, event in recorded
+            if any(matches(f, subject) for f in spec.filter_subjects)
+            for out in spec.core.handle(event)
+        ]
         live = [event for _, event in recorded if isinstance(event, spec.outputs)]
         result[spec.name] = _first_difference(live, replayed)
     return result

@@ -42,8 +42,9 @@ LEAN_DAY_MS = 1670889600000  # 2022-12-13 00:00 UTC
 def _octobot(name: str) -> list[Row]:
     path = shared_data("octobot", name)
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        candles = [json.loads(c) for (c,) in db.execute(
-            "select candle from ohlcv where time_frame = '1m' order by timestamp")]
+        candles = [
+            json.loads(c) for (c,) in db.execute("select candle from ohlcv where time_frame = '1m' order by timestamp")
+        ]
     return [(int(c[0]) * 1000, *map(float, c[1:6])) for c in candles]  # type: ignore[misc]
 
 
@@ -80,26 +81,54 @@ def to_bar(row: Row, backfilled: bool) -> BarClosed:
     t = row[0] * NS_PER_MS
     o, h, low, c, v = row[1:]
     return BarClosed(
-        event_id=ids.bar_id("binance_spot", "X", "1m", t), ts_event=t + MINUTE_NS - NS_PER_MS,
-        ts_init=t + MINUTE_NS, venue="binance_spot", symbol="X", timeframe="1m", open_time=t,
-        close_time=t + MINUTE_NS - NS_PER_MS, open=o, high=h, low=low, close=c, volume=v,
-        quote_volume=v * c, trades=(row[0] // 60_000) % 97, taker_buy_volume=v * 0.3,
-        taker_buy_quote_volume=v * c * 0.3, backfilled=backfilled,
+        event_id=ids.bar_id("binance_spot", "X", "1m", t),
+        ts_event=t + MINUTE_NS - NS_PER_MS,
+        ts_init=t + MINUTE_NS,
+        venue="binance_spot",
+        symbol="X",
+        timeframe="1m",
+        open_time=t,
+        close_time=t + MINUTE_NS - NS_PER_MS,
+        open=o,
+        high=h,
+        low=low,
+        close=c,
+        volume=v,
+        quote_volume=v * c,
+        trades=(row[0] // 60_000) % 97,
+        taker_buy_volume=v * 0.3,
+        taker_buy_quote_volume=v * c * 0.3,
+        backfilled=backfilled,
     )
 
 
 def reference(bars: list[BarClosed], tf: str) -> pd.DataFrame:
     df = pd.DataFrame(
-        {"open": [b.open for b in bars], "high": [b.high for b in bars], "low": [b.low for b in bars],
-         "close": [b.close for b in bars], "volume": [b.volume for b in bars],
-         "quote_volume": [b.quote_volume for b in bars], "trades": [b.trades for b in bars],
-         "backfilled": [b.backfilled for b in bars]},
+        {
+            "open": [b.open for b in bars],
+            "high": [b.high for b in bars],
+            "low": [b.low for b in bars],
+            "close": [b.close for b in bars],
+            "volume": [b.volume for b in bars],
+            "quote_volume": [b.quote_volume for b in bars],
+            "trades": [b.trades for b in bars],
+            "backfilled": [b.backfilled for b in bars],
+        },
         # tz-naive, UTC implied: pandas applies origin="epoch" to daily bins only on naive indexes
         index=pd.to_datetime([b.open_time for b in bars], unit="ns"),
     )
     out = df.resample(PANDAS_RULE[tf], origin="epoch", label="left", closed="left").agg(
-        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum",
-         "quote_volume": "sum", "trades": "sum", "backfilled": "max"})
+        {
+            "open": "first",
+            "high": "max",
+            "low": "min",
+            "close": "last",
+            "volume": "sum",
+            "quote_volume": "sum",
+            "trades": "sum",
+            "backfilled": "max",
+        }
+    )
     out = out.dropna(subset=["open"])
     last_end = bars[-1].open_time + MINUTE_NS
     starts = out.index.as_unit("ns").asi8
@@ -130,8 +159,11 @@ def test_aggregates_equal_a_pandas_resample_of_real_one_minute_bars(
     start = int(start_fraction * (len(rows) - length))
     rng = random.Random(seed)  # a local generator seeded by Hypothesis: deterministic per case
 
-    kept = [r for i, r in enumerate(rows[start:start + length])
-            if rng.random() >= drop_rate and not (block and block[0] <= i < block[0] + block[1])]
+    kept = [
+        r
+        for i, r in enumerate(rows[start : start + length])
+        if rng.random() >= drop_rate and not (block and block[0] <= i < block[0] + block[1])
+    ]
     if not kept:
         kept = [rows[start]]
     bars = [to_bar(r, rng.random() < backfill_rate) for r in kept]
@@ -151,8 +183,9 @@ def test_aggregates_equal_a_pandas_resample_of_real_one_minute_bars(
             assert (bar.open, bar.high, bar.low, bar.close) == (r.open, r.high, r.low, r.close)
             assert bar.trades == r.trades and bar.backfilled == bool(r.backfilled)
             for field in ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume"):
-                left_to_right = reduce(lambda acc, b, f=field: acc + getattr(b, f), window[1:],
-                                       getattr(window[0], field))
+                left_to_right = reduce(
+                    lambda acc, b, f=field: acc + getattr(b, f), window[1:], getattr(window[0], field)
+                )
                 assert getattr(bar, field) == left_to_right, (tf, field)
             assert math.isclose(bar.volume, r.volume, rel_tol=1e-12)
             assert math.isclose(bar.quote_volume, r.quote_volume, rel_tol=1e-12)
@@ -164,5 +197,9 @@ def test_aggregates_equal_a_pandas_resample_of_real_one_minute_bars(
 
 def test_sources_hold_the_documented_real_bars(sources) -> None:
     assert {name: len(rows) for name, rows in sources.items()} == {
-        "octobot BTC/USDT": 502, "octobot ETH/USDT": 500, "octobot ADA/USDT": 500,
-        "lean BTCBUSD": 1440, "freqtrade UNITTEST/BTC": 13681}
+        "octobot BTC/USDT": 502,
+        "octobot ETH/USDT": 500,
+        "octobot ADA/USDT": 500,
+        "lean BTCBUSD": 1440,
+        "freqtrade UNITTEST/BTC": 13681,
+    }

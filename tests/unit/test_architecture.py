@@ -14,17 +14,28 @@ from ticktape import proto
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["market_data", "symbol_registry", "signal", "risk", "execution"]
 BANNED_CALLS = {
-    ("time", "time"), ("time", "time_ns"), ("time", "monotonic"), ("time", "monotonic_ns"),
-    ("time", "perf_counter"), ("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"),
-    ("date", "today"), ("uuid", "uuid1"), ("uuid", "uuid4"), ("os", "urandom"), ("os", "getenv"),
+    ("time", "time"),
+    ("time", "time_ns"),
+    ("time", "monotonic"),
+    ("time", "monotonic_ns"),
+    ("time", "perf_counter"),
+    ("datetime", "now"),
+    ("datetime", "utcnow"),
+    ("datetime", "today"),
+    ("date", "today"),
+    ("uuid", "uuid1"),
+    ("uuid", "uuid4"),
+    ("os", "urandom"),
+    ("os", "getenv"),
 }
 BANNED_MODULES = {"random", "secrets", "asyncio", "nats", "aiohttp", "psycopg", "socket", "os"}
 
 
 def test_services_never_import_each_other_and_kernel_never_imports_services():
     lint = Path(sys.executable).parent / "lint-imports"
-    result = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(lint), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -76,8 +87,12 @@ def _core_modules(service: str) -> list[Path]:
 
 def test_core_walk_reaches_the_exchange_adapters_and_the_aggregator():
     names = {str(p.relative_to(ROOT)) for p in _core_modules("market_data")}
-    assert {"services/market_data/aggregate.py", "libs/exchanges/hyperliquid.py",
-            "libs/exchanges/_binance.py", "libs/exchanges/base.py"} <= names
+    assert {
+        "services/market_data/aggregate.py",
+        "libs/exchanges/hyperliquid.py",
+        "libs/exchanges/_binance.py",
+        "libs/exchanges/base.py",
+    } <= names
     assert "services/market_data/service.py" not in names
 
 
@@ -102,6 +117,7 @@ def test_cores_use_no_wall_clock_randomness_or_io(service):
 
 def test_code_has_no_unused_imports_undefined_names_or_dead_assignments():
     ruff = Path(sys.executable).parent / "ruff"
-    result = subprocess.run([str(ruff), "check", "--quiet", "libs", "services", "tests", "bench"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(ruff), "check", "--quiet", "libs", "services", "tests", "bench"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -11,12 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.bars import wave_bars
 from ticktape import subjects
 from ticktape.audit import chain
 from ticktape.audit.chain import GENESIS, Checkpoint, Row, make_row, next_hash, preimage, project, verify
 from ticktape.events.codec import encode
-
-from tests.support.bars import wave_bars
 
 STREAM = "TICKTAPE"
 BARS = [(subjects.for_event(b), encode(b)) for b in wave_bars(n=8)]
@@ -75,9 +74,12 @@ def test_project_when_jsonb_would_reject_the_body_then_payload_is_null_but_ids_k
 
 
 messages = st.lists(
-    st.tuples(st.sampled_from([s for s, _ in BARS] + ["dlq.signal", "sessions.s1"]),
-              st.one_of(st.sampled_from([d for _, d in BARS]), st.binary(min_size=1, max_size=40))),
-    min_size=2, max_size=12,
+    st.tuples(
+        st.sampled_from([s for s, _ in BARS] + ["dlq.signal", "sessions.s1"]),
+        st.one_of(st.sampled_from([d for _, d in BARS]), st.binary(min_size=1, max_size=40)),
+    ),
+    min_size=2,
+    max_size=12,
 )
 
 
@@ -90,7 +92,7 @@ def test_any_single_byte_change_in_a_rows_data_is_detected_at_that_row(msgs, dat
     old = rows[i].data[pos]
     new = data.draw(st.integers(0, 255).filter(lambda b: b != old), label="value")
     tampered = list(rows)
-    tampered[i] = dataclasses.replace(rows[i], data=rows[i].data[:pos] + bytes([new]) + rows[i].data[pos + 1:])
+    tampered[i] = dataclasses.replace(rows[i], data=rows[i].data[:pos] + bytes([new]) + rows[i].data[pos + 1 :])
     broken = verify(tampered, STREAM).broken
     assert broken is not None
     assert (broken.index, broken.seq, broken.kind) == (i, rows[i].seq, "hash")
@@ -102,7 +104,7 @@ def test_any_single_byte_change_in_a_rows_data_is_detected_at_that_row(msgs, dat
 def test_a_deleted_row_is_detected_at_the_row_after_it(msgs, data):
     rows = build(msgs)
     i = data.draw(st.integers(0, len(rows) - 2), label="deleted")
-    broken = verify(rows[:i] + rows[i + 1:], STREAM).broken
+    broken = verify(rows[:i] + rows[i + 1 :], STREAM).broken
     assert broken is not None
     assert (broken.index, broken.seq, broken.kind) == (i, rows[i + 1].seq, "link")
 
@@ -124,7 +126,7 @@ def test_reordered_rows_are_detected_at_the_first_moved_row(msgs, data):
 def test_a_changed_subject_is_detected_at_that_row(msgs, data):
     rows = build(msgs)
     i = data.draw(st.integers(0, len(rows) - 1), label="row")
-    tampered = rows[:i] + [dataclasses.replace(rows[i], subject=rows[i].subject + "x")] + rows[i + 1:]
+    tampered = rows[:i] + [dataclasses.replace(rows[i], subject=rows[i].subject + "x")] + rows[i + 1 :]
     broken = verify(tampered, STREAM).broken
     assert broken is not None and (broken.index, broken.kind) == (i, "hash")
 

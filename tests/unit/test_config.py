@@ -7,11 +7,10 @@ import sys
 
 import pytest
 
-from ticktape import config as cfg
-from ticktape.config import ConfigError, load_common, load_raw, load_section
-
 from services.risk.config import RiskConfig
 from services.signal.config import SignalConfig
+from ticktape import config as cfg
+from ticktape.config import ConfigError, load_common, load_raw, load_section
 
 
 def test_empty_config_then_every_default_applies():
@@ -51,8 +50,15 @@ def test_invalid_yaml_then_clear_error(tmp_path):
 def test_environment_overrides_file_values(tmp_path):
     path = tmp_path / "t.yaml"
     path.write_text("nats: {url: nats://file:4222}\nsignal: {timeframe: 1m}\n")
-    raw = load_raw(path=path, env={"TICKTAPE_NATS_URL": "nats://env:4222", "TICKTAPE_SIGNAL__TIMEFRAME": "5m",
-                                   "TICKTAPE_PG_DSN": "postgresql://x/y", "TICKTAPE_TELEMETRY__METRICS_PORT": "9100"})
+    raw = load_raw(
+        path=path,
+        env={
+            "TICKTAPE_NATS_URL": "nats://env:4222",
+            "TICKTAPE_SIGNAL__TIMEFRAME": "5m",
+            "TICKTAPE_PG_DSN": "postgresql://x/y",
+            "TICKTAPE_TELEMETRY__METRICS_PORT": "9100",
+        },
+    )
     common = load_common(raw)
     assert common.nats.url == "nats://env:4222"
     assert common.postgres.dsn == "postgresql://x/y"
@@ -77,8 +83,9 @@ def _run_service(module: str, env: dict[str, str], *args: str) -> subprocess.Com
 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TICKTAPE_")}
     full_env.update(env)
-    return subprocess.run([sys.executable, "-m", module, *args], env=full_env, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], env=full_env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_service_with_invalid_config_then_exits_78_before_connecting(tmp_path):

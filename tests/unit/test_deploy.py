@@ -42,8 +42,7 @@ def test_compose_environment_uses_only_settings_the_code_reads():
     env = compose["services"]["signal"]["environment"]
     known = set(cfg.ENV_ALIASES) | {"TICKTAPE_CONFIG", "OTEL_EXPORTER_OTLP_ENDPOINT"}
     assert set(env) <= known, set(env) - known
-    raw = cfg.load_raw(path=ROOT / "ticktape.example.yaml",
-                       env={k: v for k, v in env.items() if k in cfg.ENV_ALIASES})
+    raw = cfg.load_raw(path=ROOT / "ticktape.example.yaml", env={k: v for k, v in env.items() if k in cfg.ENV_ALIASES})
     common = cfg.load_common(raw)
     assert common.nats.url == "nats://nats:4222"
     assert common.postgres.dsn and common.postgres.dsn.startswith("postgresql://")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from services.execution.config import AccountConfig, ExecutionConfig
+from services.execution.core import FILTER_SUBJECTS, ExecutionCore, order_id_for
 from ticktape import ids
 from ticktape.clock import MINUTE_NS, NS_PER_MS
 from ticktape.events import (
@@ -21,32 +23,52 @@ from ticktape.events import (
 )
 from ticktape.events.risk import OrderSide
 
-from services.execution.config import AccountConfig, ExecutionConfig
-from services.execution.core import FILTER_SUBJECTS, ExecutionCore, order_id_for
-
 T0 = 1_700_000_000 * 1_000_000_000
 
 
-def bar(i: int, open_: float, close: float | None = None, *, symbol: str = "BTCUSDT",
-        timeframe: str = "1m") -> BarClosed:
+def bar(
+    i: int, open_: float, close: float | None = None, *, symbol: str = "BTCUSDT", timeframe: str = "1m"
+) -> BarClosed:
     open_time = T0 + i * MINUTE_NS
     close_time = open_time + MINUTE_NS - NS_PER_MS
     close = open_ if close is None else close
     return BarClosed(
-        event_id=ids.bar_id("binance", symbol, timeframe, open_time), ts_event=close_time,
-        ts_init=close_time + 7, venue="binance", symbol=symbol, timeframe=timeframe,
-        open_time=open_time, close_time=close_time, open=open_, high=max(open_, close),
-        low=min(open_, close), close=close, volume=1.0, quote_volume=1.0,
+        event_id=ids.bar_id("binance", symbol, timeframe, open_time),
+        ts_event=close_time,
+        ts_init=close_time + 7,
+        venue="binance",
+        symbol=symbol,
+        timeframe=timeframe,
+        open_time=open_time,
+        close_time=close_time,
+        open=open_,
+        high=max(open_, close),
+        low=min(open_, close),
+        close=close,
+        volume=1.0,
+        quote_volume=1.0,
     )
 
 
-def approval(side: OrderSide, qty: float, *, at_bar: int = 0, account: str = "paper-main",
-             symbol: str = "BTCUSDT", tag: str = "") -> OrderApproved:
+def approval(
+    side: OrderSide, qty: float, *, at_bar: int = 0, account: str = "paper-main", symbol: str = "BTCUSDT", tag: str = ""
+) -> OrderApproved:
     return OrderApproved(
-        event_id=f"appr-{side}-{qty}-{at_bar}-{account}-{symbol}{tag}", ts_event=11, ts_init=12,
-        causation_id="sig", correlation_id=f"bar-{at_bar}", account=account, strategy="s",
-        venue="binance", symbol=symbol, side=side, quantity=qty, reference_price=100.0,
-        notional=qty * 100.0, target_quantity=qty, signal_id="sig",
+        event_id=f"appr-{side}-{qty}-{at_bar}-{account}-{symbol}{tag}",
+        ts_event=11,
+        ts_init=12,
+        causation_id="sig",
+        correlation_id=f"bar-{at_bar}",
+        account=account,
+        strategy="s",
+        venue="binance",
+        symbol=symbol,
+        side=side,
+        quantity=qty,
+        reference_price=100.0,
+        notional=qty * 100.0,
+        target_quantity=qty,
+        signal_id="sig",
         bar_open_time=T0 + at_bar * MINUTE_NS,
     )
 
@@ -81,9 +103,7 @@ def test_execution_when_next_bar_then_fills_at_open_with_slippage_and_fee() -> N
     (sub,) = core.handle(a)
     b = bar(1, 100.0, 110.0)
     out = core.handle(b)
-    assert [type(e).__name__ for e in out] == [
-        "OrderFilled", "PositionUpdated", "PositionUpdated", "AccountUpdated"
-    ]
+    assert [type(e).__name__ for e in out] == ["OrderFilled", "PositionUpdated", "PositionUpdated", "AccountUpdated"]
     fill, pos, mark, acct = out
     assert isinstance(fill, OrderFilled)
     assert fill.price == 100.0 * (1 + 2.0 / 1e4)
@@ -224,14 +244,17 @@ def test_filter_subjects_when_listed_then_cover_every_input() -> None:
     assert FILTER_SUBJECTS == ("risk.>", "md.bar.*.*.*", "control.>")
 
 
-@pytest.mark.parametrize(("section", "message"), [
-    ({"mode": "live"}, r"Invalid enum value 'live' - at `\$.mode`"),
-    ({"slippage_bps": -1}, r"Expected `float` >= 0.0 - at `\$.slippage_bps`"),
-    ({"accounts": [{"name": "x"}, {"name": "x"}]}, "account names must be unique"),
-    ({"accounts": [{"initial_equity": 0}]}, r"\$.accounts\[0\].initial_equity"),
-    ({"timeframe": "2m"}, "timeframe must be one of"),
-    ({"fee": 1}, "unknown field"),
-])
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"mode": "live"}, r"Invalid enum value 'live' - at `\$.mode`"),
+        ({"slippage_bps": -1}, r"Expected `float` >= 0.0 - at `\$.slippage_bps`"),
+        ({"accounts": [{"name": "x"}, {"name": "x"}]}, "account names must be unique"),
+        ({"accounts": [{"initial_equity": 0}]}, r"\$.accounts\[0\].initial_equity"),
+        ({"timeframe": "2m"}, "timeframe must be one of"),
+        ({"fee": 1}, "unknown field"),
+    ],
+)
 def test_execution_config_when_invalid_then_error_names_the_key(section: dict, message: str) -> None:
     with pytest.raises(msgspec.ValidationError, match=message):
         msgspec.convert(section, ExecutionConfig)

@@ -6,12 +6,18 @@ import json
 import re
 import sqlite3
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import msgspec
 import pytest
 
+from services.execution.config import ExecutionConfig
+from services.execution.core import ExecutionCore, order_id_for
+from services.risk.config import RiskConfig
+from services.risk.core import RiskCore
+from services.signal.config import EmaCrossConfig, SignalConfig
+from services.signal.core import SignalCore
 from ticktape import ids
 from ticktape.clock import MINUTE_NS, NS_PER_MS, NS_PER_S
 from ticktape.events import (
@@ -28,23 +34,25 @@ from ticktape.events import (
 )
 from ticktape.testing.data import shared_data
 
-from services.execution.config import ExecutionConfig
-from services.execution.core import ExecutionCore, order_id_for
-from services.risk.config import RiskConfig
-from services.risk.core import RiskCore
-from services.signal.config import EmaCrossConfig, SignalConfig
-from services.signal.core import SignalCore
-
 T0 = 1_700_000_000 * 1_000_000_000
 
 
-def make_bar(open_time: int, o: float, h: float, l: float, c: float, v: float,
-             symbol: str = "BTCUSDT") -> BarClosed:
+def make_bar(open_time: int, o: float, h: float, l: float, c: float, v: float, symbol: str = "BTCUSDT") -> BarClosed:
     close_time = open_time + MINUTE_NS - NS_PER_MS
     return BarClosed(
-        event_id=ids.bar_id("binance", symbol, "1m", open_time), ts_event=close_time,
-        ts_init=close_time, venue="binance", symbol=symbol, timeframe="1m",
-        open_time=open_time, close_time=close_time, open=o, high=h, low=l, close=c, volume=v,
+        event_id=ids.bar_id("binance", symbol, "1m", open_time),
+        ts_event=close_time,
+        ts_init=close_time,
+        venue="binance",
+        symbol=symbol,
+        timeframe="1m",
+        open_time=open_time,
+        close_time=close_time,
+        open=o,
+        high=h,
+        low=l,
+        close=c,
+        volume=v,
         quote_volume=v * c,
     )
 
@@ -79,13 +87,15 @@ def assert_consistent(p: Pipeline) -> None:
     log = p.log
     fills = of(log, OrderFilled)
     for (account, symbol), pos in _last_positions(log).items():
-        signed = sum(f.quantity if f.side == "buy" else -f.quantity
-                     for f in fills if (f.account, f.symbol) == (account, symbol))
+        signed = sum(
+            f.quantity if f.side == "buy" else -f.quantity for f in fills if (f.account, f.symbol) == (account, symbol)
+        )
         assert pos.quantity == pytest.approx(signed, abs=1e-9)
         assert p.risk.books[account].positions[("binance", symbol)] == pos.quantity
     for acct in of(log, AccountUpdated):
         assert acct.equity == pytest.approx(
-            acct.initial_equity + acct.realized_pnl + acct.unrealized_pnl - acct.fees_paid)
+            acct.initial_equity + acct.realized_pnl + acct.unrealized_pnl - acct.fees_paid
+        )
     for f in fills:  # every fill is a submitted order's, at the open of a later bar
         assert f.order_id in {s.order_id for s in of(log, OrderSubmitted)}
     assert not p.risk.pending or set(p.risk.pending) == set(p.execution.pending)
@@ -116,8 +126,7 @@ def test_chain_when_signal_fires_then_order_fills_next_bar_with_one_correlation_
     (sub,) = of(log, OrderSubmitted)
     assert (sub.causation_id, sub.order_id) == (appr.event_id, order_id_for(appr.event_id))
     (fill,) = of(log, OrderFilled)
-    assert (fill.causation_id, fill.event_id) == (
-        sub.event_id, ids.child_id(bars[4].event_id, "execution.fill", 0))
+    assert (fill.causation_id, fill.event_id) == (sub.event_id, ids.child_id(bars[4].event_id, "execution.fill", 0))
     assert fill.price == bars[4].open * (1 + 2.0 / 1e4)
     chain = [sig, appr, sub, fill, of(log, PositionUpdated)[0]]
     assert {e.correlation_id for e in chain} == {signal_bar.event_id}
@@ -142,9 +151,7 @@ def test_chain_when_emergency_stop_then_risk_rejects_and_nothing_is_pending() ->
 def load_octobot_1m(path: Path) -> list[BarClosed]:
     """The capture's 1m BTC/USDT candles as bars, one per open time, oldest first."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        rows = db.execute(
-            "SELECT candle FROM ohlcv WHERE time_frame = '1m' AND symbol = 'BTC/USDT'"
-        ).fetchall()
+        rows = db.execute("SELECT candle FROM ohlcv WHERE time_frame = '1m' AND symbol = 'BTC/USDT'").fetchall()
     candles: dict[int, list[float]] = {}
     for (raw,) in rows:
         t, o, h, l, c, v = json.loads(raw)
@@ -173,8 +180,7 @@ def test_chain_when_real_bars_then_default_config_signals_approves_and_fills() -
     assert len(fills) >= len(approvals) - 1  # the last one may still wait for its next bar
     for f in fills:
         appr = next(a for a in approvals if order_id_for(a.event_id) == f.order_id)
-        assert f.correlation_id == appr.correlation_id == ids.bar_id(
-            "binance", "BTCUSDT", "1m", appr.bar_open_time)
+        assert f.correlation_id == appr.correlation_id == ids.bar_id("binance", "BTCUSDT", "1m", appr.bar_open_time)
         assert f.bar_open_time == appr.bar_open_time + MINUTE_NS
     assert_consistent(p)
     assert [msgspec.json.encode(e) for e in run().log] == [msgspec.json.encode(e) for e in log]
@@ -182,8 +188,9 @@ def test_chain_when_real_bars_then_default_config_signals_approves_and_fills() -
 
 BANNED = re.compile(
     r"\b(time\.time|time\.monotonic|datetime\.now|datetime\.utcnow|uuid4|uuid1|asyncio|await)\b"
-    r"|^\s*import random|^\s*from random"
-    , re.M)
+    r"|^\s*import random|^\s*from random",
+    re.M,
+)
 
 
 @pytest.mark.parametrize("service", ["signal", "risk", "execution"])

@@ -49,14 +49,15 @@ def test_position_when_closed_then_flat_with_zero_average() -> None:
     assert p.realized_pnl == pytest.approx(6.0)
 
 
-@given(fills=st.lists(
-    st.tuples(st.integers(min_value=-50, max_value=50).filter(bool),
-              st.floats(min_value=1.0, max_value=1_000.0)),
-    min_size=1, max_size=30,
-), mark=st.floats(min_value=1.0, max_value=1_000.0))
-def test_position_when_marked_then_total_pnl_equals_cash_flows(
-    fills: list[tuple[int, float]], mark: float
-) -> None:
+@given(
+    fills=st.lists(
+        st.tuples(st.integers(min_value=-50, max_value=50).filter(bool), st.floats(min_value=1.0, max_value=1_000.0)),
+        min_size=1,
+        max_size=30,
+    ),
+    mark=st.floats(min_value=1.0, max_value=1_000.0),
+)
+def test_position_when_marked_then_total_pnl_equals_cash_flows(fills: list[tuple[int, float]], mark: float) -> None:
     p = Position()
     for qty, price in fills:
         p.apply_fill(float(qty), price, 0.0)

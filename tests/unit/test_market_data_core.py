@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.market_data import core as md_core
-from exchanges.base import FrameError
-from services.market_data.core import MarketDataCore
 from exchanges import HyperliquidAdapter, Trade
+from exchanges.base import FrameError
+from services.market_data import core as md_core
+from services.market_data.core import MarketDataCore
 from ticktape import ids
 from ticktape.clock import MINUTE_NS, NS_PER_MS
 from ticktape.events import BarClosed, TradeTick, codec
@@ -23,24 +23,47 @@ VENUE = "binance_usdm"
 T0_MS = 1626992700000  # 2021-07-22 22:25 UTC, a minute boundary
 
 
-def frame(open_ms: int = T0_MS, *, symbol: str = "BTCUSDT", closed: bool = True,
-          interval: str = "1m", close: str = "101.0") -> bytes:
-    k = {"t": open_ms, "T": open_ms + 59_999, "s": symbol, "i": interval, "f": 1, "L": 9,
-         "o": "100.5", "c": close, "h": "102.0", "l": "99.5", "v": "12.5", "n": 9, "x": closed,
-         "q": "1260.0", "V": "6.0", "Q": "605.0", "B": "0"}
-    return json.dumps({"stream": f"{symbol.lower()}@kline_{interval}",
-                       "data": {"e": "kline", "E": open_ms + 60_000, "s": symbol, "k": k}}).encode()
+def frame(
+    open_ms: int = T0_MS, *, symbol: str = "BTCUSDT", closed: bool = True, interval: str = "1m", close: str = "101.0"
+) -> bytes:
+    k = {
+        "t": open_ms,
+        "T": open_ms + 59_999,
+        "s": symbol,
+        "i": interval,
+        "f": 1,
+        "L": 9,
+        "o": "100.5",
+        "c": close,
+        "h": "102.0",
+        "l": "99.5",
+        "v": "12.5",
+        "n": 9,
+        "x": closed,
+        "q": "1260.0",
+        "V": "6.0",
+        "Q": "605.0",
+        "B": "0",
+    }
+    return json.dumps(
+        {
+            "stream": f"{symbol.lower()}@kline_{interval}",
+            "data": {"e": "kline", "E": open_ms + 60_000, "s": symbol, "k": k},
+        }
+    ).encode()
 
 
 def rest_row(open_ms: int, close: str = "101.0") -> list[object]:
-    return [open_ms, "100.5", "102.0", "99.5", close, "12.5", open_ms + 59_999, "1260.0", 9,
-            "6.0", "605.0", "0"]
+    return [open_ms, "100.5", "102.0", "99.5", close, "12.5", open_ms + 59_999, "1260.0", 9, "6.0", "605.0", "0"]
 
 
 def captured_frames(*streams: str) -> list[bytes]:
     path = shared_data("cryptofeed", "BINANCE_FUTURES.ws.1.0")
-    return [line.partition(": ")[2].encode() for line in path.read_text().splitlines()
-            if line[:1].isdigit() and any(f'{s}"' in line for s in streams)]
+    return [
+        line.partition(": ")[2].encode()
+        for line in path.read_text().splitlines()
+        if line[:1].isdigit() and any(f'{s}"' in line for s in streams)
+    ]
 
 
 def captured_kline_frames() -> list[bytes]:
@@ -59,10 +82,23 @@ def test_on_frame_captured_stream_emits_only_closed_bars_with_exact_fields() -> 
     open_ns = 1626992700000 * NS_PER_MS
     assert sushi == BarClosed(
         event_id=ids.bar_id(VENUE, "SUSHIUSDT", "1m", open_ns),
-        ts_event=1626992759999 * NS_PER_MS, ts_init=42, venue=VENUE, symbol="SUSHIUSDT",
-        timeframe="1m", open_time=open_ns, close_time=1626992759999 * NS_PER_MS,
-        open=7.608, high=7.618, low=7.607, close=7.617, volume=3005.0, quote_volume=22875.859,
-        trades=113, taker_buy_volume=1900.0, taker_buy_quote_volume=14464.696, backfilled=False,
+        ts_event=1626992759999 * NS_PER_MS,
+        ts_init=42,
+        venue=VENUE,
+        symbol="SUSHIUSDT",
+        timeframe="1m",
+        open_time=open_ns,
+        close_time=1626992759999 * NS_PER_MS,
+        open=7.608,
+        high=7.618,
+        low=7.607,
+        close=7.617,
+        volume=3005.0,
+        quote_volume=22875.859,
+        trades=113,
+        taker_buy_volume=1900.0,
+        taker_buy_quote_volume=14464.696,
+        backfilled=False,
     )
     assert all(codec.decode(codec.encode(b)) == b for b in bars)
 
@@ -114,8 +150,7 @@ def test_seed_last_after_restart_suppresses_already_published_bars() -> None:
     core.seed_last("BTCUSDT", T0_MS * NS_PER_MS)
     core.seed_last("BTCUSDT", (T0_MS - 60_000) * NS_PER_MS)  # an older seed never lowers the mark
     assert core.on_frame(frame(T0_MS), ts_init=1) == []
-    assert [b.open_time for b in core.on_frame(frame(T0_MS + 60_000), ts_init=1)] == [
-        (T0_MS + 60_000) * NS_PER_MS]
+    assert [b.open_time for b in core.on_frame(frame(T0_MS + 60_000), ts_init=1)] == [(T0_MS + 60_000) * NS_PER_MS]
 
 
 def test_backfill_start_is_the_bar_after_the_last_published() -> None:
@@ -165,8 +200,7 @@ def test_on_backfill_malformed_rows_raise_frame_error() -> None:
 
 
 @given(st.lists(st.tuples(st.integers(0, 30), st.booleans()), max_size=60))
-def test_any_mix_of_live_and_backfill_emits_each_bar_at_most_once_in_order(
-        steps: list[tuple[int, bool]]) -> None:
+def test_any_mix_of_live_and_backfill_emits_each_bar_at_most_once_in_order(steps: list[tuple[int, bool]]) -> None:
     core = MarketDataCore(VENUE)
     emitted: list[int] = []
     for minute, via_rest in steps:
@@ -184,17 +218,38 @@ def test_any_mix_of_live_and_backfill_emits_each_bar_at_most_once_in_order(
 
 
 def agg_trade_frame(agg_id: int = 46744553, *, maker: bool = False) -> bytes:
-    return json.dumps({"stream": "sushiusdt@aggTrade", "data": {
-        "e": "aggTrade", "E": 1626992741254, "a": agg_id, "s": "SUSHIUSDT", "p": "7.6040", "q": "9",
-        "f": 99592540, "l": 99592540, "T": 1626992741101, "m": maker}}).encode()
+    return json.dumps(
+        {
+            "stream": "sushiusdt@aggTrade",
+            "data": {
+                "e": "aggTrade",
+                "E": 1626992741254,
+                "a": agg_id,
+                "s": "SUSHIUSDT",
+                "p": "7.6040",
+                "q": "9",
+                "f": 99592540,
+                "l": 99592540,
+                "T": 1626992741101,
+                "m": maker,
+            },
+        }
+    ).encode()
 
 
 def test_on_frame_agg_trade_emits_a_trade_tick() -> None:
     [tick] = MarketDataCore(VENUE).on_frame(agg_trade_frame(maker=True), ts_init=9)
     assert tick == TradeTick(
-        event_id=ids.trade_id(VENUE, "SUSHIUSDT", "46744553"), ts_event=1626992741101 * NS_PER_MS,
-        ts_init=9, venue=VENUE, symbol="SUSHIUSDT", trade_id="46744553", price=7.604, size=9.0,
-        aggressor="sell")
+        event_id=ids.trade_id(VENUE, "SUSHIUSDT", "46744553"),
+        ts_event=1626992741101 * NS_PER_MS,
+        ts_init=9,
+        venue=VENUE,
+        symbol="SUSHIUSDT",
+        trade_id="46744553",
+        price=7.604,
+        size=9.0,
+        aggressor="sell",
+    )
 
 
 def test_on_frame_the_same_trade_twice_gets_the_same_id_for_jetstream_to_drop() -> None:
@@ -219,8 +274,23 @@ def test_core_takes_an_adapter_instance_or_a_venue_name() -> None:
 
 def test_reset_connection_drops_a_hyperliquid_candle_in_progress() -> None:
     core = MarketDataCore(HYPERLIQUID)
-    hl = json.dumps({"channel": "candle", "data": {"t": T0_MS, "T": T0_MS + 59_999, "s": "BTC", "i": "1m",
-                     "o": "1", "c": "1", "h": "1", "l": "1", "v": "1", "n": 1}})
+    hl = json.dumps(
+        {
+            "channel": "candle",
+            "data": {
+                "t": T0_MS,
+                "T": T0_MS + 59_999,
+                "s": "BTC",
+                "i": "1m",
+                "o": "1",
+                "c": "1",
+                "h": "1",
+                "l": "1",
+                "v": "1",
+                "n": 1,
+            },
+        }
+    )
     core.on_frame(hl, 1)
     core.reset_connection()
     assert core.on_frame(hl.replace(str(T0_MS), str(T0_MS + 60_000)), 1) == []
@@ -229,10 +299,12 @@ def test_reset_connection_drops_a_hyperliquid_candle_in_progress() -> None:
 def test_backfill_request_starts_after_the_last_published_bar() -> None:
     core = MarketDataCore(VENUE)
     assert core.backfill_request("https://fapi.binance.com", "BTCUSDT", limit=1000, now_ms=0).url.endswith(
-        "symbol=BTCUSDT&interval=1m&limit=1000")
+        "symbol=BTCUSDT&interval=1m&limit=1000"
+    )
     core.seed_last("BTCUSDT", T0_MS * NS_PER_MS)
     assert core.backfill_request("https://fapi.binance.com", "BTCUSDT", limit=1000, now_ms=0).url.endswith(
-        f"&startTime={T0_MS + 60_000}")
+        f"&startTime={T0_MS + 60_000}"
+    )
 
 
 def test_aggregate_bars_follow_the_one_minute_bar_that_closes_them() -> None:
@@ -242,7 +314,11 @@ def test_aggregate_bars_follow_the_one_minute_bar_that_closes_them() -> None:
     assert [[b.timeframe for b in o] for o in out] == [["1m"]] * 4 + [["1m", "5m"]]
     five = out[4][1]
     assert (five.open_time, five.close_time, five.causation_id, five.volume) == (
-        start * NS_PER_MS, (start + 300_000 - 1) * NS_PER_MS, out[4][0].event_id, 62.5)
+        start * NS_PER_MS,
+        (start + 300_000 - 1) * NS_PER_MS,
+        out[4][0].event_id,
+        62.5,
+    )
 
 
 def test_aggregates_of_backfilled_bars_are_backfilled_and_warm_rebuilds_open_windows() -> None:
@@ -295,7 +371,9 @@ def test_live_bar_after_a_skipped_minute_is_held_until_the_gap_is_backfilled() -
     assert [(b.open_time // NS_PER_MS, b.backfilled) for b in filled] == [(T0_MS + 60_000, True)]
     released = core.release("BTCUSDT")
     assert [(b.open_time // NS_PER_MS, b.backfilled) for b in released] == [
-        (T0_MS + 120_000, False), (T0_MS + 180_000, False)]
+        (T0_MS + 120_000, False),
+        (T0_MS + 180_000, False),
+    ]
     assert core.gaps() == []
 
 

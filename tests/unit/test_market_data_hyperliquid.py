@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.market_data.core import MarketDataCore
 from exchanges import FrameError, HyperliquidAdapter, Kline, Trade, UniverseEntry
 from exchanges.hyperliquid import subscription
+from services.market_data.core import MarketDataCore
+from tests.unit.test_market_data_captures import hyperliquid_candle_snapshot, hyperliquid_trade_frames
 from ticktape.clock import NS_PER_MS
 from ticktape.events import BarClosed
 from ticktape.testing.data import shared_data
 from ticktape.venues import HYPERLIQUID
-from tests.unit.test_market_data_captures import hyperliquid_candle_snapshot, hyperliquid_trade_frames
 
 
 def candle_frames() -> list[bytes]:
@@ -28,8 +28,18 @@ def candle_frames() -> list[bytes]:
 
 
 def candle(t: int, close: str = "1.5", coin: str = "BTC", interval: str = "1m") -> bytes:
-    c = {"t": t, "T": t + 59_999, "s": coin, "i": interval, "o": "1.0", "c": close, "h": "2.0",
-         "l": "0.5", "v": "10.0", "n": 3}
+    c = {
+        "t": t,
+        "T": t + 59_999,
+        "s": coin,
+        "i": interval,
+        "o": "1.0",
+        "c": close,
+        "h": "2.0",
+        "l": "0.5",
+        "v": "10.0",
+        "n": 3,
+    }
     return json.dumps({"channel": "candle", "data": c}).encode()
 
 
@@ -66,10 +76,21 @@ def test_candle_is_closed_when_the_next_candle_of_the_coin_arrives() -> None:
         assert (closed.closed, current.closed) == (True, False)
         assert closed.open_time == candles[i - 1]["t"] and current.open_time == candles[i]["t"]
         assert closed == Kline(
-            open_time=candles[i - 1]["t"], close_time=candles[i - 1]["T"], symbol="kPEPE", interval="1h",
-            open=float(candles[i - 1]["o"]), high=float(candles[i - 1]["h"]), low=float(candles[i - 1]["l"]),
-            close=float(candles[i - 1]["c"]), volume=float(candles[i - 1]["v"]), quote_volume=0.0,
-            trades=candles[i - 1]["n"], taker_buy_volume=0.0, taker_buy_quote_volume=0.0, closed=True)
+            open_time=candles[i - 1]["t"],
+            close_time=candles[i - 1]["T"],
+            symbol="kPEPE",
+            interval="1h",
+            open=float(candles[i - 1]["o"]),
+            high=float(candles[i - 1]["h"]),
+            low=float(candles[i - 1]["l"]),
+            close=float(candles[i - 1]["c"]),
+            volume=float(candles[i - 1]["v"]),
+            quote_volume=0.0,
+            trades=candles[i - 1]["n"],
+            taker_buy_volume=0.0,
+            taker_buy_quote_volume=0.0,
+            closed=True,
+        )
 
 
 def test_updates_of_the_current_candle_replace_it_and_the_last_update_is_what_closes() -> None:
@@ -103,8 +124,12 @@ def test_reset_of_some_coins_keeps_the_candles_of_the_others() -> None:
     for coin in ("BTC", "ETH", "km:US500"):
         adapter.parse(candle(T0, coin=coin))
     adapter.reset(["ETH", "km:US500"])
-    closed = [(k.symbol, k.closed) for coin in ("BTC", "ETH", "km:US500")
-              for k in adapter.parse(candle(T0 + 60_000, coin=coin)) if k.closed]
+    closed = [
+        (k.symbol, k.closed)
+        for coin in ("BTC", "ETH", "km:US500")
+        for k in adapter.parse(candle(T0 + 60_000, coin=coin))
+        if k.closed
+    ]
     assert closed == [("BTC", True)]
 
 
@@ -134,11 +159,14 @@ def test_core_live_candles_and_rest_backfill_agree_on_every_closed_bar() -> None
 
 def test_backfill_request_is_a_candle_snapshot_post_from_the_start_to_now() -> None:
     adapter = HyperliquidAdapter()
-    req = adapter.backfill_request("https://api.hyperliquid.xyz/", "BTC", "1m", start_ms=T0, limit=500,
-                                   now_ms=T0 + 600_000)
+    req = adapter.backfill_request(
+        "https://api.hyperliquid.xyz/", "BTC", "1m", start_ms=T0, limit=500, now_ms=T0 + 600_000
+    )
     assert (req.method, req.url) == ("POST", "https://api.hyperliquid.xyz/info")
-    assert json.loads(req.body or b"") == {"type": "candleSnapshot", "req": {
-        "coin": "BTC", "interval": "1m", "startTime": T0, "endTime": T0 + 600_000}}
+    assert json.loads(req.body or b"") == {
+        "type": "candleSnapshot",
+        "req": {"coin": "BTC", "interval": "1m", "startTime": T0, "endTime": T0 + 600_000},
+    }
     recent = adapter.backfill_request("u", "BTC", "1h", start_ms=None, limit=10_000, now_ms=T0)
     assert json.loads(recent.body or b"")["req"]["startTime"] == T0 - 5000 * 3_600_000
     with pytest.raises(ValueError, match="unknown interval '3m'"):
@@ -152,9 +180,21 @@ def test_parse_backfill_of_the_recorded_snapshot() -> None:
     # {"T":1684702799999,"c":"0.001604","h":"0.001616","i":"1h","l":"0.001601","n":709,
     #  "o":"0.001601","s":"kPEPE","t":1684699200000,"v":"520665683.0"}
     assert klines[0] == Kline(
-        open_time=1684699200000, close_time=1684702799999, symbol="kPEPE", interval="1h", open=0.001601,
-        high=0.001616, low=0.001601, close=0.001604, volume=520665683.0, quote_volume=0.0, trades=709,
-        taker_buy_volume=0.0, taker_buy_quote_volume=0.0, closed=True)
+        open_time=1684699200000,
+        close_time=1684702799999,
+        symbol="kPEPE",
+        interval="1h",
+        open=0.001601,
+        high=0.001616,
+        low=0.001601,
+        close=0.001604,
+        volume=520665683.0,
+        quote_volume=0.0,
+        trades=709,
+        taker_buy_volume=0.0,
+        taker_buy_quote_volume=0.0,
+        closed=True,
+    )
 
 
 def test_core_backfill_keeps_only_candles_closed_before_server_now() -> None:
@@ -166,14 +206,23 @@ def test_core_backfill_keeps_only_candles_closed_before_server_now() -> None:
     assert [b.open_time // NS_PER_MS for b in core.on_backfill("kPEPE", body, 1, now_ms=last_t + 3_600_000)] == [last_t]
 
 
-@pytest.mark.parametrize(("body", "symbol", "reason"), [
-    (b'[{"t":1,"T":2,"s":"BTC","i":"1m","o":"x","c":"1","h":"1","l":"1","v":"1","n":1}]', "BTC",
-     "bad candleSnapshot: bad value at [0].o (open)"),
-    (b'[{"t":1,"T":2,"s":"ETH","i":"1m","o":"1","c":"1","h":"1","l":"1","v":"1","n":1}]', "BTC",
-     "candleSnapshot for BTC 1m holds a ETH 1m candle"),
-    (b'{"error": "bad"}', "BTC", "bad candleSnapshot"),
-    (b"[{", "BTC", "not JSON"),
-])
+@pytest.mark.parametrize(
+    ("body", "symbol", "reason"),
+    [
+        (
+            b'[{"t":1,"T":2,"s":"BTC","i":"1m","o":"x","c":"1","h":"1","l":"1","v":"1","n":1}]',
+            "BTC",
+            "bad candleSnapshot: bad value at [0].o (open)",
+        ),
+        (
+            b'[{"t":1,"T":2,"s":"ETH","i":"1m","o":"1","c":"1","h":"1","l":"1","v":"1","n":1}]',
+            "BTC",
+            "candleSnapshot for BTC 1m holds a ETH 1m candle",
+        ),
+        (b'{"error": "bad"}', "BTC", "bad candleSnapshot"),
+        (b"[{", "BTC", "not JSON"),
+    ],
+)
 def test_parse_backfill_malformed_raises_frame_error(body: bytes, symbol: str, reason: str) -> None:
     with pytest.raises(FrameError) as info:
         HyperliquidAdapter().parse_backfill(body, symbol, "1m")
@@ -201,18 +250,23 @@ def test_streams_and_subscribe_messages() -> None:
         {"method": "subscribe", "subscription": {"type": "candle", "coin": "km:US500", "interval": "1m"}},
     ]
     assert json.loads(adapter.unsubscribe_messages(["trades:ETH"])[0]) == {
-        "method": "unsubscribe", "subscription": {"type": "trades", "coin": "ETH"}}
+        "method": "unsubscribe",
+        "subscription": {"type": "trades", "coin": "ETH"},
+    }
     assert json.loads(adapter.heartbeat_message() or b"") == {"method": "ping"}
     for bad in ["l2Book:BTC", "candle:BTC", "trades:"]:
         with pytest.raises(ValueError, match="not a Hyperliquid stream key"):
             subscription(bad)
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"channel":"subscriptionResponse","data":{"method":"subscribe","subscription":{"type":"trades","coin":"BTC"}}}',
-    b'{"channel":"pong"}',
-    b'{"channel":"trades","data":[]}',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"channel":"subscriptionResponse","data":{"method":"subscribe","subscription":{"type":"trades","coin":"BTC"}}}',
+        b'{"channel":"pong"}',
+        b'{"channel":"trades","data":[]}',
+    ],
+)
 def test_acks_pongs_and_empty_trades_give_nothing(raw: bytes) -> None:
     assert HyperliquidAdapter().parse(raw) == []
 
@@ -239,11 +293,16 @@ def _meta_and_asset_ctxs() -> bytes:
 def test_universe_ranks_perps_by_day_notional_volume() -> None:
     adapter = HyperliquidAdapter()
     assert adapter.parse_universe([_meta_and_asset_ctxs()]) == [
-        UniverseEntry("BTC", 1516669192.1953897476), UniverseEntry("ETH", 591989409.9392402172),
-        UniverseEntry("ATOM", 539123.9194869999)]
+        UniverseEntry("BTC", 1516669192.1953897476),
+        UniverseEntry("ETH", 591989409.9392402172),
+        UniverseEntry("ATOM", 539123.9194869999),
+    ]
     [req] = adapter.universe_requests("https://api.hyperliquid.xyz")
     assert (req.method, req.url, json.loads(req.body or b"")) == (
-        "POST", "https://api.hyperliquid.xyz/info", {"type": "metaAndAssetCtxs"})
+        "POST",
+        "https://api.hyperliquid.xyz/info",
+        {"type": "metaAndAssetCtxs"},
+    )
 
 
 def test_universe_leaves_out_delisted_perps() -> None:
@@ -252,10 +311,13 @@ def test_universe_leaves_out_delisted_perps() -> None:
     assert HyperliquidAdapter().parse_universe([body]) == [UniverseEntry("BTC", 5.0)]
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    (json.dumps([{"universe": [{"name": "BTC"}]}, []]).encode(), "1 assets but 0 contexts"),
-    (b'{"universe": []}', "bad metaAndAssetCtxs"),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (json.dumps([{"universe": [{"name": "BTC"}]}, []]).encode(), "1 assets but 0 contexts"),
+        (b'{"universe": []}', "bad metaAndAssetCtxs"),
+    ],
+)
 def test_universe_malformed_raises_frame_error(body: bytes, reason: str) -> None:
     with pytest.raises(FrameError, match=reason):
         HyperliquidAdapter().parse_universe([body])
@@ -269,10 +331,14 @@ def test_universe_quote_asset_must_be_usdc() -> None:
 # -- malformed messages ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "channel"), [
-    ("ws_allmids.json", "allMids"), ("ws_user_fill_liquidation.json", "user"),
-    ("ws_all_dexs_asset_ctxs.json", "allDexsAssetCtxs"),
-])
+@pytest.mark.parametrize(
+    ("name", "channel"),
+    [
+        ("ws_allmids.json", "allMids"),
+        ("ws_user_fill_liquidation.json", "user"),
+        ("ws_all_dexs_asset_ctxs.json", "allDexsAssetCtxs"),
+    ],
+)
 def test_recorded_messages_of_other_channels_raise_unknown_channel(name: str, channel: str) -> None:
     raw = shared_data("nautilus_trader", "hyperliquid", name).read_bytes()
     with pytest.raises(FrameError) as info:
@@ -280,24 +346,40 @@ def test_recorded_messages_of_other_channels_raise_unknown_channel(name: str, ch
     assert info.value.reason.startswith(f"unknown channel {channel!r}: expected one of 'trades', 'candle'")
 
 
-@pytest.mark.parametrize(("raw", "reason"), [
-    (b"", "not JSON"),
-    (b'{"channel":"trades","data":[{"coin":"BTC"', "not JSON"),
-    (b"[]", "bad value at top level"),
-    (b'{"data":[]}', "not a Hyperliquid message: no 'channel'"),
-    (b'{"channel":"error","data":"Invalid subscription"}', 'error message from Hyperliquid: "Invalid subscription"'),
-    (b'{"channel":"trades","data":[{"coin":"BTC","side":"S","px":"1","sz":"1","time":1,"tid":1}]}',
-     "bad value at data[0].side (side)"),
-    (b'{"channel":"trades","data":[{"coin":"BTC","side":"B","px":"-1","sz":"1","time":1,"tid":1}]}',
-     "bad value at data[0].px (price)"),
-    (b'{"channel":"trades","data":[{"coin":"BTC","side":"B","px":"1","sz":"1","time":1}]}',
-     "missing field data[0].tid (trade id)"),
-    (b'{"channel":"trades","data":{"coin":"BTC"}}', "bad value at data"),
-    (b'{"channel":"candle","data":{"t":1,"T":2,"s":"BTC","i":"1m","o":"1","c":"1","h":"1","l":"1","v":"NaN","n":1}}',
-     "bad value at data.v (volume)"),
-    (b'{"channel":"candle","data":{"t":1,"T":2,"s":"BTC","i":"1m","o":"1","c":"1","h":"1","l":"1","v":"1"}}',
-     "missing field data.n (trades)"),
-])
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "not JSON"),
+        (b'{"channel":"trades","data":[{"coin":"BTC"', "not JSON"),
+        (b"[]", "bad value at top level"),
+        (b'{"data":[]}', "not a Hyperliquid message: no 'channel'"),
+        (
+            b'{"channel":"error","data":"Invalid subscription"}',
+            'error message from Hyperliquid: "Invalid subscription"',
+        ),
+        (
+            b'{"channel":"trades","data":[{"coin":"BTC","side":"S","px":"1","sz":"1","time":1,"tid":1}]}',
+            "bad value at data[0].side (side)",
+        ),
+        (
+            b'{"channel":"trades","data":[{"coin":"BTC","side":"B","px":"-1","sz":"1","time":1,"tid":1}]}',
+            "bad value at data[0].px (price)",
+        ),
+        (
+            b'{"channel":"trades","data":[{"coin":"BTC","side":"B","px":"1","sz":"1","time":1}]}',
+            "missing field data[0].tid (trade id)",
+        ),
+        (b'{"channel":"trades","data":{"coin":"BTC"}}', "bad value at data"),
+        (
+            b'{"channel":"candle","data":{"t":1,"T":2,"s":"BTC","i":"1m","o":"1","c":"1","h":"1","l":"1","v":"NaN","n":1}}',
+            "bad value at data.v (volume)",
+        ),
+        (
+            b'{"channel":"candle","data":{"t":1,"T":2,"s":"BTC","i":"1m","o":"1","c":"1","h":"1","l":"1","v":"1"}}',
+            "missing field data.n (trades)",
+        ),
+    ],
+)
 def test_malformed_messages_raise_frame_error_with_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(FrameError) as info:
         HyperliquidAdapter().parse(raw)

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.bars import wave_bars
 from ticktape.replay.fileformat import FORMAT, SessionFile, SessionFileError, check_session_file, write_session_file
 from ticktape.replay.records import Record
 from ticktape.replay.simulate import simulate_session
-
-from tests.support.bars import wave_bars
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +61,10 @@ def test_each_line_is_plain_json_with_the_event_verbatim(tmp_path, session):
 
 def test_a_payload_that_is_not_one_line_of_json_survives_as_base64(tmp_path):
     meta, records = simulate_session(wave_bars("BTCUSDT", 5), {}, "s")
-    odd = [Record(stream="TICKTAPE", seq=r.seq, subject=r.subject, headers=r.headers, time=r.time,
-                  data=data) for r, data in zip(records, (b"\x00\xffbinary", b'{"a":\n1}', b" {} "))]
+    odd = [
+        Record(stream="TICKTAPE", seq=r.seq, subject=r.subject, headers=r.headers, time=r.time, data=data)
+        for r, data in zip(records, (b"\x00\xffbinary", b'{"a":\n1}', b" {} "))
+    ]
     path = tmp_path / "odd.gz"
     write_session_file(path, meta, odd)
     with SessionFile(path) as f:

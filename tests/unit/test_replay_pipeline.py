@@ -7,13 +7,12 @@ import dataclasses
 
 import msgspec
 
+from tests.support.bars import wave_bars
 from ticktape import events as ev
 from ticktape import subjects
 from ticktape.corespec import load_specs
 from ticktape.events.codec import encode
 from ticktape.replay.memory_bus import MemoryBus
-
-from tests.support.bars import wave_bars
 
 
 def run(bars):
@@ -35,8 +34,14 @@ def test_same_inputs_give_the_same_log_byte_for_byte():
 def test_bars_flow_through_signal_risk_and_execution_to_fills_and_positions():
     _, log = run(interleaved())
     kinds = {type(e) for _, e, _ in log}
-    assert {ev.SignalGenerated, ev.OrderApproved, ev.OrderSubmitted, ev.OrderFilled, ev.PositionUpdated,
-            ev.AccountUpdated} <= kinds
+    assert {
+        ev.SignalGenerated,
+        ev.OrderApproved,
+        ev.OrderSubmitted,
+        ev.OrderFilled,
+        ev.PositionUpdated,
+        ev.AccountUpdated,
+    } <= kinds
     assert all(s == subjects.for_event(e) for s, e, _ in log)
 
 
@@ -61,6 +66,7 @@ def test_each_core_sees_only_its_filter_subjects_in_log_order():
         def handle(event):
             seen.setdefault(spec.name, []).append(event.event_id)
             return spec.core.handle(event)
+
         return dataclasses.replace(spec, core=_Core(handle))
 
     bus = MemoryBus([spy(s) for s in load_specs({})])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ticktape import subjects
 from ticktape.sessions import (
@@ -19,8 +19,8 @@ from ticktape.sessions import (
 
 
 def test_session_ids_sort_by_start_time_and_are_subject_tokens():
-    early = new_session_id(datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc))
-    late = new_session_id(datetime(2025, 1, 1, 12, 0, 1, tzinfo=timezone.utc))
+    early = new_session_id(datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC))
+    late = new_session_id(datetime(2025, 1, 1, 12, 0, 1, tzinfo=UTC))
     assert re.fullmatch(r"20250101T120000Z-[0-9a-f]{6}", early)
     assert early < late and subjects.token(early) == early
     assert new_session_id() != new_session_id()
@@ -66,9 +66,14 @@ def test_the_code_version_names_a_revision_or_the_package():
 
 def test_config_hash_ignores_where_the_stack_runs_but_not_what_it_decides():
     base = {"signal": {"timeframe": "1m"}, "nats": {"url": "nats://a:4222", "stream": "TICKTAPE"}}
-    moved = {"signal": {"timeframe": "1m"}, "nats": {"url": "nats://b:4222", "stream": "TICKTAPE"},
-             "home": "/elsewhere", "venue_sim": "http://127.0.0.1:9", "postgres": {"dsn": "postgresql://x/y"},
-             "telemetry": {"log_level": "debug"}}
+    moved = {
+        "signal": {"timeframe": "1m"},
+        "nats": {"url": "nats://b:4222", "stream": "TICKTAPE"},
+        "home": "/elsewhere",
+        "venue_sim": "http://127.0.0.1:9",
+        "postgres": {"dsn": "postgresql://x/y"},
+        "telemetry": {"log_level": "debug"},
+    }
     text_a, hash_a = effective_config(base)
     text_b, hash_b = effective_config(moved)
     assert hash_a == hash_b and text_a != text_b  # the recorded config still says where it ran

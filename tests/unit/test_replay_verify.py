@@ -8,16 +8,17 @@ import json
 import msgspec
 import pytest
 
+from tests.support.bars import wave_bars
 from ticktape.corespec import load_specs
 from ticktape.replay.records import Record, SessionMeta
 from ticktape.replay.simulate import simulate_session
 from ticktape.replay.verify import FAMILIES, Verifier
 from ticktape.sessions import UNDRAINED, effective_config
 
-from tests.support.bars import wave_bars
-
-OTHER = {"signal": {"strategies": [{"kind": "ema_cross", "name": "fast5", "fast": 5, "slow": 21}]},
-         "risk": {"accounts": [{"name": "paper-main", "strategies": ["*"]}]}}
+OTHER = {
+    "signal": {"strategies": [{"kind": "ema_cross", "name": "fast5", "fast": 5, "slow": 21}]},
+    "risk": {"accounts": [{"name": "paper-main", "strategies": ["*"]}]},
+}
 
 
 def bars(n: int = 240):
@@ -55,7 +56,7 @@ def test_a_recorded_fill_that_differs_is_the_divergence_with_both_versions(recor
     i = next(i for i, r in enumerate(records) if r.subject.startswith("fills."))
     doc = json.loads(records[i].data)
     doc["price"] += 1.0
-    altered = records[:i] + [with_data(records[i], json.dumps(doc, separators=(",", ":")).encode())] + records[i + 1:]
+    altered = records[:i] + [with_data(records[i], json.dumps(doc, separators=(",", ":")).encode())] + records[i + 1 :]
     result = verify(meta, altered)
     assert not result.ok
     first = result.divergences[0]
@@ -67,7 +68,7 @@ def test_a_recorded_fill_that_differs_is_the_divergence_with_both_versions(recor
 def test_an_output_missing_from_the_recording_is_found(recorded):
     meta, records = recorded
     i = next(i for i, r in enumerate(records) if r.subject.startswith("accounts."))
-    result = verify(meta, records[:i] + records[i + 1:])
+    result = verify(meta, records[:i] + records[i + 1 :])
     assert not result.ok and result.divergences[0].core == "execution"
     assert result.divergences[0].replayed == records[i].data
 
@@ -78,14 +79,17 @@ def test_an_event_live_published_but_replay_never_produces_is_found(recorded):
     doc = json.loads(records[i].data)
     doc["event_id"] = "f" * 32
     extra = with_data(records[i], json.dumps(doc, separators=(",", ":")).encode())
-    result = verify(meta, records[: i + 1] + [extra] + records[i + 1:])
+    result = verify(meta, records[: i + 1] + [extra] + records[i + 1 :])
     assert not result.ok and result.divergences[0].core == "signal"
 
 
 def _tail_cut(meta: SessionMeta, records: list[Record]) -> list[Record]:
     """The recording as if the last bar's outputs had not been processed when the session stopped."""
-    last_bar = max(i for i, r in enumerate(records)
-                   if r.subject.startswith("md.bar.") and not records[i + 1].subject.startswith(("md.", "sessions.")))
+    last_bar = max(
+        i
+        for i, r in enumerate(records)
+        if r.subject.startswith("md.bar.") and not records[i + 1].subject.startswith(("md.", "sessions."))
+    )
     return records[: last_bar + 1] + [records[-1]]
 
 

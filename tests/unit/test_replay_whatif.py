@@ -8,14 +8,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from tests.support.bars import wave_bars
 from ticktape.cli.main import main
 from ticktape.events import SignalGenerated
 from ticktape.events.codec import decode
 from ticktape.replay.fileformat import SessionFile, write_session_file
 from ticktape.replay.simulate import simulate_session
 from ticktape.replay.whatif import what_if_id
-
-from tests.support.bars import wave_bars
 
 FAST5 = """
 signal:
@@ -29,8 +28,9 @@ risk:
 
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
-    bars = sorted(wave_bars("BTCUSDT", 240) + wave_bars("ETHUSDT", 240, period=30),
-                  key=lambda b: (b.open_time, b.symbol))
+    bars = sorted(
+        wave_bars("BTCUSDT", 240) + wave_bars("ETHUSDT", 240, period=30), key=lambda b: (b.open_time, b.symbol)
+    )
     meta, records = simulate_session(bars, {}, "20250101T000000Z-abc123")
     path = tmp_path / "source.ttsession.gz"
     write_session_file(path, meta, records)
@@ -52,8 +52,11 @@ def what_if(source: Path, config: Path, out: Path) -> Path:
 
 def signals(path: Path) -> dict[tuple[str, str, int], str]:
     with SessionFile(path) as f:
-        return {(e.strategy, e.symbol, e.bar_open_time): e.side for r in f.records()
-                if isinstance(e := decode(r.data), SignalGenerated) and e.strategy == "ema_cross_9_21"}
+        return {
+            (e.strategy, e.symbol, e.bar_open_time): e.side
+            for r in f.records()
+            if isinstance(e := decode(r.data), SignalGenerated) and e.strategy == "ema_cross_9_21"
+        }
 
 
 def test_the_same_what_if_twice_gives_byte_identical_files(source, other, tmp_path):

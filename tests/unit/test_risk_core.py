@@ -7,6 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.risk.config import AccountConfig, RiskConfig
+from services.risk.core import FILTER_SUBJECTS, RiskCore, order_id_for
 from ticktape import ids
 from ticktape.events import (
     AccountUpdated,
@@ -22,66 +24,105 @@ from ticktape.events import (
 )
 from ticktape.events.signals import Side
 
-from services.risk.config import AccountConfig, RiskConfig
-from services.risk.core import FILTER_SUBJECTS, RiskCore, order_id_for
-
 _n = 0
 
 
-def signal(side: Side, price: float = 100.0, *, symbol: str = "BTCUSDT",
-           strategy: str = "ensemble9", previous: Side = "flat") -> SignalGenerated:
+def signal(
+    side: Side, price: float = 100.0, *, symbol: str = "BTCUSDT", strategy: str = "ensemble9", previous: Side = "flat"
+) -> SignalGenerated:
     global _n
     _n += 1
     return SignalGenerated(
-        event_id=f"sig-{_n}", ts_event=1_000 + _n, ts_init=2_000 + _n, causation_id=f"bar-{_n}",
-        correlation_id=f"bar-{_n}", strategy=strategy, venue="binance", symbol=symbol,
-        timeframe="1m", side=side, previous_side=previous, price=price, bar_open_time=60 * _n,
-        k=5, n=9, agree=5, votes=(),
+        event_id=f"sig-{_n}",
+        ts_event=1_000 + _n,
+        ts_init=2_000 + _n,
+        causation_id=f"bar-{_n}",
+        correlation_id=f"bar-{_n}",
+        strategy=strategy,
+        venue="binance",
+        symbol=symbol,
+        timeframe="1m",
+        side=side,
+        previous_side=previous,
+        price=price,
+        bar_open_time=60 * _n,
+        k=5,
+        n=9,
+        agree=5,
+        votes=(),
     )
 
 
-def position(qty: float, mark: float = 100.0, *, account: str = "paper-main",
-             symbol: str = "BTCUSDT") -> PositionUpdated:
+def position(
+    qty: float, mark: float = 100.0, *, account: str = "paper-main", symbol: str = "BTCUSDT"
+) -> PositionUpdated:
     return PositionUpdated(
-        event_id=f"pos-{qty}-{mark}", ts_event=0, ts_init=0, account=account, venue="binance",
-        symbol=symbol, quantity=qty, avg_price=mark, mark_price=mark, realized_pnl=0.0,
-        unrealized_pnl=0.0, fees_paid=0.0,
+        event_id=f"pos-{qty}-{mark}",
+        ts_event=0,
+        ts_init=0,
+        account=account,
+        venue="binance",
+        symbol=symbol,
+        quantity=qty,
+        avg_price=mark,
+        mark_price=mark,
+        realized_pnl=0.0,
+        unrealized_pnl=0.0,
+        fees_paid=0.0,
     )
 
 
 def account_update(equity: float, account: str = "paper-main") -> AccountUpdated:
     return AccountUpdated(
-        event_id=f"acct-{equity}", ts_event=0, ts_init=0, account=account,
-        initial_equity=10_000.0, equity=equity, realized_pnl=0.0, unrealized_pnl=0.0,
-        fees_paid=0.0, gross_exposure=0.0, net_exposure=0.0,
+        event_id=f"acct-{equity}",
+        ts_event=0,
+        ts_init=0,
+        account=account,
+        initial_equity=10_000.0,
+        equity=equity,
+        realized_pnl=0.0,
+        unrealized_pnl=0.0,
+        fees_paid=0.0,
+        gross_exposure=0.0,
+        net_exposure=0.0,
     )
 
 
 def filled(approval: OrderApproved, price: float | None = None) -> OrderFilled:
     return OrderFilled(
-        event_id=f"fill-{approval.event_id}", ts_event=0, ts_init=0,
-        order_id=order_id_for(approval.event_id), account=approval.account,
-        venue=approval.venue, symbol=approval.symbol, side=approval.side,
-        quantity=approval.quantity, price=price or approval.reference_price, fee=0.0,
+        event_id=f"fill-{approval.event_id}",
+        ts_event=0,
+        ts_init=0,
+        order_id=order_id_for(approval.event_id),
+        account=approval.account,
+        venue=approval.venue,
+        symbol=approval.symbol,
+        side=approval.side,
+        quantity=approval.quantity,
+        price=price or approval.reference_price,
+        fee=0.0,
     )
 
 
 def canceled(approval: OrderApproved) -> OrderCanceled:
     return OrderCanceled(
-        event_id=f"cancel-{approval.event_id}", ts_event=0, ts_init=0,
-        order_id=order_id_for(approval.event_id), account=approval.account,
-        venue=approval.venue, symbol=approval.symbol, reason="emergency_stop",
+        event_id=f"cancel-{approval.event_id}",
+        ts_event=0,
+        ts_init=0,
+        order_id=order_id_for(approval.event_id),
+        account=approval.account,
+        venue=approval.venue,
+        symbol=approval.symbol,
+        reason="emergency_stop",
     )
 
 
 def stop(account: str = "*") -> EmergencyStop:
-    return EmergencyStop(event_id=f"stop-{account}", ts_event=0, ts_init=0, reason="test",
-                         account=account)
+    return EmergencyStop(event_id=f"stop-{account}", ts_event=0, ts_init=0, reason="test", account=account)
 
 
 def resume(account: str = "*") -> ResumeTrading:
-    return ResumeTrading(event_id=f"resume-{account}", ts_event=0, ts_init=0, reason="test",
-                         account=account)
+    return ResumeTrading(event_id=f"resume-{account}", ts_event=0, ts_init=0, reason="test", account=account)
 
 
 def core(**account: object) -> RiskCore:
@@ -203,7 +244,8 @@ def test_risk_when_one_account_stopped_then_others_still_trade() -> None:
     c.handle(stop("a"))
     out = c.handle(signal("long"))
     assert [(type(e).__name__, e.account) for e in out] == [  # type: ignore[union-attr]
-        ("OrderRejected", "a"), ("OrderApproved", "b")
+        ("OrderRejected", "a"),
+        ("OrderApproved", "b"),
     ]
 
 
@@ -243,9 +285,14 @@ def test_risk_when_strategy_not_subscribed_then_ignored() -> None:
 
 
 def test_risk_when_several_accounts_then_decides_in_config_order() -> None:
-    c = RiskCore(RiskConfig(accounts=(
-        AccountConfig(name="z", fraction=0.2), AccountConfig(name="a", initial_equity=1_000.0),
-    )))
+    c = RiskCore(
+        RiskConfig(
+            accounts=(
+                AccountConfig(name="z", fraction=0.2),
+                AccountConfig(name="a", initial_equity=1_000.0),
+            )
+        )
+    )
     out = c.handle(signal("long", 100.0))
     assert [(e.account, e.quantity) for e in out] == [("z", 20.0), ("a", 1.0)]  # type: ignore[union-attr]
     assert len({e.event_id for e in out}) == 2
@@ -276,21 +323,21 @@ def test_risk_when_approved_then_position_plus_order_reaches_target(
 
 
 def test_filter_subjects_when_listed_then_cover_every_input() -> None:
-    assert set(FILTER_SUBJECTS) == {
-        "signals.>", "accounts.>", "positions.>", "fills.>", "orders.>", "control.>"
-    }
+    assert set(FILTER_SUBJECTS) == {"signals.>", "accounts.>", "positions.>", "fills.>", "orders.>", "control.>"}
 
 
-@pytest.mark.parametrize(("section", "message"), [
-    ({"accounts": []}, "accounts must not be empty"),
-    ({"accounts": [{"name": "a"}, {"name": "a"}]}, "account names must be unique"),
-    ({"accounts": [{"fraction": 0}]}, r"Expected `float` > 0.0 - at `\$.accounts\[0\].fraction`"),
-    ({"accounts": [{"max_notional_per_symbol": 30_000}]},
-     "max_notional_per_symbol must be <= max_gross_exposure"),
-    ({"accounts": [{"strategies": []}]}, "strategies must list strategy names"),
-    ({"accounts": [{"name": "*"}]}, "name"),
-    ({"accounts": [{"leverage": 3}]}, "unknown field"),
-])
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"accounts": []}, "accounts must not be empty"),
+        ({"accounts": [{"name": "a"}, {"name": "a"}]}, "account names must be unique"),
+        ({"accounts": [{"fraction": 0}]}, r"Expected `float` > 0.0 - at `\$.accounts\[0\].fraction`"),
+        ({"accounts": [{"max_notional_per_symbol": 30_000}]}, "max_notional_per_symbol must be <= max_gross_exposure"),
+        ({"accounts": [{"strategies": []}]}, "strategies must list strategy names"),
+        ({"accounts": [{"name": "*"}]}, "name"),
+        ({"accounts": [{"leverage": 3}]}, "unknown field"),
+    ],
+)
 def test_risk_config_when_invalid_then_error_names_the_key(section: dict, message: str) -> None:
     with pytest.raises(msgspec.ValidationError, match=message):
         msgspec.convert(section, RiskConfig)

@@ -11,15 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ticktape import ids
-from ticktape.errors import InvalidInput
-from ticktape.clock import MINUTE_NS, NS_PER_MS
-from ticktape.events import BarClosed, Event, SignalGenerated
-
 from services.signal.config import EmaCrossConfig, EnsembleConfig, Head, SignalConfig
 from services.signal.core import FILTER_SUBJECTS, SignalCore, filter_subjects
 from services.signal.ema import Ema
 from services.signal.strategies import Decision, EnsembleStrategy
+from ticktape import ids
+from ticktape.clock import MINUTE_NS, NS_PER_MS
+from ticktape.errors import InvalidInput
+from ticktape.events import BarClosed, Event, SignalGenerated
 
 T0 = 1_700_000_000 * 1_000_000_000
 
@@ -29,9 +28,19 @@ def bar(i: int, close: float, *, symbol: str = "BTCUSDT", timeframe: str = "1m")
     close_time = open_time + MINUTE_NS - NS_PER_MS
     return BarClosed(
         event_id=ids.bar_id("binance", symbol, timeframe, open_time),
-        ts_event=close_time, ts_init=close_time + 5, venue="binance", symbol=symbol,
-        timeframe=timeframe, open_time=open_time, close_time=close_time, open=close,
-        high=close, low=close, close=close, volume=1.0, quote_volume=close,
+        ts_event=close_time,
+        ts_init=close_time + 5,
+        venue="binance",
+        symbol=symbol,
+        timeframe=timeframe,
+        open_time=open_time,
+        close_time=close_time,
+        open=close,
+        high=close,
+        low=close,
+        close=close,
+        volume=1.0,
+        quote_volume=close,
     )
 
 
@@ -69,7 +78,8 @@ def test_ema_cross_when_trend_reverses_then_emits_short_with_previous_side() -> 
     core = cross_core()
     out = feed(core, RISING + [RISING[-1] - 3 * i for i in range(1, 6)])
     assert [(s.previous_side, s.side) for s in out] == [  # type: ignore[union-attr]
-        ("flat", "long"), ("long", "short")
+        ("flat", "long"),
+        ("long", "short"),
     ]
 
 
@@ -128,7 +138,8 @@ def test_ensemble_when_fewer_than_k_heads_agree_then_stays_on_previous_side() ->
     out = feed(core, K_OF_N_PATH)
     # 2 up, 1 down with k = 3: flat, agree = max(2, 1)
     assert [(s.previous_side, s.side, s.agree) for s in out] == [  # type: ignore[union-attr]
-        ("flat", "short", 3), ("short", "flat", 2)
+        ("flat", "short", 3),
+        ("short", "flat", 2),
     ]
 
 
@@ -197,7 +208,8 @@ def test_signal_when_symbols_interleave_then_state_is_per_symbol() -> None:
         out += core.handle(bar(i, RISING[i], symbol="BTCUSDT"))
         out += core.handle(bar(i, FALLING[i], symbol="ETHUSDT"))
     assert [(s.symbol, s.side) for s in out] == [  # type: ignore[union-attr]
-        ("BTCUSDT", "long"), ("ETHUSDT", "short")
+        ("BTCUSDT", "long"),
+        ("ETHUSDT", "short"),
     ]
 
 
@@ -265,20 +277,26 @@ def test_filter_subjects_when_listed_then_cover_bars() -> None:
     assert filter_subjects(SignalConfig(timeframe="5m")) == ("md.bar.*.*.5m",)
 
 
-@pytest.mark.parametrize(("section", "message"), [
-    ({"strategies": [{"kind": "ema_cross", "fast": 26, "slow": 12}]},
-     re.escape("fast must be < slow (got fast=26, slow=12)")),
-    ({"strategies": [{"kind": "ensemble", "k": 3}]}, "k must satisfy n/2 < k <= n"),
-    ({"strategies": [{"kind": "ensemble", "heads": [{"fast": 3, "slow": 10}] * 2, "k": 2}]},
-     "heads must be distinct"),
-    ({"strategies": [{"kind": "ema_cross"}, {"kind": "ema_cross"}]},
-     "strategy names must be unique"),
-    ({"strategies": []}, "strategies must not be empty"),
-    ({"timeframe": "7m"}, "timeframe must be one of"),
-    ({"strategies": [{"kind": "ema_cross", "name": "a.b"}]}, r"\$\.strategies\[0\]\.name"),
-    ({"strategies": [{"kind": "macd"}]}, "Invalid value 'macd'"),
-    ({"strategys": []}, "unknown field"),
-])
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            {"strategies": [{"kind": "ema_cross", "fast": 26, "slow": 12}]},
+            re.escape("fast must be < slow (got fast=26, slow=12)"),
+        ),
+        ({"strategies": [{"kind": "ensemble", "k": 3}]}, "k must satisfy n/2 < k <= n"),
+        (
+            {"strategies": [{"kind": "ensemble", "heads": [{"fast": 3, "slow": 10}] * 2, "k": 2}]},
+            "heads must be distinct",
+        ),
+        ({"strategies": [{"kind": "ema_cross"}, {"kind": "ema_cross"}]}, "strategy names must be unique"),
+        ({"strategies": []}, "strategies must not be empty"),
+        ({"timeframe": "7m"}, "timeframe must be one of"),
+        ({"strategies": [{"kind": "ema_cross", "name": "a.b"}]}, r"\$\.strategies\[0\]\.name"),
+        ({"strategies": [{"kind": "macd"}]}, "Invalid value 'macd'"),
+        ({"strategys": []}, "unknown field"),
+    ],
+)
 def test_signal_config_when_invalid_then_error_names_the_key(section: dict, message: str) -> None:
     with pytest.raises(msgspec.ValidationError, match=message):
         msgspec.convert(section, SignalConfig)

@@ -38,8 +38,10 @@ def test_ema_when_fed_values_then_matches_reference(values: list[float], period:
             assert g == pytest.approx(e, rel=1e-9, abs=1e-12 * scale)
 
 
-@given(values=st.lists(st.floats(min_value=1e-3, max_value=1e6), min_size=1, max_size=100),
-       period=st.integers(min_value=1, max_value=30))
+@given(
+    values=st.lists(st.floats(min_value=1e-3, max_value=1e6), min_size=1, max_size=100),
+    period=st.integers(min_value=1, max_value=30),
+)
 def test_ema_when_warm_then_stays_within_input_range(values: list[float], period: int) -> None:
     ema = Ema(period)
     for x in values:

@@ -38,6 +38,7 @@ def dumps(doc: Any) -> bytes:
 
 # -- real payloads -------------------------------------------------------------------------------
 
+
 @functools.cache  # read-only: tests never modify it
 def passivbot_usdm_info() -> dict[str, Any]:
     """The /fapi/v1/exchangeInfo symbol entries that passivbot's ccxt dump keeps under `info`."""
@@ -91,8 +92,13 @@ def tickers_for(info: dict[str, Any], seed: int = 1) -> list[dict[str, Any]]:
     """Synthetic 24h tickers (GET .../ticker/24hr shape) for every symbol in info."""
     rng = random.Random(seed)
     return [
-        {"symbol": s["symbol"], "quoteVolume": f"{rng.uniform(1e5, 1e10):.4f}",
-         "openTime": CLOSE_MS - 86_400_000 + i, "closeTime": CLOSE_MS - i, "count": 1}
+        {
+            "symbol": s["symbol"],
+            "quoteVolume": f"{rng.uniform(1e5, 1e10):.4f}",
+            "openTime": CLOSE_MS - 86_400_000 + i,
+            "closeTime": CLOSE_MS - i,
+            "count": 1,
+        }
         for i, s in enumerate(info["symbols"])
     ]
 
@@ -106,8 +112,9 @@ def spot_eligible(entry: dict[str, Any]) -> bool:
 
 
 def expected_ranking(tickers: list[dict[str, Any]], eligible: set[str], top_n: int) -> list[dict[str, Any]]:
-    return sorted((t for t in tickers if t["symbol"] in eligible),
-                  key=lambda t: (-float(t["quoteVolume"]), t["symbol"]))[:top_n]
+    return sorted(
+        (t for t in tickers if t["symbol"] in eligible), key=lambda t: (-float(t["quoteVolume"]), t["symbol"])
+    )[:top_n]
 
 
 def binance(venue: str, info: dict[str, Any], tickers: list[dict[str, Any]], top_n: int, **kwargs: Any):
@@ -115,6 +122,7 @@ def binance(venue: str, info: dict[str, Any], tickers: list[dict[str, Any]], top
 
 
 # -- Binance USDT-M ------------------------------------------------------------------------------
+
 
 def test_usdm_on_real_exchange_info_ranks_usdt_perpetuals_by_quote_volume() -> None:
     info = passivbot_usdm_info()
@@ -124,7 +132,8 @@ def test_usdm_on_real_exchange_info_ranks_usdt_perpetuals_by_quote_volume() -> N
     assert event.symbols == tuple(t["symbol"] for t in expected)
     assert event.members == tuple(
         UniverseMember(symbol=t["symbol"], rank=i, quote_volume=float(t["quoteVolume"]))
-        for i, t in enumerate(expected, start=1))
+        for i, t in enumerate(expected, start=1)
+    )
     assert (event.venue, event.quote_asset, event.top_n) == (BINANCE_USDM, "USDT", 20)
     assert event.as_of == event.ts_event == event.ts_init == CLOSE_MS * NS_PER_MS
     assert event.event_id == ids.derive("universe", BINANCE_USDM, CLOSE_MS * NS_PER_MS, *event.symbols)
@@ -137,8 +146,11 @@ def test_usdm_excludes_non_usdt_non_perpetual_and_non_trading_even_with_top_volu
     tickers = tickers_for(info)
     ineligible = {s["symbol"] for s in info["symbols"] if not usdm_eligible(s)}
     kinds = {(s["contractType"], s["status"], s["quoteAsset"]) for s in info["symbols"] if not usdm_eligible(s)}
-    assert {("PERPETUAL", "TRADING", "USDC"), ("PERPETUAL", "SETTLING", "USDT"),
-            ("CURRENT_QUARTER", "TRADING", "USDT")} <= kinds
+    assert {
+        ("PERPETUAL", "TRADING", "USDC"),
+        ("PERPETUAL", "SETTLING", "USDT"),
+        ("CURRENT_QUARTER", "TRADING", "USDT"),
+    } <= kinds
     for t in tickers:
         if t["symbol"] in ineligible:
             t["quoteVolume"] = "99999999999999"
@@ -148,19 +160,27 @@ def test_usdm_excludes_non_usdt_non_perpetual_and_non_trading_even_with_top_volu
 
 
 def test_usdm_as_of_is_the_newest_ticker_eligible_or_not_and_dated_futures_are_dropped() -> None:
-    tickers = [{"symbol": "BTCUSDT_220325", "quoteVolume": "9e12", "closeTime": 3},
-               {"symbol": "ETHUSDT", "quoteVolume": "2e9", "closeTime": 2},
-               {"symbol": "BTCUSDT", "quoteVolume": "5e9", "closeTime": 1}]
+    tickers = [
+        {"symbol": "BTCUSDT_220325", "quoteVolume": "9e12", "closeTime": 3},
+        {"symbol": "ETHUSDT", "quoteVolume": "2e9", "closeTime": 2},
+        {"symbol": "BTCUSDT", "quoteVolume": "5e9", "closeTime": 1},
+    ]
     event = binance(BINANCE_USDM, nautilus_usdm_info(), tickers, 5, date_ms=CASSETTE_DATE_MS)
     assert event.symbols == ("BTCUSDT", "ETHUSDT")
     assert event.as_of == 3 * NS_PER_MS  # the payload's time wins over the Date header
 
 
 def test_ties_are_broken_by_symbol_name() -> None:
-    info = {"symbols": [{"symbol": s, "contractType": "PERPETUAL", "status": "TRADING",
-                         "quoteAsset": "USDT"} for s in ("ZECUSDT", "ADAUSDT", "MKRUSDT", "BTCUSDT")]}
-    tickers = [{"symbol": s, "quoteVolume": v, "closeTime": 1}
-               for s, v in [("ZECUSDT", "10"), ("ADAUSDT", "10.0"), ("MKRUSDT", "10"), ("BTCUSDT", "20")]]
+    info = {
+        "symbols": [
+            {"symbol": s, "contractType": "PERPETUAL", "status": "TRADING", "quoteAsset": "USDT"}
+            for s in ("ZECUSDT", "ADAUSDT", "MKRUSDT", "BTCUSDT")
+        ]
+    }
+    tickers = [
+        {"symbol": s, "quoteVolume": v, "closeTime": 1}
+        for s, v in [("ZECUSDT", "10"), ("ADAUSDT", "10.0"), ("MKRUSDT", "10"), ("BTCUSDT", "20")]
+    ]
     event = binance(BINANCE_USDM, info, tickers, 3)
     assert event.symbols == ("BTCUSDT", "ADAUSDT", "MKRUSDT")
     assert [m.rank for m in event.members] == [1, 2, 3]
@@ -173,8 +193,10 @@ def test_symbol_without_ticker_is_left_out() -> None:
 
 def test_added_and_removed_are_relative_to_previous() -> None:
     info = nautilus_usdm_info()
-    tickers = [{"symbol": "ETHUSDT", "quoteVolume": "2", "closeTime": 1},
-               {"symbol": "BTCUSDT", "quoteVolume": "1", "closeTime": 1}]
+    tickers = [
+        {"symbol": "ETHUSDT", "quoteVolume": "2", "closeTime": 1},
+        {"symbol": "BTCUSDT", "quoteVolume": "1", "closeTime": 1},
+    ]
     event = binance(BINANCE_USDM, info, tickers, 1, previous=("BTCUSDT", "SOLUSDT"))
     assert (event.symbols, event.added, event.removed) == (("ETHUSDT",), ("ETHUSDT",), ("BTCUSDT", "SOLUSDT"))
     same = binance(BINANCE_USDM, info, tickers, 1, previous=("ETHUSDT",))
@@ -183,8 +205,11 @@ def test_added_and_removed_are_relative_to_previous() -> None:
 
 @given(seed=st.integers(0, 2**32), top_n=st.integers(1, 50))
 def test_selection_is_deterministic_and_independent_of_input_order(seed: int, top_n: int) -> None:
-    venue, info = [(BINANCE_USDM, nautilus_usdm_info()), (BINANCE_USDM, passivbot_usdm_info()),
-                   (BINANCE_SPOT, cryptofeed_spot_info())][seed % 3]
+    venue, info = [
+        (BINANCE_USDM, nautilus_usdm_info()),
+        (BINANCE_USDM, passivbot_usdm_info()),
+        (BINANCE_SPOT, cryptofeed_spot_info()),
+    ][seed % 3]
     tickers = tickers_for(info, seed)
     first = binance(venue, info, tickers, top_n)
     shuffled_info = {"symbols": random.Random(seed).sample(info["symbols"], len(info["symbols"]))}
@@ -193,6 +218,7 @@ def test_selection_is_deterministic_and_independent_of_input_order(seed: int, to
 
 
 # -- Binance spot --------------------------------------------------------------------------------
+
 
 def test_spot_on_real_exchange_info_keeps_trading_usdt_pairs_open_to_spot_trading() -> None:
     info = cryptofeed_spot_info()
@@ -212,14 +238,17 @@ def test_spot_on_real_exchange_info_keeps_trading_usdt_pairs_open_to_spot_tradin
 
 def test_spot_ranks_in_the_configured_quote_asset() -> None:
     info = nautilus_spot_info()  # BTCUSDT and ETHUSDT, both TRADING
-    tickers = [{"symbol": "BTCUSDT", "quoteVolume": "1e9", "closeTime": 5},
-               {"symbol": "ETHUSDT", "quoteVolume": "2e9", "closeTime": 5}]
+    tickers = [
+        {"symbol": "BTCUSDT", "quoteVolume": "1e9", "closeTime": 5},
+        {"symbol": "ETHUSDT", "quoteVolume": "2e9", "closeTime": 5},
+    ]
     assert binance(BINANCE_SPOT, info, tickers, 5).symbols == ("ETHUSDT", "BTCUSDT")
     busd = select_universe(BINANCE_SPOT, [dumps(info), dumps(tickers)], quote_asset="BUSD", top_n=5)
     assert busd.symbols == () and busd.quote_asset == "BUSD"
 
 
 # -- Hyperliquid ---------------------------------------------------------------------------------
+
 
 def test_hyperliquid_on_real_meta_and_contexts_ranks_perps_by_day_notional_volume() -> None:
     body, meta, ctxs = hyperliquid_body()
@@ -258,16 +287,23 @@ def test_hyperliquid_refuses_a_quote_asset_other_than_usdc() -> None:
         select_universe(HYPERLIQUID, [body], quote_asset="USDT", top_n=5, date_ms=1)
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (CASSETTE_DATE, CASSETTE_DATE_MS),
-    ("Thu, 01 Jan 1970 00:00:01 GMT", 1000),
-    (None, None), ("", None), ("yesterday", None), ("Mon, 17 Jul 2023 21:43:21 -0000", None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (CASSETTE_DATE, CASSETTE_DATE_MS),
+        ("Thu, 01 Jan 1970 00:00:01 GMT", 1000),
+        (None, None),
+        ("", None),
+        ("yesterday", None),
+        ("Mon, 17 Jul 2023 21:43:21 -0000", None),
+    ],
+)
 def test_http_date_header_in_ms(value: str | None, expected: int | None) -> None:
     assert http_date_ms(value) == expected
 
 
 # -- several venues ------------------------------------------------------------------------------
+
 
 def test_each_venue_gets_its_own_universe_from_its_own_payloads() -> None:
     usdm_info, spot_info = passivbot_usdm_info(), cryptofeed_spot_info()
@@ -277,8 +313,10 @@ def test_each_venue_gets_its_own_universe_from_its_own_payloads() -> None:
         BINANCE_SPOT: ([dumps(spot_info), dumps(tickers_for(spot_info, 2))], "USDT"),
         HYPERLIQUID: ([hl_body], "USDC"),
     }
-    events = {venue: select_universe(venue, bodies, quote_asset=quote, top_n=5, date_ms=CASSETTE_DATE_MS)
-              for venue, (bodies, quote) in payloads.items()}
+    events = {
+        venue: select_universe(venue, bodies, quote_asset=quote, top_n=5, date_ms=CASSETTE_DATE_MS)
+        for venue, (bodies, quote) in payloads.items()
+    }
     assert {v: e.venue for v, e in events.items()} == {v: v for v in payloads}
     assert all(len(e.symbols) == 5 for e in events.values())
     assert len({e.event_id for e in events.values()}) == 3
@@ -305,21 +343,28 @@ def test_universe_event_rejects_a_top_n_below_one() -> None:
 USDM_OK_INFO = {"symbols": [{"symbol": "X", "contractType": "PERPETUAL", "status": "TRADING", "quoteAsset": "USDT"}]}
 
 
-@pytest.mark.parametrize(("venue", "bodies", "message"), [
-    (BINANCE_USDM, [b"{}", b"[]"], "bad exchangeInfo"),
-    (BINANCE_USDM, [b"<html>", b"[]"], "bad exchangeInfo"),
-    (BINANCE_USDM, [dumps(USDM_OK_INFO), b'{"code": -1003}'], "bad ticker/24hr"),
-    (BINANCE_USDM, [dumps(USDM_OK_INFO), dumps([{"symbol": "X", "quoteVolume": "lots", "closeTime": 1}])],
-     "bad ticker/24hr"),
-    (BINANCE_USDM, [dumps(USDM_OK_INFO), dumps([{"symbol": "X", "quoteVolume": "1"}])], "bad ticker/24hr"),
-    (BINANCE_USDM, [dumps(USDM_OK_INFO), b"[]"], "ticker/24hr is empty"),
-    (BINANCE_SPOT, [dumps(USDM_OK_INFO)], "expected 2 bodies"),
-    (HYPERLIQUID, [b"null"], "bad metaAndAssetCtxs"),
-    (HYPERLIQUID, [dumps([{"universe": [{"name": "BTC"}]}, []])], "1 assets but 0 contexts"),
-    (HYPERLIQUID, [dumps([{"universe": [{"name": "BTC"}]}, [{"dayNtlVlm": "-1"}]])], "bad metaAndAssetCtxs"),
-])
-def test_malformed_payload_raises_frame_error_saying_what_is_wrong(venue: str, bodies: list[bytes],
-                                                                    message: str) -> None:
+@pytest.mark.parametrize(
+    ("venue", "bodies", "message"),
+    [
+        (BINANCE_USDM, [b"{}", b"[]"], "bad exchangeInfo"),
+        (BINANCE_USDM, [b"<html>", b"[]"], "bad exchangeInfo"),
+        (BINANCE_USDM, [dumps(USDM_OK_INFO), b'{"code": -1003}'], "bad ticker/24hr"),
+        (
+            BINANCE_USDM,
+            [dumps(USDM_OK_INFO), dumps([{"symbol": "X", "quoteVolume": "lots", "closeTime": 1}])],
+            "bad ticker/24hr",
+        ),
+        (BINANCE_USDM, [dumps(USDM_OK_INFO), dumps([{"symbol": "X", "quoteVolume": "1"}])], "bad ticker/24hr"),
+        (BINANCE_USDM, [dumps(USDM_OK_INFO), b"[]"], "ticker/24hr is empty"),
+        (BINANCE_SPOT, [dumps(USDM_OK_INFO)], "expected 2 bodies"),
+        (HYPERLIQUID, [b"null"], "bad metaAndAssetCtxs"),
+        (HYPERLIQUID, [dumps([{"universe": [{"name": "BTC"}]}, []])], "1 assets but 0 contexts"),
+        (HYPERLIQUID, [dumps([{"universe": [{"name": "BTC"}]}, [{"dayNtlVlm": "-1"}]])], "bad metaAndAssetCtxs"),
+    ],
+)
+def test_malformed_payload_raises_frame_error_saying_what_is_wrong(
+    venue: str, bodies: list[bytes], message: str
+) -> None:
     quote = "USDC" if venue == HYPERLIQUID else "USDT"
     with pytest.raises(FrameError) as excinfo:
         select_universe(venue, bodies, quote_asset=quote, top_n=5, date_ms=1)

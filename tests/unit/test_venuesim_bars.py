@@ -32,7 +32,12 @@ def test_load_csv_when_ms_rows_then_keeps_recorded_text(tmp_path):
     assert (first.open, first.high, first.low, first.close, first.volume) == (
         "100.00", "102.10", "99.90", "101.50", "12.345")  # fmt: skip
     assert (first.close_time, first.quote_volume, first.trades, first.taker_base, first.taker_quote) == (
-        T0 + 59_999, "1250.5", 42, "6.1", "618.0")
+        T0 + 59_999,
+        "1250.5",
+        42,
+        "6.1",
+        "618.0",
+    )
     assert bars[1].close == "101.40"
 
 

@@ -58,7 +58,18 @@ def test_kline_event_when_closed_then_carries_recorded_bar_and_synthetic_trade_i
     k0 = frames[0]["k"]
     assert frames[0]["E"] == T0 + 60_000 and frames[0]["s"] == "BTCUSDT" and frames[0]["e"] == "kline"
     assert (k0["t"], k0["T"], k0["o"], k0["h"], k0["l"], k0["c"], k0["v"], k0["q"], k0["n"], k0["V"], k0["Q"]) == (
-        T0, T0 + 59_999, "100.00", "101.00", "99.45", "100.50", "2.000", "201.00", 3, "1.000", "100.00")
+        T0,
+        T0 + 59_999,
+        "100.00",
+        "101.00",
+        "99.45",
+        "100.50",
+        "2.000",
+        "201.00",
+        3,
+        "1.000",
+        "100.00",
+    )
     assert (k0["x"], k0["i"], k0["B"]) == (True, "1m", "0")
     assert [(f["k"]["f"], f["k"]["L"]) for f in frames] == [(1, 3), (-1, -1), (4, 5)]
 

@@ -45,10 +45,20 @@ def preimage(stream: str, seq: int, subject: str, data: bytes) -> bytes:
     """The bytes a row's hash commits to, besides the previous hash (see the module docstring)."""
     if seq < 1:
         raise ValueError(f"stream sequence must be >= 1 (got {seq})")
-    return b"".join((
-        VERSION_TAG, stream.encode(), b"\n", str(seq).encode(), b"\n", subject.encode(), b"\n",
-        str(len(data)).encode(), b"\n", bytes(data),
-    ))
+    return b"".join(
+        (
+            VERSION_TAG,
+            stream.encode(),
+            b"\n",
+            str(seq).encode(),
+            b"\n",
+            subject.encode(),
+            b"\n",
+            str(len(data)).encode(),
+            b"\n",
+            bytes(data),
+        )
+    )
 
 
 def next_hash(prev_hash: bytes, stream: str, seq: int, subject: str, data: bytes) -> bytes:
@@ -82,8 +92,14 @@ def project(data: bytes) -> Projection:
         return Projection(None, None, None, None, None, payload)
     ts = doc.get("ts_event")
     ts_event = ts if type(ts) is int and _INT64[0] <= ts <= _INT64[1] else None
-    return Projection(_str(doc.get("event_id")), _str(doc.get("type")), ts_event,
-                      _str(doc.get("causation_id")), _str(doc.get("correlation_id")), payload)
+    return Projection(
+        _str(doc.get("event_id")),
+        _str(doc.get("type")),
+        ts_event,
+        _str(doc.get("causation_id")),
+        _str(doc.get("correlation_id")),
+        payload,
+    )
 
 
 def _str(value: Any) -> str | None:
@@ -111,10 +127,20 @@ class Row:
 def make_row(prev_hash: bytes, stream: str, seq: int, subject: str, data: bytes) -> Row:
     """The row the archiver writes for a message, chained after `prev_hash`."""
     p = project(data)
-    return Row(stream=stream, seq=seq, subject=subject, data=bytes(data), prev_hash=prev_hash,
-               hash=next_hash(prev_hash, stream, seq, subject, data), event_id=p.event_id,
-               type=p.type, ts_event=p.ts_event, causation_id=p.causation_id,
-               correlation_id=p.correlation_id, payload=p.payload)
+    return Row(
+        stream=stream,
+        seq=seq,
+        subject=subject,
+        data=bytes(data),
+        prev_hash=prev_hash,
+        hash=next_hash(prev_hash, stream, seq, subject, data),
+        event_id=p.event_id,
+        type=p.type,
+        ts_event=p.ts_event,
+        causation_id=p.causation_id,
+        correlation_id=p.correlation_id,
+        payload=p.payload,
+    )
 
 
 def chain(stream: str, messages: Iterable[tuple[int, str, bytes]], prev_hash: bytes = GENESIS) -> list[Row]:
@@ -211,12 +237,24 @@ class Verifier:
             cp = self._pending[-1]
             last = self._last
             self.broken = Break(
-                self.stream, self.count, cp.upto_seq, "checkpoint",
+                self.stream,
+                self.count,
+                cp.upto_seq,
+                "checkpoint",
                 f"checkpoint says {cp.count} rows up to seq {cp.upto_seq} (hash {cp.hash.hex()}) but "
-                f"the log ends at seq {last.seq if last else 'none'}: rows were removed from the end")
+                f"the log ends at seq {last.seq if last else 'none'}: rows were removed from the end",
+            )
         last = self._last
-        return Result(self.stream, self.count, last.hash if last else None,
-                      self._first_seq, last.seq if last else None, self.gaps, self.checked, self.broken)
+        return Result(
+            self.stream,
+            self.count,
+            last.hash if last else None,
+            self._first_seq,
+            last.seq if last else None,
+            self.gaps,
+            self.checked,
+            self.broken,
+        )
 
     def _check(self, row: Row) -> Break | None:
         index = self.count
@@ -232,21 +270,30 @@ class Verifier:
         expected = last.hash if last is not None else self.prev_hash
         if expected is not None and row.prev_hash != expected:
             before = f"the row before it (seq {last.seq})" if last is not None else "the start of the range"
-            return broken("link", f"prev_hash {row.prev_hash.hex()} is not the hash of {before}, "
-                                  f"{expected.hex()}: a row was deleted, inserted or reordered here")
-        actual = next_hash(row.prev_hash, row.stream, row.seq, row.subject, row.data) \
-            if len(row.prev_hash) == 32 else b""
+            return broken(
+                "link",
+                f"prev_hash {row.prev_hash.hex()} is not the hash of {before}, "
+                f"{expected.hex()}: a row was deleted, inserted or reordered here",
+            )
+        actual = (
+            next_hash(row.prev_hash, row.stream, row.seq, row.subject, row.data) if len(row.prev_hash) == 32 else b""
+        )
         if actual != row.hash:
-            return broken("hash", f"stored hash {row.hash.hex()} but the row's bytes, seq and subject "
-                                  f"hash to {actual.hex()}: data, seq or subject was changed")
+            return broken(
+                "hash",
+                f"stored hash {row.hash.hex()} but the row's bytes, seq and subject "
+                f"hash to {actual.hex()}: data, seq or subject was changed",
+            )
         p = project(row.data)
         for name in ("event_id", "type", "ts_event", "causation_id", "correlation_id"):
             if getattr(row, name) != getattr(p, name):
-                return broken("column", f"{name} column is {getattr(row, name)!r} but the archived bytes "
-                                        f"say {getattr(p, name)!r}")
+                return broken(
+                    "column", f"{name} column is {getattr(row, name)!r} but the archived bytes say {getattr(p, name)!r}"
+                )
         if row.payload is not None and not _same_json(row.payload, row.data):
-            return broken("payload", "payload (jsonb) differs from the archived bytes: "
-                                     + _json_difference(row.payload, row.data))
+            return broken(
+                "payload", "payload (jsonb) differs from the archived bytes: " + _json_difference(row.payload, row.data)
+            )
         if last is not None and row.seq > last.seq + 1:
             self.gaps += 1
         self.count += 1
@@ -256,19 +303,33 @@ class Verifier:
             cp = self._pending.pop()
             self.checked += 1
             if cp.upto_seq < row.seq:
-                return broken("checkpoint", f"checkpoint at seq {cp.upto_seq} (hash {cp.hash.hex()}) has "
-                                            "no row: a row was deleted before this one")
+                return broken(
+                    "checkpoint",
+                    f"checkpoint at seq {cp.upto_seq} (hash {cp.hash.hex()}) has "
+                    "no row: a row was deleted before this one",
+                )
             if cp.hash != row.hash:
-                return broken("checkpoint", f"checkpoint says hash {cp.hash.hex()} at this seq, the chain "
-                                            f"has {row.hash.hex()}: the chain was rewritten at or before here")
+                return broken(
+                    "checkpoint",
+                    f"checkpoint says hash {cp.hash.hex()} at this seq, the chain "
+                    f"has {row.hash.hex()}: the chain was rewritten at or before here",
+                )
             if self.count_base is not None and cp.count != self.count_base + self.count:
-                return broken("checkpoint", f"checkpoint counts {cp.count} rows up to here, the log has "
-                                            f"{self.count_base + self.count}")
+                return broken(
+                    "checkpoint",
+                    f"checkpoint counts {cp.count} rows up to here, the log has {self.count_base + self.count}",
+                )
         return None
 
 
-def verify(rows: Iterable[Row], stream: str, *, prev_hash: bytes | None = GENESIS,
-           checkpoints: Sequence[Checkpoint] = (), count_base: int | None = 0) -> Result:
+def verify(
+    rows: Iterable[Row],
+    stream: str,
+    *,
+    prev_hash: bytes | None = GENESIS,
+    checkpoints: Sequence[Checkpoint] = (),
+    count_base: int | None = 0,
+) -> Result:
     """Verify a stream's rows in order: the first broken link, or ok with count and head hash."""
     verifier = Verifier(stream, prev_hash, checkpoints, count_base)
     for row in rows:
@@ -306,6 +367,8 @@ def _json_difference(payload: str, data: bytes) -> str:
     if isinstance(got, dict) and isinstance(want, dict):
         for key in sorted(set(got) | set(want)):
             if key not in got or key not in want or not _same(got[key], want[key]):
-                return f"field {key!r} is {got.get(key, '<missing>')!r} in payload, " \
-                       f"{want.get(key, '<missing>')!r} in the bytes"
+                return (
+                    f"field {key!r} is {got.get(key, '<missing>')!r} in payload, "
+                    f"{want.get(key, '<missing>')!r} in the bytes"
+                )
     return "the documents differ"

@@ -4,7 +4,7 @@ Pure: the rows come from ticktape.audit.queries."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -35,8 +35,7 @@ def iso_ns(ns: int | None) -> str:
     """An integer-ns timestamp as ISO 8601 UTC with milliseconds ('-' when unknown)."""
     if ns is None:
         return "-"
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="milliseconds") \
-        .replace("+00:00", "Z")
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def body(row: Row) -> dict[str, Any]:
@@ -53,24 +52,42 @@ def key_fields(row: Row) -> dict[str, Any]:
     doc = body(row)
     names = KEY_FIELDS.get(row.type or "")
     if names is None:
-        names = tuple(k for k, v in doc.items() if k not in _ENVELOPE and isinstance(v, (str, int, float, bool))
-                      and not (isinstance(v, str) and len(v) > 80))[:_MAX_GENERIC]
-    return {n: iso_ns(doc[n]) if n in _TIME_FIELDS and isinstance(doc[n], int) else doc[n]
-            for n in names if n in doc}
+        names = tuple(
+            k
+            for k, v in doc.items()
+            if k not in _ENVELOPE
+            and isinstance(v, (str, int, float, bool))
+            and not (isinstance(v, str) and len(v) > 80)
+        )[:_MAX_GENERIC]
+    return {n: iso_ns(doc[n]) if n in _TIME_FIELDS and isinstance(doc[n], int) else doc[n] for n in names if n in doc}
 
 
 def step(row: Row) -> dict[str, Any]:
     """One event of a trace as plain data (the --json form)."""
     return {
-        "stream": row.stream, "seq": row.seq, "subject": row.subject, "event_id": row.event_id,
-        "type": row.type, "ts_event": row.ts_event, "time": iso_ns(row.ts_event),
-        "causation_id": row.causation_id, "correlation_id": row.correlation_id, "fields": key_fields(row),
+        "stream": row.stream,
+        "seq": row.seq,
+        "subject": row.subject,
+        "event_id": row.event_id,
+        "type": row.type,
+        "ts_event": row.ts_event,
+        "time": iso_ns(row.ts_event),
+        "causation_id": row.causation_id,
+        "correlation_id": row.correlation_id,
+        "fields": key_fields(row),
     }
 
 
-def to_json(event_id: str, chain: Sequence[Row], *, missing: str | None = None, cycle: bool = False,
-            correlation_id: str | None = None, correlated: Sequence[Row] = (),
-            correlated_total: int = 0) -> dict[str, Any]:
+def to_json(
+    event_id: str,
+    chain: Sequence[Row],
+    *,
+    missing: str | None = None,
+    cycle: bool = False,
+    correlation_id: str | None = None,
+    correlated: Sequence[Row] = (),
+    correlated_total: int = 0,
+) -> dict[str, Any]:
     root = chain[-1] if chain else None
     return {
         "event_id": event_id,
@@ -88,13 +105,22 @@ def _fields_text(fields: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in fields.items())
 
 
-def to_text(event_id: str, chain: Sequence[Row], *, missing: str | None = None, cycle: bool = False,
-            correlation_id: str | None = None, correlated: Sequence[Row] = (),
-            correlated_total: int = 0) -> str:
+def to_text(
+    event_id: str,
+    chain: Sequence[Row],
+    *,
+    missing: str | None = None,
+    cycle: bool = False,
+    correlation_id: str | None = None,
+    correlated: Sequence[Row] = (),
+    correlated_total: int = 0,
+) -> str:
     """The causal chain, newest first, each event with its time, type, id, subject and key
     fields; then the events of its correlation (the root and everything it set off)."""
-    lines = [f"causal chain of {event_id}: {len(chain)} event{'s' if len(chain) != 1 else ''}, "
-             "each caused by the one below it"]
+    lines = [
+        f"causal chain of {event_id}: {len(chain)} event{'s' if len(chain) != 1 else ''}, "
+        "each caused by the one below it"
+    ]
     for i, row in enumerate(chain):
         arrow = "  " if i == 0 else "<-"
         lines.append(f"{arrow} {iso_ns(row.ts_event)}  {row.type or '?'}  {row.event_id}")
@@ -117,6 +143,8 @@ def to_text(event_id: str, chain: Sequence[Row], *, missing: str | None = None, 
         in_chain = {r.event_id for r in chain}
         for row in correlated:
             mark = "*" if row.event_id in in_chain else " "
-            lines.append(f" {mark} {row.stream} seq {row.seq:<7} {iso_ns(row.ts_event)}  {row.type or '?':<22} "
-                         f"{row.event_id}  {row.subject}")
+            lines.append(
+                f" {mark} {row.stream} seq {row.seq:<7} {iso_ns(row.ts_event)}  {row.type or '?':<22} "
+                f"{row.event_id}  {row.subject}"
+            )
     return "\n".join(lines)

@@ -39,14 +39,32 @@ class Outcome:
     def to_json(self) -> dict[str, Any]:
         r, b = self.result, self.result.broken
         return {
-            "ok": r.ok, "stream": r.stream, "count": r.count, "head": r.head.hex() if r.head else None,
-            "first_seq": r.first_seq, "last_seq": r.last_seq, "gaps": r.gaps, "checkpoints": r.checkpoints,
-            "session": None if self.session is None else {
-                "session_id": self.session.session_id, "start_seq": self.session.start_seq,
-                "stop_seq": self.session.stop_seq},
-            "broken": None if b is None else {
-                "seq": b.seq, "index": b.index, "kind": b.kind, "detail": b.detail, "event_id": b.event_id,
-                "type": b.type, "subject": b.subject},
+            "ok": r.ok,
+            "stream": r.stream,
+            "count": r.count,
+            "head": r.head.hex() if r.head else None,
+            "first_seq": r.first_seq,
+            "last_seq": r.last_seq,
+            "gaps": r.gaps,
+            "checkpoints": r.checkpoints,
+            "session": None
+            if self.session is None
+            else {
+                "session_id": self.session.session_id,
+                "start_seq": self.session.start_seq,
+                "stop_seq": self.session.stop_seq,
+            },
+            "broken": None
+            if b is None
+            else {
+                "seq": b.seq,
+                "index": b.index,
+                "kind": b.kind,
+                "detail": b.detail,
+                "event_id": b.event_id,
+                "type": b.type,
+                "subject": b.subject,
+            },
         }
 
 

@@ -17,9 +17,26 @@ from ticktape.events import BarClosed
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 NAMESPACE = "barstore"
-COLUMNS = ("venue", "symbol", "timeframe", "open_time", "close_time", "open", "high", "low", "close",
-           "volume", "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume",
-           "backfilled", "event_id", "ts_event", "ts_init")
+COLUMNS = (
+    "venue",
+    "symbol",
+    "timeframe",
+    "open_time",
+    "close_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "backfilled",
+    "event_id",
+    "ts_event",
+    "ts_init",
+)
 _NS = 1_000_000_000
 
 
@@ -28,15 +45,14 @@ async def apply_migrations(conn: Any) -> list[str]:
 
 
 async def is_hypertable(conn: Any) -> bool:
-    cur = await conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
+    cur = await conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
     return bool((await cur.fetchone())[0])
 
 
 def _month_bounds(open_time_ns: int) -> tuple[str, int, int]:
-    t = dt.datetime.fromtimestamp(open_time_ns / _NS, tz=dt.timezone.utc)
-    start = dt.datetime(t.year, t.month, 1, tzinfo=dt.timezone.utc)
-    end = dt.datetime(t.year + (t.month == 12), t.month % 12 + 1, 1, tzinfo=dt.timezone.utc)
+    t = dt.datetime.fromtimestamp(open_time_ns / _NS, tz=dt.UTC)
+    start = dt.datetime(t.year, t.month, 1, tzinfo=dt.UTC)
+    end = dt.datetime(t.year + (t.month == 12), t.month % 12 + 1, 1, tzinfo=dt.UTC)
     return f"bars_y{t.year:04d}m{t.month:02d}", int(start.timestamp()) * _NS, int(end.timestamp()) * _NS
 
 
@@ -44,19 +60,36 @@ async def _ensure_partitions(conn: Any, bars: Sequence[BarClosed], known: set[st
     for name, lo, hi in sorted({_month_bounds(b.open_time) for b in bars}):
         if name in known:
             continue
-        await conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF bars FOR VALUES FROM ({lo}) TO ({hi})")
+        await conn.execute(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF bars FOR VALUES FROM ({lo}) TO ({hi})")
         known.add(name)
 
 
 def _row(b: BarClosed) -> tuple[object, ...]:
-    return (b.venue, b.symbol, b.timeframe, b.open_time, b.close_time, b.open, b.high, b.low, b.close,
-            b.volume, b.quote_volume, b.trades, b.taker_buy_volume, b.taker_buy_quote_volume,
-            b.backfilled, b.event_id, b.ts_event, b.ts_init)
+    return (
+        b.venue,
+        b.symbol,
+        b.timeframe,
+        b.open_time,
+        b.close_time,
+        b.open,
+        b.high,
+        b.low,
+        b.close,
+        b.volume,
+        b.quote_volume,
+        b.trades,
+        b.taker_buy_volume,
+        b.taker_buy_quote_volume,
+        b.backfilled,
+        b.event_id,
+        b.ts_event,
+        b.ts_init,
+    )
 
 
-async def write_bars(conn: Any, bars: Sequence[BarClosed], *, partitions: set[str] | None = None,
-                     hypertable: bool = False) -> int:
+async def write_bars(
+    conn: Any, bars: Sequence[BarClosed], *, partitions: set[str] | None = None, hypertable: bool = False
+) -> int:
     """Store a batch in one transaction; returns how many rows were new."""
     if not bars:
         return 0
@@ -64,7 +97,9 @@ async def write_bars(conn: Any, bars: Sequence[BarClosed], *, partitions: set[st
     async with conn.transaction():
         if not hypertable:
             await _ensure_partitions(conn, bars, partitions if partitions is not None else set())
-        await conn.execute("CREATE TEMP TABLE IF NOT EXISTS bars_in (LIKE bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        await conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS bars_in (LIKE bars INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
         async with conn.cursor().copy(f"COPY bars_in ({cols}) FROM STDIN") as copy:
             for bar in bars:
                 await copy.write_row(_row(bar))
@@ -76,7 +111,9 @@ async def last_bars(conn: Any, venue: str, symbol: str, timeframe: str, n: int) 
     """Warm-up: the newest n bars of one series, oldest first."""
     cur = await conn.execute(
         f"SELECT {', '.join(COLUMNS)} FROM bars WHERE venue = %s AND symbol = %s AND timeframe = %s "
-        "ORDER BY open_time DESC LIMIT %s", (venue, symbol, timeframe, n))
+        "ORDER BY open_time DESC LIMIT %s",
+        (venue, symbol, timeframe, n),
+    )
     rows = await cur.fetchall()
     return [_bar(r) for r in reversed(rows)]
 
@@ -84,9 +121,22 @@ async def last_bars(conn: Any, venue: str, symbol: str, timeframe: str, n: int) 
 def _bar(r: Sequence[Any]) -> BarClosed:
     d = dict(zip(COLUMNS, r))
     return BarClosed(
-        event_id=d["event_id"], ts_event=d["ts_event"], ts_init=d["ts_init"], venue=d["venue"],
-        symbol=d["symbol"], timeframe=d["timeframe"], open_time=d["open_time"], close_time=d["close_time"],
-        open=d["open"], high=d["high"], low=d["low"], close=d["close"], volume=d["volume"],
-        quote_volume=d["quote_volume"], trades=d["trades"], taker_buy_volume=d["taker_buy_volume"],
-        taker_buy_quote_volume=d["taker_buy_quote_volume"], backfilled=d["backfilled"],
+        event_id=d["event_id"],
+        ts_event=d["ts_event"],
+        ts_init=d["ts_init"],
+        venue=d["venue"],
+        symbol=d["symbol"],
+        timeframe=d["timeframe"],
+        open_time=d["open_time"],
+        close_time=d["close_time"],
+        open=d["open"],
+        high=d["high"],
+        low=d["low"],
+        close=d["close"],
+        volume=d["volume"],
+        quote_volume=d["quote_volume"],
+        trades=d["trades"],
+        taker_buy_volume=d["taker_buy_volume"],
+        taker_buy_quote_volume=d["taker_buy_quote_volume"],
+        backfilled=d["backfilled"],
     )

@@ -11,16 +11,19 @@ from nats.aio.client import Client
 async def connect(url: str, name: str, **kwargs: Any) -> Client:
     """A client that reconnects for ever (services outlive a NATS restart)."""
     return await nats.connect(
-        url, name=f"ticktape-{name}", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-        connect_timeout=5, **kwargs,
+        url,
+        name=f"ticktape-{name}",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        **kwargs,
     )
 
 
 async def has_jetstream(url: str, timeout: float = 2.0) -> bool:
     """True when a server answers at url and has JetStream enabled."""
     try:
-        nc = await nats.connect(url, connect_timeout=timeout, max_reconnect_attempts=0,
-                                allow_reconnect=False)
+        nc = await nats.connect(url, connect_timeout=timeout, max_reconnect_attempts=0, allow_reconnect=False)
     except Exception:
         return False
     try:

@@ -99,8 +99,15 @@ class CoreConsumer:
         return floor
 
     async def _recreate_durable(self, start_seq: int) -> None:
-        await recreate_durable(self.js, self.stream, self.durable, start_seq, ack_wait=self.ack_wait,
-                               max_ack_pending=self.batch * 4, filter_subjects=self.filter_subjects)
+        await recreate_durable(
+            self.js,
+            self.stream,
+            self.durable,
+            start_seq,
+            ack_wait=self.ack_wait,
+            max_ack_pending=self.batch * 4,
+            filter_subjects=self.filter_subjects,
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.rebuild()
@@ -109,7 +116,7 @@ class CoreConsumer:
             while not stop.is_set():
                 try:
                     msgs = await sub.fetch(self.batch, timeout=0.5)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                except (TimeoutError, nats.errors.TimeoutError):
                     continue
                 except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
                     await asyncio.sleep(0.2)
@@ -139,10 +146,14 @@ class CoreConsumer:
             return
         parent = telemetry.extract(headers)
         self._remember(event.event_id, parent)
-        with structlog.contextvars.bound_contextvars(event_id=event.event_id), self._tracer.start_as_current_span(
-            f"{self.service} handle {event.__struct_config__.tag}", context=parent,
-            kind=trace.SpanKind.CONSUMER,
-            attributes={"ticktape.event_id": event.event_id, "messaging.destination": msg.subject},
+        with (
+            structlog.contextvars.bound_contextvars(event_id=event.event_id),
+            self._tracer.start_as_current_span(
+                f"{self.service} handle {event.__struct_config__.tag}",
+                context=parent,
+                kind=trace.SpanKind.CONSUMER,
+                attributes={"ticktape.event_id": event.event_id, "messaging.destination": msg.subject},
+            ),
         ):
             try:
                 outputs = self.core.handle(event)
@@ -151,8 +162,7 @@ class CoreConsumer:
                 return
             except Exception as exc:  # a core bug must not stop the service or lose the input
                 self.metrics.error("core")
-                self.log.error("core failed; input dead-lettered", event_id=event.event_id,
-                               error=repr(exc))
+                self.log.error("core failed; input dead-lettered", event_id=event.event_id, error=repr(exc))
                 await self._dead_letter(msg, seq, headers, f"core error: {exc!r}", event.event_id)
                 await msg.term()
                 self._done(seq)
@@ -160,8 +170,9 @@ class CoreConsumer:
             if outputs:
                 await publish_batch(self.js, [(out, self._headers_for(out)) for out in outputs])
                 self.metrics.published(len(outputs))
-            self.log.debug("handled", type=event.__struct_config__.tag, stream_seq=seq,
-                           outputs=[o.event_id for o in outputs])
+            self.log.debug(
+                "handled", type=event.__struct_config__.tag, stream_seq=seq, outputs=[o.event_id for o in outputs]
+            )
         await msg.ack()
         self._done(seq)
 
@@ -175,8 +186,10 @@ class CoreConsumer:
         trace even though a later bar triggered it), else the current span."""
         parent = self._contexts.get(out.causation_id or "")
         with self._tracer.start_as_current_span(
-            f"{self.service} emit {out.__struct_config__.tag}", context=parent,
-            kind=trace.SpanKind.PRODUCER, attributes={"ticktape.event_id": out.event_id},
+            f"{self.service} emit {out.__struct_config__.tag}",
+            context=parent,
+            kind=trace.SpanKind.PRODUCER,
+            attributes={"ticktape.event_id": out.event_id},
         ):
             headers = telemetry.inject({})
             self._remember(out.event_id, telemetry.extract(headers))
@@ -189,17 +202,25 @@ class CoreConsumer:
 
     async def _reject(self, msg: Msg, seq: int, headers: dict[str, str], reason: str, error: str) -> None:
         self.metrics.rejected(reason)
-        self.log.warning("input rejected; dead-lettered", reason=reason, subject=msg.subject,
-                         stream_seq=seq, error=error)
+        self.log.warning(
+            "input rejected; dead-lettered", reason=reason, subject=msg.subject, stream_seq=seq, error=error
+        )
         await self._dead_letter(msg, seq, headers, error, None)
         await msg.term()
         self._done(seq)
 
-    async def _dead_letter(self, msg: Msg, seq: int, headers: dict[str, str], error: str,
-                           cause: str | None) -> None:
+    async def _dead_letter(self, msg: Msg, seq: int, headers: dict[str, str], error: str, cause: str | None) -> None:
         ts = int(msg.metadata.timestamp.timestamp() * 1e9) if msg.metadata.timestamp else time.time_ns()
-        letter = dead_letter(service=self.service, source=msg.subject, error=error, payload=msg.data,
-                             ts_ns=ts, stream_seq=seq, headers=headers, causation_id=cause)
+        letter = dead_letter(
+            service=self.service,
+            source=msg.subject,
+            error=error,
+            payload=msg.data,
+            ts_ns=ts,
+            stream_seq=seq,
+            headers=headers,
+            causation_id=cause,
+        )
         await publish_batch(self.js, [(letter, {})])
         self.metrics.dead_lettered()
 

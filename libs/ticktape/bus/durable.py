@@ -12,16 +12,30 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 
-async def recreate_durable(js: JetStreamContext, stream: str, name: str, start_seq: int, *,
-                           ack_wait: float, max_ack_pending: int,
-                           filter_subjects: Sequence[str] | None = None) -> None:
+async def recreate_durable(
+    js: JetStreamContext,
+    stream: str,
+    name: str,
+    start_seq: int,
+    *,
+    ack_wait: float,
+    max_ack_pending: int,
+    filter_subjects: Sequence[str] | None = None,
+) -> None:
     try:
         await js.delete_consumer(stream, name)
     except NotFoundError:
         pass
-    await js.add_consumer(stream, ConsumerConfig(
-        durable_name=name, ack_policy=AckPolicy.EXPLICIT,
-        deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq,
-        filter_subjects=list(filter_subjects) if filter_subjects else None, ack_wait=ack_wait,
-        max_ack_pending=max_ack_pending, max_deliver=-1,
-    ))
+    await js.add_consumer(
+        stream,
+        ConsumerConfig(
+            durable_name=name,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start_seq,
+            filter_subjects=list(filter_subjects) if filter_subjects else None,
+            ack_wait=ack_wait,
+            max_ack_pending=max_ack_pending,
+            max_deliver=-1,
+        ),
+    )

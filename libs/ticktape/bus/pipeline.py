@@ -26,11 +26,11 @@ class PipelinedPublisher:
         self.published = 0
         self.retried = 0
 
-    async def publish(self, event: Event, headers: dict[str, str] | None = None,
-                      subject: str | None = None) -> None:
+    async def publish(self, event: Event, headers: dict[str, str] | None = None, subject: str | None = None) -> None:
         """subject: the event's subject when the caller has it cached (hot paths)."""
-        future = await self.js.publish_async(subject or subjects.for_event(event), encode(event),
-                                             headers=msg_headers(event, headers))
+        future = await self.js.publish_async(
+            subject or subjects.for_event(event), encode(event), headers=msg_headers(event, headers)
+        )
         self._pending.append((future, event, headers))
         if len(self._pending) >= self.window:
             await self._settle(len(self._pending) // 2)

@@ -16,25 +16,43 @@ def stream_configs(settings: NatsSettings) -> list[StreamConfig]:
     """The events stream (every domain event, in one order) and the dead-letter stream."""
     max_age = settings.max_age_days * 86400.0 if settings.max_age_days else None
     common = dict(
-        retention=RetentionPolicy.LIMITS, storage=StorageType.FILE, discard=DiscardPolicy.OLD,
-        num_replicas=settings.replicas, duplicate_window=settings.duplicate_window_s,
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        num_replicas=settings.replicas,
+        duplicate_window=settings.duplicate_window_s,
     )
     return [
-        StreamConfig(name=settings.stream, subjects=list(subjects.EVENTS_STREAM_SUBJECTS),
-                     max_age=max_age, description="ticktape event log", **common),
-        StreamConfig(name=settings.trades_stream, subjects=list(subjects.TRADES_STREAM_SUBJECTS),
-                     max_age=(settings.trades_max_age_days * 86400.0) or None,
-                     description="ticktape public trades", **common),
-        StreamConfig(name=settings.dlq_stream, subjects=list(subjects.DLQ_STREAM_SUBJECTS),
-                     description="ticktape dead letters", **common),
+        StreamConfig(
+            name=settings.stream,
+            subjects=list(subjects.EVENTS_STREAM_SUBJECTS),
+            max_age=max_age,
+            description="ticktape event log",
+            **common,
+        ),
+        StreamConfig(
+            name=settings.trades_stream,
+            subjects=list(subjects.TRADES_STREAM_SUBJECTS),
+            max_age=(settings.trades_max_age_days * 86400.0) or None,
+            description="ticktape public trades",
+            **common,
+        ),
+        StreamConfig(
+            name=settings.dlq_stream,
+            subjects=list(subjects.DLQ_STREAM_SUBJECTS),
+            description="ticktape dead letters",
+            **common,
+        ),
     ]
 
 
 def _differs(have: StreamConfig, want: StreamConfig) -> bool:
-    return (sorted(have.subjects or []) != sorted(want.subjects or [])
-            or abs((have.duplicate_window or 0) - (want.duplicate_window or 0)) > 1e-6
-            or abs((have.max_age or 0) - (want.max_age or 0)) > 1e-6
-            or (have.num_replicas or 1) != (want.num_replicas or 1))
+    return (
+        sorted(have.subjects or []) != sorted(want.subjects or [])
+        or abs((have.duplicate_window or 0) - (want.duplicate_window or 0)) > 1e-6
+        or abs((have.max_age or 0) - (want.max_age or 0)) > 1e-6
+        or (have.num_replicas or 1) != (want.num_replicas or 1)
+    )
 
 
 async def ensure_streams(js: JetStreamContext, settings: NatsSettings, attempts: int = 5) -> None:

@@ -14,9 +14,13 @@ from ticktape import subjects
 from ticktape.events import Event
 from ticktape.events.codec import encode
 
-_TRANSIENT = (nats.errors.TimeoutError, nats.js.errors.NoStreamResponseError,
-              nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-              asyncio.TimeoutError)
+_TRANSIENT = (
+    nats.errors.TimeoutError,
+    nats.js.errors.NoStreamResponseError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    asyncio.TimeoutError,
+)
 
 
 def msg_headers(event: Event, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator, Sequence
 
@@ -34,13 +33,18 @@ async def read_range(
     if start_time_s is not None:
         import datetime as dt
 
-        when = dt.datetime.fromtimestamp(start_time_s, tz=dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        when = dt.datetime.fromtimestamp(start_time_s, tz=dt.UTC).isoformat().replace("+00:00", "Z")
         position = dict(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=when)
     else:
         position = dict(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(1, start_seq))
     config = ConsumerConfig(
-        name=name, ack_policy=AckPolicy.NONE, filter_subjects=list(filter_subjects),
-        inactive_threshold=30.0, mem_storage=True, max_waiting=1, **position,
+        name=name,
+        ack_policy=AckPolicy.NONE,
+        filter_subjects=list(filter_subjects),
+        inactive_threshold=30.0,
+        mem_storage=True,
+        max_waiting=1,
+        **position,
     )
     await js.add_consumer(stream, config)
     sub = await js.pull_subscribe_bind(consumer=name, stream=stream)
@@ -48,7 +52,7 @@ async def read_range(
         while True:
             try:
                 msgs = await sub.fetch(batch, timeout=idle_timeout)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, nats.errors.TimeoutError):
                 info = await js.consumer_info(stream, name)
                 if not info.num_pending:
                     return

@@ -27,20 +27,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="verify the audit log's hash chain; trace an event's causes")
     commands = p.add_subparsers(dest="audit_command", required=True)
     v = commands.add_parser(
-        "verify", help="recompute the hash chain and check the checkpoints",
+        "verify",
+        help="recompute the hash chain and check the checkpoints",
         description="Recompute the audit log's hash chain (every archived stream, or one session's "
-                    "range from its session.started to its session.stopped) and check the checkpoints. "
-                    "Prints 'ok: N events, head hash H' or the first broken link; exits 1 when broken.")
+        "range from its session.started to its session.stopped) and check the checkpoints. "
+        "Prints 'ok: N events, head hash H' or the first broken link; exits 1 when broken.",
+    )
     v.add_argument("session", nargs="?", help="verify only this session's range of the events stream")
-    v.add_argument("--stream", action="append",
-                   help="verify only this stream (repeatable; default: every archived stream, or "
-                        "nats.stream for a session)")
+    v.add_argument(
+        "--stream",
+        action="append",
+        help="verify only this stream (repeatable; default: every archived stream, or nats.stream for a session)",
+    )
     _common_options(v)
     v.set_defaults(func=run_verify)
     t = commands.add_parser(
-        "trace", help="print an event's causal chain back to its root cause",
+        "trace",
+        help="print an event's causal chain back to its root cause",
         description="Follow causation_id from EVENT_ID back to the event that started it (a fill: "
-                    "order, approval, signal, bar), then list the events sharing its correlation id.")
+        "order, approval, signal, bar), then list the events sharing its correlation id.",
+    )
     t.add_argument("event_id")
     t.add_argument("--limit", type=int, default=200, help="list at most this many correlated events (default 200)")
     _common_options(t)
@@ -48,8 +54,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _common_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dsn", help="PostgreSQL DSN (default: TICKTAPE_PG_DSN, postgres.dsn in the config, "
-                                 "else the embedded server of a running `ticktape up` under home)")
+    p.add_argument(
+        "--dsn",
+        help="PostgreSQL DSN (default: TICKTAPE_PG_DSN, postgres.dsn in the config, "
+        "else the embedded server of a running `ticktape up` under home)",
+    )
     p.add_argument("--config", help="path to ticktape.yaml (default: ./ticktape.yaml if present)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -62,8 +71,10 @@ def resolve(args: argparse.Namespace) -> tuple[str, cfg.CommonSettings]:
     common = cfg.load_common(cfg.load_raw(env=env))
     dsn = args.dsn or common.postgres.dsn or _embedded_dsn(common)
     if not dsn:
-        raise _Unavailable("no PostgreSQL to read: pass --dsn, set TICKTAPE_PG_DSN or postgres.dsn, "
-                           "or run it next to a running `ticktape up`")
+        raise _Unavailable(
+            "no PostgreSQL to read: pass --dsn, set TICKTAPE_PG_DSN or postgres.dsn, "
+            "or run it next to a running `ticktape up`"
+        )
     return dsn, common
 
 
@@ -96,8 +107,9 @@ async def _with_connection(dsn: str, body: Any) -> int:
     try:
         return await body(conn)
     except psycopg.errors.UndefinedTable:
-        raise _Unavailable("this database has no audit log (audit_log): is the audit service running "
-                           "against it?") from None
+        raise _Unavailable(
+            "this database has no audit log (audit_log): is the audit service running against it?"
+        ) from None
     finally:
         await conn.close()
 
@@ -110,8 +122,10 @@ def run_verify(args: argparse.Namespace) -> int:
             stream = (args.stream or [common.nats.stream])[0]
             found = await verify.verify_session(conn, stream, args.session)
             if found is None:
-                raise _Unavailable(f"no session {args.session!r} in stream {stream}: no session.started "
-                                   f"on {_session_subject(args.session)}")
+                raise _Unavailable(
+                    f"no session {args.session!r} in stream {stream}: no session.started "
+                    f"on {_session_subject(args.session)}"
+                )
             outcomes = [found]
         else:
             outcomes = await verify.verify_all(conn, args.stream)
@@ -148,8 +162,13 @@ def run_trace(args: argparse.Namespace) -> int:
         first = found.rows[0]
         correlation = first.correlation_id or first.event_id
         correlated, total = await queries.correlated(conn, correlation, limit=max(0, args.limit))
-        kwargs = dict(missing=found.missing, cycle=found.cycle, correlation_id=correlation,
-                      correlated=correlated, correlated_total=total)
+        kwargs = dict(
+            missing=found.missing,
+            cycle=found.cycle,
+            correlation_id=correlation,
+            correlated=correlated,
+            correlated_total=total,
+        )
         if args.json:
             print(json.dumps({"found": True, **trace.to_json(args.event_id, found.rows, **kwargs)}, indent=2))
         else:

@@ -27,9 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE", type=Path)
     p.add_argument("--nats", metavar="URL", help="NATS server (default: nats.url of the config, TICKTAPE_NATS_URL)")
     p.add_argument("--stream", metavar="NAME", help="stream to create (default: SESSION_<session id>)")
-    p.add_argument("--keep-subjects", action="store_true",
-                   help="store subjects as recorded instead of under imported.<session id>. "
-                        "(only on a server where no stream captures them)")
+    p.add_argument(
+        "--keep-subjects",
+        action="store_true",
+        help="store subjects as recorded instead of under imported.<session id>. "
+        "(only on a server where no stream captures them)",
+    )
     p.add_argument("--check", action="store_true", help="only verify the file's integrity; import nothing")
     p.set_defaults(func=run_import)
 
@@ -59,8 +62,11 @@ async def _export(url: str, stream: str, session_id: str, path: Path) -> Header:
         entry = await find_session(js, ref, session_id)
         first = (await js.stream_info(ref.name)).state.first_seq
         if first > 1 and not ref.prefix:
-            print(f"ticktape export: warning: stream {ref.name} starts at seq {first}; earlier history "
-                  "has expired, so a replay starts from partial state", file=sys.stderr)
+            print(
+                f"ticktape export: warning: stream {ref.name} starts at seq {first}; earlier history "
+                "has expired, so a replay starts from partial state",
+                file=sys.stderr,
+            )
         end = entry.end_seq if entry.end_seq is not None else ref.last_seq
         progress = Progress(max(end - first + 1, 0), "export")
         with SessionWriter(path) as writer:
@@ -92,8 +98,10 @@ def run_import(args: argparse.Namespace) -> int:
         print(f"ticktape import: {describe_error(exc)}", file=sys.stderr)
         return 2
     where = f"subjects under {imported.stream.prefix!r}" if imported.stream.prefix else "subjects as recorded"
-    print(f"imported session {imported.session_id}: {imported.messages} messages into stream "
-          f"{imported.stream.name} ({where})")
+    print(
+        f"imported session {imported.session_id}: {imported.messages} messages into stream "
+        f"{imported.stream.name} ({where})"
+    )
     print(f"replay it with: ticktape replay {imported.session_id} --stream {imported.stream.name} --verify")
     return 0
 
@@ -112,5 +120,7 @@ async def _import(url: str, path: Path, stream: str | None, keep: bool):  # type
 def _describe(path: Path, header: Header) -> None:
     s = header.session
     ranges = ", ".join(f"{r.name} seq {r.first_seq}..{r.last_seq}" for r in header.streams) or "no messages"
-    print(f"{path}: session {s.session_id} (config {s.config_hash}, code {s.code_version[:12]}): "
-          f"{header.counts.messages} messages, {header.counts.in_session} in the session; {ranges}")
+    print(
+        f"{path}: session {s.session_id} (config {s.config_hash}, code {s.code_version[:12]}): "
+        f"{header.counts.messages} messages, {header.counts.in_session} in the session; {ranges}"
+    )

@@ -25,19 +25,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="verify a recorded session, run a what-if, or republish its market data")
     p.add_argument("source", metavar="SESSION|FILE", help="a session id on the stream, or a session file")
     mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--verify", action="store_true",
-                      help="re-run the cores over what they consumed and prove the outputs identical")
-    mode.add_argument("--config", metavar="OTHER.yaml", type=Path,
-                      help="what-if: run the market data through the cores with these sections replaced")
-    mode.add_argument("--to-nats", metavar="URL", dest="to_nats",
-                      help="republish the session's bars and control events into the stack at URL")
-    p.add_argument("--out", metavar="DIR", type=Path, default=Path("replays"),
-                   help="what-if output directory (default ./replays)")
-    p.add_argument("--speed", type=float, default=60.0,
-                   help="--to-nats pacing: event-time seconds per wall second (0 = no pacing; default 60)")
+    mode.add_argument(
+        "--verify", action="store_true", help="re-run the cores over what they consumed and prove the outputs identical"
+    )
+    mode.add_argument(
+        "--config",
+        metavar="OTHER.yaml",
+        type=Path,
+        help="what-if: run the market data through the cores with these sections replaced",
+    )
+    mode.add_argument(
+        "--to-nats",
+        metavar="URL",
+        dest="to_nats",
+        help="republish the session's bars and control events into the stack at URL",
+    )
+    p.add_argument(
+        "--out", metavar="DIR", type=Path, default=Path("replays"), help="what-if output directory (default ./replays)"
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="--to-nats pacing: event-time seconds per wall second (0 = no pacing; default 60)",
+    )
     p.add_argument("--json", action="store_true", help="--verify: print the result as one JSON object")
-    p.add_argument("--with-history", action="store_true",
-                   help="--to-nats: also republish the market data recorded before the session")
+    p.add_argument(
+        "--with-history",
+        action="store_true",
+        help="--to-nats: also republish the market data recorded before the session",
+    )
     add_bus_args(p)
     p.set_defaults(func=run)
 
@@ -64,8 +81,10 @@ def _load_specs(src: Source, doc: dict[str, Any], names: tuple[str, ...] | None)
     try:
         return load_specs(doc, names=names)
     except cfg.ConfigError as exc:
-        raise cfg.ConfigError(f"session {src.meta.session_id} (code {src.meta.code_version[:12]}): "
-                              f"{str(exc).removeprefix('config error: ')}") from None
+        raise cfg.ConfigError(
+            f"session {src.meta.session_id} (code {src.meta.code_version[:12]}): "
+            f"{str(exc).removeprefix('config error: ')}"
+        ) from None
 
 
 async def _verify(arg: str, url: str, stream: str, as_json: bool = False) -> int:
@@ -85,9 +104,11 @@ async def _verify(arg: str, url: str, stream: str, as_json: bool = False) -> int
     if as_json:
         print(json.dumps(result_doc(m, result), sort_keys=True))
         return 0 if result.ok else EXIT_MISMATCH
-    print(f"session {m.session_id} (config {m.config_hash}, code {m.code_version[:12]}, "
-          f"{m.reason or 'no stop recorded'}) from {src.origin}: {result.messages} messages, "
-          f"cores {', '.join(result.cores)}")
+    print(
+        f"session {m.session_id} (config {m.config_hash}, code {m.code_version[:12]}, "
+        f"{m.reason or 'no stop recorded'}) from {src.origin}: {result.messages} messages, "
+        f"cores {', '.join(result.cores)}"
+    )
     print_table(result)
     return 0 if result.ok else EXIT_MISMATCH
 
@@ -95,30 +116,58 @@ async def _verify(arg: str, url: str, stream: str, as_json: bool = False) -> int
 def result_doc(meta: SessionMeta, result: VerifyResult) -> dict[str, Any]:
     first = result.divergences[0] if result.divergences else None
     return {
-        "ok": result.ok, "session_id": meta.session_id, "config_hash": meta.config_hash,
-        "messages": result.messages, "cores": list(result.cores),
-        "families": [{"family": f.family, "recorded": f.recorded_count, "replayed": f.replayed_count,
-                      "recorded_digest": f.recorded, "replayed_digest": f.replayed, "ok": f.ok}
-                     for f in result.families],
-        "unconfirmed": result.unconfirmed, "rejected": result.rejected,
-        "divergence": None if first is None else {
-            "core": first.core, "reason": first.reason, "recorded_seq": first.recorded_seq,
+        "ok": result.ok,
+        "session_id": meta.session_id,
+        "config_hash": meta.config_hash,
+        "messages": result.messages,
+        "cores": list(result.cores),
+        "families": [
+            {
+                "family": f.family,
+                "recorded": f.recorded_count,
+                "replayed": f.replayed_count,
+                "recorded_digest": f.recorded,
+                "replayed_digest": f.replayed,
+                "ok": f.ok,
+            }
+            for f in result.families
+        ],
+        "unconfirmed": result.unconfirmed,
+        "rejected": result.rejected,
+        "divergence": None
+        if first is None
+        else {
+            "core": first.core,
+            "reason": first.reason,
+            "recorded_seq": first.recorded_seq,
             "recorded": first.recorded.decode(errors="replace") if first.recorded is not None else None,
             "replayed": first.replayed.decode(errors="replace") if first.replayed is not None else None,
-            "input_seq": first.input_seq},
+            "input_seq": first.input_seq,
+        },
     }
 
 
 def print_table(result: VerifyResult) -> None:
     head = ("FAMILY", "RECORDED", "REPLAYED", "RECORDED DIGEST", "REPLAYED DIGEST", "")
-    rows = [head] + [(f.family, str(f.recorded_count), str(f.replayed_count), f.recorded[:16], f.replayed[:16],
-                      "ok" if f.ok else "DIFFERS") for f in result.families]
+    rows = [head] + [
+        (
+            f.family,
+            str(f.recorded_count),
+            str(f.replayed_count),
+            f.recorded[:16],
+            f.replayed[:16],
+            "ok" if f.ok else "DIFFERS",
+        )
+        for f in result.families
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     for core, n in sorted(result.unconfirmed.items()):
-        print(f"unconfirmed: {core} replay produced {n} more event(s) from input live had not processed "
-              "when the session ended (it did not stop cleanly)")
+        print(
+            f"unconfirmed: {core} replay produced {n} more event(s) from input live had not processed "
+            "when the session ended (it did not stop cleanly)"
+        )
     for core, n in sorted(result.rejected.items()):
         print(f"note: {core} raised on {n} input(s); live, those inputs were dead-lettered")
     if result.ok:
@@ -134,8 +183,10 @@ def print_table(result: VerifyResult) -> None:
     else:
         print("  recorded: nothing")
     if d.replayed is not None:
-        print(f"  replayed (caused by seq {d.input_seq}, {d.input_subject}; {d.replayed_subject}):\n"
-              f"    {d.replayed.decode(errors='replace')}")
+        print(
+            f"  replayed (caused by seq {d.input_seq}, {d.input_subject}; {d.replayed_subject}):\n"
+            f"    {d.replayed.decode(errors='replace')}"
+        )
     else:
         print("  replayed: nothing")
 
@@ -170,8 +221,10 @@ async def _what_if(arg: str, url: str, stream: str, other: Path, out_dir: Path) 
         progress.close()
     summary = report.write(out_dir / run.session_id, run.meta)
     print(f"what-if session {run.session_id} (config {run.config_hash}) of {src.meta.session_id}:")
-    print(f"  {summary['signals']} signals, {summary['trade_count']} trades, P&L {summary['pnl']:.2f}, "
-          f"max drawdown {summary['max_drawdown']:.2f} ({summary['max_drawdown_pct']:.2%})")
+    print(
+        f"  {summary['signals']} signals, {summary['trade_count']} trades, P&L {summary['pnl']:.2f}, "
+        f"max drawdown {summary['max_drawdown']:.2f} ({summary['max_drawdown_pct']:.2%})"
+    )
     print(f"  session file: {path}")
     print(f"  report: {out_dir / run.session_id / 'index.html'}")
     return 0
@@ -186,11 +239,14 @@ async def _republish(arg: str, url: str, stream: str, to_url: str, speed: float,
         target = await connect(to_url)
         try:
             progress = Progress(src.total, "republish")
-            done = await republish(target.jetstream(), src.records, speed=speed, with_history=with_history,
-                                   on_message=progress.advance)
+            done = await republish(
+                target.jetstream(), src.records, speed=speed, with_history=with_history, on_message=progress.advance
+            )
             progress.close()
         finally:
             await target.close()
-    print(f"republished {done.published} market-data events of session {src.meta.session_id} to {to_url}"
-          + (f"; {done.duplicates} dropped as duplicates (already on that stream)" if done.duplicates else ""))
+    print(
+        f"republished {done.published} market-data events of session {src.meta.session_id} to {to_url}"
+        + (f"; {done.duplicates} dropped as duplicates (already on that stream)" if done.duplicates else "")
+    )
     return 0

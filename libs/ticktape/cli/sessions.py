@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ticktape import config as cfg
@@ -49,8 +49,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"no sessions in stream {stream}")
         return 0
     head = ("SESSION", "STARTED (UTC)", "STOPPED (UTC)", "STATUS", "CONFIG", "CODE", "EVENTS")
-    table = [head] + [(r["session_id"], _time(r["started_ns"]), _time(r["stopped_ns"]), r["status"],
-                       r["config_hash"], r["code_version"][:12], str(r["events"])) for r in rows]
+    table = [head] + [
+        (
+            r["session_id"],
+            _time(r["started_ns"]),
+            _time(r["stopped_ns"]),
+            r["status"],
+            r["config_hash"],
+            r["code_version"][:12],
+            str(r["events"]),
+        )
+        for r in rows
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -69,10 +79,20 @@ async def _rows(url: str, stream: str) -> list[dict[str, Any]]:
             m = entry.meta
             end = entry.end_seq if entry.end_seq is not None else ref.last_seq
             events = max(end - m.start_seq - (1 if m.stop_seq is not None else 0), 0)
-            rows.append({"session_id": m.session_id, "started_ns": m.started_ns, "stopped_ns": m.stopped_ns,
-                         "status": entry.status, "config_hash": m.config_hash, "code_version": m.code_version,
-                         "start_seq": m.start_seq, "end_seq": entry.end_seq, "events": events,
-                         "services": list(m.services)})
+            rows.append(
+                {
+                    "session_id": m.session_id,
+                    "started_ns": m.started_ns,
+                    "stopped_ns": m.stopped_ns,
+                    "status": entry.status,
+                    "config_hash": m.config_hash,
+                    "code_version": m.code_version,
+                    "start_seq": m.start_seq,
+                    "end_seq": entry.end_seq,
+                    "events": events,
+                    "services": list(m.services),
+                }
+            )
         return rows
     finally:
         await nc.close()
@@ -89,4 +109,4 @@ def describe_error(exc: BaseException) -> str:
 def _time(ns: int | None) -> str:
     if ns is None:
         return "-"
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")

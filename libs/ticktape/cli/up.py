@@ -56,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
     services = tuple(s.strip() for s in args.services.split(",")) if args.services else cfg.SERVICE_SECTIONS
     unknown = [s for s in services if s not in cfg.SERVICE_SECTIONS]
     if unknown:
-        print(f"ticktape up: unknown service {unknown[0]!r}; allowed: {', '.join(cfg.SERVICE_SECTIONS)}",
-              file=sys.stderr)
+        print(
+            f"ticktape up: unknown service {unknown[0]!r}; allowed: {', '.join(cfg.SERVICE_SECTIONS)}", file=sys.stderr
+        )
         return 2
     try:
         nats_url, nats_server = ensure_nats(common)
@@ -65,12 +66,9 @@ def run(args: argparse.Namespace) -> int:
     except InfraError as exc:
         print(f"ticktape up: {exc}", file=sys.stderr)
         return 1
-    children_env = child_env(env, TICKTAPE_NATS_URL=nats_url, TICKTAPE_PG_DSN=pg_dsn,
-                             TICKTAPE_HOME=str(home))
-    print(f"ticktape up: NATS {nats_url} ({'embedded' if nats_server else 'existing'}), "
-          f"state in {home}", flush=True)
-    print(f"ticktape up: PostgreSQL {'embedded' if pg_server else 'external'}; "
-          f"dry-run (paper) trading", flush=True)
+    children_env = child_env(env, TICKTAPE_NATS_URL=nats_url, TICKTAPE_PG_DSN=pg_dsn, TICKTAPE_HOME=str(home))
+    print(f"ticktape up: NATS {nats_url} ({'embedded' if nats_server else 'existing'}), state in {home}", flush=True)
+    print(f"ticktape up: PostgreSQL {'embedded' if pg_server else 'external'}; dry-run (paper) trading", flush=True)
     print(f"ticktape up: watch signals with: nats sub --server {nats_url} 'signals.>'", flush=True)
     try:
         return _run_session(children_env, home, services, msgspec.structs.replace(common.nats, url=nats_url))
@@ -106,19 +104,29 @@ def _run_session(env: dict[str, str], home: Path, services: tuple[str, ...], nat
     stopped: list[str] = []
 
     def record_stop() -> None:
-        reason = (sessions.CONFIG_ERROR if supervisor.exit_code == cfg.EXIT_CONFIG
-                  else sessions.STOPPED if supervisor.drained else sessions.UNDRAINED)
+        reason = (
+            sessions.CONFIG_ERROR
+            if supervisor.exit_code == cfg.EXIT_CONFIG
+            else sessions.STOPPED
+            if supervisor.drained
+            else sessions.UNDRAINED
+        )
         try:
             recorder.stop(reason)
             stopped.append(reason)
         except Exception as exc:  # noqa: BLE001 - the run is over either way
             print(f"ticktape up: cannot record the session stop on NATS ({exc!r})", file=sys.stderr)
 
-    supervisor = Supervisor(env, home / "run", services,
-                            stop_first=tuple(s for s in services if s not in cores and s not in SINKS),
-                            drain=lambda alive: recorder.drain(consumers, alive),
-                            stop_last=sinks, before_last=record_stop,
-                            drain_last=lambda alive: recorder.drain(SINK_DURABLES, alive))
+    supervisor = Supervisor(
+        env,
+        home / "run",
+        services,
+        stop_first=tuple(s for s in services if s not in cores and s not in SINKS),
+        drain=lambda alive: recorder.drain(consumers, alive),
+        stop_last=sinks,
+        before_last=record_stop,
+        drain_last=lambda alive: recorder.drain(SINK_DURABLES, alive),
+    )
     code = supervisor.run()
     if not stopped:
         record_stop()

@@ -52,9 +52,7 @@ class NatsServer:
             self.process.wait()
 
 
-def start_nats_server(
-    store_dir: Path, *, host: str = "127.0.0.1", port: int = -1, timeout: float = 15.0
-) -> NatsServer:
+def start_nats_server(store_dir: Path, *, host: str = "127.0.0.1", port: int = -1, timeout: float = 15.0) -> NatsServer:
     """Start `nats-server -js` with its store in store_dir. port=-1 lets the server pick a free
     port, which it reports through a ports file (no race between picking and binding)."""
     store_dir.mkdir(parents=True, exist_ok=True)
@@ -64,11 +62,22 @@ def start_nats_server(
         stale.unlink()
     log_file = store_dir / "nats-server.log"
     cmd = [
-        nats_server_binary(), "-js", "-a", host, "-p", str(port), "-sd", str(store_dir / "jetstream"),
-        "--ports_file_dir", str(ports_dir), "-l", str(log_file), "--http_port", "0",
+        nats_server_binary(),
+        "-js",
+        "-a",
+        host,
+        "-p",
+        str(port),
+        "-sd",
+        str(store_dir / "jetstream"),
+        "--ports_file_dir",
+        str(ports_dir),
+        "-l",
+        str(log_file),
+        "--http_port",
+        "0",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout
     ports_file = ports_dir / f"nats-server_{proc.pid}.ports"
     while time.monotonic() < deadline:

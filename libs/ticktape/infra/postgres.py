@@ -87,9 +87,19 @@ def start_postgres(data_dir: Path, *, port: int | None = None, timeout: float = 
     bins = _bin_dir()
     if not (data_dir / "PG_VERSION").exists():
         result = subprocess.run(
-            [str(bins / "initdb"), "-D", str(data_dir), "--auth=trust", "-U", "postgres",
-             "--encoding=utf8", "--no-sync"],
-            user=user, capture_output=True, text=True,
+            [
+                str(bins / "initdb"),
+                "-D",
+                str(data_dir),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "--encoding=utf8",
+                "--no-sync",
+            ],
+            user=user,
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise InfraError(f"initdb failed: {result.stderr.strip()}")
@@ -99,10 +109,29 @@ def start_postgres(data_dir: Path, *, port: int | None = None, timeout: float = 
     port = port or free_port()
     log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child process
     proc = subprocess.Popen(
-        [str(bins / "postgres"), "-D", str(data_dir), "-h", "127.0.0.1", "-p", str(port),
-         "-k", str(data_dir), "-c", "fsync=off", "-c", "synchronous_commit=off",
-         "-c", "full_page_writes=off", "-c", "max_connections=200"],
-        user=user, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(bins / "postgres"),
+            "-D",
+            str(data_dir),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-k",
+            str(data_dir),
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
+        ],
+        user=user,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     log.close()
     server = PostgresServer(proc, data_dir, port)

@@ -24,8 +24,10 @@ def ensure_nats(common: CommonSettings) -> tuple[str, NatsServer | None]:
     if port_open(host, port):
         if asyncio.run(has_jetstream(url)):
             return url, None
-        raise InfraError(f"a NATS server answers at {url} but has no JetStream; start it with -js "
-                         "or point TICKTAPE_NATS_URL at one that has it")
+        raise InfraError(
+            f"a NATS server answers at {url} but has no JetStream; start it with -js "
+            "or point TICKTAPE_NATS_URL at one that has it"
+        )
     if not is_loopback(host):
         raise InfraError(f"no NATS server answers at {url}; embedded servers only start on loopback")
     server = start_nats_server(Path(common.home) / "nats", host=host, port=port)

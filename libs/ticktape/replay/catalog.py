@@ -66,8 +66,9 @@ async def connect(url: str) -> Client:
         return None
 
     # max_reconnect_attempts=0 would mean "for ever" to nats-py
-    return await nats.connect(url, connect_timeout=5, max_reconnect_attempts=1, reconnect_time_wait=0.2,
-                              allow_reconnect=False, error_cb=quiet)
+    return await nats.connect(
+        url, connect_timeout=5, max_reconnect_attempts=1, reconnect_time_wait=0.2, allow_reconnect=False, error_cb=quiet
+    )
 
 
 async def open_stream(js: JetStreamContext, name: str) -> StreamRef:
@@ -84,7 +85,7 @@ async def open_stream(js: JetStreamContext, name: str) -> StreamRef:
 def to_record(msg: Msg, ref: StreamRef) -> Record:
     """A stored message as a Record, with an imported message's original coordinates restored."""
     headers = dict(msg.headers or {})
-    subject = msg.subject[len(ref.prefix):] if ref.prefix and msg.subject.startswith(ref.prefix) else msg.subject
+    subject = msg.subject[len(ref.prefix) :] if ref.prefix and msg.subject.startswith(ref.prefix) else msg.subject
     if SOURCE_SEQ in headers:
         stream, seq = headers.pop(SOURCE_STREAM, ref.name), int(headers.pop(SOURCE_SEQ))
         time = int(headers.pop(SOURCE_TIME, "0"))
@@ -125,10 +126,16 @@ async def list_sessions(js: JetStreamContext, ref: StreamRef) -> list[SessionEnt
     for i, (seq, start) in enumerate(order):
         stop = stopped.get(start.session_id)
         meta = SessionMeta(
-            session_id=start.session_id, start_seq=seq, stop_seq=stop[0] if stop else None,
-            started_ns=start.ts_event, stopped_ns=stop[1].ts_event if stop else None,
-            reason=stop[1].reason if stop else None, config_hash=start.config_hash,
-            config=start.config_json, code_version=start.code_version, services=start.services,
+            session_id=start.session_id,
+            start_seq=seq,
+            stop_seq=stop[0] if stop else None,
+            started_ns=start.ts_event,
+            stopped_ns=stop[1].ts_event if stop else None,
+            reason=stop[1].reason if stop else None,
+            config_hash=start.config_hash,
+            config=start.config_json,
+            code_version=start.code_version,
+            services=start.services,
             host=start.host,
         )
         end = stop[0] if stop else (order[i + 1][0] - 1 if i + 1 < len(order) else None)
@@ -143,8 +150,9 @@ async def find_session(js: JetStreamContext, ref: StreamRef, session_id: str) ->
         if entry.meta.session_id == session_id:
             return entry
     known = ", ".join(e.meta.session_id for e in entries[-5:]) or "none"
-    raise CatalogError(f"no session {session_id!r} in stream {ref.name}; latest: {known} "
-                       "(list them with `ticktape sessions`)")
+    raise CatalogError(
+        f"no session {session_id!r} in stream {ref.name}; latest: {known} (list them with `ticktape sessions`)"
+    )
 
 
 async def session_records(js: JetStreamContext, ref: StreamRef, entry: SessionEntry) -> AsyncIterator[Record]:
@@ -158,5 +166,12 @@ async def session_records(js: JetStreamContext, ref: StreamRef, entry: SessionEn
         rec = to_record(msg, ref)
         if end is not None and rec.seq > end:
             return
-        yield Record(stream=rec.stream, seq=rec.seq, subject=rec.subject, headers=rec.headers,
-                     time=rec.time, data=rec.data, in_session=rec.seq >= start and (end is None or rec.seq <= end))
+        yield Record(
+            stream=rec.stream,
+            seq=rec.seq,
+            subject=rec.subject,
+            headers=rec.headers,
+            time=rec.time,
+            data=rec.data,
+            in_session=rec.seq >= start and (end is None or rec.seq <= end),
+        )

@@ -95,12 +95,25 @@ def _verbatim_json(data: bytes) -> bool:
 def encode_record(rec: Record) -> bytes:
     """The line of one message, without its hash."""
     if _verbatim_json(rec.data):
-        line = _Line(stream=rec.stream, seq=rec.seq, subject=rec.subject, time=rec.time,
-                     in_session=rec.in_session, headers=rec.headers, data=msgspec.Raw(rec.data))
+        line = _Line(
+            stream=rec.stream,
+            seq=rec.seq,
+            subject=rec.subject,
+            time=rec.time,
+            in_session=rec.in_session,
+            headers=rec.headers,
+            data=msgspec.Raw(rec.data),
+        )
     else:
-        line = _Line(stream=rec.stream, seq=rec.seq, subject=rec.subject, time=rec.time,
-                     in_session=rec.in_session, headers=rec.headers,
-                     data_b64=base64.b64encode(rec.data).decode())
+        line = _Line(
+            stream=rec.stream,
+            seq=rec.seq,
+            subject=rec.subject,
+            time=rec.time,
+            in_session=rec.in_session,
+            headers=rec.headers,
+            data_b64=base64.b64encode(rec.data).decode(),
+        )
     return _encoder.encode(line)
 
 
@@ -142,11 +155,15 @@ class SessionWriter:
 
     def finish(self, session: SessionMeta) -> Header:
         header = Header(
-            format=FORMAT, version=VERSION, session=session,
-            streams=[StreamRange(name=n, first_seq=r[0], last_seq=r[1], messages=r[2])
-                     for n, r in self._streams.items()],
-            counts=Counts(messages=self._total, in_session=self._in_session,
-                          families=dict(sorted(self._families.items()))),
+            format=FORMAT,
+            version=VERSION,
+            session=session,
+            streams=[
+                StreamRange(name=n, first_seq=r[0], last_seq=r[1], messages=r[2]) for n, r in self._streams.items()
+            ],
+            counts=Counts(
+                messages=self._total, in_session=self._in_session, families=dict(sorted(self._families.items()))
+            ),
         )
         self._spool.seek(0)
         tmp = self.path.with_name(self.path.name + ".tmp")
@@ -192,8 +209,10 @@ class SessionFile:
         if probe.format != FORMAT:
             raise SessionFileError(f"{self.path}: not a {FORMAT} file (format {probe.format!r})")
         if probe.version > VERSION:
-            raise SessionFileError(f"{self.path}: format version {probe.version} was written by a newer "
-                                   f"ticktape; this build reads up to version {VERSION}")
+            raise SessionFileError(
+                f"{self.path}: format version {probe.version} was written by a newer "
+                f"ticktape; this build reads up to version {VERSION}"
+            )
         body = self._check(first, "the header")
         try:
             self.header = _header_decoder.decode(body)
@@ -227,37 +246,50 @@ class SessionFile:
                 raise SessionFileError(f"{self.path}: more messages than the header's {expected}")
             data = bytes(item.data) if item.data_b64 is None else base64.b64decode(item.data_b64)
             self._last = f"{item.stream} seq {item.seq}"
-            yield Record(stream=item.stream, seq=item.seq, subject=item.subject, headers=item.headers,
-                         time=item.time, data=data, in_session=item.in_session)
+            yield Record(
+                stream=item.stream,
+                seq=item.seq,
+                subject=item.subject,
+                headers=item.headers,
+                time=item.time,
+                data=data,
+                in_session=item.in_session,
+            )
         if count < expected:
-            raise SessionFileError(f"{self.path}: truncated: {count} of {expected} messages "
-                                   f"(last complete: {self._last})")
+            raise SessionFileError(
+                f"{self.path}: truncated: {count} of {expected} messages (last complete: {self._last})"
+            )
 
     def _next_line(self) -> bytes | None:
         try:
             line = self._gz.readline()
         except EOFError:
-            raise SessionFileError(f"{self.path}: truncated: the file ends inside line {self._lineno + 1} "
-                                   f"(last complete: {self._last})") from None
+            raise SessionFileError(
+                f"{self.path}: truncated: the file ends inside line {self._lineno + 1} (last complete: {self._last})"
+            ) from None
         except (gzip.BadGzipFile, zlib.error) as exc:
             if self._lineno == 0:
                 raise SessionFileError(f"{self.path}: not a {FORMAT} file ({exc})") from None
-            raise SessionFileError(f"{self.path}: corrupt compressed data after line {self._lineno} "
-                                   f"(last intact: {self._last}): {exc}") from None
+            raise SessionFileError(
+                f"{self.path}: corrupt compressed data after line {self._lineno} (last intact: {self._last}): {exc}"
+            ) from None
         if not line:
             return None
         self._lineno += 1
         if not line.endswith(b"\n"):
-            raise SessionFileError(f"{self.path}: truncated: line {self._lineno} is incomplete "
-                                   f"(last complete: {self._last})")
+            raise SessionFileError(
+                f"{self.path}: truncated: line {self._lineno} is incomplete (last complete: {self._last})"
+            )
         return line[:-1]
 
     def _check(self, line: bytes, what: str | None) -> bytes:
         m = _HASH.search(line)
         body = line[: m.start()] + b"}" if m else line
         if m is None or _chain(self._prev, body) != m.group(1):
-            raise SessionFileError(f"{self.path}: line {self._lineno} ({what or _describe(body)}) was altered "
-                                   "(or a line just before it was removed or moved): it fails the hash chain")
+            raise SessionFileError(
+                f"{self.path}: line {self._lineno} ({what or _describe(body)}) was altered "
+                "(or a line just before it was removed or moved): it fails the hash chain"
+            )
         self._prev = m.group(1)
         return body
 

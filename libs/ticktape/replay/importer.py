@@ -58,13 +58,20 @@ def import_headers(rec: Record) -> dict[str, str]:
     headers = {k: v for k, v in rec.headers.items() if k != MSG_ID}
     if MSG_ID in rec.headers:
         headers[SOURCE_MSG_ID] = rec.headers[MSG_ID]
-    headers.update({SOURCE_STREAM: rec.stream, SOURCE_SEQ: str(rec.seq), SOURCE_TIME: str(rec.time),
-                    MSG_ID: f"import:{rec.stream}:{rec.seq}"})
+    headers.update(
+        {
+            SOURCE_STREAM: rec.stream,
+            SOURCE_SEQ: str(rec.seq),
+            SOURCE_TIME: str(rec.time),
+            MSG_ID: f"import:{rec.stream}:{rec.seq}",
+        }
+    )
     return headers
 
 
-async def import_session_file(js: JetStreamContext, path: Path, *, stream: str | None = None,
-                              keep_subjects: bool = False, window: int = 256) -> Imported:
+async def import_session_file(
+    js: JetStreamContext, path: Path, *, stream: str | None = None, keep_subjects: bool = False, window: int = 256
+) -> Imported:
     """Create the stream (it must not exist yet) and publish every message of the file in order.
     The whole file is checked while it is published; a damaged file stops the import."""
     with SessionFile(path) as f:
@@ -89,22 +96,32 @@ async def _create(js: JetStreamContext, name: str, prefix: str, sid: str, f: Ses
     except NotFoundError:
         info = None
     if info is not None:
-        raise ImportFailed(f"stream {name} already exists ({info.state.messages} messages); "
-                           "import into a new stream with --stream NAME")
+        raise ImportFailed(
+            f"stream {name} already exists ({info.state.messages} messages); "
+            "import into a new stream with --stream NAME"
+        )
     families = sorted(f.header.counts.families)
     wanted = [prefix + ">"] if prefix else [s for fam in families for s in (fam, f"{fam}.>")]
     first = f.header.streams[0].first_seq if len(f.header.streams) == 1 else 1
     config = StreamConfig(
-        name=name, subjects=wanted or [prefix + ">"], retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE, discard=DiscardPolicy.OLD, duplicate_window=120.0,
-        first_seq=first, description=f"ticktape session {sid} imported from {f.path.name}",
+        name=name,
+        subjects=wanted or [prefix + ">"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=120.0,
+        first_seq=first,
+        description=f"ticktape session {sid} imported from {f.path.name}",
         metadata={PREFIX_KEY: prefix, SESSION_KEY: sid},
     )
     try:
         await js.add_stream(config)
     except APIError as exc:
-        hint = ("; without --keep-subjects the subjects go under a prefix and cannot overlap"
-                if keep_subjects_overlap(exc) else "")
+        hint = (
+            "; without --keep-subjects the subjects go under a prefix and cannot overlap"
+            if keep_subjects_overlap(exc)
+            else ""
+        )
         raise ImportFailed(f"cannot create stream {name}: {exc.description or exc}{hint}") from None
 
 
@@ -117,7 +134,8 @@ async def _settle(pending: list[asyncio.Future], name: str) -> None:
     pending.clear()
     for ack in acks:
         if ack.stream != name:
-            raise ImportFailed(f"a message was stored in stream {ack.stream}, not {name}: "
-                               "that stream captures the same subjects")
+            raise ImportFailed(
+                f"a message was stored in stream {ack.stream}, not {name}: that stream captures the same subjects"
+            )
         if ack.duplicate:
             raise ImportFailed(f"stream {name} dropped message {ack.seq} as a duplicate")

@@ -8,8 +8,7 @@ from typing import TextIO
 
 
 class Progress:
-    def __init__(self, total: int | None, label: str, stream: TextIO | None = None,
-                 interval: float = 0.2) -> None:
+    def __init__(self, total: int | None, label: str, stream: TextIO | None = None, interval: float = 0.2) -> None:
         self.total = total
         self.label = label
         self.stream = stream if stream is not None else sys.stderr

@@ -13,15 +13,26 @@ import html
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ticktape.events import AccountUpdated, Event, OrderFilled, SignalGenerated
 from ticktape.replay.records import Record, SessionMeta
 
-TRADE_COLUMNS = ("seq", "time_utc", "account", "venue", "symbol", "side", "quantity", "price", "fee",
-                 "order_id", "event_id")
+TRADE_COLUMNS = (
+    "seq",
+    "time_utc",
+    "account",
+    "venue",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "fee",
+    "order_id",
+    "event_id",
+)
 HTML_TRADES = 200
 
 
@@ -69,15 +80,27 @@ class ReportBuilder:
             start = a.start_equity if a.start_equity is not None else 0.0
             end = a.end_equity if a.end_equity is not None else start
             dd, dd_pct = max_drawdown([start] + [e for _, e in a.curve])
-            accounts[name] = {"trades": a.trades, "start_equity": start, "end_equity": end, "pnl": end - start,
-                              "fees": a.fees, "max_drawdown": dd, "max_drawdown_pct": dd_pct}
+            accounts[name] = {
+                "trades": a.trades,
+                "start_equity": start,
+                "end_equity": end,
+                "pnl": end - start,
+                "fees": a.fees,
+                "max_drawdown": dd,
+                "max_drawdown_pct": dd_pct,
+            }
         start_total = sum(a["start_equity"] for a in accounts.values())
         dd, dd_pct = max_drawdown([start_total] + [e for _, e in self._combined])
         return {
-            "session_id": session.session_id, "derived_from": session.derived_from,
-            "config_hash": session.config_hash, "code_version": session.code_version,
-            "signals": self.signals, "trade_count": len(self.trades),
-            "pnl": sum(a["pnl"] for a in accounts.values()), "max_drawdown": dd, "max_drawdown_pct": dd_pct,
+            "session_id": session.session_id,
+            "derived_from": session.derived_from,
+            "config_hash": session.config_hash,
+            "code_version": session.code_version,
+            "signals": self.signals,
+            "trade_count": len(self.trades),
+            "pnl": sum(a["pnl"] for a in accounts.values()),
+            "max_drawdown": dd,
+            "max_drawdown_pct": dd_pct,
             "accounts": accounts,
         }
 
@@ -97,30 +120,61 @@ class ReportBuilder:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(TRADE_COLUMNS)
         for seq, f in self.trades:
-            writer.writerow((seq, _utc(f.ts_event), f.account, f.venue, f.symbol, f.side, repr(f.quantity),
-                             repr(f.price), repr(f.fee), f.order_id, f.event_id))
+            writer.writerow(
+                (
+                    seq,
+                    _utc(f.ts_event),
+                    f.account,
+                    f.venue,
+                    f.symbol,
+                    f.side,
+                    repr(f.quantity),
+                    repr(f.price),
+                    repr(f.fee),
+                    f.order_id,
+                    f.event_id,
+                )
+            )
         return buf.getvalue()
 
     def _html(self, summary: dict[str, Any], png: bytes) -> str:
         esc = html.escape
-        rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>"
-                       for k, v in summary.items() if k != "accounts")
+        rows = "".join(
+            f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in summary.items() if k != "accounts"
+        )
         acct_rows = "".join(
             "<tr>" + f"<td>{esc(name)}</td>" + "".join(f"<td>{esc(_num(v))}</td>" for v in a.values()) + "</tr>"
-            for name, a in summary["accounts"].items())
+            for name, a in summary["accounts"].items()
+        )
         acct_head = "".join(f"<th>{esc(k)}</th>" for k in next(iter(summary["accounts"].values()), {}))
         trade_rows = "".join(
-            "<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in (seq, _utc(f.ts_event), f.account, f.symbol, f.side,
-                                                                   _num(f.quantity), _num(f.price), _num(f.fee)))
-            + "</tr>" for seq, f in self.trades[:HTML_TRADES])
-        more = (f"<p>First {HTML_TRADES} of {len(self.trades)} trades; all are in "
-                "<a href=\"trades.csv\">trades.csv</a>.</p>" if len(self.trades) > HTML_TRADES
-                else "<p>Also as <a href=\"trades.csv\">trades.csv</a>.</p>")
+            "<tr>"
+            + "".join(
+                f"<td>{esc(str(v))}</td>"
+                for v in (
+                    seq,
+                    _utc(f.ts_event),
+                    f.account,
+                    f.symbol,
+                    f.side,
+                    _num(f.quantity),
+                    _num(f.price),
+                    _num(f.fee),
+                )
+            )
+            + "</tr>"
+            for seq, f in self.trades[:HTML_TRADES]
+        )
+        more = (
+            f'<p>First {HTML_TRADES} of {len(self.trades)} trades; all are in <a href="trades.csv">trades.csv</a>.</p>'
+            if len(self.trades) > HTML_TRADES
+            else '<p>Also as <a href="trades.csv">trades.csv</a>.</p>'
+        )
         return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ticktape {esc(summary['session_id'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>ticktape {esc(summary["session_id"])}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}</style>
 </head><body>
-<h1>Session {esc(summary['session_id'])}</h1>
+<h1>Session {esc(summary["session_id"])}</h1>
 <table>{rows}</table>
 <h2>Accounts</h2>
 <table><tr><th>account</th>{acct_head}</tr>{acct_rows}</table>
@@ -169,7 +223,7 @@ def equity_png(accounts: dict[str, _Account], title: str) -> bytes:
 
 
 def _dt(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
 
 def _utc(ns: int) -> str:

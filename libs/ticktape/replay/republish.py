@@ -27,9 +27,15 @@ class Republished:
     skipped: int = 0
 
 
-async def republish(js: JetStreamContext, records: AsyncIterator[Record], *, speed: float,
-                    with_history: bool = False, on_message: Callable[[], None] | None = None,
-                    window: int = 256) -> Republished:
+async def republish(
+    js: JetStreamContext,
+    records: AsyncIterator[Record],
+    *,
+    speed: float,
+    with_history: bool = False,
+    on_message: Callable[[], None] | None = None,
+    window: int = 256,
+) -> Republished:
     """Publish the session's inputs (with_history: also those before it) in recorded order."""
     result = Republished()
     pending: list[asyncio.Future] = []

@@ -18,9 +18,15 @@ from ticktape.replay.records import Record, SessionMeta
 from ticktape.sessions import STOPPED, effective_config, started_event, stopped_event
 
 
-def simulate_session(inputs: Iterable[Event], config: Mapping[str, Any], session_id: str, *,
-                     history: Sequence[Record] = (), code: str = "simulated",
-                     stream: str = subjects.EVENTS_STREAM) -> tuple[SessionMeta, list[Record]]:
+def simulate_session(
+    inputs: Iterable[Event],
+    config: Mapping[str, Any],
+    session_id: str,
+    *,
+    history: Sequence[Record] = (),
+    code: str = "simulated",
+    stream: str = subjects.EVENTS_STREAM,
+) -> tuple[SessionMeta, list[Record]]:
     """(the session, its records): inputs in the given order, each followed by what it caused."""
     config_json, config_hash = effective_config(config)
     bus = MemoryBus(load_specs(config))
@@ -33,9 +39,17 @@ def simulate_session(inputs: Iterable[Event], config: Mapping[str, Any], session
     records: list[Record] = []
 
     def add(event: Event, time: int) -> None:
-        records.append(Record(stream=stream, seq=first_seq + len(records), subject=subjects.for_event(event),
-                              headers={"Nats-Msg-Id": event.event_id}, time=time, data=encode(event),
-                              in_session=True))
+        records.append(
+            Record(
+                stream=stream,
+                seq=first_seq + len(records),
+                subject=subjects.for_event(event),
+                headers={"Nats-Msg-Id": event.event_id},
+                time=time,
+                data=encode(event),
+                in_session=True,
+            )
+        )
 
     add(started, t0)
     for event in events:
@@ -44,9 +58,17 @@ def simulate_session(inputs: Iterable[Event], config: Mapping[str, Any], session
     stopped = stopped_event(session_id, STOPPED, t1)
     add(stopped, t1)
     meta = SessionMeta(
-        session_id=session_id, start_seq=first_seq, stop_seq=records[-1].seq, started_ns=t0, stopped_ns=t1,
-        reason=STOPPED, config_hash=config_hash, config=config_json, code_version=code,
-        services=started.services, host="",
+        session_id=session_id,
+        start_seq=first_seq,
+        stop_seq=records[-1].seq,
+        started_ns=t0,
+        stopped_ns=t1,
+        reason=STOPPED,
+        config_hash=config_hash,
+        config=config_json,
+        code_version=code,
+        services=started.services,
+        host="",
     )
     return meta, records
 

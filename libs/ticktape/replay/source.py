@@ -47,7 +47,6 @@ async def open_source(arg: str, nats_url: str, stream: str) -> AsyncIterator[Sou
         entry = await find_session(js, ref, arg)
         first = (await js.stream_info(ref.name)).state.first_seq
         end = entry.end_seq if entry.end_seq is not None else ref.last_seq
-        yield Source(entry.meta, max(end - first + 1, 0), session_records(js, ref, entry),
-                     f"{ref.name} at {nats_url}")
+        yield Source(entry.meta, max(end - first + 1, 0), session_records(js, ref, entry), f"{ref.name} at {nats_url}")
     finally:
         await nc.close()

@@ -129,8 +129,7 @@ class Verifier:
     def _routes_for(self, subject: str) -> tuple[_Track, ...]:
         found = self._routes.get(subject)
         if found is None:
-            found = tuple(t for t in self.tracks
-                          if any(subjects.matches(f, subject) for f in t.spec.filter_subjects))
+            found = tuple(t for t in self.tracks if any(subjects.matches(f, subject) for f in t.spec.filter_subjects))
             self._routes[subject] = found
         return found
 
@@ -189,13 +188,19 @@ class Verifier:
 
     def _diverge(self, track: _Track, reason: str, *, rec: Record | None, out: _Out | None) -> None:
         track.diverged = True
-        self.divergences.append(Divergence(
-            core=track.spec.name, reason=reason,
-            recorded_seq=rec.seq if rec else None, recorded_subject=rec.subject if rec else None,
-            recorded=rec.data if rec else None, replayed_subject=out.subject if out else None,
-            replayed=out.data if out else None, input_seq=out.input_seq if out else None,
-            input_subject=out.input_subject if out else None,
-        ))
+        self.divergences.append(
+            Divergence(
+                core=track.spec.name,
+                reason=reason,
+                recorded_seq=rec.seq if rec else None,
+                recorded_subject=rec.subject if rec else None,
+                recorded=rec.data if rec else None,
+                replayed_subject=out.subject if out else None,
+                replayed=out.data if out else None,
+                input_seq=out.input_seq if out else None,
+                input_subject=out.input_subject if out else None,
+            )
+        )
 
     def finish(self) -> VerifyResult:
         """Judge what the replay produced but the recording lacks, and compute the digests."""
@@ -205,27 +210,37 @@ class Verifier:
             rest = [o for o in track.pending if o.input_seq > start or track.aligned]
             if not rest:
                 continue
-            tail_ok = (not self.strict and not track.diverged
-                       and rest[0].input_seq > track.last_matched_input)
+            tail_ok = not self.strict and not track.diverged and rest[0].input_seq > track.last_matched_input
             if tail_ok:
                 unconfirmed[track.spec.name] = len(rest)
                 continue
             for o in rest:
                 self.replayed.add(o.subject, o.data)
             if not track.diverged:
-                self._diverge(track, f"replay produced {len(rest)} event(s) live did not publish",
-                              rec=None, out=rest[0])
-        names = sorted(set(self.recorded.counts) | set(self.replayed.counts),
-                       key=lambda f: (FAMILIES.index(f) if f in FAMILIES else len(FAMILIES), f))
+                self._diverge(
+                    track, f"replay produced {len(rest)} event(s) live did not publish", rec=None, out=rest[0]
+                )
+        names = sorted(
+            set(self.recorded.counts) | set(self.replayed.counts),
+            key=lambda f: (FAMILIES.index(f) if f in FAMILIES else len(FAMILIES), f),
+        )
         empty = hashlib.sha256().hexdigest()
-        families = [FamilyDigest(
-            family=f, recorded_count=self.recorded.counts.get(f, 0), replayed_count=self.replayed.counts.get(f, 0),
-            recorded=self.recorded.hashes[f].hexdigest() if f in self.recorded.hashes else empty,
-            replayed=self.replayed.hashes[f].hexdigest() if f in self.replayed.hashes else empty,
-        ) for f in names]
-        self.divergences.sort(key=lambda d: (d.recorded_seq or d.input_seq or 0))
+        families = [
+            FamilyDigest(
+                family=f,
+                recorded_count=self.recorded.counts.get(f, 0),
+                replayed_count=self.replayed.counts.get(f, 0),
+                recorded=self.recorded.hashes[f].hexdigest() if f in self.recorded.hashes else empty,
+                replayed=self.replayed.hashes[f].hexdigest() if f in self.replayed.hashes else empty,
+            )
+            for f in names
+        ]
+        self.divergences.sort(key=lambda d: d.recorded_seq or d.input_seq or 0)
         return VerifyResult(
-            cores=tuple(t.spec.name for t in self.tracks), messages=self.messages, families=families,
-            divergences=self.divergences, unconfirmed=unconfirmed,
+            cores=tuple(t.spec.name for t in self.tracks),
+            messages=self.messages,
+            families=families,
+            divergences=self.divergences,
+            unconfirmed=unconfirmed,
             rejected={t.spec.name: t.rejected for t in self.tracks if t.rejected},
         )

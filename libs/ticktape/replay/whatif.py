@@ -42,8 +42,7 @@ class WhatIf:
     """feed() each source record in stream order; it returns the new session's records (with
     their decoded events). finish() closes the session; `meta` then describes it."""
 
-    def __init__(self, source: SessionMeta, config: Mapping[str, Any], specs: Sequence[CoreSpec],
-                 code: str) -> None:
+    def __init__(self, source: SessionMeta, config: Mapping[str, Any], specs: Sequence[CoreSpec], code: str) -> None:
         self.source = source
         self.config_json, self.config_hash = effective_config(config)
         self.session_id = what_if_id(source.session_id, self.config_hash)
@@ -82,11 +81,23 @@ class WhatIf:
             return []  # other sessions' records do not belong to this run
         if isinstance(event, SessionStarted) and self._started is None:
             self._started = started_event(
-                self.session_id, self.config_json, code=self.code, services=[s.name for s in self.bus.specs],
-                ts_ns=event.ts_event, host="replay", causation_id=event.event_id)
+                self.session_id,
+                self.config_json,
+                code=self.code,
+                services=[s.name for s in self.bus.specs],
+                ts_ns=event.ts_event,
+                host="replay",
+                causation_id=event.event_id,
+            )
             self.start_seq = self.seq + 1
-            return [(self._record(rec, subjects.for_event(self._started), self._headers(self._started),
-                                  encode(self._started)), self._started)]
+            return [
+                (
+                    self._record(
+                        rec, subjects.for_event(self._started), self._headers(self._started), encode(self._started)
+                    ),
+                    self._started,
+                )
+            ]
         if isinstance(event, SessionStopped) and self._started is not None and self._stopped is None:
             return [self._stop(rec, event.ts_event)]
         return []
@@ -99,8 +110,7 @@ class WhatIf:
 
     def _stop(self, rec: Record, ts: int) -> tuple[Record, Event]:
         self._stopped = stopped_event(self.session_id, STOPPED, ts)
-        out = self._record(rec, subjects.for_event(self._stopped), self._headers(self._stopped),
-                           encode(self._stopped))
+        out = self._record(rec, subjects.for_event(self._stopped), self._headers(self._stopped), encode(self._stopped))
         self.stop_seq = self.seq
         return out, self._stopped
 
@@ -110,8 +120,15 @@ class WhatIf:
 
     def _record(self, rec: Record, subject: str, headers: dict[str, str], data: bytes) -> Record:
         self.seq += 1
-        return Record(stream=rec.stream, seq=self.seq, subject=subject, headers=headers, time=rec.time,
-                      data=data, in_session=self._started is not None)
+        return Record(
+            stream=rec.stream,
+            seq=self.seq,
+            subject=subject,
+            headers=headers,
+            time=rec.time,
+            data=data,
+            in_session=self._started is not None,
+        )
 
     @property
     def meta(self) -> SessionMeta:
@@ -119,10 +136,16 @@ class WhatIf:
         if started is None or self.start_seq is None:
             raise LookupError(f"the recording has no SessionStarted of {self.source.session_id}")
         return SessionMeta(
-            session_id=self.session_id, start_seq=self.start_seq, stop_seq=self.stop_seq,
-            started_ns=started.ts_event, stopped_ns=stopped.ts_event if stopped else None,
-            reason=stopped.reason if stopped else None, config_hash=self.config_hash, config=self.config_json,
-            code_version=self.code, services=started.services, host=started.host,
+            session_id=self.session_id,
+            start_seq=self.start_seq,
+            stop_seq=self.stop_seq,
+            started_ns=started.ts_event,
+            stopped_ns=stopped.ts_event if stopped else None,
+            reason=stopped.reason if stopped else None,
+            config_hash=self.config_hash,
+            config=self.config_json,
+            code_version=self.code,
+            services=started.services,
+            host=started.host,
             derived_from=self.source.session_id,
         )
-

@@ -15,8 +15,18 @@ from ticktape.supervisor import pid_of
 
 class VenueSim:
     def __init__(self, data_dir: Path, log_dir: Path, speed: float, align: bool = True) -> None:
-        args = [sys.executable, "-m", "ticktape", "venue-sim", "--data", str(data_dir), "--port", "0",
-                "--speed", str(speed)]
+        args = [
+            sys.executable,
+            "-m",
+            "ticktape",
+            "venue-sim",
+            "--data",
+            str(data_dir),
+            "--port",
+            "0",
+            "--speed",
+            str(speed),
+        ]
         if align:
             args.append("--align")
         self.log = open(log_dir / "venue-sim.err", "wb")  # noqa: SIM115
@@ -44,8 +54,16 @@ class VenueSim:
 class Stack:
     """`python -m ticktape up --venue-sim URL` with its own home, config and log files."""
 
-    def __init__(self, home: Path, *, nats_url: str, pg_dsn: str, venue_sim: str, config_yaml: str,
-                 extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        nats_url: str,
+        pg_dsn: str,
+        venue_sim: str,
+        config_yaml: str,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
         config = home / "ticktape.yaml"
@@ -55,9 +73,21 @@ class Stack:
         self.stdout = open(home / "up.out", "wb")  # noqa: SIM115
         self.stderr = open(home / "up.err", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ticktape", "up", "--venue-sim", venue_sim, "--config", str(config),
-             "--home", str(home)],
-            env=env, stdout=self.stdout, stderr=self.stderr,
+            [
+                sys.executable,
+                "-m",
+                "ticktape",
+                "up",
+                "--venue-sim",
+                venue_sim,
+                "--config",
+                str(config),
+                "--home",
+                str(home),
+            ],
+            env=env,
+            stdout=self.stdout,
+            stderr=self.stderr,
         )
 
     @property
