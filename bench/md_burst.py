@@ -58,23 +58,23 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import nats
+import nats.errors
+from common import machine  # bench/ is on sys.path when run as a script
+from nats.js.api import DeliverPolicy
+
+from ticktape import ids
+from ticktape.bus.provision import ensure_streams
+from ticktape.bus.publisher import publish_batch
+from ticktape.config import NatsSettings
+from ticktape.events import BarClosed, UniverseMember, UniverseUpdated
+from ticktape.events.codec import decode
+from ticktape.infra.nats_server import nats_server_binary, start_nats_server
+from ticktape.testing.data import shared_data_dir
+from venuesim.bars import MINUTE_MS, load_dir
+from venuesim.convert import convert_path
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import nats  # noqa: E402
-from common import machine  # noqa: E402 - bench/ is on sys.path when run as a script
-from nats.js.api import DeliverPolicy  # noqa: E402
-
-from ticktape import ids  # noqa: E402
-from ticktape.bus.provision import ensure_streams  # noqa: E402
-from ticktape.bus.publisher import publish_batch  # noqa: E402
-from ticktape.config import NatsSettings  # noqa: E402
-from ticktape.events import BarClosed, UniverseMember, UniverseUpdated  # noqa: E402
-from ticktape.events.codec import decode  # noqa: E402
-from ticktape.infra.nats_server import nats_server_binary, start_nats_server  # noqa: E402
-from ticktape.testing.data import shared_data_dir  # noqa: E402
-from venuesim.bars import MINUTE_MS, load_dir  # noqa: E402
-from venuesim.convert import convert_path  # noqa: E402
 
 VENUE = "binance_usdm"
 TARGET_MS = 250.0
@@ -154,7 +154,7 @@ async def read_bars(url: str) -> list[tuple[BarClosed, float]]:
         while True:
             try:
                 msg = await sub.next_msg(timeout=2.0)
-            except Exception:  # noqa: BLE001 - nats TimeoutError: all read
+            except nats.errors.TimeoutError:  # nothing more within 2 s: all read
                 break
             event = decode(msg.data)
             if isinstance(event, BarClosed):

@@ -36,19 +36,17 @@ import datetime as dt
 import gzip
 import json
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import machine  # bench/ is on sys.path when run as a script
+
+from services.market_data.core import MarketDataCore
+from ticktape.events import BarClosed, TradeTick
+from ticktape.testing.data import shared_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from common import machine  # noqa: E402 - bench/ is on sys.path when run as a script
-
-from services.market_data.core import MarketDataCore  # noqa: E402
-from ticktape.events import BarClosed, TradeTick  # noqa: E402
-from ticktape.testing.data import shared_data_dir  # noqa: E402
 
 KINDS = ("@kline_1m", "@aggTrade", "@trade")
 
@@ -217,7 +215,9 @@ async def measure(frames: list[Frame], data: Path, repeat: int, seconds: float) 
         "cryptofeed": _side(len(frames), passes_theirs, med_theirs, runs_theirs),
         "ratio": round(med_ours / med_theirs, 2),
         # each repetition times both sides back to back, so their ratio shares the machine's load
-        "ratio_median_of_paired_runs": round(statistics.median(o / t for o, t in zip(runs_ours, runs_theirs)), 2),
+        "ratio_median_of_paired_runs": round(
+            statistics.median(o / t for o, t in zip(runs_ours, runs_theirs, strict=True)), 2
+        ),
     }
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import dataclasses
 import datetime as dt
@@ -47,34 +48,32 @@ import os
 import pstats
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+from common import machine  # bench/ is on sys.path when run as a script (or imported by one)
+from md_decode import load_corpus
+from nats.js.errors import NotFoundError
+
+from services.market_data.config import MarketDataConfig, VenueFeedConfig
+from services.market_data.core import MarketDataCore
+from services.market_data.feed import VenueFeed
+from ticktape import subjects, telemetry
+from ticktape.bus.pipeline import PipelinedPublisher
+from ticktape.bus.provision import ensure_streams
+from ticktape.bus.publisher import msg_headers, publish_batch
+from ticktape.events import BarClosed
+from ticktape.events.codec import encode
+from ticktape.infra.nats_server import nats_server_binary, start_nats_server
+from ticktape.runtime import Runtime, open_runtime
+from ticktape.testing.data import shared_data_dir
+from ticktape.testing.services import common_settings
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-import aiohttp  # noqa: E402
-from common import machine  # noqa: E402 - bench/ is on sys.path when run as a script
-from md_decode import load_corpus  # noqa: E402
-
-from services.market_data.config import MarketDataConfig, VenueFeedConfig  # noqa: E402
-from services.market_data.core import MarketDataCore  # noqa: E402
-from services.market_data.feed import VenueFeed  # noqa: E402
-from ticktape import subjects, telemetry  # noqa: E402
-from ticktape.bus.pipeline import PipelinedPublisher  # noqa: E402
-from ticktape.bus.provision import ensure_streams  # noqa: E402
-from ticktape.bus.publisher import msg_headers, publish_batch  # noqa: E402
-from ticktape.events import BarClosed  # noqa: E402
-from ticktape.events.codec import encode  # noqa: E402
-from ticktape.infra.nats_server import nats_server_binary, start_nats_server  # noqa: E402
-from ticktape.runtime import Runtime, open_runtime  # noqa: E402
-from ticktape.testing.data import shared_data_dir  # noqa: E402
-from ticktape.testing.services import common_settings  # noqa: E402
 
 VENUES = {"spot": "binance_spot", "usdm": "binance_usdm"}
 TARGET = 30_000
@@ -87,10 +86,8 @@ async def fresh_streams(rt: Runtime) -> None:
     """Delete and re-create ticktape's streams, so no id is inside a duplicate window."""
     s = rt.common.nats
     for name in (s.stream, s.trades_stream, s.dlq_stream):
-        try:
+        with contextlib.suppress(NotFoundError):  # not there yet
             await rt.js.delete_stream(name)
-        except Exception:  # noqa: BLE001 - not there yet
-            pass
     await ensure_streams(rt.js, s)
 
 
@@ -101,7 +98,9 @@ async def stream_counts(rt: Runtime) -> dict[str, int]:
 
 def make_feeds(rt: Runtime, session: aiohttp.ClientSession, publisher: PipelinedPublisher) -> dict[str, VenueFeed]:
     config = MarketDataConfig(venues=tuple(VenueFeedConfig(venue=v) for v in VENUES.values()))
-    return {key: VenueFeed(rt, config, vcfg, session, publisher) for key, vcfg in zip(VENUES, config.venues)}
+    return {
+        key: VenueFeed(rt, config, vcfg, session, publisher) for key, vcfg in zip(VENUES, config.venues, strict=True)
+    }
 
 
 # -- the two timed sides ---------------------------------------------------------------------
@@ -177,7 +176,7 @@ class PreviousPublisher(PipelinedPublisher):
             try:
                 await asyncio.wait_for(future, timeout=10.0)
                 self.published += 1
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - as before 6ff10b2: any failed ack is counted and re-sent, same id
                 failed.append((event, headers or {}))
         if failed:
             self.retried += len(failed)
@@ -385,7 +384,7 @@ def run_loop(
 
 def uvloop_available() -> bool:
     try:
-        import uvloop  # noqa: F401
+        import uvloop  # noqa: F401 - only probing that it imports
     except ImportError:
         return False
     return True

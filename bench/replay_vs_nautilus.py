@@ -39,16 +39,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from ticktape import ids, subjects
+from ticktape.clock import MINUTE_NS
+from ticktape.corespec import load_specs
+from ticktape.events import BarClosed
+from ticktape.events.codec import decode, encode
+from ticktape.replay.memory_bus import MemoryBus
+from ticktape.testing.data import shared_data_dir
 
-from ticktape import ids, subjects  # noqa: E402
-from ticktape.clock import MINUTE_NS  # noqa: E402
-from ticktape.corespec import load_specs  # noqa: E402
-from ticktape.events import BarClosed  # noqa: E402
-from ticktape.events.codec import decode, encode  # noqa: E402
-from ticktape.replay.memory_bus import MemoryBus  # noqa: E402
-from ticktape.testing.data import shared_data_dir  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SOURCES = (  # (path under ../shared/data, converter symbol, symbol in the converted files)
     ("freqtrade/UNITTEST_BTC-1m.json", None, "UNITTESTBTC"),
@@ -101,9 +100,9 @@ def load_tape() -> tuple[list[Shape], dict[str, int]]:
             prev = None
             for i in range(len(series)):
                 f = series.fields(i)
-                o, h, l, c, v = (float(x) for x in f[1:6])
+                o, h, lo, c, v = (float(x) for x in f[1:6])
                 base = prev if prev is not None else o
-                tape.append((o / base, h / base, l / base, c / base, v))
+                tape.append((o / base, h / base, lo / base, c / base, v))
                 prev = c
             counts[f"{rel}:{name}"] = len(series)
     return tape, counts
@@ -124,8 +123,8 @@ def build_symbols(tape: list[Shape], n_symbols: int, n_bars: int) -> dict[str, l
             price *= rc
         scale = (100.0 + k) / raw[0][0]
         out[f"S{k:03d}USDT"] = [
-            (f"{o * scale:.4f}", f"{h * scale:.4f}", f"{l * scale:.4f}", f"{c * scale:.4f}", f"{v:.3f}")
-            for o, h, l, c, v in raw
+            (f"{o * scale:.4f}", f"{h * scale:.4f}", f"{lo * scale:.4f}", f"{c * scale:.4f}", f"{v:.3f}")
+            for o, h, lo, c, v in raw
         ]
     return out
 
@@ -136,7 +135,7 @@ def ticktape_bars(symbols: dict[str, list[tuple[str, ...]]]) -> list[BarClosed]:
     for i in range(n):
         open_time = T0_NS + i * MINUTE_NS
         for sym in sorted(symbols):
-            o, h, l, c, v = (float(x) for x in symbols[sym][i])
+            o, h, lo, c, v = (float(x) for x in symbols[sym][i])
             bars.append(
                 BarClosed(
                     event_id=ids.bar_id(VENUE, sym, "1m", open_time),
@@ -149,10 +148,10 @@ def ticktape_bars(symbols: dict[str, list[tuple[str, ...]]]) -> list[BarClosed]:
                     close_time=open_time + MINUTE_NS - 1_000_000,
                     open=o,
                     high=h,
-                    low=l,
+                    low=lo,
                     close=c,
                     volume=v,
-                    quote_volume=v * (o + h + l + c) / 4,
+                    quote_volume=v * (o + h + lo + c) / 4,
                 )
             )
     return bars
@@ -256,14 +255,14 @@ def run_nautilus(symbols: dict[str, list[tuple[str, ...]]]) -> dict:
         )
         engine.add_instrument(instrument)
         bar_type = BarType.from_str(f"{instrument.id}-1-MINUTE-LAST-EXTERNAL")
-        for i, (o, h, l, c, v) in enumerate(rows):
+        for i, (o, h, lo, c, v) in enumerate(rows):
             ts = T0_NS + (i + 1) * MINUTE_NS
             bars.append(
                 Bar(
                     bar_type,
                     Price.from_str(o),
                     Price.from_str(h),
-                    Price.from_str(l),
+                    Price.from_str(lo),
                     Price.from_str(c),
                     Quantity.from_str(v),
                     ts,
@@ -391,7 +390,10 @@ def summary(r: dict) -> str:
                 )
             )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
+    lines = [
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        for row in rows
+    ]
     if "ratio_ticktape_over_nautilus" in r:
         ratio = r["ratio_ticktape_over_nautilus"]
         lines.append(f"ticktape / nautilus: {ratio['bars_per_s']}x bars/s, {ratio['events_per_s']}x events/s")

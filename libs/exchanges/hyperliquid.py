@@ -12,7 +12,7 @@ emitted closed."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Literal, Union
+from typing import Literal
 
 import msgspec
 
@@ -101,7 +101,7 @@ class _ErrorMsg(msgspec.Struct, tag_field="channel", tag="error", gc=False):
     data: msgspec.Raw = msgspec.Raw(b"")
 
 
-_Msg = Union[_TradesMsg, _CandleMsg, _SubscriptionResponse, _Pong, _ErrorMsg]
+_Msg = _TradesMsg | _CandleMsg | _SubscriptionResponse | _Pong | _ErrorMsg
 
 
 class _Asset(msgspec.Struct, gc=False):
@@ -190,16 +190,16 @@ class HyperliquidAdapter:
             raise FrameError(_explain(str(exc))) from None
         except msgspec.DecodeError as exc:
             raise FrameError(f"not JSON: {exc}") from None
-        cls = type(msg)
-        if cls is _TradesMsg:
+        # Exact-class tests: they narrow `msg` for the checker and cost less than type() or isinstance.
+        if msg.__class__ is _TradesMsg:
             # side "A": the seller was the aggressor, so the buyer was the maker
             return [
                 Trade(symbol=t.coin, trade_id=t.tid, price=t.px, size=t.sz, time_ms=t.time, buyer_maker=t.side == "A")
                 for t in msg.data
             ]
-        if cls is _CandleMsg:
+        if msg.__class__ is _CandleMsg:
             return self._candle(msg.data)
-        if cls is _ErrorMsg:
+        if msg.__class__ is _ErrorMsg:
             raise FrameError(f"error message from Hyperliquid: {bytes(msg.data).decode()}")
         return []
 
@@ -284,7 +284,7 @@ class HyperliquidAdapter:
             raise FrameError(f"bad metaAndAssetCtxs: {exc}") from None
         if len(meta.universe) != len(ctxs):
             raise FrameError(f"metaAndAssetCtxs: {len(meta.universe)} assets but {len(ctxs)} contexts")
-        volumes = {a.name: c.dayNtlVlm for a, c in zip(meta.universe, ctxs) if not a.isDelisted}
+        volumes = {a.name: c.dayNtlVlm for a, c in zip(meta.universe, ctxs, strict=True) if not a.isDelisted}
         ranked = sorted(volumes.items(), key=lambda kv: (-kv[1], kv[0]))
         return [UniverseEntry(symbol, volume) for symbol, volume in ranked]
 

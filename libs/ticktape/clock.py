@@ -1,9 +1,11 @@
 """Clocks. Cores never read time; shells choose a clock once at start-up (LiveClock in services,
-ManualClock in replay and tests) and pass timestamps in through events."""
+ManualClock in replay and tests) and pass timestamps in through events.
+
+Cores import this module for its units, so it never reads the wall clock itself: LiveClock lives
+with the service shells, in ticktape.runtime (the core purity gate checks this module)."""
 
 from __future__ import annotations
 
-import time
 from typing import Protocol
 
 NS_PER_MS = 1_000_000
@@ -13,11 +15,6 @@ MINUTE_NS = 60 * NS_PER_S
 
 class Clock(Protocol):
     def now_ns(self) -> int: ...
-
-
-class LiveClock:
-    def now_ns(self) -> int:
-        return time.time_ns()
 
 
 class ManualClock:

@@ -18,9 +18,10 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 import yaml
 
+from ticktape import registry
+
 EXIT_CONFIG = 78  # EX_CONFIG: the supervisor does not restart a service that exits with it
 
-SERVICE_SECTIONS = ("market_data", "symbol_registry", "signal", "risk", "execution", "audit", "archive")
 ENV_ALIASES = {
     "TICKTAPE_NATS_URL": ("nats", "url"),
     "TICKTAPE_PG_DSN": ("postgres", "dsn"),
@@ -81,6 +82,11 @@ COMMON_KEYS = tuple(
 )
 
 
+def service_sections() -> tuple[str, ...]:
+    """One configuration section per registered service (ticktape.registry), in start order."""
+    return registry.names()
+
+
 def config_path(env: Mapping[str, str] | None = None) -> Path | None:
     env = os.environ if env is None else env
     explicit = env.get("TICKTAPE_CONFIG")
@@ -112,7 +118,7 @@ def load_raw(path: Path | None = None, env: Mapping[str, str] | None = None) -> 
             keys = tuple(part.lower() for part in name[len("TICKTAPE_") :].split("__"))
         if keys:
             _set_path(doc, keys, _parse_env_value(name, value))
-    allowed = set(COMMON_KEYS) | set(SERVICE_SECTIONS)
+    allowed = set(COMMON_KEYS) | set(service_sections())
     for key in doc:
         if key not in allowed:
             raise ConfigError(f"{key}: unknown section; allowed: {', '.join(sorted(allowed))}")

@@ -1,19 +1,17 @@
-"""The decision cores a replay runs, found through the `ticktape.cores` entry-point group.
+"""The decision cores a replay runs, found through the service registry (ticktape.registry).
 
-Each consuming service registers a factory `core_spec(raw_config) -> CoreSpec` in pyproject.toml,
-so the kernel (replay, verify, what-if) runs the same cores as the live services without ever
+Each core service names a factory `core_spec(raw_config) -> CoreSpec` in its registry entry, so
+the kernel (replay, verify, what-if) runs the same cores as the live services without ever
 importing a service module by name."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Protocol
 
+from ticktape import registry
 from ticktape.events import Envelope, Event
-
-GROUP = "ticktape.cores"
 
 
 class Core(Protocol):
@@ -29,10 +27,6 @@ class CoreSpec:
 
 
 def load_specs(raw_config: Mapping[str, Any], names: Sequence[str] | None = None) -> list[CoreSpec]:
-    """Fresh cores built from the raw configuration document, in pipeline order."""
-    found = {ep.name: ep for ep in entry_points(group=GROUP)}
-    order = [n for n in ("signal", "risk", "execution") if n in found] + sorted(
-        n for n in found if n not in ("signal", "risk", "execution")
-    )
-    wanted = [n for n in order if names is None or n in names]
-    return [found[n].load()(dict(raw_config)) for n in wanted]
+    """Fresh cores built from the raw configuration document, in pipeline (registry) order."""
+    cores = [info for info in registry.of_kind("core") if names is None or info.name in names]
+    return [registry.core_spec_factory(info)(dict(raw_config)) for info in cores]

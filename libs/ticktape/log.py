@@ -7,11 +7,12 @@ import sys
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict
 
 _configured = False
 
 
-def _add_trace(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _add_trace(_: Any, __: str, event_dict: EventDict) -> EventDict:
     from opentelemetry import trace
 
     span = trace.get_current_span()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -22,10 +23,17 @@ from ticktape import log as logmod
 from ticktape import telemetry
 from ticktape.bus.connect import connect
 from ticktape.bus.provision import ensure_streams
-from ticktape.clock import Clock, LiveClock
+from ticktape.clock import Clock
 from ticktape.metrics import ServiceMetrics
 
 C = TypeVar("C")
+
+
+class LiveClock:
+    """The wall clock, for service shells (cores get time only through events)."""
+
+    def now_ns(self) -> int:
+        return time.time_ns()
 
 
 @dataclass
@@ -68,7 +76,7 @@ async def open_runtime(name: str, common: cfg.CommonSettings, raw: dict[str, Any
 def run(
     name: str,
     load_config: Callable[[dict[str, Any]], C],
-    serve: Callable[[Runtime, C], Awaitable[None]],
+    serve: Callable[[Runtime, C], Coroutine[Any, Any, None]],
 ) -> None:
     """Entry point of a service process."""
     common, raw, service_config = load(name, load_config)
@@ -100,7 +108,8 @@ def run(
         finally:
             try:
                 await asyncio.wait_for(rt.nc.drain(), timeout=5)
-            except Exception:
+            except Exception as exc:  # noqa: BLE001 - shutdown: whatever failed the drain, close the connection
+                rt.log.warning("drain failed; closing the connection", error=repr(exc))
                 await rt.nc.close()
             telemetry.shutdown()
             rt.log.info("service stopped")

@@ -27,6 +27,7 @@ from nats.js.errors import NotFoundError
 
 from ticktape import ids
 from ticktape.config import NatsSettings
+from ticktape.depset import dependency_set
 from ticktape.events import SessionStarted, SessionStopped
 
 # SessionStopped.reason values. Only "stopped" promises that every recorded input was processed.
@@ -150,6 +151,7 @@ def started_event(
     *,
     code: str,
     services: Sequence[str],
+    dependencies: str = "",
     ts_ns: int,
     host: str = "",
     causation_id: str | None = None,
@@ -167,6 +169,7 @@ def started_event(
         code_version=code,
         services=tuple(services),
         host=host,
+        dependencies=dependencies,
     )
 
 
@@ -198,6 +201,7 @@ class SessionRecorder:
             self.session_id,
             self.config_json,
             code=code_version(),
+            dependencies=dependency_set(),
             services=self.services,
             ts_ns=time.time_ns(),
             host=socket.gethostname(),

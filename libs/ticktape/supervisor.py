@@ -13,11 +13,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ticktape.config import EXIT_CONFIG, SERVICE_SECTIONS
+from ticktape import registry
+from ticktape.config import EXIT_CONFIG
 
 RESTART_MIN_S = 0.5
 RESTART_MAX_S = 10.0
@@ -41,7 +42,7 @@ class Supervisor:
         self,
         env: dict[str, str],
         run_dir: Path,
-        services: tuple[str, ...] = SERVICE_SECTIONS,
+        services: Sequence[str] | None = None,
         extra_args: dict[str, list[str]] | None = None,
         *,
         stop_first: tuple[str, ...] = (),
@@ -60,9 +61,10 @@ class Supervisor:
         self.stop_last = stop_last
         self.before_last = before_last
         self.drain_last = drain_last
+        # every registered service unless told which, each run as `python -m <its module>`
         self.children = [
-            Child(name, [sys.executable, "-m", f"services.{name}", *(extra_args or {}).get(name, [])])
-            for name in services
+            Child(name, [sys.executable, "-m", registry.get(name).module, *(extra_args or {}).get(name, [])])
+            for name in (registry.names() if services is None else services)
         ]
         self.stopping = False
         self.exit_code = 0
@@ -130,9 +132,13 @@ class Supervisor:
         self._stop(rest, timeout)
         if self.before_last is not None:
             self.before_last()
-        if last and self.drain_last is not None and self.exit_code == 0:
-            if not self.drain_last(lambda: any(c.process is not None and c.process.poll() is None for c in last)):
-                self._say("archivers still had input pending when the drain timed out")
+        if (
+            last
+            and self.drain_last is not None
+            and self.exit_code == 0
+            and not self.drain_last(lambda: any(c.process is not None and c.process.poll() is None for c in last))
+        ):
+            self._say("archivers still had input pending when the drain timed out")
         self._stop(last, timeout)
 
     def _stop(self, children: list[Child], timeout: float) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.propagators.textmap import DefaultGetter, DefaultSetter
+from opentelemetry.propagators.textmap import DefaultGetter, DefaultSetter, Setter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
@@ -21,7 +22,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 _propagator = TraceContextTextMapPropagator()
 _getter = DefaultGetter()
-_setter = DefaultSetter()
+# DefaultSetter is typed for MutableMapping[str, str | list[str]], which (invariance) a
+# dict[str, str] is not; it only ever stores the str values the propagator gives it.
+_setter = cast("Setter[dict[str, str]]", DefaultSetter())
 _provider: TracerProvider | None = None
 
 

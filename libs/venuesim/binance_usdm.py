@@ -47,13 +47,13 @@ def kline_event(series: Series, i: int, event_ms: int, closed: bool) -> dict[str
     closed=False: the first in-progress frame of the bar: the recorded open as o/h/l/c, zero volume
     and no trades (f = L = -1, as Binance sends for a kline without trades). We have only 1m bars, so
     intermediate updates would be invented; consumers must act on `x: true` anyway."""
-    t, o, h, l, c, v, close_t, q, n, taker_v, taker_q, _ = series.bars.fields(i)
+    t, o, h, lo, c, v, close_t, q, n, taker_v, taker_q, _ = series.bars.fields(i)
     symbol = series.symbol
     if closed:
         first, last = series.trade_ids(i)
         k = {
             "t": int(t), "T": int(close_t), "s": symbol, "i": INTERVAL, "f": first, "L": last,
-            "o": o, "c": c, "h": h, "l": l, "v": v, "n": int(n),
+            "o": o, "c": c, "h": h, "l": lo, "v": v, "n": int(n),
             "x": True, "q": q, "V": taker_v, "Q": taker_q, "B": "0",
         }  # fmt: skip
     else:

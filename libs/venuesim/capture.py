@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import io
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import msgspec
 
@@ -67,7 +67,7 @@ _decode_coins = msgspec.json.Decoder(list[_Coin]).decode
 _decode_candle = msgspec.json.Decoder(_CandleData).decode
 
 
-def open_capture(path: Path) -> IO[bytes]:
+def open_capture(path: Path) -> io.BufferedIOBase:
     """The file's bytes, gunzipped when it starts with the gzip magic (whatever its name)."""
     with path.open("rb") as fh:
         magic = fh.read(2)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import re
 import sqlite3
@@ -96,11 +97,11 @@ def read_octobot(path: Path, only: str | None = None) -> dict[str, list[Row]]:
         if wanted and sym != wanted:
             continue
         try:
-            t, o, h, l, c, v = json.loads(candle, parse_float=str, parse_int=str)  # keep the number text
+            t, o, h, lo, c, v = json.loads(candle, parse_float=str, parse_int=str)  # keep the number text
             open_ms = int(Decimal(t) * 1000)
         except (ValueError, TypeError, ArithmeticError):
             raise ConvertError(f"{path}: {pair} candle is not [t, o, h, l, c, v]: {candle!r:.80}") from None
-        out.setdefault(sym, []).append((open_ms, o, h, l, c, v))
+        out.setdefault(sym, []).append((open_ms, o, h, lo, c, v))
     return out
 
 
@@ -122,7 +123,8 @@ def read_lean(path: Path, symbol: str | None = None) -> dict[str, list[Row]]:
                     continue
                 if len(cols) != 6 or not cols[0].isdigit():
                     raise ConvertError(f"{path}:{entry}:{lineno}: expected ms,open,high,low,close,volume")
-                out.setdefault(sym, []).append((midnight_ms + int(cols[0]), *cols[1:6]))  # type: ignore[arg-type]
+                ms, o, h, lo, c, v = cols
+                out.setdefault(sym, []).append((midnight_ms + int(ms), o, h, lo, c, v))
     return out
 
 
@@ -143,7 +145,7 @@ def read_freqtrade(path: Path, symbol: str | None = None) -> dict[str, list[Row]
         raise ConvertError(f"{path}: expected [[ts_ms, o, h, l, c, v], ...]")
     rows: list[Row] = [(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in data]
     times = sorted(r[0] for r in rows)
-    if len(times) > 1 and min(b - a for a, b in zip(times, times[1:])) != MINUTE_MS:
+    if len(times) > 1 and min(b - a for a, b in itertools.pairwise(times)) != MINUTE_MS:
         raise ConvertError(f"{path}: not 1m bars (smallest step is not 60000 ms)")
     return {symbol.replace("/", "").upper(): rows}
 
@@ -160,11 +162,11 @@ def write_binance_csvs(symbol: str, rows: list[Row], outdir: Path) -> list[Path]
     days: dict[int, list[str]] = {}
     for t, *values in by_time.values():
         try:
-            o, h, l, c, v = (_plain(x) for x in values)
-            quote = Decimal(v) * (Decimal(o) + Decimal(h) + Decimal(l) + Decimal(c)) / 4
+            o, h, lo, c, v = (_plain(x) for x in values)
+            quote = Decimal(v) * (Decimal(o) + Decimal(h) + Decimal(lo) + Decimal(c)) / 4
         except (InvalidOperation, TypeError):
             raise ConvertError(f"{symbol}: bar at {t} has a non-numeric value: {values}") from None
-        line = f"{t},{o},{h},{l},{c},{v},{t + MINUTE_MS - 1},{quote.quantize(Decimal('1e-8')):f},0,0,0,0\n"
+        line = f"{t},{o},{h},{lo},{c},{v},{t + MINUTE_MS - 1},{quote.quantize(Decimal('1e-8')):f},0,0,0,0\n"
         days.setdefault(t // DAY_MS, []).append(line)
     written = []
     for day, lines in days.items():

@@ -44,12 +44,12 @@ def number(text: str) -> str:
 def candle(series: Series, i: int, closed: bool) -> dict[str, Any]:
     """Bar i as a candle. closed=False: the candle as it opens (o = h = l = c = open, no volume, no
     trades): the bars hold no intermediate states, so nothing else would be honest."""
-    t, o, h, l, c, v, close_t, _, n, *_ = series.bars.fields(i)
+    t, o, h, lo, c, v, close_t, _, n, *_ = series.bars.fields(i)
     if not closed:
-        h = l = c = o
+        h = lo = c = o
         v, n = "0", "0"
     return {
-        "T": int(close_t), "c": number(c), "h": number(h), "i": INTERVAL, "l": number(l), "n": int(n),
+        "T": int(close_t), "c": number(c), "h": number(h), "i": INTERVAL, "l": number(lo), "n": int(n),
         "o": number(o), "s": series.symbol, "t": int(t), "v": number(v),
     }  # fmt: skip
 

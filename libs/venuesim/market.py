@@ -35,8 +35,8 @@ class Series:
         if self._precision is None:
             price = qty = quote = 0
             for line in self.bars.lines:
-                _, o, h, l, c, v, _, q, *_ = line.split(",")
-                price = max(price, decimals(o), decimals(h), decimals(l), decimals(c))
+                _, o, h, lo, c, v, _, q, *_ = line.split(",")
+                price = max(price, decimals(o), decimals(h), decimals(lo), decimals(c))
                 qty, quote = max(qty, decimals(v)), max(quote, decimals(q))
             self._precision = (price, qty, quote)
         return self._precision

@@ -28,7 +28,7 @@ from venuesim.feed import Hub
 from venuesim.hyperliquid import CandleFrames
 from venuesim.injector import Injector
 from venuesim.market import Market
-from venuesim.pump import KlineFrames, run_pump
+from venuesim.pump import BarFrames, KlineFrames, run_pump
 from venuesim.replay import CaptureError, capture_start_ns, run_replay
 from venuesim.rest import Rest
 from venuesim.rest_hyperliquid import HyperliquidRest
@@ -136,7 +136,11 @@ class VenueSim:
         self._venue_started = {venue: asyncio.Event() for venue in ALL}
         if self._start_at_boot or self.clock.started:
             self.start_clock()
-        frames = {BINANCE_USDM: KlineFrames(), BINANCE_SPOT: KlineFrames(), HYPERLIQUID: CandleFrames()}
+        frames: dict[str, BarFrames] = {
+            BINANCE_USDM: KlineFrames(),
+            BINANCE_SPOT: KlineFrames(),
+            HYPERLIQUID: CandleFrames(),
+        }
         tasks = [
             asyncio.create_task(
                 run_pump(

@@ -15,6 +15,7 @@ retention; the audit log covers the decisions (bars through fills) and the dead 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,10 +132,8 @@ class Archiver:
             except _TRANSIENT as exc:
                 self.metrics.base.error("archive")
                 self.log.warning("archiving failed; resuming from the stored head", error=repr(exc), retry_in_s=delay)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
                 delay = min(delay * 2, RETRY_MAX_S)
 
     async def _serve(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
@@ -152,10 +151,8 @@ class Archiver:
                 await self.store(conn, msgs)
             await self.checkpoint(conn, "shutdown")
         finally:
-            try:
+            with contextlib.suppress(OSError, nats.errors.Error):  # the connection is closing or gone
                 await sub.unsubscribe()
-            except Exception:
-                pass
 
     async def start(self, conn: psycopg.AsyncConnection[Any]) -> ChainState:
         """Load the stored head and point the durable consumer right after it."""

@@ -20,6 +20,7 @@ from ticktape.events import (
     PositionUpdated,
     ResumeTrading,
 )
+from ticktape.events.envelope import EnvelopeFields
 from ticktape.memo import InputMemo
 
 FILTER_SUBJECTS: tuple[str, ...] = (
@@ -252,7 +253,7 @@ def _caused_by(
     ts_event: int | None = None,
     chain: Envelope | None = None,
     causation_id: str | None = None,
-) -> dict[str, object]:
+) -> EnvelopeFields:
     """Envelope fields of an output triggered by `cause`: id derived from it, its times, and
     the correlation of `chain` (the order's approval, so a fill stays in the bar->signal->order
     chain) or else of the cause itself; causation_id defaults to the cause."""

@@ -113,12 +113,12 @@ class MarketDataCore:
         and newer than the last published one, oldest first, marked backfilled. Call again
         from backfill_start_ms until it returns []."""
         klines = sorted(self.adapter.parse_backfill(body, symbol, self.timeframe), key=lambda k: k.open_time)
-        out: list[MarketEvent] = []
+        out: list[BarClosed] = []
         for kline in klines:
             if kline.close_time >= now_ms:
                 break  # the bar still forming (venues return it last)
             self._publish(kline, ts_init, True, out)
-        return out  # type: ignore[return-value]
+        return out
 
     def backfill_request(self, rest_url: str, symbol: str, *, limit: int, now_ms: int) -> HttpRequest:
         """The REST call that fetches the bars after the last published one (or the most
@@ -162,7 +162,7 @@ class MarketDataCore:
     def symbols(self) -> Iterable[str]:
         return self._last.keys()
 
-    def _publish(self, k: Kline, ts_init: int, backfilled: bool, out: list[MarketEvent]) -> None:
+    def _publish(self, k: Kline, ts_init: int, backfilled: bool, out: list[BarClosed] | list[MarketEvent]) -> None:
         open_ns = k.open_time * NS_PER_MS
         if open_ns <= self._last.get(k.symbol, -1):
             return

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
+import nats.errors
 from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
@@ -82,7 +84,7 @@ class VenueFeed:
             while not self.rt.stop.is_set():
                 try:
                     msg = await sub.next_msg(timeout=0.5)
-                except Exception:  # nats TimeoutError: nothing new
+                except nats.errors.Error:  # TimeoutError: nothing new; reconnecting: the ordered consumer resumes
                     continue
                 try:
                     event = decode(msg.data)
@@ -178,7 +180,7 @@ class VenueFeed:
             raw = await self.rt.js.get_last_msg(self.rt.common.nats.stream, subject)
         except NotFoundError:
             return
-        event = decode(raw.data)
+        event = decode(raw.data or b"")  # nats-py gives None for an empty payload
         if isinstance(event, BarClosed):
             self.core.seed_last(symbol, event.open_time)
 
@@ -210,7 +212,7 @@ class VenueFeed:
         await self.publisher.publish(letter)
         self.rt.metrics.dead_lettered()
 
-    async def publish(self, events: list[BarClosed | TradeTick]) -> None:
+    async def publish(self, events: Sequence[BarClosed | TradeTick]) -> None:
         for event in events:
             if isinstance(event, BarClosed):  # bars start traces; trades are too many to trace
                 with self.tracer.start_as_current_span(

@@ -4,6 +4,7 @@ md.status.<venue> health events, clean drain on stop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import aiohttp
@@ -21,10 +22,8 @@ def load(raw: dict[str, Any]) -> MarketDataConfig:
 
 async def _report(rt: runtime.Runtime, feeds: list[VenueFeed], publisher: PipelinedPublisher, interval: float) -> None:
     while not rt.stop.is_set():
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(rt.stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass
         for feed in feeds:
             await publisher.publish(feed.status())
         await publisher.flush()
@@ -33,10 +32,8 @@ async def _report(rt: runtime.Runtime, feeds: list[VenueFeed], publisher: Pipeli
 async def _flusher(rt: runtime.Runtime, publisher: PipelinedPublisher) -> None:
     """Settle acks regularly so a failed publish is retried within a fraction of a second."""
     while not rt.stop.is_set():
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(rt.stop.wait(), timeout=0.2)
-        except TimeoutError:
-            pass
         await publisher.flush()
 
 

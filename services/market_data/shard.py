@@ -10,11 +10,13 @@ one; a connection is renewed before the venue's maximum connection age."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+from structlog.typing import FilteringBoundLogger
 
 from exchanges.base import VenueAdapter
 from ticktape.events import ShardStatus
@@ -54,7 +56,7 @@ class Shard:
         limiter: ConnectLimiter,
         backoff_initial: float,
         backoff_max: float,
-        log: object,
+        log: FilteringBoundLogger,
         rng: random.Random,
     ) -> None:
         self.index = index
@@ -218,7 +220,5 @@ class Shard:
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

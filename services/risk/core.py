@@ -28,6 +28,7 @@ from ticktape.events import (
     ResumeTrading,
     SignalGenerated,
 )
+from ticktape.events.envelope import EnvelopeFields
 from ticktape.events.risk import OrderSide
 from ticktape.memo import InputMemo
 
@@ -245,7 +246,7 @@ class RiskCore:
         )
 
 
-def _caused_by(cause: Envelope, handler: str, index: int = 0) -> dict[str, object]:
+def _caused_by(cause: Envelope, handler: str, index: int = 0) -> EnvelopeFields:
     """Envelope fields of an output of `cause`: derived id, the cause's times, same chain."""
     return {
         "event_id": ids.child_id(cause.event_id, handler, index),

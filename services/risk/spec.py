@@ -1,4 +1,4 @@
-"""Registers this service's core for replay (entry point group ticktape.cores)."""
+"""This service's core for replay: the core_spec its registry entry names (ticktape.registry)."""
 
 from __future__ import annotations
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, assert_never
 
 from services.signal.config import EmaCrossConfig, EnsembleConfig, Head, StrategyConfig
 from services.signal.ema import Ema
@@ -102,13 +101,12 @@ def _ensemble(cfg: EnsembleConfig) -> Strategy:
     return EnsembleStrategy(cfg.name, cfg.heads, cfg.k, allow_short=cfg.allow_short)
 
 
-# config `kind` tag -> factory; a new kind needs a config struct in StrategyConfig and an entry.
-STRATEGY_KINDS: dict[str, Callable[[StrategyConfig], Strategy]] = {
-    "ema_cross": _ema_cross,  # type: ignore[dict-item]
-    "ensemble": _ensemble,  # type: ignore[dict-item]
-}
-
-
 def build(cfg: StrategyConfig) -> Strategy:
-    """Instantiate the strategy a config entry describes."""
-    return STRATEGY_KINDS[type(cfg).__struct_config__.tag](cfg)  # type: ignore[index]
+    """Instantiate the strategy a config entry describes. A new kind needs a config struct in
+    StrategyConfig and a case here (the type checker fails on a kind without one)."""
+    match cfg:
+        case EmaCrossConfig():
+            return _ema_cross(cfg)
+        case EnsembleConfig():
+            return _ensemble(cfg)
+    assert_never(cfg)

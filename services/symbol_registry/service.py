@@ -9,6 +9,7 @@ keep their daily refresh. A database error stops the service (the supervisor res
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,10 +126,8 @@ async def run_venue(
                 "universe refresh failed; retrying", venue=venue.venue, url=rest_url, error=repr(exc), retry_in_s=delay
             )
             wait, delay = delay, min(delay * 2, RETRY_MAX_S)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(rt.stop.wait(), timeout=wait)
-        except TimeoutError:
-            pass
 
 
 async def serve(rt: runtime.Runtime, config: SymbolRegistryConfig) -> None:

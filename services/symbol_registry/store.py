@@ -1,8 +1,9 @@
 """PostgreSQL repository of the symbol registry: current universe per venue and its history.
 
 Every function takes a psycopg.AsyncConnection and runs in its own transaction (a savepoint if
-the caller has one open), so reads never leave a connection idle in a transaction. Snapshots are idempotent on event_id; the current universe always
-reflects the newest snapshot by as_of, so replaying an older event never rolls it back."""
+the caller has one open), so reads never leave a connection idle in a transaction. Snapshots are
+idempotent on event_id; the current universe always reflects the newest snapshot by as_of, so
+replaying an older event never rolls it back."""
 
 from __future__ import annotations
 

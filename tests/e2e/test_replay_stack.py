@@ -15,7 +15,7 @@ import nats
 import pytest
 
 from tests.support.recorded import convert_octobot
-from ticktape import subjects
+from ticktape import registry, subjects
 from ticktape.bus.reader import read_range
 from ticktape.testing.stack import Stack, VenueSim, wait_for
 
@@ -25,7 +25,7 @@ CONFIG = """
 symbol_registry: {top_n: 3}
 telemetry: {log_level: info}
 """
-CORES = ("signal", "risk", "execution")
+CORES = tuple(info.name for info in registry.of_kind("core"))  # in pipeline order
 
 
 @pytest.fixture
@@ -90,7 +90,9 @@ def test_sessions_replay_byte_for_byte_also_after_sigkill_and_restart(tmp_path, 
         for service in CORES:
             old = second.kill(service)
             wait_for(
-                lambda: (second.pid(service) or old) != old and second.alive(second.pid(service)),
+                lambda service=service, old=old: (
+                    (second.pid(service) or old) != old and second.alive(second.pid(service))
+                ),
                 timeout=30,
                 what=f"{service} restarted",
             )

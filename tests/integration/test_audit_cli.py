@@ -5,6 +5,7 @@ fill traced back to its bar."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from dataclasses import dataclass
 
@@ -185,7 +186,7 @@ async def test_trace_a_fill_walks_back_through_order_approval_and_signal_to_the_
         "md.bar.closed",
     ]
     by_id = {e.event_id: e for e in log.events}
-    assert all(by_id[s["causation_id"]].event_id == nxt["event_id"] for s, nxt in zip(chain_, chain_[1:]))
+    assert all(by_id[s["causation_id"]].event_id == nxt["event_id"] for s, nxt in itertools.pairwise(chain_))
     bar = by_id[chain_[-1]["event_id"]]
     assert isinstance(bar, BarClosed) and doc["root_cause"] == bar.event_id and doc["missing_cause"] is None
     assert chain_[0]["fields"]["price"] == fill.price and chain_[0]["subject"] == subjects.for_event(fill)

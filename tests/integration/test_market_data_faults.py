@@ -4,6 +4,8 @@ simulator's input exactly: zero gaps, zero duplicates."""
 
 from __future__ import annotations
 
+import itertools
+
 import aiohttp
 import msgspec
 import psycopg
@@ -74,7 +76,7 @@ async def test_archived_bars_equal_the_input_under_drops_stalls_refusals_malform
             float(bar.volume),
         )
         for venue, symbols in VENUES.items()
-        for symbol, coin in zip(("BTCUSDT", "ETHUSDT"), symbols)
+        for symbol, coin in zip(("BTCUSDT", "ETHUSDT"), symbols, strict=True)
         for bar in (series[symbol][i] for i in range(len(series[symbol])))
     )
     faults = FaultConfig(
@@ -159,7 +161,7 @@ async def test_universe_change_then_subscribed_on_the_live_connection_without_re
     assert len(statuses[-1].shards) == 1 and statuses[-1].shards[0].symbols == 2
     assert all(sh.reconnects == 0 for e in statuses for sh in e.shards)  # never reconnected
     opens = [b.open_time for b in eth]
-    assert opens == sorted(set(opens)) and all(b - a == 60_000_000_000 for a, b in zip(opens, opens[1:]))
+    assert opens == sorted(set(opens)) and all(b - a == 60_000_000_000 for a, b in itertools.pairwise(opens))
 
 
 async def _bars_of(js, other: str, symbol: str):

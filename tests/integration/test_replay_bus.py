@@ -16,6 +16,7 @@ from ticktape import subjects
 from ticktape.bus.provision import ensure_streams
 from ticktape.cli.main import main
 from ticktape.config import NatsSettings
+from ticktape.depset import dependency_set
 from ticktape.infra.nats_server import start_nats_server
 from ticktape.replay.fileformat import SessionFile
 from ticktape.replay.importer import default_prefix, default_stream
@@ -170,3 +171,29 @@ def test_what_if_reads_a_session_from_the_bus(nats_url, recorded, tmp_path):
     assert main(["replay", meta1.session_id, "--config", str(config), "--out", str(out), "--nats", nats_url]) == 0
     (path,) = out.glob("*.ttsession.gz")
     assert main(["replay", str(path), "--verify"]) == 0
+
+
+@pytest.mark.parametrize("recorded_with", ["same", "other", "none"])
+def test_replay_verify_says_when_the_dependency_set_differs_before_comparing(nats_url, tmp_path, capsys, recorded_with):
+    deps = {"same": dependency_set(), "other": "cp311-linux-x86_64:0123456789abcdef", "none": ""}[recorded_with]
+    meta, recs = simulate_session(wave_bars("BTCUSDT", 120), {}, "20250101T000000Z-cccccc", dependencies=deps)
+    assert msgspec.json.decode(recs[0].data)["dependencies"] == deps
+
+    async def publish(js):
+        await ensure_streams(js, NatsSettings(url=nats_url))
+        for rec in recs:
+            await js.publish(rec.subject, rec.data, headers=dict(rec.headers))
+
+    run(publish, nats_url)
+    capsys.readouterr()
+    assert main(["replay", meta.session_id, "--verify", "--nats", nats_url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    notes = [i for i, line in enumerate(lines) if line.startswith("note: ") and "dependency set" in line]
+    if recorded_with == "same":
+        assert not notes
+    else:
+        assert notes and notes[0] < next(i for i, line in enumerate(lines) if line.startswith("session "))
+        assert (deps or "names no dependency set") in lines[notes[0]] and dependency_set() in lines[notes[0]]
+    assert main(["replay", meta.session_id, "--verify", "--nats", nats_url, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["dependencies"] == {"recorded": deps, "current": dependency_set(), "same": recorded_with == "same"}

@@ -14,6 +14,7 @@ from ticktape.bus.provision import ensure_streams
 from ticktape.bus.publisher import publish_batch
 from ticktape.cli.main import main
 from ticktape.config import NatsSettings
+from ticktape.depset import dependency_set
 from ticktape.events import SessionStarted, SessionStopped
 from ticktape.events.codec import decode
 from ticktape.sessions import STOPPED, SessionRecorder, wait_drained
@@ -69,6 +70,7 @@ def test_a_session_is_recorded_around_its_events_and_listed(nats_url, capsys):
     assert row["session_id"] == recorder.session_id and row["status"] == STOPPED
     assert row["config_hash"] == recorder.config_hash == started.config_hash
     assert row["code_version"] == started.code_version and row["events"] == 3
+    assert row["dependencies"] == started.dependencies == dependency_set()
     assert row["started_ns"] == started.ts_event <= row["stopped_ns"] == stopped.ts_event
     assert row["services"] == ["market_data", "signal"]
 

@@ -27,7 +27,7 @@ def replay_mismatches(recorded: Sequence[tuple[str, ev.Event]]) -> dict[str, str
 
 
 def _first_difference(live: Sequence[ev.Event], replayed: Sequence[ev.Event]) -> str:
-    for i, (a, b) in enumerate(zip(live, replayed)):
+    for i, (a, b) in enumerate(zip(live, replayed, strict=False)):  # the common prefix; lengths below
         if encode(a) != encode(b):
             return f"event {i} differs:\n live:   {encode(a)!r}\n replay: {encode(b)!r}"
     if len(live) != len(replayed):

@@ -178,7 +178,7 @@ def test_aggregates_equal_a_pandas_resample_of_real_one_minute_bars(
         ref = reference(bars, tf)
         got = ours[tf]
         assert [b.open_time for b in got] == list(ref.index.as_unit("ns").asi8), (name, tf)
-        for bar, (_, r) in zip(got, ref.iterrows()):
+        for bar, (_, r) in zip(got, ref.iterrows(), strict=True):
             window = [b for b in bars if bar.open_time <= b.open_time < bar.open_time + TIMEFRAME_NS[tf]]
             assert (bar.open, bar.high, bar.low, bar.close) == (r.open, r.high, r.low, r.close)
             assert bar.trades == r.trades and bar.backfilled == bool(r.backfilled)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 
 import msgspec
 import pytest
@@ -44,7 +45,7 @@ def test_chain_is_deterministic_and_links_each_row_to_the_previous():
     first, second = build(BARS), build(BARS)
     assert first == second
     assert first[0].prev_hash == GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(first, first[1:]))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(first))
     assert len({r.hash for r in first}) == len(first)
 
 

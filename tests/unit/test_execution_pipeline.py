@@ -37,7 +37,7 @@ from ticktape.testing.data import shared_data
 T0 = 1_700_000_000 * 1_000_000_000
 
 
-def make_bar(open_time: int, o: float, h: float, l: float, c: float, v: float, symbol: str = "BTCUSDT") -> BarClosed:
+def make_bar(open_time: int, o: float, h: float, lo: float, c: float, v: float, symbol: str = "BTCUSDT") -> BarClosed:
     close_time = open_time + MINUTE_NS - NS_PER_MS
     return BarClosed(
         event_id=ids.bar_id("binance", symbol, "1m", open_time),
@@ -50,7 +50,7 @@ def make_bar(open_time: int, o: float, h: float, l: float, c: float, v: float, s
         close_time=close_time,
         open=o,
         high=h,
-        low=l,
+        low=lo,
         close=c,
         volume=v,
         quote_volume=v * c,
@@ -154,8 +154,8 @@ def load_octobot_1m(path: Path) -> list[BarClosed]:
         rows = db.execute("SELECT candle FROM ohlcv WHERE time_frame = '1m' AND symbol = 'BTC/USDT'").fetchall()
     candles: dict[int, list[float]] = {}
     for (raw,) in rows:
-        t, o, h, l, c, v = json.loads(raw)
-        candles[int(t)] = [o, h, l, c, v]
+        t, o, h, lo, c, v = json.loads(raw)
+        candles[int(t)] = [o, h, lo, c, v]
     return [make_bar(t * NS_PER_S, *candles[t]) for t in sorted(candles)]
 
 

@@ -273,7 +273,11 @@ def test_bars_from_every_venue_have_the_same_shape_and_match_the_raw_values() ->
                 if json.loads(r)["data"]["k"]["x"]
             ],
         ),
-        (BINANCE_SPOT, spot_bars, [{"s": "BTCUSDT", **dict(zip(REST_COLUMNS, row))} for row in json.loads(spot_raw)]),
+        (
+            BINANCE_SPOT,
+            spot_bars,
+            [{"s": "BTCUSDT", **dict(zip(REST_COLUMNS, row, strict=False))} for row in json.loads(spot_raw)],
+        ),
         (HYPERLIQUID, hl_bars, json.loads(body)[:23]),
     ]:
         by_open = {(r["s"], int(r["t"])): r for r in raw_rows}

@@ -33,7 +33,7 @@ def test_ema_when_fed_values_then_matches_reference(values: list[float], period:
     expected = reference_ema(values, period)
     assert [g is None for g in got] == [e is None for e in expected]
     scale = max(values, default=0.0)  # the two forms round differently; errors scale with inputs
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         if e is not None:
             assert g == pytest.approx(e, rel=1e-9, abs=1e-12 * scale)
 

@@ -71,8 +71,8 @@ def test_venue_sim_serves_every_venue_under_its_name() -> None:
     [
         (
             {"venues": [{"venue": BINANCE_USDM}, {"venue": "kraken"}]},
-            "symbol_registry.venues[1].venue: Expected `str` matching regex '^(binance_spot|binance_usdm|hyperliquid)$' "
-            "(got 'kraken')",
+            "symbol_registry.venues[1].venue: Expected `str` matching regex "
+            "'^(binance_spot|binance_usdm|hyperliquid)$' (got 'kraken')",
         ),
         ({"venue": "binance"}, "symbol_registry.venue: Expected `str` matching regex"),
         ({"venues": [{"top_n": 3}]}, "symbol_registry.venues[0]: Object missing required field `venue`"),

@@ -254,7 +254,7 @@ def test_hyperliquid_on_real_meta_and_contexts_ranks_perps_by_day_notional_volum
     body, meta, ctxs = hyperliquid_body()
     _, date = cassette_meta()
     event = select_universe(HYPERLIQUID, [body], quote_asset="USDC", top_n=10, date_ms=http_date_ms(date))
-    volumes = {a["name"]: Decimal(c["dayNtlVlm"]) for a, c in zip(meta["universe"], ctxs)}
+    volumes = {a["name"]: Decimal(c["dayNtlVlm"]) for a, c in zip(meta["universe"], ctxs, strict=True)}
     expected = sorted(volumes, key=lambda name: (-volumes[name], name))[:10]
     assert event.symbols == tuple(expected)
     assert event.symbols[:3] == ("BTC", "ETH", "SOL")

@@ -55,9 +55,9 @@ def test_convert_lean_when_real_zip_then_date_and_symbol_from_name(tmp_path):
     bars = load_dir(tmp_path)["BTCBUSD"]
     assert len(bars) == len(lines) == 1440
     for bar, line in ((bars[0], lines[0]), (bars[-1], lines[-1])):
-        ms, o, h, l, c, v = line.split(",")
+        ms, o, h, lo, c, v = line.split(",")
         assert (bar.open_time, bar.open, bar.high, bar.low, bar.close, bar.volume) == (
-            midnight + int(ms), o, h, l, c, v)  # fmt: skip
+            midnight + int(ms), o, h, lo, c, v)  # fmt: skip
 
 
 def test_convert_when_symbol_given_for_lean_then_written_under_that_symbol(tmp_path):

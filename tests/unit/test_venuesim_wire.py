@@ -16,9 +16,9 @@ from venuesim.pump import initial_events
 T0 = 1_699_999_980_000  # a minute boundary
 
 
-def bar(i: int, o: str, h: str, l: str, c: str, v: str, q: str, n: int) -> Bar:
+def bar(i: int, o: str, h: str, lo: str, c: str, v: str, q: str, n: int) -> Bar:
     t = T0 + i * 60_000
-    return Bar(t, o, h, l, c, v, t + 59_999, q, n, "1.000", "100.00")
+    return Bar(t, o, h, lo, c, v, t + 59_999, q, n, "1.000", "100.00")
 
 
 BARS = [

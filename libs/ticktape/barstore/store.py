@@ -119,7 +119,7 @@ async def last_bars(conn: Any, venue: str, symbol: str, timeframe: str, n: int) 
 
 
 def _bar(r: Sequence[Any]) -> BarClosed:
-    d = dict(zip(COLUMNS, r))
+    d = dict(zip(COLUMNS, r, strict=True))
     return BarClosed(
         event_id=d["event_id"],
         ts_event=d["ts_event"],

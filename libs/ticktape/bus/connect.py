@@ -6,6 +6,10 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
+
+# no server, refused, timed out (TimeoutError is an OSError), not NATS, no JetStream (NoResponders, API errors)
+_UNAVAILABLE = (OSError, NatsError)
 
 
 async def connect(url: str, name: str, **kwargs: Any) -> Client:
@@ -24,12 +28,12 @@ async def has_jetstream(url: str, timeout: float = 2.0) -> bool:
     """True when a server answers at url and has JetStream enabled."""
     try:
         nc = await nats.connect(url, connect_timeout=timeout, max_reconnect_attempts=0, allow_reconnect=False)
-    except Exception:
+    except _UNAVAILABLE:
         return False
     try:
         await nc.jetstream(timeout=timeout).account_info()
         return True
-    except Exception:
+    except _UNAVAILABLE:
         return False
     finally:
         await nc.close()

@@ -10,7 +10,7 @@ again with the same ids and dropped by JetStream's duplicate window."""
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -90,8 +90,8 @@ class CoreConsumer:
                 self._remember(event.event_id, telemetry.extract(msg.headers))
                 try:
                     self.core.handle(event)
-                except Exception:  # same treatment as live: the core's own quarantine applies
-                    pass
+                except Exception as exc:  # noqa: BLE001 - as live, where this input was rejected or dead-lettered
+                    self.log.debug("replayed input failed again", event_id=event.event_id, error=repr(exc))
                 count += 1
         self.last_seq = floor
         self.log.info("state rebuilt", ack_floor=floor, replayed=count)
@@ -124,10 +124,8 @@ class CoreConsumer:
                 for msg in msgs:
                     await self.process(msg)
         finally:
-            try:
+            with contextlib.suppress(OSError, nats.errors.Error):  # the connection is closing or gone
                 await sub.unsubscribe()
-            except Exception:
-                pass
 
     async def process(self, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream
@@ -160,7 +158,7 @@ class CoreConsumer:
             except InvalidInput as exc:
                 await self._reject(msg, seq, headers, "invalid_input", str(exc))
                 return
-            except Exception as exc:  # a core bug must not stop the service or lose the input
+            except Exception as exc:  # noqa: BLE001 - a core bug must not stop the service or lose the input
                 self.metrics.error("core")
                 self.log.error("core failed; input dead-lettered", event_id=event.event_id, error=repr(exc))
                 await self._dead_letter(msg, seq, headers, f"core error: {exc!r}", event.event_id)
@@ -210,7 +208,7 @@ class CoreConsumer:
         self._done(seq)
 
     async def _dead_letter(self, msg: Msg, seq: int, headers: dict[str, str], error: str, cause: str | None) -> None:
-        ts = int(msg.metadata.timestamp.timestamp() * 1e9) if msg.metadata.timestamp else time.time_ns()
+        ts = int(msg.metadata.timestamp.timestamp() * 1e9)  # nats-py always parses it from the ack subject
         letter = dead_letter(
             service=self.service,
             source=msg.subject,

@@ -5,6 +5,7 @@ durable right after it on every start, so nothing older is redelivered out of or
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 from nats.js import JetStreamContext
@@ -22,10 +23,8 @@ async def recreate_durable(
     max_ack_pending: int,
     filter_subjects: Sequence[str] | None = None,
 ) -> None:
-    try:
+    with contextlib.suppress(NotFoundError):
         await js.delete_consumer(stream, name)
-    except NotFoundError:
-        pass
     await js.add_consumer(
         stream,
         ConsumerConfig(

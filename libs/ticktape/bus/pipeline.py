@@ -11,6 +11,7 @@ import asyncio
 from collections import deque
 
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 
 from ticktape import subjects
 from ticktape.bus.publisher import msg_headers, publish_batch
@@ -22,7 +23,7 @@ class PipelinedPublisher:
     def __init__(self, js: JetStreamContext, window: int = 2000) -> None:
         self.js = js
         self.window = window
-        self._pending: deque[tuple[asyncio.Future[object], Event, dict[str, str] | None]] = deque()
+        self._pending: deque[tuple[asyncio.Future[PubAck], Event, dict[str, str] | None]] = deque()
         self.published = 0
         self.retried = 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TypedDict
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -12,10 +13,18 @@ from ticktape import subjects
 from ticktape.config import NatsSettings
 
 
+class _CommonStreamSettings(TypedDict):
+    retention: RetentionPolicy
+    storage: StorageType
+    discard: DiscardPolicy
+    num_replicas: int
+    duplicate_window: float
+
+
 def stream_configs(settings: NatsSettings) -> list[StreamConfig]:
     """The events stream (every domain event, in one order) and the dead-letter stream."""
     max_age = settings.max_age_days * 86400.0 if settings.max_age_days else None
-    common = dict(
+    common = _CommonStreamSettings(
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
@@ -59,10 +68,12 @@ async def ensure_streams(js: JetStreamContext, settings: NatsSettings, attempts:
     """Create missing streams; update one only when its settings differ (several services start
     at once, and concurrent no-op updates are wasted work on the server)."""
     for config in stream_configs(settings):
+        name = config.name
+        assert name is not None  # stream_configs names every stream
         for attempt in range(attempts):
             try:
                 try:
-                    info = await js.stream_info(config.name)
+                    info = await js.stream_info(name)
                 except NotFoundError:
                     await js.add_stream(config)
                 else:

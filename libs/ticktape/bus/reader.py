@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import secrets
 from collections.abc import AsyncIterator, Sequence
 
@@ -30,13 +32,15 @@ async def read_range(
     if stop_seq < start_seq:
         return
     name = f"read_{secrets.token_hex(6)}"
+    opt_start_seq: int | None = None
+    opt_start_time: datetime.datetime | None = None
     if start_time_s is not None:
-        import datetime as dt
-
-        when = dt.datetime.fromtimestamp(start_time_s, tz=dt.UTC).isoformat().replace("+00:00", "Z")
-        position = dict(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=when)
+        # nats-py sends it as RFC 3339 in UTC ("...Z"), as the server expects.
+        deliver_policy = DeliverPolicy.BY_START_TIME
+        opt_start_time = datetime.datetime.fromtimestamp(start_time_s, tz=datetime.UTC)
     else:
-        position = dict(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(1, start_seq))
+        deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+        opt_start_seq = max(1, start_seq)
     config = ConsumerConfig(
         name=name,
         ack_policy=AckPolicy.NONE,
@@ -44,7 +48,9 @@ async def read_range(
         inactive_threshold=30.0,
         mem_storage=True,
         max_waiting=1,
-        **position,
+        deliver_policy=deliver_policy,
+        opt_start_seq=opt_start_seq,
+        opt_start_time=opt_start_time,
     )
     await js.add_consumer(stream, config)
     sub = await js.pull_subscribe_bind(consumer=name, stream=stream)
@@ -66,7 +72,6 @@ async def read_range(
                     return
     finally:
         await sub.unsubscribe()
-        try:
+        # gone already, or the connection is: inactive_threshold removes it then
+        with contextlib.suppress(OSError, nats.errors.Error):
             await js.delete_consumer(stream, name)
-        except Exception:
-            pass

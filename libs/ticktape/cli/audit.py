@@ -159,20 +159,31 @@ def run_trace(args: argparse.Namespace) -> int:
             else:
                 print(f"no event {args.event_id} in the audit log")
             return EXIT_FAILED
-        first = found.rows[0]
-        correlation = first.correlation_id or first.event_id
+        first = found.rows[0]  # the event asked for: its event_id is args.event_id
+        correlation: str = first.correlation_id or args.event_id
         correlated, total = await queries.correlated(conn, correlation, limit=max(0, args.limit))
-        kwargs = dict(
-            missing=found.missing,
-            cycle=found.cycle,
-            correlation_id=correlation,
-            correlated=correlated,
-            correlated_total=total,
-        )
         if args.json:
-            print(json.dumps({"found": True, **trace.to_json(args.event_id, found.rows, **kwargs)}, indent=2))
+            doc = trace.to_json(
+                args.event_id,
+                found.rows,
+                missing=found.missing,
+                cycle=found.cycle,
+                correlation_id=correlation,
+                correlated=correlated,
+                correlated_total=total,
+            )
+            print(json.dumps({"found": True, **doc}, indent=2))
         else:
-            print(trace.to_text(args.event_id, found.rows, **kwargs))
+            text = trace.to_text(
+                args.event_id,
+                found.rows,
+                missing=found.missing,
+                cycle=found.cycle,
+                correlation_id=correlation,
+                correlated=correlated,
+                correlated_total=total,
+            )
+            print(text)
         return EXIT_OK
 
     return _run(args, body)

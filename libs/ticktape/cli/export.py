@@ -10,10 +10,14 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ticktape import config as cfg
 from ticktape.cli.sessions import add_bus_args, bus_settings, describe_error
 from ticktape.replay.fileformat import SUFFIX, Header, SessionFileError, SessionWriter, check_session_file
+
+if TYPE_CHECKING:
+    from ticktape.replay.importer import Imported
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -106,7 +110,7 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _import(url: str, path: Path, stream: str | None, keep: bool):  # type: ignore[no-untyped-def]
+async def _import(url: str, path: Path, stream: str | None, keep: bool) -> Imported:
     from ticktape.replay.catalog import connect
     from ticktape.replay.importer import import_session_file
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ticktape import config as cfg
 from ticktape.cli.sessions import add_bus_args, bus_settings, describe_error
+from ticktape.depset import dependency_set, describe_difference
 from ticktape.replay.fileformat import SUFFIX, SessionFileError
 from ticktape.replay.records import SessionMeta
 from ticktape.replay.source import Source, open_source
@@ -92,6 +93,10 @@ async def _verify(arg: str, url: str, stream: str, as_json: bool = False) -> int
     from ticktape.replay.verify import Verifier
 
     async with open_source(arg, url, stream) as src:
+        deps_note = describe_difference(src.meta.dependencies, dependency_set())
+        if deps_note and not as_json:
+            # Said before any byte is compared, so a mismatch below is read in that light.
+            print(deps_note, flush=True)
         specs = _load_specs(src, src.meta.config_doc(), src.meta.services or None)
         verifier = Verifier(specs, src.meta)
         progress = Progress(src.total, "replay")
@@ -119,6 +124,11 @@ def result_doc(meta: SessionMeta, result: VerifyResult) -> dict[str, Any]:
         "ok": result.ok,
         "session_id": meta.session_id,
         "config_hash": meta.config_hash,
+        "dependencies": {
+            "recorded": meta.dependencies,
+            "current": dependency_set(),
+            "same": meta.dependencies == dependency_set(),
+        },
         "messages": result.messages,
         "cores": list(result.cores),
         "families": [
@@ -162,7 +172,7 @@ def print_table(result: VerifyResult) -> None:
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     for core, n in sorted(result.unconfirmed.items()):
         print(
             f"unconfirmed: {core} replay produced {n} more event(s) from input live had not processed "
@@ -203,7 +213,7 @@ async def _what_if(arg: str, url: str, stream: str, other: Path, out_dir: Path) 
     doc = cfg.load_raw(path=other, env={})
     async with open_source(arg, url, stream) as src:
         config = merge_config(src.meta.config_doc(), doc)
-        run = WhatIf(src.meta, config, _load_specs(src, config, None), code_version())
+        run = WhatIf(src.meta, config, _load_specs(src, config, None), code_version(), dependency_set())
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{run.session_id}{SUFFIX}"
         report = ReportBuilder()

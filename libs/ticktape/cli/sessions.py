@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
@@ -87,6 +87,7 @@ async def _rows(url: str, stream: str) -> list[dict[str, Any]]:
                     "status": entry.status,
                     "config_hash": m.config_hash,
                     "code_version": m.code_version,
+                    "dependencies": m.dependencies,
                     "start_seq": m.start_seq,
                     "end_seq": entry.end_seq,
                     "events": events,

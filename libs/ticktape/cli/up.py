@@ -6,14 +6,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import msgspec
 
 from ticktape import config as cfg
-from ticktape import sessions
-from ticktape.corespec import GROUP
+from ticktape import registry, sessions
 from ticktape.infra.nats_server import InfraError
 from ticktape.infra.stack import ensure_nats, ensure_postgres
 from ticktape.supervisor import Supervisor, child_env
@@ -53,13 +51,13 @@ def run(args: argparse.Namespace) -> int:
         return cfg.EXIT_CONFIG
     home = Path(common.home).resolve()
     home.mkdir(parents=True, exist_ok=True)
-    services = tuple(s.strip() for s in args.services.split(",")) if args.services else cfg.SERVICE_SECTIONS
-    unknown = [s for s in services if s not in cfg.SERVICE_SECTIONS]
+    known = registry.names()
+    wanted = {s.strip() for s in args.services.split(",")} if args.services else set(known)
+    unknown = sorted(wanted - set(known))
     if unknown:
-        print(
-            f"ticktape up: unknown service {unknown[0]!r}; allowed: {', '.join(cfg.SERVICE_SECTIONS)}", file=sys.stderr
-        )
+        print(f"ticktape up: unknown service {unknown[0]!r}; allowed: {', '.join(known)}", file=sys.stderr)
         return 2
+    services = tuple(s for s in known if s in wanted)  # started in the registry's order
     try:
         nats_url, nats_server = ensure_nats(common)
         pg_dsn, pg_server = ensure_postgres(common)
@@ -79,14 +77,10 @@ def run(args: argparse.Namespace) -> int:
             nats_server.stop()
 
 
-# Archivers: stopped last, after the session's stop record, once they have stored everything.
-SINKS = ("audit", "archive")
-SINK_DURABLES = ("audit", "archive_bars")
-
-
 def _run_session(env: dict[str, str], home: Path, services: tuple[str, ...], nats: cfg.NatsSettings) -> int:
-    """Record the session around the supervisor: consumers (services with a replayable core)
-    stop after the producers, once they have drained their input."""
+    """Record the session around the supervisor: the producers stop first; the cores (services
+    with a replayable core) once their durables have drained their input; the sinks (archivers)
+    last, after the session's stop record, once they have stored everything (ticktape.registry)."""
     try:
         recorder = sessions.SessionRecorder(nats, cfg.load_raw(env=env), services)
         recorder.start()
@@ -98,9 +92,11 @@ def _run_session(env: dict[str, str], home: Path, services: tuple[str, ...], nat
         return 1
     env = dict(env, TICKTAPE_SESSION_ID=recorder.session_id)
     print(f"ticktape up: session {recorder.session_id} (config {recorder.config_hash})", flush=True)
-    cores = {ep.name for ep in entry_points(group=GROUP)}
-    consumers = tuple(s for s in services if s in cores)
-    sinks = tuple(s for s in services if s in SINKS)
+    infos = [registry.get(s) for s in services]
+    producers = tuple(i.name for i in infos if i.kind == "producer")
+    core_durables = tuple(d for i in infos if i.kind == "core" for d in i.durables)
+    sinks = tuple(i.name for i in infos if i.kind == "sink")
+    sink_durables = tuple(d for i in infos if i.kind == "sink" for d in i.durables)
     stopped: list[str] = []
 
     def record_stop() -> None:
@@ -121,11 +117,11 @@ def _run_session(env: dict[str, str], home: Path, services: tuple[str, ...], nat
         env,
         home / "run",
         services,
-        stop_first=tuple(s for s in services if s not in cores and s not in SINKS),
-        drain=lambda alive: recorder.drain(consumers, alive),
+        stop_first=producers,
+        drain=lambda alive: recorder.drain(core_durables, alive),
         stop_last=sinks,
         before_last=record_stop,
-        drain_last=lambda alive: recorder.drain(SINK_DURABLES, alive),
+        drain_last=lambda alive: recorder.drain(sink_durables, alive),
     )
     code = supervisor.run()
     if not stopped:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Union
-
 from ticktape.events.control import EmergencyStop, ResumeTrading
 from ticktape.events.dlq import DeadLettered
 from ticktape.events.envelope import Envelope
@@ -40,25 +38,25 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     SessionStopped,
 )
 
-Event = Union[
-    BarClosed,
-    UniverseUpdated,
-    SignalGenerated,
-    OrderApproved,
-    OrderRejected,
-    OrderSubmitted,
-    OrderCanceled,
-    OrderFilled,
-    PositionUpdated,
-    AccountUpdated,
-    EmergencyStop,
-    ResumeTrading,
-    DeadLettered,
-    TradeTick,
-    MarketDataStatus,
-    SessionStarted,
-    SessionStopped,
-]
+Event = (
+    BarClosed
+    | UniverseUpdated
+    | SignalGenerated
+    | OrderApproved
+    | OrderRejected
+    | OrderSubmitted
+    | OrderCanceled
+    | OrderFilled
+    | PositionUpdated
+    | AccountUpdated
+    | EmergencyStop
+    | ResumeTrading
+    | DeadLettered
+    | TradeTick
+    | MarketDataStatus
+    | SessionStarted
+    | SessionStopped
+)
 
 
 def type_tag(cls: type[Envelope]) -> str:

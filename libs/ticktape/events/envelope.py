@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import msgspec
 
 
@@ -20,3 +22,14 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     causation_id: str | None = None
     correlation_id: str | None = None
     version: int = 1
+
+
+class EnvelopeFields(TypedDict):
+    """The envelope fields a core derives for an output from its input, passed on as
+    `SomeEvent(**fields, ...)`; a TypedDict so that the checker sees each field's type."""
+
+    event_id: str
+    ts_event: int
+    ts_init: int
+    causation_id: str | None
+    correlation_id: str | None

@@ -7,7 +7,9 @@ from ticktape.events.envelope import Envelope
 
 class SessionStarted(Envelope, frozen=True, kw_only=True, tag="session.started"):
     """A run of the stack began. config_json is the effective configuration (no secrets),
-    config_hash its short hash, code_version the git revision or package version.
+    config_hash its short hash, code_version the git revision or package version, dependencies
+    the id of the installed dependency set (interpreter, platform and every package version; see
+    ticktape.depset), empty in recordings made before it was recorded.
     ts_event is the wall-clock start: sessions are records about the run, not core inputs."""
 
     session_id: str
@@ -16,6 +18,7 @@ class SessionStarted(Envelope, frozen=True, kw_only=True, tag="session.started")
     code_version: str
     services: tuple[str, ...] = ()
     host: str = ""
+    dependencies: str = ""
 
 
 class SessionStopped(Envelope, frozen=True, kw_only=True, tag="session.stopped"):

@@ -76,7 +76,7 @@ async def open_stream(js: JetStreamContext, name: str) -> StreamRef:
     try:
         info = await js.stream_info(name)
     except NotFoundError:
-        names = sorted([s.config.name for s in await js.streams_info()])
+        names = sorted([s.config.name for s in await js.streams_info() if s.config.name is not None])
         raise CatalogError(f"no stream {name!r} on this server; streams: {', '.join(names) or 'none'}") from None
     prefix = (info.config.metadata or {}).get(PREFIX_KEY, "")
     return StreamRef(name, prefix, info.state.last_seq)
@@ -103,8 +103,7 @@ def stored_ns(msg: Msg) -> int:
     index = 7 if len(tokens) == 9 else 9 if len(tokens) >= 11 else None
     if index is not None and tokens[index].isdigit():
         return int(tokens[index])
-    ts = msg.metadata.timestamp
-    return int(ts.timestamp() * 1_000_000) * 1000 if ts else 0
+    return int(msg.metadata.timestamp.timestamp() * 1_000_000) * 1000
 
 
 async def list_sessions(js: JetStreamContext, ref: StreamRef) -> list[SessionEntry]:
@@ -137,6 +136,7 @@ async def list_sessions(js: JetStreamContext, ref: StreamRef) -> list[SessionEnt
             code_version=start.code_version,
             services=start.services,
             host=start.host,
+            dependencies=start.dependencies,
         )
         end = stop[0] if stop else (order[i + 1][0] - 1 if i + 1 < len(order) else None)
         entries.append(SessionEntry(meta, end))

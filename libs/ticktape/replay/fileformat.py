@@ -13,6 +13,7 @@ line, so a check names the message that was altered; a short file fails its head
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import hashlib
 import os
@@ -21,7 +22,6 @@ import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
 
 import msgspec
 
@@ -133,7 +133,7 @@ class SessionWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._spool = tempfile.TemporaryFile()
+        self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the writer; finish() / __exit__ close it
         self._streams: dict[str, list[int]] = {}
         self._families: dict[str, int] = {}
         self._total = self._in_session = 0
@@ -193,7 +193,7 @@ class SessionFile:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         try:
-            self._gz: IO[bytes] = gzip.open(self.path, "rb")
+            self._gz: gzip.GzipFile = gzip.open(self.path, "rb")  # noqa: SIM115 - read by records() until close() / __exit__
         except OSError as exc:
             raise SessionFileError(f"{self.path}: cannot open: {exc}") from None
         self._lineno = 0
@@ -302,10 +302,8 @@ def _describe(body: bytes) -> str:
         return "an unreadable message line"
     event_id = None
     if len(item.data):
-        try:
+        with contextlib.suppress(msgspec.DecodeError, AttributeError):
             event_id = msgspec.json.decode(bytes(item.data)).get("event_id")
-        except (msgspec.DecodeError, AttributeError):
-            pass
     return f"{item.stream} seq {item.seq}, {item.subject}" + (f", event {event_id}" if event_id else "")
 
 

@@ -39,6 +39,7 @@ class SessionMeta(msgspec.Struct, frozen=True, kw_only=True):
     services: tuple[str, ...] = ()
     host: str = ""
     derived_from: str | None = None
+    dependencies: str = ""
 
     def config_doc(self) -> dict[str, Any]:
         """The recorded effective configuration as a document for corespec.load_specs."""

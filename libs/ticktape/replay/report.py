@@ -34,6 +34,14 @@ TRADE_COLUMNS = (
     "event_id",
 )
 HTML_TRADES = 200
+_HTML_STYLE = (
+    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}"
+)
+_HTML_TRADES_HEAD = (
+    "<tr><th>seq</th><th>time (UTC)</th><th>account</th><th>symbol</th><th>side</th>"
+    "<th>quantity</th><th>price</th><th>fee</th></tr>"
+)
 
 
 @dataclass
@@ -172,7 +180,7 @@ class ReportBuilder:
         )
         return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ticktape {esc(summary["session_id"])}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}</style>
+<style>{_HTML_STYLE}</style>
 </head><body>
 <h1>Session {esc(summary["session_id"])}</h1>
 <table>{rows}</table>
@@ -181,7 +189,7 @@ class ReportBuilder:
 <h2>Equity</h2>
 <img alt="equity curve" src="data:image/png;base64,{base64.b64encode(png).decode()}">
 <h2>Trades</h2>
-<table><tr><th>seq</th><th>time (UTC)</th><th>account</th><th>symbol</th><th>side</th><th>quantity</th><th>price</th><th>fee</th></tr>{trade_rows}</table>
+<table>{_HTML_TRADES_HEAD}{trade_rows}</table>
 {more}
 </body></html>
 """
@@ -207,7 +215,9 @@ def equity_png(accounts: dict[str, _Account], title: str) -> bytes:
     drawn = False
     for name, a in sorted(accounts.items()):
         if a.curve:
-            ax.plot([_dt(t) for t, _ in a.curve], [e for _, e in a.curve], label=name, linewidth=1)
+            # matplotlib plots datetimes through its unit converters; its stubs admit only arrays
+            times = [_dt(t) for t, _ in a.curve]
+            ax.plot(times, [e for _, e in a.curve], label=name, linewidth=1)  # type: ignore[arg-type]
             drawn = True
     if drawn:
         ax.legend(loc="best")

@@ -25,6 +25,7 @@ def simulate_session(
     *,
     history: Sequence[Record] = (),
     code: str = "simulated",
+    dependencies: str = "",
     stream: str = subjects.EVENTS_STREAM,
 ) -> tuple[SessionMeta, list[Record]]:
     """(the session, its records): inputs in the given order, each followed by what it caused."""
@@ -35,7 +36,14 @@ def simulate_session(
     events = list(inputs)
     t0 = events[0].ts_init if events else 0
     t1 = events[-1].ts_init if events else 0
-    started = started_event(session_id, config_json, code=code, services=[s.name for s in bus.specs], ts_ns=t0)
+    started = started_event(
+        session_id,
+        config_json,
+        code=code,
+        dependencies=dependencies,
+        services=[s.name for s in bus.specs],
+        ts_ns=t0,
+    )
     records: list[Record] = []
 
     def add(event: Event, time: int) -> None:
@@ -69,6 +77,7 @@ def simulate_session(
         code_version=code,
         services=started.services,
         host="",
+        dependencies=dependencies,
     )
     return meta, records
 
@@ -83,5 +92,5 @@ def rebuild(bus: MemoryBus, history: Iterable[Record]) -> None:
         for spec in bus.routes(rec.subject):
             try:
                 spec.core.handle(event)
-            except Exception:  # noqa: BLE001 - live, the input was dead-lettered
-                pass
+            except Exception:  # noqa: BLE001 - live, the input was dead-lettered; counted as MemoryBus.publish does
+                bus.rejected[spec.name] += 1

@@ -42,11 +42,19 @@ class WhatIf:
     """feed() each source record in stream order; it returns the new session's records (with
     their decoded events). finish() closes the session; `meta` then describes it."""
 
-    def __init__(self, source: SessionMeta, config: Mapping[str, Any], specs: Sequence[CoreSpec], code: str) -> None:
+    def __init__(
+        self,
+        source: SessionMeta,
+        config: Mapping[str, Any],
+        specs: Sequence[CoreSpec],
+        code: str,
+        dependencies: str = "",
+    ) -> None:
         self.source = source
         self.config_json, self.config_hash = effective_config(config)
         self.session_id = what_if_id(source.session_id, self.config_hash)
         self.code = code
+        self.dependencies = dependencies
         self.bus = MemoryBus(specs)
         self.seq = 0
         self.start_seq: int | None = None
@@ -84,6 +92,7 @@ class WhatIf:
                 self.session_id,
                 self.config_json,
                 code=self.code,
+                dependencies=self.dependencies,
                 services=[s.name for s in self.bus.specs],
                 ts_ns=event.ts_event,
                 host="replay",
@@ -148,4 +157,5 @@ class WhatIf:
             services=started.services,
             host=started.host,
             derived_from=self.source.session_id,
+            dependencies=started.dependencies,
         )

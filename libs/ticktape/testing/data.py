@@ -15,10 +15,16 @@ def shared_data_dir() -> Path:
 
 
 def shared_data(*parts: str) -> Path:
-    """Path to a file under ../shared/data; skips the calling test when it is absent."""
-    path = shared_data_dir().joinpath(*parts)
-    if not path.exists():
-        import pytest
+    """Path to a file under ../shared/data. When the folder is absent the calling test skips,
+    naming it; when the folder is there but lacks the file, the test fails: a run that has the
+    data must never go green by skipping the tests that read it."""
+    import pytest
 
-        pytest.skip(f"needs ../shared/data/{'/'.join(parts)} (the shared exchange captures folder)")
-    return path
+    root = shared_data_dir()
+    path = root.joinpath(*parts)
+    if path.exists():
+        return path
+    rel = "/".join(parts)
+    if root.is_dir():
+        pytest.fail(f"../shared/data is present ({root}) but has no {rel}: see its MANIFEST.md", pytrace=False)
+    pytest.skip(f"needs ../shared/data/{rel} (the shared exchange captures folder, absent here)")

@@ -1,8 +1,11 @@
 """pytest fixtures for every ticktape test suite: real servers on free ports with temp stores.
 
 - nats_server / nats_url: a fresh `nats-server -js` per test (starts in ~50 ms).
-- pg_server: one real PostgreSQL per session (embedded wheel), or TICKTAPE_TEST_PG_DSN.
-- pg_dsn: a fresh database per test on that server, dropped afterwards."""
+- pg_server: one real PostgreSQL per session (embedded wheel), or TICKTAPE_TEST_PG_DSN, or with
+  TICKTAPE_TEST_PG=timescaledb a TimescaleDB container (testcontainers; the session ends, naming
+  Docker, where no Docker engine answers).
+- pg_dsn: a fresh database per test on that server, dropped afterwards.
+- tests marked `docker` skip, naming Docker, where no Docker engine answers."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 import pytest_asyncio
@@ -42,6 +46,15 @@ async def nats_client(nats_url: str) -> AsyncIterator[object]:
         await nc.drain()
 
 
+class PgServer(Protocol):
+    """What the suites use of a PostgreSQL server: the embedded one, or one reached by a DSN."""
+
+    @property
+    def dsn(self) -> str: ...
+
+    def dsn_for(self, database: str) -> str: ...
+
+
 class _ExternalPg:
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -51,23 +64,81 @@ class _ExternalPg:
 
         params = conninfo_to_dict(self.dsn)
         params["dbname"] = database
-        return make_conninfo(**params)
+        return make_conninfo("", **params)
+
+
+_PG_KINDS = ("embedded", "timescaledb")
+
+
+def _pg_kind() -> str:
+    """TICKTAPE_TEST_PG: `embedded` (the default) or `timescaledb` (a container: needs Docker)."""
+    kind = os.environ.get("TICKTAPE_TEST_PG") or "embedded"
+    if kind not in _PG_KINDS:
+        pytest.exit(
+            f"TICKTAPE_TEST_PG={kind!r}: expected one of {', '.join(_PG_KINDS)}", returncode=pytest.ExitCode.USAGE_ERROR
+        )
+    return kind
+
+
+def _require_docker() -> None:
+    """TICKTAPE_TEST_PG=timescaledb asked for Docker: where none answers, the session ends."""
+    from ticktape.testing.timescaledb import TIMESCALEDB_IMAGE, docker_unavailable
+
+    why = docker_unavailable()
+    if why is not None:
+        pytest.exit(
+            f"TICKTAPE_TEST_PG=timescaledb needs a Docker engine for testcontainers (image {TIMESCALEDB_IMAGE}): {why}",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `docker` skip, naming Docker, where no engine answers: asked once, and only
+    when such a test is selected. Under TICKTAPE_TEST_PG=timescaledb the session ends instead."""
+    marked = [item for item in items if item.get_closest_marker("docker") is not None]
+    if not marked:
+        return
+    if _pg_kind() == "timescaledb":
+        _require_docker()
+        return
+    from ticktape.testing.timescaledb import docker_skip_reason, docker_unavailable
+
+    why = docker_unavailable()
+    if why is not None:
+        skip = pytest.mark.skip(reason=docker_skip_reason(why))
+        for item in marked:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    kind = _pg_kind()
     external = os.environ.get("TICKTAPE_TEST_PG_DSN")
+    if external and kind == "timescaledb":
+        pytest.exit(
+            "set TICKTAPE_TEST_PG_DSN or TICKTAPE_TEST_PG=timescaledb, not both", returncode=pytest.ExitCode.USAGE_ERROR
+        )
     if external:
         yield _ExternalPg(external)
+        return
+    if kind == "timescaledb":
+        from ticktape.testing.timescaledb import timescaledb_container
+
+        _require_docker()
+        with timescaledb_container() as dsn:
+            yield _ExternalPg(dsn)
         return
     import shutil
     import tempfile
 
     from ticktape.infra.postgres import start_postgres
 
-    # Not under pytest's basetemp: that folder is 0700 (re-set by every pytest start), and the
-    # server runs as an unprivileged user when the tests run as root.
+    # Not under pytest's basetemp, and this folder (mkdtemp: 0700) opened: as root, the server runs
+    # as an unprivileged user, and data it cannot reach in place would be kept elsewhere, outliving
+    # the rmtree below (ticktape.infra.postgres).
     root = Path(tempfile.mkdtemp(prefix="ticktape-pg-"))
+    root.chmod(0o755)
     server = start_postgres(root / "data")
     try:
         yield server
@@ -77,15 +148,15 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 
 @pytest_asyncio.fixture
-async def pg_dsn(pg_server: object) -> AsyncIterator[str]:
+async def pg_dsn(pg_server: PgServer) -> AsyncIterator[str]:
     import psycopg
 
     name = f"tt_{secrets.token_hex(6)}"
-    admin_dsn = pg_server.dsn  # type: ignore[attr-defined]
+    admin_dsn = pg_server.dsn
     async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
         await conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield pg_server.dsn_for(name)  # type: ignore[attr-defined]
+        yield pg_server.dsn_for(name)
     finally:
         async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,7 +18,7 @@ def common_settings(nats_url: str, pg_dsn: str | None = None, **kwargs: Any) -> 
 @asynccontextmanager
 async def running_service(
     name: str,
-    serve: Callable[[Runtime, Any], Awaitable[None]],
+    serve: Callable[[Runtime, Any], Coroutine[Any, Any, None]],
     config: Any,
     common: CommonSettings,
 ) -> AsyncIterator[Runtime]:

@@ -1,5 +1,5 @@
 """Run the whole stack as processes for end-to-end tests: the venue simulator on recorded bars
-and `ticktape up` (five services, each its own OS process) against given NATS and PostgreSQL."""
+and `ticktape up` (every registered service, each its own OS process) against given NATS and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from ticktape.supervisor import pid_of
 
@@ -29,7 +31,7 @@ class VenueSim:
         ]
         if align:
             args.append("--align")
-        self.log = open(log_dir / "venue-sim.err", "wb")  # noqa: SIM115
+        self.log = open(log_dir / "venue-sim.err", "wb")  # noqa: SIM115 - the child's stderr until stop()
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
         assert self.process.stdout is not None
         line = self.process.stdout.readline().decode()
@@ -70,8 +72,8 @@ class Stack:
         config.write_text(config_yaml)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TICKTAPE_")}
         env.update(TICKTAPE_NATS_URL=nats_url, TICKTAPE_PG_DSN=pg_dsn, **(extra_env or {}))
-        self.stdout = open(home / "up.out", "wb")  # noqa: SIM115
-        self.stderr = open(home / "up.err", "wb")  # noqa: SIM115
+        self.stdout = open(home / "up.out", "wb")  # noqa: SIM115 - the child's stdout until stop()
+        self.stderr = open(home / "up.err", "wb")  # noqa: SIM115 - the child's stderr until stop()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -130,7 +132,10 @@ class Stack:
         return (self.home / "up.err").read_text(errors="replace")[-5000:]
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):  # type: ignore[no-untyped-def]
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
     """Synchronous eventually() for process-level checks."""
     deadline = time.monotonic() + timeout
     while True:

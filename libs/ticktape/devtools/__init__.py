@@ -1,0 +1,1 @@
+"""Tools for developing ticktape itself: gates and ratchets that `just` recipes and tests run."""

@@ -1,0 +1,36 @@
+"""What a service declares about itself: pure data, so that a service package can declare it
+(services/<name>/__init__.py) without pulling the registry's entry-point loading into its core.
+ticktape.registry loads and validates these declarations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["producer", "core", "sink"]
+# producer: publishes what it takes from outside (venues); stopped first when a session ends.
+# core:     a replayable decision core behind a durable consumer; drained, then stopped.
+# sink:     archives the stream; stopped last, after the session's stop record, once drained.
+KINDS: tuple[str, ...] = ("producer", "core", "sink")
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """What the platform needs to know about a service, declared once in its package.
+
+    name:      config section, process and pid-file name (also the entry point's name)
+    kind:      one of KINDS
+    order:     start order; the cores' order is also the replay pipeline's
+    module:    what the supervisor runs, as `python -m <module>`
+    config:    "module:Struct" of the service's configuration section
+    durables:  its durable consumers on the events stream, drained before it is stopped
+    core_spec: "module:function" building its CoreSpec from the raw config document (cores only)
+    """
+
+    name: str
+    kind: Kind
+    order: int
+    module: str
+    config: str
+    durables: tuple[str, ...] = ()
+    core_spec: str | None = None
