@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,9 +53,19 @@ class NatsServer:
             self.process.wait()
 
 
-def start_nats_server(store_dir: Path, *, host: str = "127.0.0.1", port: int = -1, timeout: float = 15.0) -> NatsServer:
+def start_nats_server(
+    store_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = -1,
+    timeout: float = 15.0,
+    config: Sequence[str] = (),
+) -> NatsServer:
     """Start `nats-server -js` with its store in store_dir. port=-1 lets the server pick a free
-    port, which it reports through a ports file (no race between picking and binding)."""
+    port, which it reports through a ports file (no race between picking and binding).
+    `config` holds blocks of nats-server configuration (its own syntax: limits, authorization,
+    JetStream settings), written to store_dir/nats-server.conf (mode 0600) and passed with -c;
+    command-line flags (host, port, store) take precedence over it."""
     store_dir.mkdir(parents=True, exist_ok=True)
     ports_dir = store_dir / "ports"
     ports_dir.mkdir(exist_ok=True)
@@ -77,6 +88,12 @@ def start_nats_server(store_dir: Path, *, host: str = "127.0.0.1", port: int = -
         "--http_port",
         "0",
     ]
+    if config:
+        conf = store_dir / "nats-server.conf"
+        conf.touch(mode=0o600, exist_ok=True)
+        conf.chmod(0o600)
+        conf.write_text("\n".join(config) + "\n")
+        cmd += ["-c", str(conf)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout
     ports_file = ports_dir / f"nats-server_{proc.pid}.ports"
