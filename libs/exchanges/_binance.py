@@ -29,6 +29,7 @@ from exchanges.base import (
     invalid_tag,
     split_error,
 )
+from ticktape import jsonlimits
 
 EVENT_TYPES = ("kline", "trade", "aggTrade")
 
@@ -93,13 +94,13 @@ class _ServerTime(msgspec.Struct, gc=False):
     serverTime: Millis
 
 
-_data_decoder = msgspec.json.Decoder(_Data, strict=False)
-_frame_decoder = msgspec.json.Decoder(_Frame, strict=False)
-_event_decoder = msgspec.json.Decoder(_Event, strict=False)
-_rest_decoder = msgspec.json.Decoder(list[_RestRow], strict=False)
-_info_decoder = msgspec.json.Decoder(_ExchangeInfo, strict=False)
-_tickers_decoder = msgspec.json.Decoder(list[_Ticker], strict=False)
-_time_decoder = msgspec.json.Decoder(_ServerTime, strict=False)
+_data_decoder = jsonlimits.Limited(msgspec.json.Decoder(_Data, strict=False))
+_frame_decoder = jsonlimits.Limited(msgspec.json.Decoder(_Frame, strict=False))
+_event_decoder = jsonlimits.Limited(msgspec.json.Decoder(_Event, strict=False))
+_rest_decoder = jsonlimits.Limited(msgspec.json.Decoder(list[_RestRow], strict=False))
+_info_decoder = jsonlimits.Limited(msgspec.json.Decoder(_ExchangeInfo, strict=False))
+_tickers_decoder = jsonlimits.Limited(msgspec.json.Decoder(list[_Ticker], strict=False))
+_time_decoder = jsonlimits.Limited(msgspec.json.Decoder(_ServerTime, strict=False))
 _encoder = msgspec.json.Encoder()
 
 FIELD_NAMES = {

@@ -30,6 +30,7 @@ from exchanges.base import (
     invalid_tag,
     split_error,
 )
+from ticktape import jsonlimits
 from ticktape.clock import NS_PER_MS, TIMEFRAME_NS
 from ticktape.venues import HYPERLIQUID
 
@@ -117,9 +118,9 @@ class _AssetCtx(msgspec.Struct, gc=False):
     dayNtlVlm: Amount
 
 
-_msg_decoder = msgspec.json.Decoder(_Msg, strict=False)
-_candles_decoder = msgspec.json.Decoder(list[_Candle], strict=False)
-_universe_decoder = msgspec.json.Decoder(tuple[_Meta, list[_AssetCtx]], strict=False)
+_msg_decoder = jsonlimits.Limited(msgspec.json.Decoder(_Msg, strict=False))
+_candles_decoder = jsonlimits.Limited(msgspec.json.Decoder(list[_Candle], strict=False))
+_universe_decoder = jsonlimits.Limited(msgspec.json.Decoder(tuple[_Meta, list[_AssetCtx]], strict=False))
 _encoder = msgspec.json.Encoder()
 
 _FIELD_NAMES = {

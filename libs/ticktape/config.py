@@ -19,6 +19,7 @@ import msgspec
 import yaml
 
 from ticktape import registry
+from ticktape.redact import redact_text
 
 EXIT_CONFIG = 78  # EX_CONFIG: the supervisor does not restart a service that exits with it
 
@@ -35,7 +36,8 @@ class ConfigError(ValueError):
     """A configuration problem, phrased as what to fix."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(f"config error: {message}")
+        # a message may quote a value (a DSN, a YAML line): never a secret in it
+        super().__init__(f"config error: {redact_text(message)}")
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -51,6 +53,26 @@ class NatsSettings(_Section, frozen=True, kw_only=True):
     duplicate_window_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
     max_age_days: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
+    # Poison messages (ticktape.bus.deadletter, ticktape.bus.consumer): an input whose processing
+    # fails max_deliver times is dead-lettered and terminated, never redelivered for ever. Inputs
+    # larger than max_message_bytes (0: the server's max_payload) are refused before decoding.
+    # A dead letter inlines at most dlq_inline_bytes of the input; larger inputs are kept whole in
+    # the JetStream object store dlq_payloads_bucket (at most dlq_payloads_max_bytes in all).
+    max_deliver: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    max_message_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
+    dlq_inline_bytes: Annotated[int, msgspec.Meta(ge=0, le=256 * 1024)] = 64 * 1024
+    dlq_payloads_bucket: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")] = "TICKTAPE_DLQ_PAYLOADS"
+    dlq_payloads_max_bytes: Annotated[int, msgspec.Meta(ge=1024 * 1024)] = 1024**3
+    # JetStream's fsync policy for an embedded server: "always" (fsync every write before its ack,
+    # the default: an acked fill survives a power cut) or an interval such as "100ms" or "2m"
+    # (the nats-server default). Cost measured by bench/jetstream_sync.py; see the README.
+    sync_interval: Annotated[str, msgspec.Meta(pattern=r"^(always|[1-9][0-9]*(ms|s|m|h))$")] = "always"
+    # Bus credentials (ticktape.bus.creds): paths only, the passwords stay in the files.
+    # creds: this process's credentials file (`ticktape up` sets it per service: TICKTAPE_NATS__CREDS).
+    # creds_dir: one <role>.json per role, default <home>/creds (generated there for an embedded
+    # server; for a server ticktape does not run, put the files the server's users need there).
+    creds: str | None = None
+    creds_dir: str | None = None
 
 
 class PostgresSettings(_Section, frozen=True, kw_only=True):
@@ -105,10 +127,7 @@ def load_raw(path: Path | None = None, env: Mapping[str, str] | None = None) -> 
     path = path if path is not None else config_path(env)
     doc: dict[str, Any] = {}
     if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        loaded = _read_yaml(Path(path)) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path} must be a mapping of sections, got {type(loaded).__name__}")
         doc = loaded
@@ -125,11 +144,46 @@ def load_raw(path: Path | None = None, env: Mapping[str, str] | None = None) -> 
     return doc
 
 
+def _read_yaml(path: Path) -> Any:
+    """The YAML document in the file at path; ConfigError (one line naming the path and what is
+    wrong) when it is a directory (what Docker mounts for a missing file), unreadable, not UTF-8
+    or not YAML. A YAML error names the line and column, never the file's text."""
+    if path.is_dir():
+        raise ConfigError(
+            f"{path} is a directory, not a YAML file (a container engine creates one when the file "
+            "it should mount is missing): create the file or point TICKTAPE_CONFIG at one"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}): not a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is not a usable YAML file: it nests too deeply") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, on one line, without quoting the document (PyYAML's message
+    shows the offending line, which may hold a secret)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return f"{exc.problem or exc.context or type(exc).__name__}{where}"
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
 def _parse_env_value(name: str, value: str) -> Any:
     try:
         return yaml.safe_load(value) if value != "" else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"environment variable {name} is not a valid value: {exc}") from exc
+        raise ConfigError(f"environment variable {name} is not a valid value: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"environment variable {name} is not a valid value: it nests too deeply") from None
 
 
 def _set_path(doc: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:

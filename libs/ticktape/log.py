@@ -1,4 +1,5 @@
-"""Structured JSON logs (structlog) carrying service, event id and trace id."""
+"""Structured JSON logs (structlog) carrying service, event id and trace id, without secrets:
+the last processor before rendering applies ticktape.redact to every field."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 
 import structlog
 from structlog.typing import EventDict
+
+from ticktape.redact import MARK, SECRET_KEY, redact_fields, redact_text
 
 _configured = False
 
@@ -23,6 +26,25 @@ def _add_trace(_: Any, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def redact_event(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """Mask secrets in every field of a log event (a secret-named field entirely). Values the
+    renderer would repr() are redacted as their repr; a field without secrets costs a few `in`
+    checks."""
+    for key, value in event_dict.items():
+        if SECRET_KEY.search(key):
+            event_dict[key] = MARK
+        elif isinstance(value, str):
+            event_dict[key] = redact_text(value)
+        elif isinstance(value, dict | list | tuple):
+            event_dict[key] = redact_fields(value)
+        elif not isinstance(value, _PLAIN):
+            event_dict[key] = redact_text(repr(value))
+    return event_dict
+
+
 def configure(service: str, level: str = "info") -> None:
     """JSON lines to stderr: one object per event with service, level, timestamp, trace ids."""
     global _configured
@@ -34,6 +56,7 @@ def configure(service: str, level: str = "info") -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _add_trace,
             structlog.processors.format_exc_info,
+            redact_event,
             structlog.processors.JSONRenderer(sort_keys=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),

@@ -1,5 +1,6 @@
-"""Per-service counters (received, published, rejected, dead-lettered, errors), exported in
-Prometheus text format when telemetry.metrics_port is set."""
+"""Per-service counters (received, published, rejected, dead-lettered, errors, retries, inputs
+that exhausted their deliveries, dead-letter payloads kept out of band), exported in Prometheus
+text format when telemetry.metrics_port is set."""
 
 from __future__ import annotations
 
@@ -22,6 +23,24 @@ class ServiceMetrics:
             "ticktape_dead_lettered", "Inputs sent to the dead-letter subject", labels, registry=self.registry
         )
         self._errors = Counter("ticktape_errors", "Processing errors", labels + ["kind"], registry=self.registry)
+        self._retries = Counter(
+            "ticktape_retries",
+            "Failed attempts at an input that is tried again",
+            labels + ["kind"],
+            registry=self.registry,
+        )
+        self._exhausted = Counter(
+            "ticktape_delivery_exhausted",
+            "Inputs that failed max_deliver times: dead-lettered and terminated",
+            labels,
+            registry=self.registry,
+        )
+        self._dlq_stored = Counter(
+            "ticktape_dlq_payloads_stored",
+            "Dead-letter payloads too large to inline, kept whole in the object store",
+            labels,
+            registry=self.registry,
+        )
         # label children looked up once: received/published are on every message's path
         self._received_one = self._received.labels(service)
         self._published_one = self._published.labels(service)
@@ -40,6 +59,15 @@ class ServiceMetrics:
 
     def error(self, kind: str) -> None:
         self._errors.labels(self.service, kind).inc()
+
+    def retried(self, kind: str) -> None:
+        self._retries.labels(self.service, kind).inc()
+
+    def delivery_exhausted(self) -> None:
+        self._exhausted.labels(self.service).inc()
+
+    def dlq_payload_stored(self) -> None:
+        self._dlq_stored.labels(self.service).inc()
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a counter, e.g. value("ticktape_rejected", reason="unknown_type")."""

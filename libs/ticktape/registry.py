@@ -20,7 +20,7 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
-from ticktape.serviceinfo import KINDS, Kind, ServiceInfo
+from ticktape.serviceinfo import KINDS, STREAMS, Kind, ServiceInfo
 
 if TYPE_CHECKING:
     from ticktape.corespec import CoreSpec
@@ -97,6 +97,11 @@ def validate(infos: Iterable[ServiceInfo]) -> tuple[ServiceInfo, ...]:
             )
         if info.kind != "producer" and not info.durables:
             raise RegistryError(f"service {info.name!r}: a {info.kind} must name its durable consumers (to drain)")
+        unknown = [s for s in info.reads if s not in STREAMS]
+        if unknown:
+            raise RegistryError(
+                f"service {info.name!r}: reads unknown stream {unknown[0]!r}; allowed: {', '.join(STREAMS)}"
+            )
         if info.order in by_order:
             raise RegistryError(f"services {by_order[info.order]!r} and {info.name!r} share start order {info.order}")
         for field, ref in (("config", info.config), ("core_spec", info.core_spec)):

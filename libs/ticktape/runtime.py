@@ -17,12 +17,15 @@ from typing import Any, TypeVar
 import msgspec
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from ticktape import config as cfg
 from ticktape import log as logmod
 from ticktape import telemetry
+from ticktape.bus import creds
 from ticktape.bus.connect import connect
-from ticktape.bus.provision import ensure_streams
+from ticktape.bus.deadletter import DeadLetters
+from ticktape.bus.provision import ensure_streams, stream_configs
 from ticktape.clock import Clock
 from ticktape.metrics import ServiceMetrics
 
@@ -55,7 +58,8 @@ def load(name: str, load_config: Callable[[dict[str, Any]], C]) -> tuple[cfg.Com
         raw = cfg.load_raw()
         common = cfg.load_common(raw)
         service_config = load_config(raw)
-    except cfg.ConfigError as exc:
+        creds.connect_options(common.nats.creds)  # a missing or open credentials file is a config error
+    except (cfg.ConfigError, creds.CredentialsError) as exc:
         print(f"ticktape {name}: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(cfg.EXIT_CONFIG) from None
     return common, raw, service_config
@@ -67,10 +71,31 @@ async def open_runtime(name: str, common: cfg.CommonSettings, raw: dict[str, Any
     metrics = ServiceMetrics(name)
     metrics.serve(common.telemetry.metrics_port)
     log = logmod.get()
-    nc = await connect(common.nats.url, name)
+    nc = await connect(common.nats.url, name, creds=common.nats.creds)
     js = nc.jetstream()
-    await ensure_streams(js, common.nats)
+    if common.nats.creds:
+        await await_streams(js, common.nats)  # with bus credentials, only the admin role provisions
+    else:
+        await ensure_streams(js, common.nats)
     return Runtime(name=name, common=common, raw=raw, nc=nc, js=js, metrics=metrics, log=log)
+
+
+async def await_streams(js: JetStreamContext, settings: cfg.NatsSettings, timeout: float = 60.0) -> None:
+    """Wait until ticktape's streams exist: under `ticktape up` they do before any service starts;
+    a service's credential may read them but not create them (ticktape.bus.permissions)."""
+    deadline = time.monotonic() + timeout
+    for config in stream_configs(settings):
+        while True:
+            try:
+                await js.stream_info(config.name or "")
+                break
+            except NotFoundError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"stream {config.name} does not exist after {timeout:.0f}s: it is created by the admin "
+                        "role (`ticktape up`), which this service's credential is not"
+                    ) from None
+                await asyncio.sleep(0.2)
 
 
 def run(
@@ -135,8 +160,23 @@ async def serve_core(
         metrics=rt.metrics,
         log=rt.log,
         on_processed=on_processed,
+        max_deliver=rt.common.nats.max_deliver,
+        max_bytes=rt.common.nats.max_message_bytes,
+        dead_letters=dead_letters(rt),
     )
     await consumer.run(rt.stop)
+
+
+def dead_letters(rt: Runtime) -> DeadLetters:
+    """This service's dead-letter sender, with the bus settings' inline bound and bucket."""
+    return DeadLetters(
+        rt.js,
+        rt.name,
+        rt.metrics,
+        rt.log,
+        bucket=rt.common.nats.dlq_payloads_bucket,
+        inline_bytes=rt.common.nats.dlq_inline_bytes,
+    )
 
 
 def require_pg_dsn(rt: Runtime) -> str:

@@ -12,6 +12,9 @@ Kind = Literal["producer", "core", "sink"]
 # core:     a replayable decision core behind a durable consumer; drained, then stopped.
 # sink:     archives the stream; stopped last, after the session's stop record, once drained.
 KINDS: tuple[str, ...] = ("producer", "core", "sink")
+# The streams a service may read (create consumers on, fetch from, ack), by role; their names come
+# from the nats settings (stream, dlq_stream, trades_stream). ticktape.bus.permissions grants it.
+STREAMS: tuple[str, ...] = ("events", "dlq", "trades")
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class ServiceInfo:
     config:    "module:Struct" of the service's configuration section
     durables:  its durable consumers on the events stream, drained before it is stopped
     core_spec: "module:function" building its CoreSpec from the raw config document (cores only)
+    reads:     the streams (STREAMS) it reads through JetStream consumers; the bus lets it do no more
     """
 
     name: str
@@ -34,3 +38,4 @@ class ServiceInfo:
     config: str
     durables: tuple[str, ...] = ()
     core_spec: str | None = None
+    reads: tuple[str, ...] = ("events",)

@@ -2,16 +2,16 @@
 
 A session carries what is needed to attribute and replay it: an id (sortable UTC time + random
 suffix; the supervisor is a shell, not a core, so it may read the clock), the effective
-configuration as canonical JSON with secrets removed, the hash of that JSON, and the code version.
-The events go on `sessions.<id>` in the events stream with Nats-Msg-Id = event_id, before the
-services start and after they have stopped, so the stream range between them is the session."""
+configuration as canonical JSON with secrets removed (ticktape.redact), the hash of that JSON,
+and the code version. The events go on `sessions.<id>` in the events stream with Nats-Msg-Id =
+event_id, before the services start and after they have stopped, so the stream range between
+them is the session."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
-import re
 import secrets
 import socket
 import subprocess
@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -29,14 +28,13 @@ from ticktape import ids
 from ticktape.config import NatsSettings
 from ticktape.depset import dependency_set
 from ticktape.events import SessionStarted, SessionStopped
+from ticktape.redact import redact, redact_text
 
 # SessionStopped.reason values. Only "stopped" promises that every recorded input was processed.
 STOPPED = "stopped"  # clean stop after the consumers drained their inputs
 UNDRAINED = "stopped_undrained"  # clean stop, but some consumer still had input pending
 CONFIG_ERROR = "config_error"  # a service rejected its configuration
 
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|credential|private)", re.I)
-_DSN_PASSWORD = re.compile(r"(password\s*=\s*)(\S+)", re.I)
 _REPO = Path(__file__).resolve().parents[2]
 
 
@@ -44,31 +42,6 @@ def new_session_id(now: datetime | None = None) -> str:
     """`20250101T120000Z-3fa9c1`: sorts by start time; the suffix separates same-second starts."""
     now = now or datetime.now(UTC)
     return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
-def redact(doc: Any) -> Any:
-    """The document without secrets: secret-named keys dropped, URL/DSN passwords removed."""
-    if isinstance(doc, Mapping):
-        return {k: redact(v) for k, v in doc.items() if not _SECRET_KEY.search(str(k))}
-    if isinstance(doc, list | tuple):
-        return [redact(v) for v in doc]
-    if isinstance(doc, str):
-        return _strip_credentials(doc)
-    return doc
-
-
-def _strip_credentials(text: str) -> str:
-    if "://" in text:
-        try:
-            parts = urlsplit(text)
-        except ValueError:
-            return text
-        if parts.password is not None:
-            netloc = parts.netloc.rsplit("@", 1)[1]
-            user = f"{parts.username}@" if parts.username else ""
-            return urlunsplit(parts._replace(netloc=user + netloc))
-        return text
-    return _DSN_PASSWORD.sub(r"\1***", text)
 
 
 def canonical_json(doc: Any) -> str:
@@ -106,6 +79,19 @@ def effective_config(raw: Mapping[str, Any]) -> tuple[str, str]:
     its decision-relevant part: locations such as NATS/PostgreSQL URLs and home are left out)."""
     text = canonical_json(redact(raw))
     return text, config_hash_of(text)
+
+
+def redacted_config(config_json: str) -> str:
+    """A recorded effective configuration as it would be recorded today: `config_json` itself
+    when the current redaction finds no secret in it (a clean recording keeps its bytes), else its
+    redacted canonical JSON. Recordings made before a form of secret was recognised (DSN query
+    passwords, NATS tokens) are cleaned this way when they are written to a session file."""
+    try:
+        doc = json.loads(config_json)
+    except (ValueError, RecursionError):
+        return redact_text(config_json)
+    clean = redact(doc)
+    return config_json if clean == doc else canonical_json(clean)
 
 
 def config_hash_of(config_json: str) -> str:
@@ -224,7 +210,7 @@ class SessionRecorder:
         from ticktape.bus.provision import ensure_streams
         from ticktape.bus.publisher import publish_batch
 
-        nc = await connect(self.nats.url, "session")
+        nc = await connect(self.nats.url, "session", creds=self.nats.creds)
         try:
             js = nc.jetstream()
             await ensure_streams(js, self.nats)
@@ -235,7 +221,7 @@ class SessionRecorder:
     async def _drain(self, durables: Sequence[str], alive: Callable[[], bool], timeout: float) -> bool:
         from ticktape.bus.connect import connect
 
-        nc = await connect(self.nats.url, "session")
+        nc = await connect(self.nats.url, "session", creds=self.nats.creds)
         try:
             return await wait_drained(nc.jetstream(), self.nats.stream, durables, timeout, alive=alive)
         finally:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from ticktape import events as ev
+from ticktape.events.codec import DecodeError, decode
 
 # Streams. Domain events share one stream so that every consumer's input order is the stream
 # order: a replay that reads the stream in sequence feeds each core exactly what it saw live.
@@ -40,6 +41,12 @@ def bar(venue: str, symbol: str, timeframe: str) -> str:
 def bars(venue: str = "*", symbol: str = "*", timeframe: str = "*") -> str:
     """A filter over bars; '*' for any token."""
     return f"md.bar.{venue}.{symbol}.{timeframe}"
+
+
+def bar_rejected(venue: str, symbol: str) -> str:
+    """Where market data reports a venue bar it refused. Not under md.bar.: bar consumers'
+    filters (md.bar.>, md.bar.*.*.<tf>) must never see anything but bars."""
+    return f"md.rejected.{token(venue)}.{token(symbol)}"
 
 
 def trade(venue: str, symbol: str) -> str:
@@ -94,6 +101,7 @@ CONTROL_EMERGENCY_STOP = "control.emergency_stop"
 CONTROL_RESUME = "control.resume"
 
 ALL_BARS = "md.bar.>"
+ALL_REJECTED_BARS = "md.rejected.>"
 ALL_TRADES = "md.trade.>"
 ALL_STATUS = "md.status.>"
 ALL_SESSIONS = "sessions.>"
@@ -113,6 +121,8 @@ def for_event(event: ev.Event) -> str:
     match event:
         case ev.BarClosed():
             return bar(event.venue, event.symbol, event.timeframe)
+        case ev.BarRejected():
+            return bar_rejected(event.venue, event.symbol)
         case ev.UniverseUpdated():
             return universe(event.venue)
         case ev.SignalGenerated():
@@ -162,6 +172,13 @@ CHANNELS: tuple[Channel, ...] = (
         (ev.BarClosed,),
         "market_data",
         "Closed OHLCV bars, published once per bar.",
+    ),
+    Channel(
+        "md.rejected.{venue}.{symbol}",
+        EVENTS_STREAM,
+        (ev.BarRejected,),
+        "market_data",
+        "Closed venue bars refused by market data's checks, with a reason code; no bar is published for them.",
     ),
     Channel(
         "symbols.universe.{venue}",
@@ -251,6 +268,7 @@ CHANNELS: tuple[Channel, ...] = (
 
 EVENTS_STREAM_SUBJECTS: tuple[str, ...] = (
     ALL_BARS,
+    ALL_REJECTED_BARS,
     ALL_STATUS,
     "symbols.>",
     "signals.>",
@@ -275,3 +293,34 @@ def matches(pattern: str, subject: str) -> bool:
         if i >= len(s) or (tok != "*" and tok != s[i]):
             return False
     return len(p) == len(s)
+
+
+class SubjectMismatch(DecodeError):
+    """An event that does not belong on the subject it arrived on. Defence in depth: the bus's
+    permissions (ticktape.bus.permissions) already keep each subject family to its publisher, so
+    this is a publisher misbehaving, e.g. an approval smuggled in on a subject bars travel on."""
+
+
+_CHANNEL_PATTERNS = tuple((re.sub(r"\{[^}]+\}", "*", ch.template), ch.payloads) for ch in CHANNELS)
+
+
+def expect(subject: str, event: ev.Event) -> ev.Event:
+    """The event, if its type is a payload of the channel whose template matches `subject` and
+    `subject` is the event's own subject (for_event); else SubjectMismatch saying why."""
+    payloads = next((p for pattern, p in _CHANNEL_PATTERNS if matches(pattern, subject)), None)
+    tag = event.__struct_config__.tag
+    if payloads is None:
+        raise SubjectMismatch(f"a {tag} event on {subject}, which is no ticktape channel")
+    if not isinstance(event, payloads):
+        allowed = ", ".join(str(t.__struct_config__.tag) for t in payloads)
+        raise SubjectMismatch(f"a {tag} event on {subject}, whose channel carries only {allowed}")
+    own = for_event(event)
+    if own != subject:
+        raise SubjectMismatch(f"a {tag} event on {subject}, but its own subject is {own}")
+    return event
+
+
+def decode_on(subject: str, data: bytes) -> ev.Event:
+    """Decode a message that arrived on `subject`: DecodeError (and its UnknownEventType) as
+    codec.decode, SubjectMismatch when the event does not belong there (see expect)."""
+    return expect(subject, decode(data))

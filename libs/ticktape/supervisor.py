@@ -29,6 +29,7 @@ HEALTHY_AFTER_S = 30.0
 class Child:
     name: str
     argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restarts: int = 0
@@ -50,6 +51,7 @@ class Supervisor:
         stop_last: tuple[str, ...] = (),
         before_last: Callable[[], None] | None = None,
         drain_last: Callable[[Callable[[], bool]], bool] | None = None,
+        extra_env: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.env = env
         self.run_dir = run_dir
@@ -61,9 +63,14 @@ class Supervisor:
         self.stop_last = stop_last
         self.before_last = before_last
         self.drain_last = drain_last
-        # every registered service unless told which, each run as `python -m <its module>`
+        # every registered service unless told which, each run as `python -m <its module>`, with
+        # env plus its extra_env (e.g. the path of its own bus credentials: never a secret in argv)
         self.children = [
-            Child(name, [sys.executable, "-m", registry.get(name).module, *(extra_args or {}).get(name, [])])
+            Child(
+                name,
+                [sys.executable, "-m", registry.get(name).module, *(extra_args or {}).get(name, [])],
+                {**env, **(extra_env or {}).get(name, {})},
+            )
             for name in (registry.names() if services is None else services)
         ]
         self.stopping = False
@@ -72,7 +79,7 @@ class Supervisor:
     def _spawn(self, child: Child) -> None:
         # Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops the
         # services in order (producers, drain, consumers) instead of all at once.
-        child.process = subprocess.Popen(child.argv, env=self.env, process_group=0)
+        child.process = subprocess.Popen(child.argv, env=child.env, process_group=0)
         child.started_at = time.monotonic()
         child.restart_at = None
         (self.run_dir / f"{child.name}.pid").write_text(str(child.process.pid))

@@ -10,4 +10,5 @@ SERVICE = ServiceInfo(
     module="services.audit",
     config="services.audit.config:AuditConfig",
     durables=("audit",),
+    reads=("events", "dlq"),
 )

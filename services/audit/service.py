@@ -10,7 +10,15 @@ chain never repeats or forks. Each batch re-reads the head under a per-stream ad
 before writing, so a second archiver on the same database cannot interleave rows either.
 
 The trades stream is not archived: public trades are high-rate market data with their own short
-retention; the audit log covers the decisions (bars through fills) and the dead letters."""
+retention; the audit log covers the decisions (bars through fills) and the dead letters.
+
+Poison messages: every message is archived byte for byte, whatever it holds (the chain has no
+holes). One beyond a decode limit (JSON nested deeper than jsonlimits.MAX_DEPTH) is stored
+without projected columns, counted (`rejected{reason="too_deep"}`) and also dead-lettered so
+someone looks at it. A batch PostgreSQL will not take as jsonb is stored without the jsonb copy.
+Outages (no database, no NATS) are retried from the stored head for as long as they last; a
+refusal the database repeats max_deliver times at the same head stops the service with the
+reason logged, since the audit log must not skip a message."""
 
 from __future__ import annotations
 
@@ -30,6 +38,7 @@ from services.audit.config import AuditConfig
 from ticktape import config as cfg
 from ticktape import pg, runtime
 from ticktape.audit import chain, queries
+from ticktape.bus.deadletter import DeadLetters
 from ticktape.bus.durable import recreate_durable
 from ticktape.metrics import ServiceMetrics
 
@@ -106,6 +115,8 @@ class Archiver:
         metrics: AuditMetrics,
         log: Any,
         durable: str = DURABLE,
+        letters: DeadLetters | None = None,
+        max_deliver: int = 5,
     ) -> None:
         self.stream = stream
         self.js = js
@@ -119,9 +130,13 @@ class Archiver:
         # A jump in seq right where the consumer was (re)started is a real gap in the stream;
         # anywhere else it may be a delivery we have not seen yet, so the consumer is restarted.
         self._start_seq: int | None = None
+        self.letters = letters or DeadLetters(js, metrics.base.service, metrics.base, log)
+        self.max_deliver = max_deliver
+        self._unprojectable: list[tuple[Msg, str]] = []  # of the batch being written
 
     async def run(self, stop: asyncio.Event) -> None:
         delay = 0.5
+        refusals: tuple[int, int] = (-1, 0)  # (head seq, consecutive refusals by the database there)
         while not stop.is_set():
             try:
                 async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
@@ -131,10 +146,24 @@ class Archiver:
                 continue
             except _TRANSIENT as exc:
                 self.metrics.base.error("archive")
+                if isinstance(exc, psycopg.Error) and exc.sqlstate is not None:  # the server answered: no
+                    refusals = (self.state.seq, refusals[1] + 1 if refusals[0] == self.state.seq else 1)
+                    if refusals[1] >= self.max_deliver:
+                        self.log.error(
+                            "the database refuses the batch after the archived head on every attempt; stopping "
+                            "(the audit log must not skip a message)",
+                            head_seq=self.state.seq,
+                            attempts=refusals[1],
+                            error=repr(exc),
+                        )
+                        raise
                 self.log.warning("archiving failed; resuming from the stored head", error=repr(exc), retry_in_s=delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
                 delay = min(delay * 2, RETRY_MAX_S)
+            except Exception as exc:
+                self.log.error("archiver stopped", head_seq=self.state.seq, error=repr(exc))
+                raise
 
     async def _serve(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
         await self.start(conn)
@@ -178,6 +207,7 @@ class Archiver:
             start_seq,
             ack_wait=self.config.ack_wait_s,
             max_ack_pending=self.config.batch * 4,
+            max_deliver=self.max_deliver,  # a message the server gives up on is a gap: _Resync
         )
         self._start_seq = start_seq
 
@@ -208,6 +238,17 @@ class Archiver:
         self.state = state
         if written:
             self._start_seq = None
+        for msg, reason in self._unprojectable:
+            self.metrics.base.rejected("too_deep")
+            self.log.warning("message archived without projections; dead-lettered", seq=msg.metadata.sequence.stream)
+            await self.letters.send(
+                source=msg.subject,
+                error=f"archived as bytes only: {reason}",
+                payload=msg.data,
+                ts_ns=int(msg.metadata.timestamp.timestamp() * 1e9),
+                stream_seq=msg.metadata.sequence.stream,
+                headers=dict(msg.headers or {}),
+            )
         for msg in msgs[:done]:
             await msg.ack()
         skipped = done - written
@@ -238,6 +279,7 @@ class Archiver:
             if stored != (state.seq, state.hash):
                 state = await self._load_state(conn)  # someone else wrote: continue from what is stored
             rows: list[chain.Row] = []
+            self._unprojectable = []
             done, prev, last, checkpointed = 0, state.hash, state.seq, False
             for msg in msgs:
                 seq = msg.metadata.sequence.stream
@@ -252,6 +294,9 @@ class Archiver:
                 if seq <= last:
                     continue
                 row = chain.make_row(prev, self.stream, seq, msg.subject, msg.data)
+                reason = chain.unprojectable(msg.data)
+                if reason is not None:
+                    self._unprojectable.append((msg, reason))
                 rows.append(row)
                 prev, last = row.hash, seq
             if rows:
@@ -326,7 +371,16 @@ async def serve(rt: runtime.Runtime, config: AuditConfig) -> None:
     metrics = AuditMetrics(rt.metrics)
     async with asyncio.TaskGroup() as group:
         for stream in streams:
-            archiver = Archiver(stream=stream, js=rt.js, dsn=dsn, config=config, metrics=metrics, log=rt.log)
+            archiver = Archiver(
+                stream=stream,
+                js=rt.js,
+                dsn=dsn,
+                config=config,
+                metrics=metrics,
+                log=rt.log,
+                letters=runtime.dead_letters(rt),
+                max_deliver=rt.common.nats.max_deliver,
+            )
             group.create_task(archiver.run(rt.stop))
 
 

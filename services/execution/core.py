@@ -1,12 +1,22 @@
 """Pure paper-execution core: approvals become orders that fill at the next bar's open, and
-every bar marks the open positions and sub-account equity to its close."""
+every bar marks the open positions and sub-account equity to its close.
+
+Nothing is trusted: an approval whose quantity, price or notional is not finite, positive and
+sane, or that would lever the account beyond its limit, is canceled with a reason code before
+an order exists; a bar that is not sound is rejected as input (the shell dead-letters it); a
+fill is computed on a copy of the position and applied only if every price, fee, position and
+account total stays finite; and every output is checked for NaN and infinity before it leaves
+(msgspec would write them as null, which no consumer could decode)."""
 
 from __future__ import annotations
+
+import math
 
 from services.execution import paper
 from services.execution.config import ExecutionConfig
 from services.execution.portfolio import Account, Key, Position
 from ticktape import ids, subjects
+from ticktape.errors import InvalidInput
 from ticktape.events import (
     AccountUpdated,
     BarClosed,
@@ -21,7 +31,9 @@ from ticktape.events import (
     ResumeTrading,
 )
 from ticktape.events.envelope import EnvelopeFields
+from ticktape.events.market import bar_problem
 from ticktape.memo import InputMemo
+from ticktape.sanity import MAX_NOTIONAL, ensure_finite, price_problem
 
 FILTER_SUBJECTS: tuple[str, ...] = (
     subjects.ALL_RISK,  # OrderApproved; OrderRejected is ignored
@@ -43,15 +55,21 @@ def order_id_for(approval_id: str) -> str:
 class ExecutionCore:
     """Paper broker for the configured sub-accounts.
 
-    OrderApproved -> OrderSubmitted (or OrderCanceled "halted" / "unknown_account"). The next
-    bar of that venue/symbol with a later open fills it: OrderFilled then PositionUpdated. Then
-    every position in the symbol is marked to the close (PositionUpdated), and each affected
-    account gets an AccountUpdated. EmergencyStop cancels pending orders ("emergency_stop")."""
+    OrderApproved -> OrderSubmitted, or OrderCanceled with a reason: "unknown_account",
+    "halted", "invalid_quantity" (not finite and > 0), "invalid_price" (reference price not
+    finite or outside ticktape.sanity's band), "invalid_notional" (quantity x price above
+    ticktape.sanity.MAX_NOTIONAL or not the approval's notional), "max_leverage" (see
+    AccountConfig). The next bar of that venue/symbol with a later open fills it: OrderFilled
+    then PositionUpdated, or OrderCanceled "invalid_fill" if the fill would make a number
+    non-finite. Then every position in the symbol is marked to the close (PositionUpdated), and
+    each affected account gets an AccountUpdated. EmergencyStop cancels pending orders
+    ("emergency_stop")."""
 
     def __init__(self, config: ExecutionConfig) -> None:
         self.config = config
         self._memo = InputMemo(REMEMBERED)
         self.accounts: dict[str, Account] = {a.name: Account(a.name, a.initial_equity) for a in config.accounts}
+        self._leverage: dict[str, float] = {a.name: a.max_leverage for a in config.accounts}
         self.halted: dict[str, bool] = {name: False for name in self.accounts}
         self.pending: dict[str, OrderApproved] = {}  # order_id -> approval, in arrival order
         self._seen_orders: set[str] = set()  # membership only, never iterated
@@ -61,14 +79,24 @@ class ExecutionCore:
         """Apply one input event, return the events to publish (possibly empty).
 
         The same input twice (same event_id, within the last REMEMBERED) is applied once and
-        returns the same outputs again; their ids are the same, so JetStream drops repeats."""
-        return self._memo.apply(event, self._apply)
+        returns the same outputs again; their ids are the same, so JetStream drops repeats.
+        Raises InvalidInput for a bar that is not sound (nothing changes then), and
+        NonFiniteOutput if an output would carry NaN or infinity (a bug: never published)."""
+        return self._memo.apply(event, self._checked)
+
+    def _checked(self, event: Event) -> list[Event]:
+        out = self._apply(event)
+        ensure_finite(out)
+        return out
 
     def _apply(self, event: Event) -> list[Event]:
         match event:
             case OrderApproved():
                 return self._on_approval(event)
             case BarClosed() if event.timeframe == self.config.timeframe:
+                problem = bar_problem(event)
+                if problem is not None:
+                    raise InvalidInput(f"bar {event.venue} {event.symbol} {event.open_time}: {problem}")
                 return self._on_bar(event)
             case EmergencyStop():
                 return self._on_stop(event)
@@ -87,7 +115,12 @@ class ExecutionCore:
         if order_id in self._seen_orders:  # redelivered approval
             return []
         self._seen_orders.add(order_id)
-        reason = "unknown_account" if a.account not in self.accounts else "halted" if self.halted[a.account] else None
+        if a.account not in self.accounts:
+            reason: str | None = "unknown_account"
+        elif self.halted[a.account]:
+            reason = "halted"
+        else:
+            reason = self._approval_problem(a)
         if reason is not None:
             return [
                 OrderCanceled(
@@ -113,6 +146,39 @@ class ExecutionCore:
                 approval_id=a.event_id,
             )
         ]
+
+    def _approval_problem(self, a: OrderApproved) -> str | None:
+        """The reason code why an approval of a known account cannot become an order, or None."""
+        if not (math.isfinite(a.quantity) and a.quantity > 0):
+            return "invalid_quantity"
+        if price_problem("reference_price", a.reference_price) is not None:
+            return "invalid_price"
+        notional = a.quantity * a.reference_price
+        if not (notional <= MAX_NOTIONAL and math.isclose(a.notional, notional, rel_tol=1e-9)):
+            return "invalid_notional"
+        account = self.accounts[a.account]
+        before, after = self._gross_exposure(account, a)
+        if after > before and after > self._leverage[a.account] * account.totals().equity:
+            return "max_leverage"
+        return None
+
+    def _gross_exposure(self, account: Account, a: OrderApproved) -> tuple[float, float]:
+        """The account's gross exposure (positions and pending orders, at the mark or else the
+        pending order's reference price; a's symbol at a's reference price) without and with a."""
+        held = {k: p.quantity for k, p in account.positions.items()}
+        prices = {k: p.mark_price for k, p in account.positions.items()}
+        for pending in self.pending.values():  # insertion order: deterministic
+            if pending.account == account.name:
+                k = (pending.venue, pending.symbol)
+                held[k] = held.get(k, 0.0) + _signed(pending)
+                prices.setdefault(k, pending.reference_price)
+        key = (a.venue, a.symbol)
+        prices[key] = a.reference_price
+        held.setdefault(key, 0.0)
+        before = sum(abs(held[k]) * prices[k] for k in sorted(held))
+        held[key] += _signed(a)
+        after = sum(abs(held[k]) * prices[k] for k in sorted(held))
+        return before, after
 
     def _on_stop(self, stop: EmergencyStop) -> list[Event]:
         names = self._affected(stop.account)
@@ -149,8 +215,10 @@ class ExecutionCore:
         ]
         for index, (order_id, a) in enumerate(due):
             del self.pending[order_id]
-            filled.add(a.account)
-            out.extend(self._fill(bar, order_id, a, index))
+            events = self._fill(bar, order_id, a, index)
+            if isinstance(events[0], OrderFilled):
+                filled.add(a.account)
+            out.extend(events)
         for index, account in enumerate(self.accounts.values()):
             pos = account.positions.get(key)
             if pos is None or (pos.quantity == 0 and account.name not in filled):
@@ -182,8 +250,31 @@ class ExecutionCore:
             taker_fee_bps=self.config.taker_fee_bps,
         )
         key = (a.venue, a.symbol)
-        pos = self.accounts[a.account].position(key)
-        pos.apply_fill(a.quantity if a.side == "buy" else -a.quantity, price, fee)
+        account = self.accounts[a.account]
+        # Computed on a copy and applied only if every number stays finite: a NaN or infinity
+        # in a position would be in every later position and account event of the account.
+        pos = account.positions.get(key) or Position()
+        pos = pos.after_fill(_signed(a), price, fee)
+        problem = (
+            (None if math.isfinite(price) and math.isfinite(fee) else f"price={price!r} fee={fee!r}")
+            or pos.nonfinite()
+            or account.totals((key, pos)).nonfinite()
+        )
+        submitted_id = ids.child_id(a.event_id, _SUBMIT, 0)
+        if problem is not None:
+            return [
+                OrderCanceled(
+                    **_caused_by(
+                        bar, "execution.fill_cancel", index, ts_event=bar.close_time, chain=a, causation_id=submitted_id
+                    ),
+                    order_id=order_id,
+                    account=a.account,
+                    venue=a.venue,
+                    symbol=a.symbol,
+                    reason="invalid_fill",
+                )
+            ]
+        account.positions[key] = pos
         # Ids derive from the bar that triggered the fill; causation follows the order's chain
         # (submitted -> filled -> position), which the consumer also uses to parent traces.
         filled = OrderFilled(
@@ -193,7 +284,7 @@ class ExecutionCore:
                 index,
                 ts_event=bar.close_time,
                 chain=a,
-                causation_id=ids.child_id(a.event_id, _SUBMIT, 0),
+                causation_id=submitted_id,
             ),
             order_id=order_id,
             account=a.account,
@@ -243,6 +334,10 @@ class ExecutionCore:
             unrealized_pnl=pos.unrealized_pnl,
             fees_paid=pos.fees_paid,
         )
+
+
+def _signed(a: OrderApproved) -> float:
+    return a.quantity if a.side == "buy" else -a.quantity
 
 
 def _caused_by(

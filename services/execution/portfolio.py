@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 Key = tuple[str, str]  # (venue, symbol)
 
@@ -24,6 +25,20 @@ class Position:
     @property
     def unrealized_pnl(self) -> float:
         return self.quantity * (self.mark_price - self.avg_price) if self.quantity else 0.0
+
+    def after_fill(self, signed_qty: float, price: float, fee: float) -> Position:
+        """A copy of this position with the fill applied; this one is unchanged."""
+        pos = replace(self)
+        pos.apply_fill(signed_qty, price, fee)
+        return pos
+
+    def nonfinite(self) -> str | None:
+        """The first field (unrealized P&L included) that is NaN or infinite, or None."""
+        for name in ("quantity", "avg_price", "mark_price", "realized_pnl", "fees_paid", "unrealized_pnl"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                return f"{name}={value!r}"
+        return None
 
     def apply_fill(self, signed_qty: float, price: float, fee: float) -> None:
         """Add a fill: increases average in, reductions realize P&L at the average, and a flip
@@ -64,11 +79,13 @@ class Account:
             pos = self.positions[key] = Position()
         return pos
 
-    def totals(self) -> AccountTotals:
-        """Sums over positions in sorted symbol order, so the floats are reproducible."""
+    def totals(self, replacing: tuple[Key, Position] | None = None) -> AccountTotals:
+        """Sums over positions in sorted symbol order, so the floats are reproducible;
+        `replacing` = (key, position) computes them as if that position were in key."""
+        positions = self.positions if replacing is None else {**self.positions, replacing[0]: replacing[1]}
         realized = unrealized = fees = gross = net = 0.0
-        for key in sorted(self.positions):
-            p = self.positions[key]
+        for key in sorted(positions):
+            p = positions[key]
             realized += p.realized_pnl
             unrealized += p.unrealized_pnl
             fees += p.fees_paid
@@ -86,3 +103,11 @@ class AccountTotals:
     fees_paid: float
     gross_exposure: float
     net_exposure: float
+
+    def nonfinite(self) -> str | None:
+        """The first total that is NaN or infinite, or None."""
+        for name in ("equity", "realized_pnl", "unrealized_pnl", "fees_paid", "gross_exposure", "net_exposure"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                return f"{name}={value!r}"
+        return None

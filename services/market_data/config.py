@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from exchanges import adapter_for
+from ticktape import sanity
 from ticktape.clock import TIMEFRAME_NS
 
 VenueName = Literal["binance_usdm", "binance_spot", "hyperliquid"]
@@ -31,6 +32,32 @@ class VenueFeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             )
 
 
+class BarChecks(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a closed venue bar must satisfy to be published; one that fails becomes a BarRejected
+    (md.rejected.<venue>.<symbol>) with a reason code, and no bar is published for its minute.
+
+    Prices within [min_price, max_price] (inside ticktape.sanity's hard band, so no consumer
+    refuses a published bar), low <= open, close <= high, volumes finite, >= 0 and <= max_volume,
+    open_time on a timeframe boundary, not before min_open_time_ms and at most max_gap_days after
+    the symbol's previous bar. High and low must lie within a factor max_move of the previous
+    accepted close, when that bar opened at most band_window_s before: the first bar of a symbol,
+    or the first after a longer silence (a run of rejections included), has no band, so a real
+    repricing is refused for band_window_s at most."""
+
+    min_price: Annotated[float, msgspec.Meta(ge=sanity.MIN_PRICE, le=sanity.MAX_PRICE)] = sanity.MIN_PRICE
+    max_price: Annotated[float, msgspec.Meta(ge=sanity.MIN_PRICE, le=sanity.MAX_PRICE)] = sanity.MAX_PRICE
+    max_volume: Annotated[float, msgspec.Meta(gt=0, le=sanity.MAX_AMOUNT)] = sanity.MAX_AMOUNT
+    max_move: Annotated[float, msgspec.Meta(gt=1)] = 10.0
+    band_window_s: Annotated[int, msgspec.Meta(ge=0)] = 3600
+    # 2009-01-01 UTC: before any crypto venue; narrow it to a venue's launch if you like.
+    min_open_time_ms: Annotated[int, msgspec.Meta(ge=0)] = 1_230_768_000_000
+    max_gap_days: Annotated[float, msgspec.Meta(gt=0)] = 366.0
+
+    def __post_init__(self) -> None:
+        if self.min_price >= self.max_price:
+            raise ValueError(f"min_price must be < max_price (got {self.min_price} >= {self.max_price})")
+
+
 class MarketDataConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Which venues to follow, which bars to build, backfill depth, reconnect backoff."""
 
@@ -42,6 +69,7 @@ class MarketDataConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     reconnect_backoff_max_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     status_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     publish_window: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000
+    bar_checks: BarChecks = BarChecks()
 
     def __post_init__(self) -> None:
         if self.timeframe != "1m":

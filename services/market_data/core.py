@@ -15,7 +15,12 @@ duplicate window drops a replayed trade.
 
 A live bar that arrives after missing minutes (a skipped frame, a reconnect) is held back and
 reported by gaps(); the shell backfills the symbol and then release()s it, so bars always leave
-in open-time order with no hole."""
+in open-time order with no hole.
+
+Every closed bar is checked once before it is published (checks.BarGuard, config.BarChecks):
+finite prices within a sane band, a consistent range, sane volumes, a plausible open time, and
+high/low within a factor of the previous close. A bar that fails becomes a BarRejected with a
+reason code in the output, in its place, and no BarClosed exists for its minute."""
 
 from __future__ import annotations
 
@@ -25,22 +30,33 @@ from typing import Any
 from exchanges import adapter_for
 from exchanges.base import AGGRESSOR, FrameError, HttpRequest, Kline, Trade, VenueAdapter
 from services.market_data.aggregate import BarAggregator
+from services.market_data.checks import BarGuard
+from services.market_data.config import BarChecks
 from ticktape import ids
 from ticktape.clock import NS_PER_MS, TIMEFRAME_NS
-from ticktape.events import BarClosed, TradeTick
+from ticktape.events import BarClosed, BarRejected, TradeTick
 
 # The core consumes nothing from the bus; the shell follows the universe itself.
 FILTER_SUBJECTS: tuple[str, ...] = ()
 
-MarketEvent = BarClosed | TradeTick
+MarketEvent = BarClosed | BarRejected | TradeTick
+BarEvent = BarClosed | BarRejected
 
 
 class MarketDataCore:
     """Turns one venue's kline and trade streams of one timeframe into BarClosed and TradeTick
     events; with `aggregate`, each published bar also feeds a BarAggregator whose bars follow it
-    in the output."""
+    in the output. `checks` decide which closed bars are published (the others are reported as
+    BarRejected)."""
 
-    def __init__(self, adapter: VenueAdapter | str, timeframe: str = "1m", *, aggregate: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        adapter: VenueAdapter | str,
+        timeframe: str = "1m",
+        *,
+        aggregate: Sequence[str] = (),
+        checks: BarChecks | None = None,
+    ) -> None:
         if timeframe not in TIMEFRAME_NS:
             raise ValueError(f"unknown timeframe {timeframe!r}; known: {', '.join(TIMEFRAME_NS)}")
         self.adapter: VenueAdapter = adapter_for(adapter) if isinstance(adapter, str) else adapter
@@ -48,16 +64,19 @@ class MarketDataCore:
         self.venue = self.adapter.venue
         self.timeframe = timeframe
         self._tf_ns = TIMEFRAME_NS[timeframe]
-        self._last: dict[str, int] = {}  # symbol -> open_time (ns) of the last published bar
+        # symbol -> open_time (ns) of the last bar judged in a plausible minute: published or refused
+        self._last: dict[str, int] = {}
+        self.guard = BarGuard(checks if checks is not None else BarChecks(), self._tf_ns)
         self.aggregator = BarAggregator(aggregate, base=timeframe) if aggregate else None
         # symbol -> live closed klines held back because minutes before them are missing
         self._held: dict[str, list[tuple[Kline, int]]] = {}
         self._trade_prefix: dict[str, str] = {}  # symbol -> ids.trade_id_prefix(venue, symbol)
 
     def on_frame(self, raw: bytes | str, ts_init: int) -> list[MarketEvent]:
-        """The trades in this WebSocket frame and the bar it closes, if any, in frame order;
-        [] for open bars, acks and repeats. Raises FrameError for a malformed frame (the shell
-        counts and dead-letters it); the core's state is unchanged then."""
+        """The trades in this WebSocket frame and the bar it closes (or its BarRejected), if
+        any, in frame order; [] for open bars, acks and repeats. Raises FrameError for a
+        malformed frame (the shell counts and dead-letters it); the core's state is unchanged
+        then."""
         items = self._parse(raw)
         if not items:
             return []
@@ -97,7 +116,8 @@ class MarketDataCore:
 
     def gaps(self) -> list[str]:
         """Symbols whose latest live bar is held because earlier minutes are missing; the shell
-        backfills each (on_backfill until []) and then calls release(symbol)."""
+        backfills each (on_backfill until backfill_start_ms stops advancing) and then calls
+        release(symbol)."""
         return list(self._held)
 
     def release(self, symbol: str) -> list[MarketEvent]:
@@ -108,12 +128,13 @@ class MarketDataCore:
             self._publish(kline, ts_init, False, out)
         return out
 
-    def on_backfill(self, symbol: str, body: bytes | str | list[Any], ts_init: int, now_ms: int) -> list[BarClosed]:
+    def on_backfill(self, symbol: str, body: bytes | str | list[Any], ts_init: int, now_ms: int) -> list[BarEvent]:
         """Backfill from the adapter's REST response: bars closed before now_ms (server time)
-        and newer than the last published one, oldest first, marked backfilled. Call again
-        from backfill_start_ms until it returns []."""
+        and newer than the last published one, oldest first, marked backfilled (and the
+        rejections of those that fail the checks). Call again from backfill_start_ms until
+        that no longer advances."""
         klines = sorted(self.adapter.parse_backfill(body, symbol, self.timeframe), key=lambda k: k.open_time)
-        out: list[BarClosed] = []
+        out: list[BarEvent] = []
         for kline in klines:
             if kline.close_time >= now_ms:
                 break  # the bar still forming (venues return it last)
@@ -133,10 +154,13 @@ class MarketDataCore:
         the disconnect is emitted as closed. Then backfill them."""
         self.adapter.reset(symbols)
 
-    def seed_last(self, symbol: str, open_time_ns: int) -> None:
-        """Mark bars up to open_time_ns as already published (e.g. read back from the stream)."""
+    def seed_last(self, symbol: str, open_time_ns: int, close: float | None = None) -> None:
+        """Mark bars up to open_time_ns as already published (e.g. read back from the stream);
+        `close`, when known, is that bar's close: the reference of the next bar's price band."""
         if open_time_ns > self._last.get(symbol, -1):
             self._last[symbol] = open_time_ns
+        if close is not None:
+            self.guard.accept(symbol, open_time_ns, close)
 
     def warm(self, bars: Iterable[BarClosed]) -> None:
         """Restart: bars of this venue and timeframe already published, oldest first (at least
@@ -145,7 +169,7 @@ class MarketDataCore:
         for bar in bars:
             if bar.venue != self.venue or bar.timeframe != self.timeframe:
                 continue
-            self.seed_last(bar.symbol, bar.open_time)
+            self.seed_last(bar.symbol, bar.open_time, bar.close)
             if self.aggregator is not None:
                 self.aggregator.on_bar(bar)
 
@@ -162,11 +186,21 @@ class MarketDataCore:
     def symbols(self) -> Iterable[str]:
         return self._last.keys()
 
-    def _publish(self, k: Kline, ts_init: int, backfilled: bool, out: list[BarClosed] | list[MarketEvent]) -> None:
+    def _publish(self, k: Kline, ts_init: int, backfilled: bool, out: list[BarEvent] | list[MarketEvent]) -> None:
         open_ns = k.open_time * NS_PER_MS
-        if open_ns <= self._last.get(k.symbol, -1):
+        last = self._last.get(k.symbol)
+        rejection = self.guard.time_problem(open_ns, last)
+        if rejection is not None:  # before the staleness check: a 1970 bar is reported, not dropped as old
+            out.append(self._rejected(k, open_ns, ts_init, backfilled, rejection))
             return
-        self._last[k.symbol] = open_ns
+        if last is not None and open_ns <= last:
+            return
+        self._last[k.symbol] = open_ns  # judged: a refused minute is not fetched again
+        rejection = self.guard.value_problem(k, open_ns)
+        if rejection is not None:
+            out.append(self._rejected(k, open_ns, ts_init, backfilled, rejection))
+            return
+        self.guard.accept(k.symbol, open_ns, k.close)
         close_ns = k.close_time * NS_PER_MS
         bar = BarClosed(
             event_id=ids.bar_id(self.venue, k.symbol, self.timeframe, open_ns),
@@ -191,3 +225,20 @@ class MarketDataCore:
         out.append(bar)
         if self.aggregator is not None:
             out.extend(self.aggregator.on_bar(bar))
+
+    def _rejected(
+        self, k: Kline, open_ns: int, ts_init: int, backfilled: bool, rejection: tuple[str, str]
+    ) -> BarRejected:
+        bar_id = ids.bar_id(self.venue, k.symbol, self.timeframe, open_ns)
+        return BarRejected(
+            event_id=ids.child_id(bar_id, "market_data.reject", 0),
+            ts_event=k.close_time * NS_PER_MS,
+            ts_init=ts_init,
+            venue=self.venue,
+            symbol=k.symbol,
+            timeframe=self.timeframe,
+            open_time=open_ns,
+            reason=rejection[0],
+            detail=rejection[1],
+            backfilled=backfilled,
+        )

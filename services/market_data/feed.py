@@ -23,7 +23,7 @@ from services.market_data.shard import ConnectLimiter, Shard
 from ticktape import ids, runtime, subjects, telemetry
 from ticktape.bus.deadletter import dead_letter
 from ticktape.bus.pipeline import PipelinedPublisher
-from ticktape.events import BarClosed, MarketDataStatus, TradeTick, UniverseUpdated
+from ticktape.events import BarClosed, BarRejected, MarketDataStatus, TradeTick, UniverseUpdated
 from ticktape.events.codec import DecodeError, decode
 
 # The simulator serves each venue under /<venue>; Hyperliquid's socket lives at /ws below it.
@@ -53,7 +53,7 @@ class VenueFeed:
         self.session = session
         self.publisher = publisher
         self.adapter = adapter_for(vcfg.venue)
-        self.core = MarketDataCore(self.adapter, config.timeframe, aggregate=config.aggregate)
+        self.core = MarketDataCore(self.adapter, config.timeframe, aggregate=config.aggregate, checks=config.bar_checks)
         self.rest_url, self.ws_url = venue_urls(
             rt.common.venue_sim, vcfg, self.adapter.default_rest_url, self.adapter.default_ws_url
         )
@@ -87,7 +87,7 @@ class VenueFeed:
                 except nats.errors.Error:  # TimeoutError: nothing new; reconnecting: the ordered consumer resumes
                     continue
                 try:
-                    event = decode(msg.data)
+                    event = subjects.decode_on(msg.subject, msg.data)  # a universe, on its own subject
                 except DecodeError as exc:
                     self.rt.metrics.rejected("undecodable")
                     self.rt.log.warning("undecodable universe message ignored", error=str(exc))
@@ -115,7 +115,7 @@ class VenueFeed:
             start_time_s=time.time() - 26 * 3600,
         ):
             try:
-                event = decode(msg.data)
+                event = subjects.decode_on(msg.subject, msg.data)
             except DecodeError as exc:  # dead-lettered by its consumers; not a bar to warm from
                 self.rt.metrics.rejected("undecodable")
                 self.rt.log.warning("undecodable bar skipped while warming", subject=msg.subject, error=str(exc))
@@ -182,7 +182,7 @@ class VenueFeed:
             return
         event = decode(raw.data or b"")  # nats-py gives None for an empty payload
         if isinstance(event, BarClosed):
-            self.core.seed_last(symbol, event.open_time)
+            self.core.seed_last(symbol, event.open_time, event.close)
 
     async def on_frame(self, shard: int, data: bytes) -> None:
         self.rt.metrics.received()
@@ -212,9 +212,20 @@ class VenueFeed:
         await self.publisher.publish(letter)
         self.rt.metrics.dead_lettered()
 
-    async def publish(self, events: Sequence[BarClosed | TradeTick]) -> None:
+    async def publish(self, events: Sequence[BarClosed | BarRejected | TradeTick]) -> None:
         for event in events:
-            if isinstance(event, BarClosed):  # bars start traces; trades are too many to trace
+            if isinstance(event, BarRejected):
+                self.rt.metrics.rejected("invalid_bar")
+                self.rt.log.warning(
+                    "venue bar rejected",
+                    venue=self.venue,
+                    symbol=event.symbol,
+                    open_time=event.open_time,
+                    reason=event.reason,
+                    detail=event.detail,
+                )
+                await self.publisher.publish(event)
+            elif isinstance(event, BarClosed):  # bars start traces; trades are too many to trace
                 with self.tracer.start_as_current_span(
                     "market_data bar closed",
                     kind=trace.SpanKind.PRODUCER,
@@ -239,13 +250,15 @@ class VenueFeed:
         now_ms = await self._server_time_ms()
         for symbol in symbols:
             while True:
+                start = self.core.backfill_start_ms(symbol)
                 request = self.core.backfill_request(self.rest_url, symbol, limit=self.backfill_limit, now_ms=now_ms)
                 body = await self._http(request)
                 bars = self.core.on_backfill(symbol, body, time.time_ns(), now_ms)
-                if not bars:
+                if bars:
+                    await self.publish(bars)
+                    self.rt.log.info("backfilled", venue=self.venue, symbol=symbol, bars=len(bars))
+                if self.core.backfill_start_ms(symbol) == start:  # nothing new (or only refused bars)
                     break
-                await self.publish(bars)
-                self.rt.log.info("backfilled", venue=self.venue, symbol=symbol, bars=len(bars))
 
     async def _http(self, request: HttpRequest) -> bytes:
         kwargs: dict[str, Any] = {}

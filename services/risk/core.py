@@ -2,10 +2,16 @@
 
 Sizing: target = sign x fraction x equity / price (long +, short -, flat 0); the order is the
 target minus what the account holds (its position plus approved-but-unfilled orders). Checks,
-first failure wins: halted, no_equity, max_notional_per_symbol, max_gross_exposure. An order to
-a flat target only reduces risk, so it skips no_equity and the exposure limits, but an emergency
-stop refuses it too: while halted nothing new is sent, not even a close (the operator resumes
-or flattens by hand)."""
+first failure wins: invalid_size (a size that is not finite or absurd, refused whatever else
+holds), halted, no_equity, max_notional_per_symbol, max_gross_exposure. An order to a flat
+target only reduces risk, so it skips no_equity and the exposure limits, but an emergency stop
+refuses it too: while halted nothing new is sent, not even a close (the operator resumes or
+flattens by hand).
+
+Input is checked, never propagated: a signal whose price is not finite and within
+ticktape.sanity's band, or an account, position or fill event with a non-finite number, is
+rejected as input (InvalidInput: the shell dead-letters it and nothing changes); and every
+output is checked for NaN and infinity before it leaves."""
 
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from ticktape.events import (
 from ticktape.events.envelope import EnvelopeFields
 from ticktape.events.risk import OrderSide
 from ticktape.memo import InputMemo
+from ticktape.sanity import MAX_NOTIONAL, ensure_finite, price_problem
 
 FILTER_SUBJECTS: tuple[str, ...] = (
     subjects.ALL_SIGNALS,
@@ -88,7 +95,13 @@ class RiskCore:
 
         The same input twice (same event_id, within the last REMEMBERED) is applied once and
         returns the same outputs again; their ids are the same, so JetStream drops repeats."""
-        return self._memo.apply(event, self._apply)
+        return self._memo.apply(event, self._checked)
+
+    def _checked(self, event: Event) -> list[Event]:
+        _check_input(event)
+        out = self._apply(event)
+        ensure_finite(out)
+        return out
 
     def _apply(self, event: Event) -> list[Event]:
         match event:
@@ -142,7 +155,7 @@ class RiskCore:
         if not cfg.trades(signal.strategy):
             return None
         price = signal.price
-        if not (math.isfinite(price) and price > 0):
+        if price_problem("price", price) is not None:
             raise InvalidInput(f"signal {signal.event_id} has a bad price {price!r}")
         key = (signal.venue, signal.symbol)
         book.prices[key] = price
@@ -157,6 +170,10 @@ class RiskCore:
         else:
             target = sign * cfg.fraction * equity / price
             qty = target - held
+            size_problem = _size_problem(target, qty, price, opening=sign != 0)
+            if size_problem is not None:  # before anything reads qty: it may be infinite
+                side_of: OrderSide | None = "buy" if sign > 0 else "sell" if sign < 0 else None
+                return self._reject(book, signal, side_of, 0.0, "invalid_size", size_problem)
             if qty == 0 or abs(qty) <= NEGLIGIBLE * max(abs(target), abs(held)):
                 return None
             side, quantity = ("buy" if qty > 0 else "sell"), abs(qty)
@@ -244,6 +261,38 @@ class RiskCore:
             detail=detail,
             signal_id=signal.event_id,
         )
+
+
+def _size_problem(target: float, quantity: float, price: float, *, opening: bool) -> str | None:
+    """Why a sized order is absurd (a number not finite, or an opening notional above
+    MAX_NOTIONAL), or None. Closing is always allowed as long as the numbers are finite."""
+    notional = quantity * price
+    if not (math.isfinite(target) and math.isfinite(quantity) and math.isfinite(notional)):
+        return f"sizing gave a non-finite order (target {target!r}, quantity {quantity!r}, price {price!r})"
+    if opening and abs(target) * price > MAX_NOTIONAL:
+        return f"target notional {abs(target) * price:g} exceeds the hard limit {MAX_NOTIONAL:g}"
+    return None
+
+
+def _check_input(event: Event) -> None:
+    """Raise InvalidInput for an execution event whose numbers are not finite (or, for a fill,
+    not positive): risk must not size on them."""
+    match event:
+        case AccountUpdated():
+            values: tuple[tuple[str, float], ...] = (("equity", event.equity),)
+        case PositionUpdated():
+            values = (("quantity", event.quantity), ("mark_price", event.mark_price))
+        case OrderFilled():
+            if not (event.quantity > 0 and event.price > 0):
+                raise InvalidInput(
+                    f"fill {event.event_id}: quantity and price must be > 0 (got {event.quantity!r}, {event.price!r})"
+                )
+            values = (("quantity", event.quantity), ("price", event.price))
+        case _:
+            return
+    for name, value in values:
+        if not math.isfinite(value):
+            raise InvalidInput(f"{type(event).__name__} {event.event_id}: {name} is not finite ({value!r})")
 
 
 def _caused_by(cause: Envelope, handler: str, index: int = 0) -> EnvelopeFields:

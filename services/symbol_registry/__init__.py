@@ -9,4 +9,5 @@ SERVICE = ServiceInfo(
     order=20,
     module="services.symbol_registry",
     config="services.symbol_registry.config:SymbolRegistryConfig",
+    reads=(),  # it only publishes
 )

@@ -1,5 +1,6 @@
-"""The whole stack as separate processes: real nats-server, real PostgreSQL, the venue simulator
-on real recorded 1m bars from ../shared/data (OctoBot's Binance BTC/ETH/ADA captures)."""
+"""The whole stack as separate processes: real nats-server (with ticktape's authorization: every
+service connects with its own credential), real PostgreSQL, the venue simulator on real recorded
+1m bars from ../shared/data (OctoBot's Binance BTC/ETH/ADA captures)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import collections
 import json
 from pathlib import Path
 
-import nats
 import pytest
 
 from tests.support.recorded import convert_octobot
 from tests.support.replay import replay_mismatches
 from ticktape import events as ev
 from ticktape import registry, subjects
+from ticktape.bus import creds
+from ticktape.bus.permissions import ADMIN, OBSERVER, roles
 from ticktape.events.codec import decode
 from ticktape.telemetry import trace_id_of
 from ticktape.testing.bus import stream_messages
@@ -40,8 +42,8 @@ def csv_bar_count(bars_dir: Path) -> int:
     return sum(1 for f in bars_dir.glob("*-1m*.csv") for line in f.read_text().splitlines() if line.strip())
 
 
-async def recorded(nats_url: str) -> list[tuple[str, ev.Event, dict[str, str]]]:
-    nc = await nats.connect(nats_url)
+async def recorded(auth) -> list[tuple[str, ev.Event, dict[str, str]]]:
+    nc = await auth.connect(ADMIN)
     try:
         msgs = await stream_messages(nc.jetstream(), subjects.EVENTS_STREAM)
         return [(m.subject, decode(m.data), dict(m.headers or {})) for m in msgs]
@@ -53,13 +55,15 @@ def counts(items) -> collections.Counter[str]:
     return collections.Counter(type(e).__name__ for _, e, _ in items)
 
 
-def snapshot(nats_url: str) -> list[tuple[str, ev.Event, dict[str, str]]]:
-    return asyncio.run(recorded(nats_url))
+def snapshot(auth) -> list[tuple[str, ev.Event, dict[str, str]]]:
+    return asyncio.run(recorded(auth))
 
 
 @pytest.fixture
-def stack_env(tmp_path, nats_server, pg_server, bars_dir):
-    """(start(speed) -> (sim, stack), nats_url); everything is stopped at the end."""
+def stack_env(tmp_path, nats_auth, pg_server, bars_dir):
+    """(start(speed) -> (sim, stack), the authorized server); everything is stopped at the end.
+    `ticktape up` finds the server running and takes each process's credentials from its
+    credentials directory (nats.creds_dir), as for any server it does not run itself."""
     import psycopg
 
     started = []
@@ -70,15 +74,16 @@ def stack_env(tmp_path, nats_server, pg_server, bars_dir):
         sim = VenueSim(bars_dir, tmp_path, speed=speed)
         stack = Stack(
             tmp_path / "home",
-            nats_url=nats_server.url,
+            nats_url=nats_auth.url,
             pg_dsn=pg_server.dsn_for("e2e"),
             venue_sim=sim.url,
             config_yaml=CONFIG,
+            extra_env={"TICKTAPE_NATS__CREDS_DIR": str(nats_auth.creds_dir)},
         )
         started.append((sim, stack))
         return sim, stack
 
-    yield start, nats_server.url
+    yield start, nats_auth
     for sim, stack in started:
         stack.stop()
         sim.stop()
@@ -87,7 +92,7 @@ def stack_env(tmp_path, nats_server, pg_server, bars_dir):
 
 
 def test_stack_carries_bars_to_fills_causally_linked_in_one_trace(stack_env):
-    start, nats_url = stack_env
+    start, bus = stack_env
     sim, stack = start(speed=1500)
     needed = [
         "UniverseUpdated",
@@ -100,7 +105,7 @@ def test_stack_carries_bars_to_fills_causally_linked_in_one_trace(stack_env):
         "AccountUpdated",
     ]
     items = wait_for(
-        lambda: (lambda it: it if all(counts(it)[n] for n in needed) else None)(snapshot(nats_url)),
+        lambda: (lambda it: it if all(counts(it)[n] for n in needed) else None)(snapshot(bus)),
         timeout=90,
         what="universe, bars, signals, approvals, orders, fills and positions",
     )
@@ -117,18 +122,25 @@ def test_stack_carries_bars_to_fills_causally_linked_in_one_trace(stack_env):
     assert len(trace_ids) == 1 and None not in trace_ids, trace_ids
     universe = next(e for _, e, _ in items if isinstance(e, ev.UniverseUpdated))
     assert sorted(universe.symbols) == ["ADAUSDT", "BTCUSDT", "ETHUSDT"]
+    passwords = [creds.load(bus.creds(role)).password for role in roles()]
+    for service in SERVICES:  # each has its own credential, by path: no password in argv or environment
+        proc = Path(f"/proc/{stack.pid(service)}")
+        seen = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
+        assert not [pw for pw in passwords if pw.encode() in seen], service
+        assert f"TICKTAPE_NATS__CREDS={bus.creds(service)}".encode() in seen, service
     assert stack.stop() == 0
     for service in SERVICES:
         assert stack.pid(service) is None, f"{service} left a pid file after a clean stop"
 
 
 def test_plain_nats_client_reads_signals_as_json(stack_env):
-    """What a user sees with `nats sub 'signals.>'`: plain JSON, no ticktape code needed."""
-    start, nats_url = stack_env
+    """What a user sees with `nats --context <home>/creds/observer.json sub 'signals.>'`: plain
+    JSON, no ticktape code needed; the observer's credential reads everything."""
+    start, bus = stack_env
     start(speed=1500)
 
     async def read_signals():
-        nc = await nats.connect(nats_url)
+        nc = await bus.connect(OBSERVER)
         try:
             sub = await nc.subscribe("signals.>")
             msg = await sub.next_msg(timeout=90)
@@ -144,10 +156,10 @@ def test_plain_nats_client_reads_signals_as_json(stack_env):
 
 
 def test_sigkill_each_service_mid_run_then_nothing_lost_or_duplicated(stack_env, bars_dir):
-    start, nats_url = stack_env
+    start, bus = stack_env
     sim, stack = start(speed=900)
     total_bars = csv_bar_count(bars_dir)
-    wait_for(lambda: counts(snapshot(nats_url))["OrderFilled"] >= 1, timeout=90, what="a first fill")
+    wait_for(lambda: counts(snapshot(bus))["OrderFilled"] >= 1, timeout=90, what="a first fill")
     for service in PUBLISHERS:
         old = stack.kill(service)
         wait_for(
@@ -155,17 +167,17 @@ def test_sigkill_each_service_mid_run_then_nothing_lost_or_duplicated(stack_env,
             timeout=30,
             what=f"{service} restarted",
         )
-        wait_for(lambda: len(snapshot(nats_url)) > 0, timeout=5, what="stream readable")
+        wait_for(lambda: len(snapshot(bus)) > 0, timeout=5, what="stream readable")
 
     def settled():
-        items = snapshot(nats_url)
+        items = snapshot(bus)
         bars = [e for _, e, _ in items if isinstance(e, ev.BarClosed) and e.timeframe == "1m"]
         return items if len(bars) >= total_bars else None
 
     items = wait_for(settled, timeout=150, what=f"all {total_bars} recorded bars on the bus")
     # let the consumers drain what the last bars caused, then take the final log
-    wait_for(lambda: snapshot(nats_url) == snapshot(nats_url) or None, timeout=30, what="quiet bus", interval=1.0)
-    items = snapshot(nats_url)
+    wait_for(lambda: snapshot(bus) == snapshot(bus) or None, timeout=30, what="quiet bus", interval=1.0)
+    items = snapshot(bus)
     bars = [e for _, e, _ in items if isinstance(e, ev.BarClosed) and e.timeframe == "1m"]
     keys = collections.Counter((b.symbol, b.open_time) for b in bars)
     assert len(bars) == total_bars and max(keys.values()) == 1, "a bar was lost or published twice"

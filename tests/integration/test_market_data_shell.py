@@ -13,7 +13,7 @@ from services.market_data.config import MarketDataConfig, VenueFeedConfig
 from services.market_data.feed import VenueFeed
 from ticktape import subjects
 from ticktape.bus.pipeline import PipelinedPublisher
-from ticktape.events import BarClosed, DeadLettered
+from ticktape.events import BarClosed, BarRejected, DeadLettered
 from ticktape.runtime import open_runtime
 from ticktape.testing.bus import stream_events
 from ticktape.testing.services import common_settings
@@ -135,3 +135,36 @@ async def test_warm_up_skips_and_counts_an_undecodable_bar_and_still_seeds_the_r
             assert rt2.metrics.value("ticktape_rejected", reason="undecodable") == 1
     finally:
         await rt2.nc.drain()
+
+
+def kline_frame_with(symbol: str, open_ms: int, **values: object) -> bytes:
+    body = json.loads(kline_frame(symbol, open_ms))
+    body["data"]["k"].update(values)
+    return json.dumps(body).encode()
+
+
+async def test_insane_bars_then_each_rejected_with_a_reason_event_counted_and_never_published(shell):
+    t0 = 1_700_000_040_000 - 1_700_000_040_000 % 60_000
+    frames = [
+        kline_frame("BTCUSDT", t0),
+        kline_frame_with("BTCUSDT", t0 + 60_000, c="1e308", h="1e308"),
+        kline_frame_with("BTCUSDT", t0 + 120_000, l="1e-320"),
+        kline_frame_with("BTCUSDT", 0, T=59_999),  # 1970: older than the last bar, reported anyway
+        kline_frame("BTCUSDT", t0 + 180_000),
+    ]
+    for frame in frames:
+        await shell.on_frame(0, frame)
+    rejected = await stream_events(shell.rt.js, "TICKTAPE", [subjects.ALL_REJECTED_BARS])
+    assert [(r.open_time // 1_000_000, r.reason) for r in rejected if isinstance(r, BarRejected)] == [
+        (t0 + 60_000, "price"),
+        (t0 + 120_000, "price"),
+        (0, "open_time"),
+    ]
+    assert all(isinstance(r, BarRejected) and r.detail and r.symbol == "BTCUSDT" for r in rejected)
+    bars = await stream_events(shell.rt.js, "TICKTAPE", [subjects.bars(timeframe="1m")])
+    assert [b.open_time // 1_000_000 for b in bars] == [t0, t0 + 180_000]  # the next good bar is no gap
+    assert all(
+        b.high < 1e12 and b.low > 1e-12 for b in await stream_events(shell.rt.js, "TICKTAPE", [subjects.ALL_BARS])
+    )
+    assert shell.rt.metrics.value("ticktape_rejected", reason="invalid_bar") == 3
+    assert await stream_events(shell.rt.js, "TICKTAPE_DLQ", ["dlq.>"]) == []

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import msgspec
 import pytest
 
+from services.execution import paper
 from services.execution.config import AccountConfig, ExecutionConfig
 from services.execution.core import FILTER_SUBJECTS, ExecutionCore, order_id_for
+from services.execution.portfolio import Position
 from ticktape import ids
 from ticktape.clock import MINUTE_NS, NS_PER_MS
+from ticktape.errors import InvalidInput
 from ticktape.events import (
     AccountUpdated,
     BarClosed,
@@ -20,8 +26,10 @@ from ticktape.events import (
     OrderSubmitted,
     PositionUpdated,
     ResumeTrading,
+    codec,
 )
 from ticktape.events.risk import OrderSide
+from ticktape.sanity import NonFiniteOutput
 
 T0 = 1_700_000_000 * 1_000_000_000
 
@@ -264,3 +272,122 @@ def test_execution_config_when_section_empty_then_paper_defaults() -> None:
     cfg = msgspec.convert({}, ExecutionConfig)
     assert (cfg.mode, cfg.slippage_bps, cfg.taker_fee_bps, cfg.timeframe) == ("paper", 2.0, 4.0, "1m")
     assert [(a.name, a.initial_equity) for a in cfg.accounts] == [("paper-main", 10_000.0)]
+
+
+# -- nothing is trusted: approvals, bars and fills are checked before anything is filled --------
+
+
+def forged(qty: float, *, price: float = 100.0, notional: float | None = None, tag: str = "") -> OrderApproved:
+    """An approval as a forger (or a broken risk) would send it."""
+    a = approval("buy", 1.0, tag=f"forged-{qty}-{price}-{tag}")
+    return msgspec.structs.replace(
+        a, quantity=qty, reference_price=price, notional=qty * price if notional is None else notional
+    )
+
+
+@pytest.mark.parametrize(
+    ("approved", "reason"),
+    [
+        (forged(1e308), "invalid_notional"),  # 1e308 x 100 = inf
+        (forged(-1.0), "invalid_quantity"),
+        (forged(0.0), "invalid_quantity"),
+        (forged(math.nan, notional=0.0), "invalid_quantity"),
+        (forged(math.inf, notional=0.0), "invalid_quantity"),
+        (forged(1.0, price=0.0), "invalid_price"),
+        (forged(1.0, price=-100.0), "invalid_price"),
+        (forged(1.0, price=1e308), "invalid_price"),
+        (forged(1.0, price=1e-320), "invalid_price"),
+        (forged(1.0, notional=1.0), "invalid_notional"),  # says 1, is 100
+        (forged(2e10, price=100.0), "invalid_notional"),  # 2e12 > the hard cap
+        (forged(1_001.0), "max_leverage"),  # 100_100 > 10 x 10_000
+    ],
+)
+def test_execution_when_approval_is_not_sane_then_canceled_with_a_reason_and_never_filled(
+    approved: OrderApproved, reason: str
+) -> None:
+    core = ExecutionCore(ExecutionConfig())
+    (canceled,) = core.handle(approved)
+    assert isinstance(canceled, OrderCanceled)
+    assert (canceled.reason, canceled.order_id) == (reason, order_id_for(approved.event_id))
+    assert (canceled.causation_id, canceled.correlation_id) == (approved.event_id, "bar-0")
+    assert not core.pending
+    assert core.handle(bar(1, 100.0)) == []  # nothing to fill, nothing to mark
+    assert core.accounts["paper-main"].positions == {}
+
+
+def test_execution_when_forged_approvals_then_later_fills_and_accounts_stay_finite() -> None:
+    core = ExecutionCore(ExecutionConfig())
+    out = core.handle(forged(1e308)) + core.handle(forged(-1.0))
+    out += core.handle(approval("buy", 2.0))
+    out += core.handle(bar(1, 100.0, 101.0))
+    out += core.handle(bar(2, 102.0, 99.0))
+    assert [e.reason for e in of(out, OrderCanceled)] == ["invalid_notional", "invalid_quantity"]
+    (fill,) = of(out, OrderFilled)
+    assert fill.quantity == 2.0
+    accounts = of(out, AccountUpdated)
+    assert len(accounts) == 2 and all(math.isfinite(a.equity) for a in accounts)
+    for e in out:  # every output survives the wire: msgspec would have written inf as null
+        assert codec.decode(codec.encode(e)) == e
+
+
+def test_execution_when_over_leverage_then_reductions_still_pass() -> None:
+    core = ExecutionCore(ExecutionConfig(accounts=(AccountConfig(max_leverage=1.0),)))
+    core.handle(approval("buy", 90.0))
+    core.handle(bar(1, 100.0))  # 9_000 of 10_000
+    (more,) = core.handle(approval("buy", 20.0, at_bar=1))  # 11_000 > 1 x equity
+    assert isinstance(more, OrderCanceled) and more.reason == "max_leverage"
+    (flip,) = core.handle(approval("sell", 100.0, at_bar=1))  # to -10 x 100: 1_000 gross, lower
+    assert isinstance(flip, OrderSubmitted)
+
+
+def test_execution_when_pending_orders_then_they_count_toward_leverage() -> None:
+    core = ExecutionCore(ExecutionConfig(accounts=(AccountConfig(max_leverage=1.0),)))
+    assert isinstance(core.handle(approval("buy", 60.0))[0], OrderSubmitted)
+    (second,) = core.handle(approval("buy", 60.0, symbol="ETHUSDT"))  # 6_000 pending + 6_000
+    assert isinstance(second, OrderCanceled) and second.reason == "max_leverage"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"open": 1e308, "high": 1e308},
+        {"low": 1e-320},
+        {"close": math.inf, "high": math.inf},
+        {"high": 50.0},  # below open and close
+        {"volume": -1.0},
+    ],
+)
+def test_execution_when_bar_is_not_sound_then_rejected_as_input_and_nothing_changes(changes: dict) -> None:
+    core = no_costs()
+    core.handle(approval("buy", 1.0))
+    with pytest.raises(InvalidInput):
+        core.handle(msgspec.structs.replace(bar(1, 100.0), **changes))
+    assert core.pending and core.accounts["paper-main"].positions == {}
+    assert of(core.handle(bar(1, 100.0)), OrderFilled)  # the sound bar of that minute still fills
+
+
+def test_execution_when_a_fill_would_be_non_finite_then_canceled_and_the_position_is_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    core = no_costs()
+    core.handle(approval("buy", 1.0))
+    core.handle(bar(1, 100.0))
+    before = dataclasses.replace(core.accounts["paper-main"].positions[("binance", "BTCUSDT")])
+    core.handle(approval("buy", 1.0, at_bar=1))
+    monkeypatch.setattr(paper, "fill", lambda *a, **k: paper.PaperFill(price=100.0, fee=math.inf))
+    out = core.handle(bar(2, 100.0))
+    assert [type(e).__name__ for e in out] == ["OrderCanceled", "PositionUpdated", "AccountUpdated"]
+    assert isinstance(out[0], OrderCanceled) and out[0].reason == "invalid_fill"
+    assert core.accounts["paper-main"].positions[("binance", "BTCUSDT")] == before
+    assert math.isfinite(of(out, AccountUpdated)[0].equity)
+
+
+def test_execution_when_an_output_would_carry_nan_then_it_raises_instead_of_publishing_null(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    core = no_costs()
+    core.handle(approval("buy", 1.0))
+    core.handle(bar(1, 100.0))
+    monkeypatch.setattr(Position, "unrealized_pnl", property(lambda self: math.nan))  # a bug in the marks
+    with pytest.raises(NonFiniteOutput, match="PositionUpdated .* unrealized_pnl=nan"):
+        core.handle(bar(2, 100.0))

@@ -83,9 +83,9 @@ class _Core:
 
 def test_a_core_that_raises_on_an_input_is_counted_and_the_others_carry_on():
     bars = wave_bars("BTCUSDT", 120)
-    bad = msgspec.structs.replace(bars[30], high=bars[30].low - 1.0)  # high < low: signal rejects it
+    bad = msgspec.structs.replace(bars[30], high=bars[30].low - 1.0)  # high < low: both bar consumers reject it
     bus = MemoryBus(load_specs({}))
     log = [entry for bar in bars[:30] + [bad] + bars[31:] for entry in bus.publish(subjects.for_event(bar), bar)]
-    assert dict(bus.rejected) == {"signal": 1}
+    assert dict(bus.rejected) == {"signal": 1, "execution": 1}
     bad_at = next(i for i, (_, e, _) in enumerate(log) if e.event_id == bad.event_id)
     assert any(isinstance(e, ev.SignalGenerated) for _, e, _ in log[bad_at:])

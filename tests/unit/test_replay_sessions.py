@@ -37,8 +37,8 @@ def test_the_effective_config_never_contains_secrets():
     for secret in ("hunter2", "s3cret", "AKIA123", "xyz", "p4ss"):
         assert secret not in text
     doc = json.loads(text)
-    assert doc["postgres"]["dsn"] == "postgresql://ticktape@db:5432/tt"
-    assert doc["nats"]["url"] == "nats://alice@nats:4222"
+    assert doc["postgres"]["dsn"] == "postgresql://ticktape:***@db:5432/tt"
+    assert doc["nats"]["url"] == "nats://alice:***@nats:4222"
     assert doc["market_data"] == {"venue": "binance_usdm"}
     assert redact({"a": [{"token": 1, "b": 2}]}) == {"a": [{"b": 2}]}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 import pytest
 from hypothesis import given
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 from services.risk.config import AccountConfig, RiskConfig
 from services.risk.core import FILTER_SUBJECTS, RiskCore, order_id_for
 from ticktape import ids
+from ticktape.errors import InvalidInput
 from ticktape.events import (
     AccountUpdated,
     EmergencyStop,
@@ -21,6 +24,7 @@ from ticktape.events import (
     PositionUpdated,
     ResumeTrading,
     SignalGenerated,
+    codec,
 )
 from ticktape.events.signals import Side
 
@@ -348,3 +352,54 @@ def test_risk_config_when_section_empty_then_one_paper_account() -> None:
     assert (acct.name, acct.initial_equity, acct.fraction) == ("paper-main", 10_000.0, 0.1)
     assert (acct.max_notional_per_symbol, acct.max_gross_exposure) == (5_000.0, 20_000.0)
     assert (acct.strategies, acct.allow_short) == (("ensemble9",), True)
+
+
+# -- non-finite input is rejected, never propagated; absurd sizes get a reason code ------------
+
+
+@pytest.mark.parametrize("price", [1e308, 1e-320, math.inf, math.nan, -1.0])
+def test_risk_when_signal_price_outside_the_sane_band_then_rejected_as_input(price: float) -> None:
+    c = core()
+    with pytest.raises(InvalidInput, match="bad price"):
+        c.handle(signal("long", price))
+    assert not c.pending and c.books["paper-main"].prices == {}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        account_update(math.inf),
+        account_update(math.nan),
+        position(math.nan),
+        position(1.0, math.inf),
+        msgspec.structs.replace(filled(approved(core().handle(signal("long")))), quantity=-1.0),
+        msgspec.structs.replace(filled(approved(core().handle(signal("long")))), price=math.inf),
+    ],
+)
+def test_risk_when_execution_event_carries_a_non_finite_number_then_rejected_and_nothing_changes(
+    event: Event,
+) -> None:
+    c = core()
+    c.handle(account_update(20_000.0))
+    with pytest.raises(InvalidInput):
+        c.handle(event)
+    book = c.books["paper-main"]
+    assert (book.equity, book.positions) == (20_000.0, {})
+    assert approved(c.handle(signal("long", 100.0))).quantity == 20.0  # still sizes on finite equity
+
+
+def test_risk_when_size_would_be_absurd_then_rejects_invalid_size() -> None:
+    c = core(max_notional_per_symbol=1e300, max_gross_exposure=1e300)
+    c.handle(account_update(1e300))
+    r = rejected(c.handle(signal("long", 100.0)))
+    assert (r.reason, r.side, r.quantity) == ("invalid_size", "buy", 0.0)
+    assert "hard limit" in r.detail
+
+
+def test_risk_when_size_would_overflow_then_rejects_invalid_size_with_finite_numbers() -> None:
+    c = core()
+    c.handle(account_update(1e300))
+    r = rejected(c.handle(signal("short", 1e-12)))  # 0.1 x 1e300 / 1e-12 = inf
+    assert (r.reason, r.side, r.quantity) == ("invalid_size", "sell", 0.0)
+    assert codec.decode(codec.encode(r)) == r
+    assert not c.pending

@@ -238,7 +238,7 @@ def test_signal_when_strategy_raises_then_quarantined_and_others_keep_running() 
     assert bad.calls == 3  # never called again
 
 
-@pytest.mark.parametrize("close", [math.nan, math.inf, 0.0, -1.0])
+@pytest.mark.parametrize("close", [math.nan, math.inf, 0.0, -1.0, 1e308, 1e-320])
 def test_signal_when_bar_is_invalid_then_rejected_as_input_and_no_strategy_quarantined(close) -> None:
     core = SignalCore(SignalConfig())
     with pytest.raises(InvalidInput):

@@ -22,6 +22,9 @@ share a preimage. Headers and the archiver's clock are not hashed.
 A row also carries columns projected from `data` (event_id, type, ts_event, causation_id,
 correlation_id, and `payload`, the JSON as jsonb) so that it can be queried; `project` defines
 them and verification recomputes them, so editing a projection is detected like editing `data`.
+A body nested deeper than jsonlimits.MAX_DEPTH is not projected (its columns are NULL, as for
+malformed JSON): a fixed limit, so the archiver and every later verification agree, and nothing
+recurses without bound (msgspec and jsonb would).
 """
 
 from __future__ import annotations
@@ -34,11 +37,16 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from ticktape import jsonlimits
+
 VERSION_TAG = b"ticktape.audit/1\n"
 GENESIS = bytes(32)
 _INT64 = (-(2**63), 2**63 - 1)
 # PostgreSQL's jsonb rejects \u0000 and unpaired surrogates; such payloads are not projected.
 _JSONB_UNSAFE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+# Projected text columns longer than this are NULL: ids are tens of characters, and the indexes
+# on event_id, causation_id, correlation_id and type refuse rows over ~2700 bytes.
+_MAX_TEXT_BYTES = 1024
 
 
 def preimage(stream: str, seq: int, subject: str, data: bytes) -> bytes:
@@ -83,9 +91,9 @@ def project(data: bytes) -> Projection:
     """Envelope fields and jsonb text of a body; lenient, so unknown or malformed events are
     archived too (their columns are NULL)."""
     try:
-        doc = msgspec.json.decode(data)
+        doc = jsonlimits.decode(data)
         text = bytes(data).decode("utf-8")
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, jsonlimits.TooDeep):
         return Projection(None, None, None, None, None, None)
     payload = None if _JSONB_UNSAFE.search(data) else text
     if not isinstance(doc, dict):
@@ -102,8 +110,23 @@ def project(data: bytes) -> Projection:
     )
 
 
+def unprojectable(data: bytes) -> str | None:
+    """Why a body is archived without projected columns because it exceeds a decode limit
+    (nesting deeper than jsonlimits.MAX_DEPTH), else None. Such a body is still chained and stored
+    byte for byte; the archiver also dead-letters it."""
+    try:
+        jsonlimits.check_depth(data)
+    except jsonlimits.TooDeep as exc:
+        return str(exc)
+    return None
+
+
 def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and "\x00" not in value else None
+    """A text column's value: None unless a string without NUL of at most _MAX_TEXT_BYTES (the
+    columns are indexed, and a btree index refuses a row of more than ~2700 bytes)."""
+    if not isinstance(value, str) or "\x00" in value or len(value) > _MAX_TEXT_BYTES:
+        return None
+    return value if len(value.encode()) <= _MAX_TEXT_BYTES else None
 
 
 @dataclass(frozen=True)
@@ -340,8 +363,8 @@ def verify(
 
 def _same_json(payload: str, data: bytes) -> bool:
     try:
-        return _same(msgspec.json.decode(payload), msgspec.json.decode(data))
-    except msgspec.DecodeError:
+        return _same(jsonlimits.decode(payload), jsonlimits.decode(data))
+    except (msgspec.DecodeError, jsonlimits.TooDeep):
         return False
 
 
@@ -361,9 +384,9 @@ def _same(a: Any, b: Any) -> bool:
 
 def _json_difference(payload: str, data: bytes) -> str:
     try:
-        got, want = msgspec.json.decode(payload), msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        return "one of them is not JSON"
+        got, want = jsonlimits.decode(payload), jsonlimits.decode(data)
+    except (msgspec.DecodeError, jsonlimits.TooDeep):
+        return "one of them is not JSON (or nests too deeply)"
     if isinstance(got, dict) and isinstance(want, dict):
         for key in sorted(set(got) | set(want)):
             if key not in got or key not in want or not _same(got[key], want[key]):

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from ticktape import jsonlimits
 from ticktape.audit.chain import Row
 
 # The fields that say what an event was about, per type; other types show their scalar fields.
@@ -41,8 +42,8 @@ def iso_ns(ns: int | None) -> str:
 def body(row: Row) -> dict[str, Any]:
     """The archived event as a dict (empty when the bytes are not a JSON object)."""
     try:
-        doc = msgspec.json.decode(row.data)
-    except msgspec.DecodeError:
+        doc = jsonlimits.decode(row.data)
+    except (msgspec.DecodeError, jsonlimits.TooDeep):
         return {}
     return doc if isinstance(doc, dict) else {}
 

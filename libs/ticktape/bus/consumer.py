@@ -5,7 +5,11 @@ Start-up rebuilds the core's state by re-running it over its own inputs up to th
 floor (outputs discarded: they were published before), then re-creates the durable to start right
 after the floor. Processing is strictly in stream order, so state after a crash and restart is the
 state of an uninterrupted run; outputs of a message that was processed but not acked are produced
-again with the same ids and dropped by JetStream's duplicate window."""
+again with the same ids and dropped by JetStream's duplicate window.
+
+An input whose type does not belong on its subject (subjects.expect: an approval on a bar
+subject, say) never reaches the core: it is dead-lettered as `type_subject_mismatch`, and skipped
+by the rebuild and by replay alike."""
 
 from __future__ import annotations
 
@@ -24,18 +28,22 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 
 from ticktape import subjects, telemetry
-from ticktape.bus.deadletter import dead_letter
+from ticktape.bus.deadletter import DeadLetters
 from ticktape.bus.durable import recreate_durable
-from ticktape.bus.publisher import publish_batch
+from ticktape.bus.publisher import PayloadTooLarge, max_payload, publish_batch
 from ticktape.bus.reader import read_range
 from ticktape.errors import InvalidInput
 from ticktape.events import Event
-from ticktape.events.codec import DecodeError, UnknownEventType, decode
+from ticktape.events.codec import DecodeError, TooDeep, UnknownEventType
 from ticktape.metrics import ServiceMetrics
 
 
 class Core(Protocol):
     def handle(self, event: Event) -> list[Event]: ...
+
+
+class _Stopped(Exception):
+    """Stop was requested while an input was being retried: leave it unacked (redelivered)."""
 
 
 class CoreConsumer:
@@ -55,7 +63,16 @@ class CoreConsumer:
         batch: int = 64,
         ack_wait: float = 30.0,
         on_processed: Callable[[int], None] | None = None,
+        max_deliver: int = 5,
+        max_bytes: int = 0,
+        retry_delay: float = 0.5,
+        dead_letters: DeadLetters | None = None,
+        publish_timeout: float = 10.0,
     ) -> None:
+        """max_deliver: attempts an input gets before it is dead-lettered and terminated.
+        max_bytes: inputs larger than this are refused before decoding (0: the server's
+        max_payload). retry_delay: first pause between attempts (doubling, at most 5 s).
+        publish_timeout: how long to wait for the acks of an input's outputs."""
         self.service = service
         self.js = js
         self.stream = stream
@@ -71,6 +88,15 @@ class CoreConsumer:
         self._tracer = trace.get_tracer(f"ticktape.{service}")
         self._contexts: OrderedDict[str, Context] = OrderedDict()
         self._max_contexts = 100_000
+        self.max_deliver = max_deliver
+        self.max_bytes = max_bytes
+        self.retry_delay = retry_delay
+        self.publish_timeout = publish_timeout
+        self.dead_letters = dead_letters or DeadLetters(js, service, metrics, log)
+        self._stop = asyncio.Event()
+
+    def size_limit(self) -> int:
+        return self.max_bytes or max_payload(self.js)
 
     async def rebuild(self) -> int:
         """Re-run the core over inputs up to the ack floor; returns the floor."""
@@ -82,10 +108,13 @@ class CoreConsumer:
             pass
         count = 0
         if floor:
+            limit = self.size_limit()
             async for msg in read_range(self.js, self.stream, self.filter_subjects, stop_seq=floor):
+                if len(msg.data) > limit:
+                    continue  # refused live too
                 try:
-                    event = decode(msg.data)
-                except DecodeError:
+                    event = subjects.decode_on(msg.subject, msg.data)
+                except DecodeError:  # SubjectMismatch too: live, these were dead-lettered
                     continue
                 self._remember(event.event_id, telemetry.extract(msg.headers))
                 try:
@@ -107,9 +136,11 @@ class CoreConsumer:
             ack_wait=self.ack_wait,
             max_ack_pending=self.batch * 4,
             filter_subjects=self.filter_subjects,
+            max_deliver=self.max_deliver,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         await self.rebuild()
         sub = await self.js.pull_subscribe_bind(consumer=self.durable, stream=self.stream)
         try:
@@ -122,7 +153,17 @@ class CoreConsumer:
                     await asyncio.sleep(0.2)
                     continue
                 for msg in msgs:
-                    await self.process(msg)
+                    try:
+                        await self.process(msg)
+                    except _Stopped:
+                        return
+                    except Exception as exc:
+                        self.log.error(
+                            "consumer stopped: processing an input failed outside the poison paths",
+                            subject=msg.subject,
+                            error=repr(exc),
+                        )
+                        raise
         finally:
             with contextlib.suppress(OSError, nats.errors.Error):  # the connection is closing or gone
                 await sub.unsubscribe()
@@ -134,10 +175,22 @@ class CoreConsumer:
             return
         self.metrics.received()
         headers = dict(msg.headers or {})
+        limit = self.size_limit()
+        if len(msg.data) > limit:
+            await self._reject(
+                msg, seq, headers, "too_large", f"message is {len(msg.data)} bytes; the limit is {limit}"
+            )
+            return
         try:
-            event = decode(msg.data)
+            event = subjects.decode_on(msg.subject, msg.data)
+        except subjects.SubjectMismatch as exc:  # its type does not belong on its subject
+            await self._reject(msg, seq, headers, "type_subject_mismatch", str(exc))
+            return
         except UnknownEventType as exc:
             await self._reject(msg, seq, headers, "unknown_type", str(exc))
+            return
+        except TooDeep as exc:
+            await self._reject(msg, seq, headers, "too_deep", str(exc))
             return
         except DecodeError as exc:
             await self._reject(msg, seq, headers, "undecodable", str(exc))
@@ -161,18 +214,62 @@ class CoreConsumer:
             except Exception as exc:  # noqa: BLE001 - a core bug must not stop the service or lose the input
                 self.metrics.error("core")
                 self.log.error("core failed; input dead-lettered", event_id=event.event_id, error=repr(exc))
-                await self._dead_letter(msg, seq, headers, f"core error: {exc!r}", event.event_id)
-                await msg.term()
-                self._done(seq)
+                await self._give_up(msg, seq, headers, f"core error: {exc!r}", event.event_id)
                 return
-            if outputs:
-                await publish_batch(self.js, [(out, self._headers_for(out)) for out in outputs])
-                self.metrics.published(len(outputs))
+            if outputs and not await self._publish(msg, seq, headers, event.event_id, outputs):
+                return
             self.log.debug(
                 "handled", type=event.__struct_config__.tag, stream_seq=seq, outputs=[o.event_id for o in outputs]
             )
         await msg.ack()
         self._done(seq)
+
+    async def _publish(self, msg: Msg, seq: int, headers: dict[str, str], cause: str, outputs: list[Event]) -> bool:
+        """Publish a handled input's outputs; False when the input was dead-lettered instead.
+        Bus outages are waited out inside publish_batch; any other failure is retried here, in
+        place, until the input has had max_deliver attempts. The core is not run again: its
+        state already includes this input."""
+        items = [(out, self._headers_for(out)) for out in outputs]
+        first = attempt = msg.metadata.num_delivered or 1
+        delay = self.retry_delay
+        while True:
+            try:  # pipelined the first time; then one by one, which reports a refusal at once
+                await publish_batch(self.js, items, timeout=self.publish_timeout, pipelined=attempt == first)
+            except PayloadTooLarge as exc:
+                self.metrics.error("output_too_large")
+                self.log.error("an output does not fit in a bus message; input dead-lettered", error=str(exc))
+                await self._give_up(msg, seq, headers, f"output too large: {exc}", cause)
+                return False
+            except Exception as exc:  # counted against this input: retried, then dead-lettered
+                if attempt >= self.max_deliver:
+                    self.metrics.delivery_exhausted()
+                    self.log.error(
+                        "publishing outputs failed on every attempt; input dead-lettered",
+                        attempts=attempt,
+                        error=repr(exc),
+                    )
+                    await self._give_up(
+                        msg, seq, headers, f"publishing its outputs failed {attempt} times: {exc!r}", cause, attempt
+                    )
+                    return False
+                self.metrics.retried("publish")
+                self.log.warning(
+                    "publishing outputs failed; retrying",
+                    attempt=attempt,
+                    max_deliver=self.max_deliver,
+                    error=repr(exc),
+                )
+                with contextlib.suppress(nats.errors.Error):  # keep the input ours while we wait
+                    await msg.in_progress()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                if self._stop.is_set():
+                    raise _Stopped() from exc
+                attempt += 1
+                delay = min(delay * 2, 5.0)
+            else:
+                self.metrics.published(len(outputs))
+                return True
 
     def _done(self, seq: int) -> None:
         self.last_seq = seq
@@ -203,14 +300,14 @@ class CoreConsumer:
         self.log.warning(
             "input rejected; dead-lettered", reason=reason, subject=msg.subject, stream_seq=seq, error=error
         )
-        await self._dead_letter(msg, seq, headers, error, None)
-        await msg.term()
-        self._done(seq)
+        await self._give_up(msg, seq, headers, error, None)
 
-    async def _dead_letter(self, msg: Msg, seq: int, headers: dict[str, str], error: str, cause: str | None) -> None:
+    async def _give_up(
+        self, msg: Msg, seq: int, headers: dict[str, str], error: str, cause: str | None, delivery: int | None = None
+    ) -> None:
+        """Dead-letter the input and terminate it: it is never redelivered."""
         ts = int(msg.metadata.timestamp.timestamp() * 1e9)  # nats-py always parses it from the ack subject
-        letter = dead_letter(
-            service=self.service,
+        await self.dead_letters.send(
             source=msg.subject,
             error=error,
             payload=msg.data,
@@ -218,9 +315,10 @@ class CoreConsumer:
             stream_seq=seq,
             headers=headers,
             causation_id=cause,
+            delivery=delivery or msg.metadata.num_delivered,
         )
-        await publish_batch(self.js, [(letter, {})])
-        self.metrics.dead_lettered()
+        await msg.term()
+        self._done(seq)
 
 
 __all__ = ["Core", "CoreConsumer", "subjects"]

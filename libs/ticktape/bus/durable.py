@@ -22,7 +22,11 @@ async def recreate_durable(
     ack_wait: float,
     max_ack_pending: int,
     filter_subjects: Sequence[str] | None = None,
+    max_deliver: int = -1,
 ) -> None:
+    """max_deliver: deliveries of one message before the server stops redelivering it (-1: no
+    limit). A backstop: consumers that set it count attempts themselves and dead-letter an input
+    that fails its last one."""
     with contextlib.suppress(NotFoundError):
         await js.delete_consumer(stream, name)
     await js.add_consumer(
@@ -35,6 +39,6 @@ async def recreate_durable(
             filter_subjects=list(filter_subjects) if filter_subjects else None,
             ack_wait=ack_wait,
             max_ack_pending=max_ack_pending,
-            max_deliver=-1,
+            max_deliver=max_deliver,
         ),
     )

@@ -14,7 +14,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
 from ticktape import subjects
-from ticktape.bus.publisher import msg_headers, publish_batch
+from ticktape.bus.publisher import check_size, msg_headers, publish_batch
 from ticktape.events import Event
 from ticktape.events.codec import encode
 
@@ -28,10 +28,12 @@ class PipelinedPublisher:
         self.retried = 0
 
     async def publish(self, event: Event, headers: dict[str, str] | None = None, subject: str | None = None) -> None:
-        """subject: the event's subject when the caller has it cached (hot paths)."""
-        future = await self.js.publish_async(
-            subject or subjects.for_event(event), encode(event), headers=msg_headers(event, headers)
-        )
+        """subject: the event's subject when the caller has it cached (hot paths). Raises
+        PayloadTooLarge when the event does not fit in one bus message."""
+        subject = subject or subjects.for_event(event)
+        data, all_headers = encode(event), msg_headers(event, headers)
+        check_size(self.js, subject, data, all_headers, str(event.__struct_config__.tag))
+        future = await self.js.publish_async(subject, data, headers=all_headers)
         self._pending.append((future, event, headers))
         if len(self._pending) >= self.window:
             await self._settle(len(self._pending) // 2)

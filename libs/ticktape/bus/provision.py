@@ -22,7 +22,8 @@ class _CommonStreamSettings(TypedDict):
 
 
 def stream_configs(settings: NatsSettings) -> list[StreamConfig]:
-    """The events stream (every domain event, in one order) and the dead-letter stream."""
+    """The events stream (every domain event, in one order), the trades stream, the dead-letter
+    stream and the dead-letter payloads' object store."""
     max_age = settings.max_age_days * 86400.0 if settings.max_age_days else None
     common = _CommonStreamSettings(
         retention=RetentionPolicy.LIMITS,
@@ -52,7 +53,28 @@ def stream_configs(settings: NatsSettings) -> list[StreamConfig]:
             description="ticktape dead letters",
             **common,
         ),
+        dlq_payloads_config(settings),
     ]
+
+
+def dlq_payloads_config(settings: NatsSettings) -> StreamConfig:
+    """The stream behind the object store bucket that keeps dead-lettered inputs too large to
+    inline in their letter (ticktape.bus.deadletter), as nats-py's create_object_store makes it;
+    bounded by dlq_payloads_max_bytes, refusing new objects when full (the letter goes anyway)."""
+    bucket = settings.dlq_payloads_bucket
+    return StreamConfig(
+        name=f"OBJ_{bucket}",
+        subjects=[f"$O.{bucket}.C.>", f"$O.{bucket}.M.>"],
+        description="ticktape dead-letter payloads (object store)",
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.NEW,
+        num_replicas=settings.replicas,
+        max_bytes=settings.dlq_payloads_max_bytes,
+        max_consumers=0,
+        allow_rollup_hdrs=True,
+        allow_direct=True,
+    )
 
 
 def _differs(have: StreamConfig, want: StreamConfig) -> bool:
@@ -61,6 +83,7 @@ def _differs(have: StreamConfig, want: StreamConfig) -> bool:
         or abs((have.duplicate_window or 0) - (want.duplicate_window or 0)) > 1e-6
         or abs((have.max_age or 0) - (want.max_age or 0)) > 1e-6
         or (have.num_replicas or 1) != (want.num_replicas or 1)
+        or (have.max_bytes or -1) != (want.max_bytes or -1)
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ticktape import config as cfg
+from ticktape.redact import redact_text
 
 EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 2
 
@@ -79,10 +80,12 @@ def resolve(args: argparse.Namespace) -> tuple[str, cfg.CommonSettings]:
 
 
 def _embedded_dsn(common: cfg.CommonSettings) -> str | None:
+    from ticktape.infra.postgres import app_dsn
     from ticktape.infra.stack import running_postmaster
 
-    port = running_postmaster(Path(common.home).resolve() / "postgres")
-    return f"postgresql://postgres@127.0.0.1:{port}/postgres" if port else None
+    data_dir = Path(common.home).resolve() / "postgres"
+    port = running_postmaster(data_dir)
+    return app_dsn(data_dir, port) if port else None
 
 
 def _run(args: argparse.Namespace, body: Any) -> int:
@@ -103,7 +106,7 @@ async def _with_connection(dsn: str, body: Any) -> int:
     try:
         conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
     except psycopg.OperationalError as exc:
-        raise _Unavailable(f"cannot connect to PostgreSQL: {str(exc).strip()}") from None
+        raise _Unavailable(f"cannot connect to PostgreSQL: {redact_text(str(exc).strip())}") from None
     try:
         return await body(conn)
     except psycopg.errors.UndefinedTable:

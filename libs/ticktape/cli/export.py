@@ -13,8 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ticktape import config as cfg
-from ticktape.cli.sessions import add_bus_args, bus_settings, describe_error
-from ticktape.replay.fileformat import SUFFIX, Header, SessionFileError, SessionWriter, check_session_file
+from ticktape.bus.creds import CredentialsError
+from ticktape.cli.sessions import add_bus_args, add_creds_arg, bus_creds, bus_settings, describe_error
+from ticktape.replay.fileformat import (
+    MAX_LINE_BYTES,
+    SUFFIX,
+    Header,
+    SessionFileError,
+    SessionWriter,
+    check_session_file,
+)
 
 if TYPE_CHECKING:
     from ticktape.replay.importer import Imported
@@ -31,6 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE", type=Path)
     p.add_argument("--nats", metavar="URL", help="NATS server (default: nats.url of the config, TICKTAPE_NATS_URL)")
     p.add_argument("--stream", metavar="NAME", help="stream to create (default: SESSION_<session id>)")
+    add_creds_arg(p)
     p.add_argument(
         "--keep-subjects",
         action="store_true",
@@ -38,14 +47,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(only on a server where no stream captures them)",
     )
     p.add_argument("--check", action="store_true", help="only verify the file's integrity; import nothing")
+    p.add_argument(
+        "--max-line-mib",
+        metavar="N",
+        type=int,
+        default=MAX_LINE_BYTES // 2**20,
+        help="refuse a file with a line longer than N MiB (default: %(default)s; a line holds one message)",
+    )
     p.set_defaults(func=run_import)
 
 
 def run_export(args: argparse.Namespace) -> int:
     try:
         url, stream = bus_settings(args)
-        header = asyncio.run(_export(url, stream, args.session, args.file))
-    except cfg.ConfigError as exc:
+        header = asyncio.run(_export(url, stream, args.session, args.file, bus_creds(args)))
+    except (cfg.ConfigError, CredentialsError) as exc:
         print(f"ticktape export: {exc}", file=sys.stderr)
         return cfg.EXIT_CONFIG
     except Exception as exc:  # noqa: BLE001 - missing session/stream, unreachable server
@@ -55,11 +71,11 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _export(url: str, stream: str, session_id: str, path: Path) -> Header:
+async def _export(url: str, stream: str, session_id: str, path: Path, creds: str | None = None) -> Header:
     from ticktape.replay.catalog import connect, find_session, open_stream, session_records
     from ticktape.replay.progress import Progress
 
-    nc = await connect(url)
+    nc = await connect(url, creds)
     try:
         js = nc.jetstream()
         ref = await open_stream(js, stream)
@@ -85,17 +101,18 @@ async def _export(url: str, stream: str, session_id: str, path: Path) -> Header:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    max_line = max(args.max_line_mib, 1) * 2**20
     try:
         if args.check:
-            _describe(args.file, check_session_file(args.file))
+            _describe(args.file, check_session_file(args.file, max_line))
             print("integrity: ok (every line matches the hash chain; counts match the header)")
             return 0
         url = args.nats or cfg.load_common(cfg.load_raw()).nats.url
-        imported = asyncio.run(_import(url, args.file, args.stream, args.keep_subjects))
+        imported = asyncio.run(_import(url, args.file, args.stream, args.keep_subjects, bus_creds(args), max_line))
     except SessionFileError as exc:
         print(f"ticktape import: {exc}", file=sys.stderr)
         return 1
-    except cfg.ConfigError as exc:
+    except (cfg.ConfigError, CredentialsError) as exc:
         print(f"ticktape import: {exc}", file=sys.stderr)
         return cfg.EXIT_CONFIG
     except Exception as exc:  # noqa: BLE001 - existing stream, overlapping subjects, unreachable server
@@ -110,13 +127,17 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _import(url: str, path: Path, stream: str | None, keep: bool) -> Imported:
+async def _import(
+    url: str, path: Path, stream: str | None, keep: bool, creds: str | None = None, max_line: int = MAX_LINE_BYTES
+) -> Imported:
     from ticktape.replay.catalog import connect
     from ticktape.replay.importer import import_session_file
 
-    nc = await connect(url)
+    nc = await connect(url, creds)
     try:
-        return await import_session_file(nc.jetstream(), path, stream=stream, keep_subjects=keep)
+        return await import_session_file(
+            nc.jetstream(), path, stream=stream, keep_subjects=keep, max_line_bytes=max_line
+        )
     finally:
         await nc.close()
 

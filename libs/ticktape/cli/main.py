@@ -14,6 +14,7 @@ COMMANDS = (
     "ticktape.cli.export",
     "ticktape.cli.replay",
     "ticktape.cli.audit",
+    "ticktape.cli.control",
 )
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ticktape import config as cfg
-from ticktape.cli.sessions import add_bus_args, bus_settings, describe_error
+from ticktape.bus.creds import CredentialsError
+from ticktape.cli.sessions import add_bus_args, bus_creds, bus_settings, describe_error
 from ticktape.depset import dependency_set, describe_difference
+from ticktape.redact import redact_text
 from ticktape.replay.fileformat import SUFFIX, SessionFileError
 from ticktape.replay.records import SessionMeta
 from ticktape.replay.source import Source, open_source
@@ -56,6 +58,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="--to-nats: also republish the market data recorded before the session",
     )
+    p.add_argument(
+        "--to-creds",
+        metavar="FILE",
+        dest="to_creds",
+        help="--to-nats: credentials file for that server (it must allow publishing md.* and control.*)",
+    )
     add_bus_args(p)
     p.set_defaults(func=run)
 
@@ -63,12 +71,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         url, stream = bus_settings(args)
+        creds = bus_creds(args)
         if args.verify:
-            return asyncio.run(_verify(args.source, url, stream, args.json))
+            return asyncio.run(_verify(args.source, url, stream, args.json, creds))
         if args.config is not None:
-            return asyncio.run(_what_if(args.source, url, stream, args.config, args.out))
-        return asyncio.run(_republish(args.source, url, stream, args.to_nats, args.speed, args.with_history))
-    except (SessionFileError, cfg.ConfigError) as exc:
+            return asyncio.run(_what_if(args.source, url, stream, args.config, args.out, creds))
+        return asyncio.run(
+            _republish(args.source, url, stream, args.to_nats, args.speed, args.with_history, creds, args.to_creds)
+        )
+    except (SessionFileError, cfg.ConfigError, CredentialsError) as exc:
         print(f"ticktape replay: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     except Exception as exc:  # noqa: BLE001 - missing session/stream, unreachable server
@@ -88,11 +99,11 @@ def _load_specs(src: Source, doc: dict[str, Any], names: tuple[str, ...] | None)
         ) from None
 
 
-async def _verify(arg: str, url: str, stream: str, as_json: bool = False) -> int:
+async def _verify(arg: str, url: str, stream: str, as_json: bool = False, creds: str | None = None) -> int:
     from ticktape.replay.progress import Progress
     from ticktape.replay.verify import Verifier
 
-    async with open_source(arg, url, stream) as src:
+    async with open_source(arg, url, stream, creds) as src:
         deps_note = describe_difference(src.meta.dependencies, dependency_set())
         if deps_note and not as_json:
             # Said before any byte is compared, so a mismatch below is read in that light.
@@ -201,7 +212,7 @@ def print_table(result: VerifyResult) -> None:
         print("  replayed: nothing")
 
 
-async def _what_if(arg: str, url: str, stream: str, other: Path, out_dir: Path) -> int:
+async def _what_if(arg: str, url: str, stream: str, other: Path, out_dir: Path, creds: str | None = None) -> int:
     from ticktape.replay.fileformat import SessionWriter
     from ticktape.replay.progress import Progress
     from ticktape.replay.report import ReportBuilder
@@ -211,7 +222,7 @@ async def _what_if(arg: str, url: str, stream: str, other: Path, out_dir: Path) 
     if not other.is_file():
         raise cfg.ConfigError(f"--config {other} does not exist")
     doc = cfg.load_raw(path=other, env={})
-    async with open_source(arg, url, stream) as src:
+    async with open_source(arg, url, stream, creds) as src:
         config = merge_config(src.meta.config_doc(), doc)
         run = WhatIf(src.meta, config, _load_specs(src, config, None), code_version(), dependency_set())
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -240,13 +251,22 @@ async def _what_if(arg: str, url: str, stream: str, other: Path, out_dir: Path) 
     return 0
 
 
-async def _republish(arg: str, url: str, stream: str, to_url: str, speed: float, with_history: bool) -> int:
+async def _republish(
+    arg: str,
+    url: str,
+    stream: str,
+    to_url: str,
+    speed: float,
+    with_history: bool,
+    creds: str | None = None,
+    to_creds: str | None = None,
+) -> int:
     from ticktape.replay.catalog import connect
     from ticktape.replay.progress import Progress
     from ticktape.replay.republish import republish
 
-    async with open_source(arg, url, stream) as src:
-        target = await connect(to_url)
+    async with open_source(arg, url, stream, creds) as src:
+        target = await connect(to_url, to_creds)
         try:
             progress = Progress(src.total, "republish")
             done = await republish(
@@ -256,7 +276,7 @@ async def _republish(arg: str, url: str, stream: str, to_url: str, speed: float,
         finally:
             await target.close()
     print(
-        f"republished {done.published} market-data events of session {src.meta.session_id} to {to_url}"
+        f"republished {done.published} market-data events of session {src.meta.session_id} to {redact_text(to_url)}"
         + (f"; {done.duplicates} dropped as duplicates (already on that stream)" if done.duplicates else "")
     )
     return 0

@@ -11,11 +11,36 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ticktape import config as cfg
+from ticktape.bus.creds import CredentialsError
+from ticktape.redact import redact_text
 
 
 def add_bus_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nats", metavar="URL", help="NATS server (default: nats.url of the config, TICKTAPE_NATS_URL)")
     p.add_argument("--stream", metavar="NAME", help="stream to read (default: nats.stream of the config, TICKTAPE)")
+    add_creds_arg(p)
+
+
+def add_creds_arg(p: argparse.ArgumentParser, role: str = "admin") -> None:
+    p.add_argument(
+        "--creds",
+        metavar="FILE",
+        help=f"bus credentials file (default: nats.creds, else {role}.json in the credentials directory when there)",
+    )
+
+
+def bus_creds(args: argparse.Namespace, role: str = "admin") -> str | None:
+    """The credentials file a command connects with: --creds, else nats.creds, else the role's file
+    in the credentials directory (<home>/creds) when it exists, else none (a server without auth)."""
+    from ticktape.bus import creds
+
+    if getattr(args, "creds", None):
+        return str(args.creds)
+    common = cfg.load_common(cfg.load_raw())
+    if common.nats.creds:
+        return common.nats.creds
+    path = creds.path_for(creds.creds_dir(common), role)
+    return str(path) if path.exists() else None
 
 
 def bus_settings(args: argparse.Namespace) -> tuple[str, str]:
@@ -34,8 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         url, stream = bus_settings(args)
-        rows = asyncio.run(_rows(url, stream))
-    except cfg.ConfigError as exc:
+        rows = asyncio.run(_rows(url, stream, bus_creds(args)))
+    except (cfg.ConfigError, CredentialsError) as exc:
         print(f"ticktape sessions: {exc}", file=sys.stderr)
         return cfg.EXIT_CONFIG
     except Exception as exc:  # noqa: BLE001 - unreachable server, missing stream: say which
@@ -67,10 +92,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _rows(url: str, stream: str) -> list[dict[str, Any]]:
+async def _rows(url: str, stream: str, creds: str | None = None) -> list[dict[str, Any]]:
     from ticktape.replay.catalog import connect, list_sessions, open_stream
 
-    nc = await connect(url)
+    nc = await connect(url, creds)
     try:
         js = nc.jetstream()
         ref = await open_stream(js, stream)
@@ -100,8 +125,9 @@ async def _rows(url: str, stream: str) -> list[dict[str, Any]]:
 
 
 def describe_error(exc: BaseException) -> str:
-    """A one-line reason for a failure to reach or read the bus."""
-    text = str(exc) or type(exc).__name__
+    """A one-line reason for a failure to reach or read the bus (without secrets: the reason may
+    quote a URL)."""
+    text = redact_text(str(exc) or type(exc).__name__)
     if type(exc).__name__ in ("NoServersError", "ConnectionRefusedError", "TimeoutError"):
         return f"cannot reach NATS ({text}); pass --nats URL or set TICKTAPE_NATS_URL"
     return text

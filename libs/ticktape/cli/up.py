@@ -12,8 +12,11 @@ import msgspec
 
 from ticktape import config as cfg
 from ticktape import registry, sessions
+from ticktape.bus import creds, permissions
+from ticktape.infra import nats_auth
 from ticktape.infra.nats_server import InfraError
 from ticktape.infra.stack import ensure_nats, ensure_postgres
+from ticktape.redact import redact_text
 from ticktape.supervisor import Supervisor, child_env
 
 LIVE_REFUSAL = (
@@ -60,16 +63,32 @@ def run(args: argparse.Namespace) -> int:
     services = tuple(s for s in known if s in wanted)  # started in the registry's order
     try:
         nats_url, nats_server = ensure_nats(common)
+        bus = nats_auth.for_stack(common)
+    except (InfraError, creds.CredentialsError) as exc:
+        print(f"ticktape up: {redact_text(str(exc))}", file=sys.stderr)
+        return 1
+    try:
         pg_dsn, pg_server = ensure_postgres(common)
     except InfraError as exc:
-        print(f"ticktape up: {exc}", file=sys.stderr)
+        if nats_server is not None:
+            nats_server.stop()
+        print(f"ticktape up: {redact_text(str(exc))}", file=sys.stderr)
         return 1
     children_env = child_env(env, TICKTAPE_NATS_URL=nats_url, TICKTAPE_PG_DSN=pg_dsn, TICKTAPE_HOME=str(home))
-    print(f"ticktape up: NATS {nats_url} ({'embedded' if nats_server else 'existing'}), state in {home}", flush=True)
+    # each service connects with its own credentials file (its path, never the password, is passed)
+    service_env = {s: {"TICKTAPE_NATS__CREDS": path} for s in services if (path := bus.for_role(s))}
+    shown_url = redact_text(nats_url)  # what is printed never carries a token or password
+    print(f"ticktape up: NATS {shown_url} ({'embedded' if nats_server else 'existing'}), state in {home}", flush=True)
     print(f"ticktape up: PostgreSQL {'embedded' if pg_server else 'external'}; dry-run (paper) trading", flush=True)
-    print(f"ticktape up: watch signals with: nats sub --server {nats_url} 'signals.>'", flush=True)
+    observer = bus.for_role(permissions.OBSERVER)
+    if observer:
+        print(f"ticktape up: bus credentials (one per role) in {bus.directory}", flush=True)
+        print(f"ticktape up: watch signals with: nats --context {observer} sub 'signals.>'", flush=True)
+    else:
+        print(f"ticktape up: watch signals with: nats sub --server {shown_url} 'signals.>'", flush=True)
+    admin = msgspec.structs.replace(common.nats, url=nats_url, creds=bus.for_role(permissions.ADMIN))
     try:
-        return _run_session(children_env, home, services, msgspec.structs.replace(common.nats, url=nats_url))
+        return _run_session(children_env, home, services, admin, service_env)
     finally:
         if pg_server is not None:
             pg_server.stop()
@@ -77,7 +96,13 @@ def run(args: argparse.Namespace) -> int:
             nats_server.stop()
 
 
-def _run_session(env: dict[str, str], home: Path, services: tuple[str, ...], nats: cfg.NatsSettings) -> int:
+def _run_session(
+    env: dict[str, str],
+    home: Path,
+    services: tuple[str, ...],
+    nats: cfg.NatsSettings,
+    service_env: dict[str, dict[str, str]] | None = None,
+) -> int:
     """Record the session around the supervisor: the producers stop first; the cores (services
     with a replayable core) once their durables have drained their input; the sinks (archivers)
     last, after the session's stop record, once they have stored everything (ticktape.registry)."""
@@ -88,7 +113,10 @@ def _run_session(env: dict[str, str], home: Path, services: tuple[str, ...], nat
         print(f"ticktape up: {exc}", file=sys.stderr)
         return cfg.EXIT_CONFIG
     except Exception as exc:  # noqa: BLE001 - no session record, no run
-        print(f"ticktape up: cannot record the session start on NATS ({exc!r}); not starting", file=sys.stderr)
+        print(
+            f"ticktape up: cannot record the session start on NATS ({redact_text(repr(exc))}); not starting",
+            file=sys.stderr,
+        )
         return 1
     env = dict(env, TICKTAPE_SESSION_ID=recorder.session_id)
     print(f"ticktape up: session {recorder.session_id} (config {recorder.config_hash})", flush=True)
@@ -111,7 +139,7 @@ def _run_session(env: dict[str, str], home: Path, services: tuple[str, ...], nat
             recorder.stop(reason)
             stopped.append(reason)
         except Exception as exc:  # noqa: BLE001 - the run is over either way
-            print(f"ticktape up: cannot record the session stop on NATS ({exc!r})", file=sys.stderr)
+            print(f"ticktape up: cannot record the session stop on NATS ({redact_text(repr(exc))})", file=sys.stderr)
 
     supervisor = Supervisor(
         env,
@@ -122,6 +150,7 @@ def _run_session(env: dict[str, str], home: Path, services: tuple[str, ...], nat
         stop_last=sinks,
         before_last=record_stop,
         drain_last=lambda alive: recorder.drain(sink_durables, alive),
+        extra_env=service_env,
     )
     code = supervisor.run()
     if not stopped:

@@ -12,7 +12,7 @@ from ticktape.events.execution import (
     OrderSubmitted,
     PositionUpdated,
 )
-from ticktape.events.market import BarClosed, MarketDataStatus, ShardStatus, TradeTick
+from ticktape.events.market import BarClosed, BarRejected, MarketDataStatus, ShardStatus, TradeTick
 from ticktape.events.risk import OrderApproved, OrderRejected
 from ticktape.events.session import SessionStarted, SessionStopped
 from ticktape.events.signals import SignalGenerated, Vote
@@ -36,6 +36,7 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     MarketDataStatus,
     SessionStarted,
     SessionStopped,
+    BarRejected,
 )
 
 Event = (
@@ -56,6 +57,7 @@ Event = (
     | MarketDataStatus
     | SessionStarted
     | SessionStopped
+    | BarRejected
 )
 
 
@@ -66,6 +68,7 @@ def type_tag(cls: type[Envelope]) -> str:
 __all__ = [
     "AccountUpdated",
     "BarClosed",
+    "BarRejected",
     "DeadLettered",
     "EVENT_TYPES",
     "EmergencyStop",

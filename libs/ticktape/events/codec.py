@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from ticktape import jsonlimits
 from ticktape.events import EVENT_TYPES, Event, type_tag
 
 
@@ -17,6 +18,10 @@ class UnknownEventType(DecodeError):
     def __init__(self, tag: object) -> None:
         super().__init__(f"unknown event type {tag!r}; known types: {', '.join(KNOWN_TAGS)}")
         self.tag = tag
+
+
+class TooDeep(DecodeError):
+    """JSON nested deeper than jsonlimits.MAX_DEPTH: refused before msgspec recurses into it."""
 
 
 KNOWN_TAGS: tuple[str, ...] = tuple(sorted(type_tag(t) for t in EVENT_TYPES))
@@ -36,7 +41,12 @@ def encode(event: Event) -> bytes:
 
 
 def decode(data: bytes) -> Event:
-    """Decode straight into the union; raises UnknownEventType or DecodeError with the reason."""
+    """Decode straight into the union; raises UnknownEventType, TooDeep or DecodeError with the
+    reason (never RecursionError: msgspec skips unknown fields recursively too)."""
+    try:
+        jsonlimits.check_depth(data)
+    except jsonlimits.TooDeep as exc:
+        raise TooDeep(str(exc)) from None
     try:
         return _decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -49,3 +59,5 @@ def decode(data: bytes) -> Event:
         raise DecodeError(f"invalid event: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise DecodeError(f"malformed JSON: {exc}") from exc
+    except RecursionError:  # unreachable below MAX_DEPTH; kept so a deep stack cannot crash a shell
+        raise TooDeep("JSON nested too deeply to decode") from None

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import msgspec
 
 from ticktape.events.envelope import Envelope
+from ticktape.sanity import amount_problem, price_problem
 
 
 class BarClosed(Envelope, frozen=True, kw_only=True, tag="md.bar.closed"):
@@ -31,16 +30,42 @@ class BarClosed(Envelope, frozen=True, kw_only=True, tag="md.bar.closed"):
 
 
 def bar_problem(bar: BarClosed) -> str | None:
-    """Why a bar cannot be traded on (non-finite or non-positive prices, high < low, open or
-    close outside [low, high], negative volume), or None when it is sound."""
-    prices = (bar.open, bar.high, bar.low, bar.close)
-    if not all(math.isfinite(p) and p > 0 for p in prices):
-        return f"prices must be finite and > 0 (got o={bar.open} h={bar.high} l={bar.low} c={bar.close})"
+    """Why a bar cannot be traded on (a price not finite or outside the hard sanity band of
+    ticktape.sanity, high < low, open or close outside [low, high], a volume not finite,
+    negative or absurd), or None when it is sound."""
+    for name, value in (("open", bar.open), ("high", bar.high), ("low", bar.low), ("close", bar.close)):
+        problem = price_problem(name, value)
+        if problem is not None:
+            return problem
     if not (bar.low <= min(bar.open, bar.close) and max(bar.open, bar.close) <= bar.high):
         return f"open/close must lie within [low, high] (got o={bar.open} h={bar.high} l={bar.low} c={bar.close})"
-    if not (math.isfinite(bar.volume) and bar.volume >= 0):
-        return f"volume must be finite and >= 0 (got {bar.volume})"
+    for name, value in (
+        ("volume", bar.volume),
+        ("quote_volume", bar.quote_volume),
+        ("taker_buy_volume", bar.taker_buy_volume),
+        ("taker_buy_quote_volume", bar.taker_buy_quote_volume),
+    ):
+        problem = amount_problem(name, value)
+        if problem is not None:
+            return problem
     return None
+
+
+class BarRejected(Envelope, frozen=True, kw_only=True, tag="md.bar.rejected"):
+    """A closed bar from a venue that market data refused to publish, so no bar exists for that
+    minute. `reason` is a stable code: open_time (before the configured minimum, not on a
+    timeframe boundary, or too far after the symbol's previous bar), price (not finite or
+    outside the configured band), range (open or close outside [low, high]), volume (not
+    finite, negative or absurd), price_band (high or low too far from the previous accepted
+    close); `detail` says why, with the values. ts_event is the bar's close time."""
+
+    venue: str
+    symbol: str
+    timeframe: str
+    open_time: int
+    reason: str
+    detail: str
+    backfilled: bool = False
 
 
 class TradeTick(Envelope, frozen=True, kw_only=True, tag="md.trade"):

@@ -53,6 +53,11 @@ class NatsServer:
             self.process.wait()
 
 
+def jetstream_block(sync_interval: str) -> str:
+    """The nats-server configuration block for JetStream's fsync policy (see NatsSettings)."""
+    return f"jetstream {{ sync_interval: {sync_interval} }}"
+
+
 def start_nats_server(
     store_dir: Path,
     *,

@@ -206,6 +206,57 @@ def _data_dir_for(data_dir: Path, user: str | None) -> Path:
     return kept
 
 
+APP_ROLE = "ticktape"
+APP_DATABASE = "ticktape"
+ADMIN_ROLE = "postgres"
+# Connections by password only (SCRAM), on the socket and on loopback TCP; never `trust`.
+HBA = """# written by ticktape: SCRAM passwords only, never trust
+local   all  all                 scram-sha-256
+host    all  all  127.0.0.1/32   scram-sha-256
+host    all  all  ::1/128        scram-sha-256
+"""
+# Durable unless a caller opts out explicitly (the test suites do, for speed): these three are
+# PostgreSQL's defaults, named here so that the choice is visible.
+DURABLE = ("fsync=on", "synchronous_commit=on", "full_page_writes=on")
+FAST_UNSAFE = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+
+
+def creds_dir_for(data_dir: Path) -> Path:
+    """Where a data directory's passwords live: `creds/` beside it (TICKTAPE_HOME/creds for
+    `ticktape up`), 0700, owned by whoever runs ticktape."""
+    creds = data_dir.parent / "creds"
+    creds.mkdir(mode=0o700, parents=True, exist_ok=True)
+    creds.chmod(0o700)
+    return creds
+
+
+def passfile_for(data_dir: Path, role: str) -> Path:
+    """A libpq password file (0600) holding `role`'s password, made once; DSNs name the file
+    (`?passfile=`), never the password, so no secret is in a DSN, an argv or a session record."""
+    path = creds_dir_for(data_dir) / f"pg-{role}.pgpass"
+    if not path.exists():
+        import secrets
+
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"*:*:*:{role}:{secrets.token_urlsafe(24)}\n")
+    path.chmod(0o600)
+    return path
+
+
+def _password(passfile: Path) -> str:
+    return passfile.read_text().strip().split(":", 4)[4]
+
+
+def dsn(port: int, role: str, database: str, passfile: Path) -> str:
+    return f"postgresql://{role}@127.0.0.1:{port}/{database}?passfile={passfile}"
+
+
+def app_dsn(data_dir: Path, port: int) -> str:
+    """The DSN the services use: the non-superuser APP_ROLE on APP_DATABASE."""
+    return dsn(port, APP_ROLE, APP_DATABASE, passfile_for(data_dir, APP_ROLE))
+
+
 @dataclass
 class PostgresServer:
     process: subprocess.Popen[bytes]
@@ -214,10 +265,17 @@ class PostgresServer:
 
     @property
     def dsn(self) -> str:
+        """The superuser on the `postgres` database (administration and test fixtures)."""
         return self.dsn_for("postgres")
 
     def dsn_for(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        """The superuser on `database`."""
+        return dsn(self.port, ADMIN_ROLE, database, passfile_for(self.data_dir, ADMIN_ROLE))
+
+    @property
+    def app_dsn(self) -> str:
+        """What the services connect with: APP_ROLE (no superuser) on APP_DATABASE."""
+        return app_dsn(self.data_dir, self.port)
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.process.poll() is None:
@@ -229,59 +287,93 @@ class PostgresServer:
                 self.process.wait()
 
 
-def start_postgres(data_dir: Path, *, port: int | None = None, timeout: float = 30.0) -> PostgresServer:
-    """initdb (once) and start postgres on 127.0.0.1:port with trust auth for user postgres."""
+def _initdb(bins: Path, data: Path, user: str | None, admin_passfile: Path, durable: bool) -> None:
+    """A new cluster whose superuser has a password from the start (no `trust` window)."""
+    pw_dir = Path(tempfile.mkdtemp(prefix="ticktape-initdb-"))
+    try:
+        pwfile = pw_dir / "pw"
+        pwfile.write_text(_password(admin_passfile) + "\n")
+        pwfile.chmod(0o600)
+        if user is not None:
+            _chown_tree(pw_dir, user)
+        cmd = [str(bins / "initdb"), "-D", str(data), "-U", ADMIN_ROLE, f"--pwfile={pwfile}"]
+        cmd += ["--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "--encoding=utf8"]
+        if not durable:
+            cmd.append("--no-sync")
+        result = subprocess.run(cmd, user=user, capture_output=True, text=True)
+    finally:
+        shutil.rmtree(pw_dir, ignore_errors=True)
+    if result.returncode != 0:
+        raise InfraError(f"initdb failed: {result.stderr.strip()}")
+
+
+def _hba_trusts(data: Path) -> bool:
+    lines = (data / "pg_hba.conf").read_text().splitlines()
+    return any(line.split()[-1:] == ["trust"] for line in lines if line.strip() and not line.lstrip().startswith("#"))
+
+
+def _write_hba(data: Path, user: str | None) -> None:
+    hba = data / "pg_hba.conf"
+    hba.write_text(HBA)
+    if user is not None:
+        import pwd
+
+        entry = pwd.getpwnam(user)
+        os.chown(hba, entry.pw_uid, entry.pw_gid)
+    hba.chmod(0o600)
+
+
+def _secure(server: PostgresServer, data: Path, user: str | None, legacy_trust: bool) -> None:
+    """Passwords for the superuser and APP_ROLE, APP_DATABASE owned by APP_ROLE; a cluster made
+    by an older ticktape with `trust` gets its passwords set, then its pg_hba.conf replaced."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server.dsn, autocommit=True, connect_timeout=5) as conn:
+        if legacy_trust:
+            admin_pw = _password(passfile_for(server.data_dir, ADMIN_ROLE))
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(ADMIN_ROLE), sql.Literal(admin_pw)))
+        app_pw = _password(passfile_for(server.data_dir, APP_ROLE))
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(APP_ROLE)))
+        conn.execute(
+            sql.SQL("ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}").format(
+                sql.Identifier(APP_ROLE), sql.Literal(app_pw)
+            )
+        )
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (APP_DATABASE,)).fetchone() is None:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(APP_DATABASE), sql.Identifier(APP_ROLE))
+            )
+        if legacy_trust:
+            _write_hba(data, user)
+            conn.execute("SELECT pg_reload_conf()")
+
+
+def start_postgres(
+    data_dir: Path, *, port: int | None = None, timeout: float = 30.0, durable: bool = True
+) -> PostgresServer:
+    """initdb (once) and start postgres on 127.0.0.1:port: SCRAM password auth only (passwords
+    in libpq password files under creds_dir_for(data_dir)), a non-superuser APP_ROLE owning
+    APP_DATABASE for the services, and fsync/synchronous_commit/full_page_writes on unless
+    durable=False (test suites, which say so explicitly)."""
     user = _run_as()
     data = _data_dir_for(data_dir, user)
     bins = _runnable_bin_dir(user)
+    admin_passfile = passfile_for(data_dir, ADMIN_ROLE)
     if not (data / "PG_VERSION").exists():
-        result = subprocess.run(
-            [
-                str(bins / "initdb"),
-                "-D",
-                str(data),
-                "--auth=trust",
-                "-U",
-                "postgres",
-                "--encoding=utf8",
-                "--no-sync",
-            ],
-            user=user,
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            raise InfraError(f"initdb failed: {result.stderr.strip()}")
+        _initdb(bins, data, user, admin_passfile, durable)
+    legacy_trust = _hba_trusts(data)
     stale = data_dir / "postmaster.pid"
     if stale.exists():
         stale.unlink()
     port = port or free_port()
+    settings = DURABLE if durable else FAST_UNSAFE
     log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child process
-    proc = subprocess.Popen(
-        [
-            str(bins / "postgres"),
-            "-D",
-            str(data),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-k",
-            str(data),
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=200",
-        ],
-        user=user,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    cmd = [str(bins / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(data)]
+    for setting in (*settings, "max_connections=200", "password_encryption=scram-sha-256"):
+        cmd += ["-c", setting]
+    proc = subprocess.Popen(cmd, user=user, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     server = PostgresServer(proc, data_dir, port)
     deadline = time.monotonic() + timeout
@@ -293,8 +385,11 @@ def start_postgres(data_dir: Path, *, port: int | None = None, timeout: float = 
             raise InfraError(f"postgres exited with {proc.returncode}: {tail}")
         try:
             with psycopg.connect(server.dsn, connect_timeout=2):
-                return server
+                break
         except psycopg.OperationalError:
             time.sleep(0.05)
-    server.stop()
-    raise InfraError(f"postgres did not accept connections within {timeout}s")
+    else:
+        server.stop()
+        raise InfraError(f"postgres did not accept connections within {timeout}s")
+    _secure(server, data, user, legacy_trust)
+    return server

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -16,6 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from ticktape import subjects
+from ticktape.bus.creds import connect_options
 from ticktape.bus.reader import read_range
 from ticktape.events import SessionStarted, SessionStopped
 from ticktape.events.codec import DecodeError, decode
@@ -58,8 +60,9 @@ class SessionEntry:
         return "running" if self.end_seq is None else "unterminated"
 
 
-async def connect(url: str) -> Client:
-    """A one-shot client for command-line tools: one attempt, failures raised rather than logged."""
+async def connect(url: str, creds: str | Path | None = None) -> Client:
+    """A one-shot client for command-line tools: one attempt, failures raised rather than logged;
+    creds: a bus credentials file (ticktape.bus.creds)."""
     import nats
 
     async def quiet(_exc: Exception) -> None:
@@ -67,7 +70,13 @@ async def connect(url: str) -> Client:
 
     # max_reconnect_attempts=0 would mean "for ever" to nats-py
     return await nats.connect(
-        url, connect_timeout=5, max_reconnect_attempts=1, reconnect_time_wait=0.2, allow_reconnect=False, error_cb=quiet
+        url,
+        connect_timeout=5,
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0.2,
+        allow_reconnect=False,
+        error_cb=quiet,
+        **connect_options(creds),
     )
 
 

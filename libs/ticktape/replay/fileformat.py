@@ -8,7 +8,15 @@ A gzip (mtime 0, no name, so the same input gives the same bytes) of JSON Lines:
   verbatim) or "data_b64" (for a payload that is not single-line JSON)}.
 Every line ends with a member "h": the hex SHA-256 of the previous line's h (none for the header)
 followed by this line's bytes without its "h" member. Any changed byte breaks the chain at that
-line, so a check names the message that was altered; a short file fails its header's counts."""
+line, so a check names the message that was altered; a short file fails its header's counts.
+
+Reading is bounded, because a session file may come from anywhere: a line longer than the
+reader's max_line_bytes (default MAX_LINE_BYTES, far above what a bus message can need) or JSON
+nested deeper than jsonlimits allows fails with SessionFileError naming the line, before the line
+is held in memory whole or decoded; every other defect fails the same way, never otherwise.
+Writing never carries a secret: the session's recorded configuration (in the header and in its
+SessionStarted records) is redacted again with today's rules (ticktape.sessions.redacted_config),
+which leaves a clean recording byte for byte as it was."""
 
 from __future__ import annotations
 
@@ -25,11 +33,18 @@ from pathlib import Path
 
 import msgspec
 
+from ticktape import jsonlimits
 from ticktape.replay.records import Record, SessionMeta, family
+from ticktape.sessions import redacted_config
 
 FORMAT = "ticktape-session"
 VERSION = 1
 SUFFIX = ".ttsession.gz"
+# The longest line a reader accepts by default: a message line holds one bus message (NATS
+# payloads are 1 MiB by default and 64 MiB at most) as JSON or base64, plus its headers.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+# A line nests its message's JSON two levels deep (the line object, then "data").
+_MAX_LINE_DEPTH = jsonlimits.MAX_DEPTH + 2
 
 _HASH = re.compile(rb',"h":"([0-9a-f]{64})"}$')
 
@@ -86,8 +101,8 @@ def _verbatim_json(data: bytes) -> bool:
     if not data or b"\n" in data or b"\r" in data or data != data.strip():
         return False
     try:
-        msgspec.json.decode(data)
-    except msgspec.DecodeError:
+        jsonlimits.decode(data)  # deeper than a reader accepts: kept as base64
+    except (msgspec.DecodeError, jsonlimits.TooDeep):
         return False
     return True
 
@@ -145,6 +160,7 @@ class SessionWriter:
         self._spool.close()
 
     def add(self, rec: Record) -> None:
+        rec = _without_secrets(rec)
         self._spool.write(encode_record(rec) + b"\n")
         self._total += 1
         self._in_session += rec.in_session
@@ -157,7 +173,7 @@ class SessionWriter:
         header = Header(
             format=FORMAT,
             version=VERSION,
-            session=session,
+            session=msgspec.structs.replace(session, config=redacted_config(session.config)),
             streams=[
                 StreamRange(name=n, first_seq=r[0], last_seq=r[1], messages=r[2]) for n, r in self._streams.items()
             ],
@@ -178,6 +194,21 @@ class SessionWriter:
         return header
 
 
+def _without_secrets(rec: Record) -> Record:
+    """A session lifecycle record with its configuration redacted again (see the module
+    docstring); every other record, and a clean one, as it is."""
+    if family(rec.subject) != "sessions":
+        return rec
+    try:
+        doc = jsonlimits.decode(rec.data)
+    except (msgspec.DecodeError, jsonlimits.TooDeep):
+        return rec
+    config = doc.get("config_json") if isinstance(doc, dict) else None
+    if not isinstance(config, str) or (clean := redacted_config(config)) == config:
+        return rec
+    return msgspec.structs.replace(rec, data=_encoder.encode({**doc, "config_json": clean}))
+
+
 def write_session_file(path: Path, session: SessionMeta, records: Iterable[Record]) -> Header:
     """Write records (in stream order) as a session file at path; returns the header."""
     with SessionWriter(path) as writer:
@@ -190,12 +221,20 @@ class SessionFile:
     """An open session file: `header` is read and checked on open; `records()` yields the
     messages, checking each line's hash, and raises SessionFileError naming the first problem."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self.path = Path(path)
+        self.max_line_bytes = max_line_bytes
         try:
             self._gz: gzip.GzipFile = gzip.open(self.path, "rb")  # noqa: SIM115 - read by records() until close() / __exit__
         except OSError as exc:
             raise SessionFileError(f"{self.path}: cannot open: {exc}") from None
+        try:
+            self._open()
+        except BaseException:
+            self._gz.close()
+            raise
+
+    def _open(self) -> None:
         self._lineno = 0
         self._prev = b""
         self._last: str = "the header"
@@ -244,7 +283,10 @@ class SessionFile:
             count += 1
             if count > expected:
                 raise SessionFileError(f"{self.path}: more messages than the header's {expected}")
-            data = bytes(item.data) if item.data_b64 is None else base64.b64decode(item.data_b64)
+            try:
+                data = bytes(item.data) if item.data_b64 is None else base64.b64decode(item.data_b64, validate=True)
+            except ValueError as exc:  # binascii.Error, or a character that is not ASCII
+                raise SessionFileError(f"{self.path}: line {self._lineno} has a bad data_b64: {exc}") from None
             self._last = f"{item.stream} seq {item.seq}"
             yield Record(
                 stream=item.stream,
@@ -261,13 +303,15 @@ class SessionFile:
             )
 
     def _next_line(self) -> bytes | None:
+        """The next line without its newline (None at the end): read at most max_line_bytes + 1
+        bytes, so an endless line costs no more memory than the limit."""
         try:
-            line = self._gz.readline()
+            line = self._gz.readline(self.max_line_bytes + 1)
         except EOFError:
             raise SessionFileError(
                 f"{self.path}: truncated: the file ends inside line {self._lineno + 1} (last complete: {self._last})"
             ) from None
-        except (gzip.BadGzipFile, zlib.error) as exc:
+        except (OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
             if self._lineno == 0:
                 raise SessionFileError(f"{self.path}: not a {FORMAT} file ({exc})") from None
             raise SessionFileError(
@@ -276,10 +320,20 @@ class SessionFile:
         if not line:
             return None
         self._lineno += 1
+        if len(line) > self.max_line_bytes and not line.endswith(b"\n"):
+            raise SessionFileError(
+                f"{self.path}: line {self._lineno} is longer than the limit of {self.max_line_bytes} bytes "
+                f"(last complete: {self._last}); if the file is genuine, raise the limit (ticktape import "
+                "--max-line-mib)"
+            )
         if not line.endswith(b"\n"):
             raise SessionFileError(
                 f"{self.path}: truncated: line {self._lineno} is incomplete (last complete: {self._last})"
             )
+        try:
+            jsonlimits.check_depth(line, _MAX_LINE_DEPTH)
+        except jsonlimits.TooDeep as exc:
+            raise SessionFileError(f"{self.path}: line {self._lineno}: {exc}, more than a message can hold") from None
         return line[:-1]
 
     def _check(self, line: bytes, what: str | None) -> bytes:
@@ -307,9 +361,9 @@ def _describe(body: bytes) -> str:
     return f"{item.stream} seq {item.seq}, {item.subject}" + (f", event {event_id}" if event_id else "")
 
 
-def check_session_file(path: Path) -> Header:
+def check_session_file(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Header:
     """Read the whole file, verifying every line; returns the header or raises SessionFileError."""
-    with SessionFile(path) as f:
+    with SessionFile(path, max_line_bytes) as f:
         for _ in f.records():
             pass
         return f.header

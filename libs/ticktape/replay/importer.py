@@ -10,6 +10,7 @@ an imported session gives back the same file, byte for byte."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from ticktape.replay.catalog import (
     SOURCE_TIME,
     StreamRef,
 )
-from ticktape.replay.fileformat import SessionFile
+from ticktape.replay.fileformat import MAX_LINE_BYTES, SessionFile
 from ticktape.replay.records import Record
 
 
@@ -70,23 +71,38 @@ def import_headers(rec: Record) -> dict[str, str]:
 
 
 async def import_session_file(
-    js: JetStreamContext, path: Path, *, stream: str | None = None, keep_subjects: bool = False, window: int = 256
+    js: JetStreamContext,
+    path: Path,
+    *,
+    stream: str | None = None,
+    keep_subjects: bool = False,
+    window: int = 256,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Imported:
     """Create the stream (it must not exist yet) and publish every message of the file in order.
-    The whole file is checked while it is published; a damaged file stops the import."""
-    with SessionFile(path) as f:
+    The whole file is checked while it is published; a damaged file (or a line longer than
+    max_line_bytes) stops the import, and the stream it created is deleted again, so no stream
+    holds part of a session and the same import can be retried."""
+    with SessionFile(path, max_line_bytes) as f:
         sid = f.session.session_id
         name = stream or default_stream(sid)
         prefix = "" if keep_subjects else default_prefix(sid)
         await _create(js, name, prefix, sid, f)
         count = 0
         pending: list[asyncio.Future] = []
-        for rec in f.records():
-            pending.append(await js.publish_async(prefix + rec.subject, rec.data, headers=import_headers(rec)))
-            count += 1
-            if len(pending) >= window:
-                await _settle(pending, name)
-        await _settle(pending, name)
+        try:
+            for rec in f.records():
+                pending.append(await js.publish_async(prefix + rec.subject, rec.data, headers=import_headers(rec)))
+                count += 1
+                if len(pending) >= window:
+                    await _settle(pending, name)
+            await _settle(pending, name)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            with contextlib.suppress(Exception):
+                await js.delete_stream(name)
+            raise
     return Imported(StreamRef(name, prefix, count), sid, count)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from ticktape import subjects
 from ticktape.corespec import load_specs
 from ticktape.events import Event
-from ticktape.events.codec import DecodeError, decode, encode
+from ticktape.events.codec import DecodeError, encode
 from ticktape.replay.memory_bus import MemoryBus
 from ticktape.replay.records import Record, SessionMeta
 from ticktape.sessions import STOPPED, effective_config, started_event, stopped_event
@@ -86,8 +86,8 @@ def rebuild(bus: MemoryBus, history: Iterable[Record]) -> None:
     """Run each core over its recorded inputs, outputs discarded (a service's start-up)."""
     for rec in history:
         try:
-            event = decode(rec.data)
-        except DecodeError:
+            event = subjects.decode_on(rec.subject, rec.data)
+        except DecodeError:  # or SubjectMismatch: live, dead-lettered
             continue
         for spec in bus.routes(rec.subject):
             try:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ticktape.redact import redact_text
 from ticktape.replay.fileformat import SUFFIX, SessionFile
 from ticktape.replay.records import Record, SessionMeta
 
@@ -32,21 +33,27 @@ async def _aiter(items: Iterator[Record]) -> AsyncIterator[Record]:
 
 
 @asynccontextmanager
-async def open_source(arg: str, nats_url: str, stream: str) -> AsyncIterator[Source]:
-    """A session file when `arg` names one, else session `arg` in `stream` at `nats_url`."""
+async def open_source(arg: str, nats_url: str, stream: str, creds: str | None = None) -> AsyncIterator[Source]:
+    """A session file when `arg` names one, else session `arg` in `stream` at `nats_url`
+    (connecting with the credentials file `creds`, if any)."""
     if looks_like_file(arg):
         with SessionFile(Path(arg)) as f:
             yield Source(f.session, f.header.counts.messages, _aiter(f.records()), str(arg))
         return
     from ticktape.replay.catalog import connect, find_session, open_stream, session_records
 
-    nc = await connect(nats_url)
+    nc = await connect(nats_url, creds)
     try:
         js = nc.jetstream()
         ref = await open_stream(js, stream)
         entry = await find_session(js, ref, arg)
         first = (await js.stream_info(ref.name)).state.first_seq
         end = entry.end_seq if entry.end_seq is not None else ref.last_seq
-        yield Source(entry.meta, max(end - first + 1, 0), session_records(js, ref, entry), f"{ref.name} at {nats_url}")
+        yield Source(
+            entry.meta,
+            max(end - first + 1, 0),
+            session_records(js, ref, entry),
+            f"{ref.name} at {redact_text(nats_url)}",
+        )
     finally:
         await nc.close()

@@ -22,7 +22,7 @@ from typing import Any
 
 from ticktape import subjects
 from ticktape.corespec import CoreSpec
-from ticktape.events.codec import DecodeError, decode, encode
+from ticktape.events.codec import DecodeError, encode
 from ticktape.replay.records import Record, SessionMeta, family
 from ticktape.sessions import STOPPED
 
@@ -138,8 +138,8 @@ class Verifier:
         every core whose filter subjects it matches."""
         self.messages += 1
         try:
-            event = decode(rec.data)
-        except DecodeError:
+            event = subjects.decode_on(rec.subject, rec.data)
+        except DecodeError:  # or SubjectMismatch
             return  # live, the consumers dead-lettered it
         producer = self._producer.get(type(event))
         if producer is not None:

@@ -70,8 +70,8 @@ class WhatIf:
         if not is_input(rec.subject) or self._stopped is not None:
             return []
         try:
-            event = decode(rec.data)
-        except DecodeError:
+            event = subjects.decode_on(rec.subject, rec.data)
+        except DecodeError:  # or SubjectMismatch: live, the consumers dead-lettered it
             return []
         out = []
         for subject, ev, producer in self.bus.publish(rec.subject, event):

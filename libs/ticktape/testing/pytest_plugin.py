@@ -1,6 +1,7 @@
 """pytest fixtures for every ticktape test suite: real servers on free ports with temp stores.
 
-- nats_server / nats_url: a fresh `nats-server -js` per test (starts in ~50 ms).
+- nats_server / nats_url: a fresh `nats-server -js` per test (starts in ~50 ms), no authorization.
+- nats_auth: the same with ticktape's authorization: a user per role (ticktape.bus.permissions).
 - pg_server: one real PostgreSQL per session (embedded wheel), or TICKTAPE_TEST_PG_DSN, or with
   TICKTAPE_TEST_PG=timescaledb a TimescaleDB container (testcontainers; the session ends, naming
   Docker, where no Docker engine answers).
@@ -13,12 +14,15 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 import pytest_asyncio
 
 from ticktape.infra.nats_server import NatsServer, start_nats_server
+
+if TYPE_CHECKING:
+    from ticktape.testing.auth import AuthorizedNats
 
 
 @pytest.fixture
@@ -33,6 +37,19 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 @pytest.fixture
 def nats_url(nats_server: NatsServer) -> str:
     return nats_server.url
+
+
+@pytest.fixture
+def nats_auth(tmp_path: Path) -> Iterator[AuthorizedNats]:
+    """A nats-server that admits only ticktape's roles, each with its own credentials file
+    (ticktape.bus.permissions): what `ticktape up` runs as its embedded server."""
+    from ticktape.testing.auth import start_authorized_nats
+
+    auth = start_authorized_nats(tmp_path / "nats-auth", tmp_path / "creds")
+    try:
+        yield auth
+    finally:
+        auth.server.stop()
 
 
 @pytest_asyncio.fixture
@@ -139,7 +156,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
     # the rmtree below (ticktape.infra.postgres).
     root = Path(tempfile.mkdtemp(prefix="ticktape-pg-"))
     root.chmod(0o755)
-    server = start_postgres(root / "data")
+    server = start_postgres(root / "data", durable=False)  # fsync off: fast, and said explicitly
     try:
         yield server
     finally:

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -54,7 +54,8 @@ class VenueSim:
 
 
 class Stack:
-    """`python -m ticktape up --venue-sim URL` with its own home, config and log files."""
+    """`python -m ticktape up --venue-sim URL` with its own home, config and log files
+    (`services`: only those, as `--services`)."""
 
     def __init__(
         self,
@@ -65,6 +66,7 @@ class Stack:
         venue_sim: str,
         config_yaml: str,
         extra_env: dict[str, str] | None = None,
+        services: Sequence[str] | None = None,
     ) -> None:
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
@@ -86,6 +88,7 @@ class Stack:
                 str(config),
                 "--home",
                 str(home),
+                *(["--services", ",".join(services)] if services else []),
             ],
             env=env,
             stdout=self.stdout,

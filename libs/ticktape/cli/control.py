@@ -1,0 +1,97 @@
+"""`ticktape stop` and `ticktape resume`: publish control.emergency_stop / control.resume with the
+operator's credential, the only role the bus lets publish control events
+(ticktape.bus.permissions). Risk then rejects every new signal and execution cancels what is
+pending, until a resume."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+import nats
+import nats.errors
+
+from ticktape import config as cfg
+from ticktape import ids, subjects
+from ticktape.bus.creds import CredentialsError, connect_options
+from ticktape.bus.permissions import OPERATOR
+from ticktape.bus.publisher import msg_headers
+from ticktape.cli.sessions import add_creds_arg, bus_creds, describe_error
+from ticktape.events import EmergencyStop, ResumeTrading
+from ticktape.events.codec import encode
+
+COMMANDS: dict[str, tuple[type[EmergencyStop] | type[ResumeTrading], str]] = {
+    "stop": (EmergencyStop, "emergency stop: risk rejects every new signal, execution cancels pending orders"),
+    "resume": (ResumeTrading, "lift an emergency stop"),
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--reason", default="operator", help="why (recorded in the event; default 'operator')")
+        p.add_argument("--account", default="*", help="sub-account ('*', the default: every sub-account)")
+        p.add_argument("--nats", metavar="URL", help="NATS server (default: nats.url of the config, TICKTAPE_NATS_URL)")
+        add_creds_arg(p, OPERATOR)
+        p.set_defaults(func=run, control=name)
+
+
+def control_event(command: str, reason: str, account: str, ts_ns: int) -> EmergencyStop | ResumeTrading:
+    """The event of `ticktape stop|resume`; its id derives from what and when, so a retry of the
+    same command is dropped as a duplicate."""
+    event_type: type[EmergencyStop] | type[ResumeTrading] = COMMANDS[command][0]
+    return event_type(
+        event_id=ids.derive("control", command, account, reason, ts_ns),
+        ts_event=ts_ns,
+        ts_init=ts_ns,
+        reason=reason,
+        account=account,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    name = f"ticktape {args.control}"
+    try:
+        url = args.nats or cfg.load_common(cfg.load_raw()).nats.url
+        creds = bus_creds(args, OPERATOR)
+        event = control_event(args.control, args.reason, args.account, time.time_ns())
+        seq = asyncio.run(_publish(url, creds, event))
+    except (cfg.ConfigError, CredentialsError) as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return cfg.EXIT_CONFIG
+    except Exception as exc:  # noqa: BLE001 - unreachable server, refused credentials or subject
+        print(f"{name}: {describe_error(exc)}", file=sys.stderr)
+        return 2
+    print(f"{name}: {subjects.for_event(event)} published (event {event.event_id}, stream seq {seq})")
+    return 0
+
+
+async def _publish(url: str, creds: str | None, event: EmergencyStop | ResumeTrading) -> int:
+    """Publish and wait for JetStream's ack; a refused publish says so instead of timing out."""
+    errors: list[Exception] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(exc)
+
+    nc = await nats.connect(
+        url,
+        connect_timeout=5,
+        allow_reconnect=False,
+        error_cb=on_error,
+        name="ticktape-operator",
+        **connect_options(creds),
+    )
+    try:
+        try:
+            ack = await nc.jetstream(timeout=5).publish(
+                subjects.for_event(event), encode(event), headers=msg_headers(event)
+            )
+        except nats.errors.TimeoutError:
+            if errors:
+                raise RuntimeError(f"the server refused it: {errors[-1]}") from None
+            raise
+        return ack.seq
+    finally:
+        await nc.close()
