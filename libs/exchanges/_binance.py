@@ -94,7 +94,9 @@ class _ServerTime(msgspec.Struct, gc=False):
     serverTime: Millis
 
 
-_data_decoder = jsonlimits.Limited(msgspec.json.Decoder(_Data, strict=False))
+# The per-frame decoder is msgspec's own: on the hot path a too-deep frame is caught as the
+# RecursionError msgspec raises (free when none is raised), not by a depth scan of every frame.
+_data_decoder = msgspec.json.Decoder(_Data, strict=False)
 _frame_decoder = jsonlimits.Limited(msgspec.json.Decoder(_Frame, strict=False))
 _event_decoder = jsonlimits.Limited(msgspec.json.Decoder(_Event, strict=False))
 _rest_decoder = jsonlimits.Limited(msgspec.json.Decoder(list[_RestRow], strict=False))
@@ -155,6 +157,8 @@ def decode_frame(raw: bytes | str) -> list[Kline | Trade]:
         raise FrameError(_explain_frame(str(exc))) from None
     except msgspec.DecodeError as exc:
         raise FrameError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise FrameError("not JSON we accept: nested too deep") from None
     # Exact-class tests (they narrow `event` for the checker, and cost less than isinstance on a
     # msgspec Struct): the union decodes to exactly one of these classes, or None.
     if event.__class__ is Trade or event.__class__ is AggTrade:  # the hot path: most frames are trades

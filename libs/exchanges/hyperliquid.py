@@ -118,7 +118,9 @@ class _AssetCtx(msgspec.Struct, gc=False):
     dayNtlVlm: Amount
 
 
-_msg_decoder = jsonlimits.Limited(msgspec.json.Decoder(_Msg, strict=False))
+# Per-frame: msgspec's own decoder; a too-deep frame is caught as its RecursionError (free when
+# none is raised) rather than by a depth scan of every frame.
+_msg_decoder = msgspec.json.Decoder(_Msg, strict=False)
 _candles_decoder = jsonlimits.Limited(msgspec.json.Decoder(list[_Candle], strict=False))
 _universe_decoder = jsonlimits.Limited(msgspec.json.Decoder(tuple[_Meta, list[_AssetCtx]], strict=False))
 _encoder = msgspec.json.Encoder()
@@ -191,6 +193,8 @@ class HyperliquidAdapter:
             raise FrameError(_explain(str(exc))) from None
         except msgspec.DecodeError as exc:
             raise FrameError(f"not JSON: {exc}") from None
+        except RecursionError:
+            raise FrameError("not JSON we accept: nested too deep") from None
         # Exact-class tests: they narrow `msg` for the checker and cost less than type() or isinstance.
         if msg.__class__ is _TradesMsg:
             # side "A": the seller was the aggressor, so the buyer was the maker
