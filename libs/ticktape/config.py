@@ -89,15 +89,6 @@ class TelemetrySettings(_Section, frozen=True, kw_only=True):
             raise ValueError(f"log_level must be one of debug, info, warning, error (got {self.log_level!r})")
 
 
-class SupervisorSettings(_Section, frozen=True, kw_only=True):
-    """How `ticktape up` stops (ticktape.supervisor): a service gets service_grace_s between
-    SIGTERM and SIGKILL; the whole stop (drains, session record, embedded servers) ends within
-    stop_timeout_s, after which every child still running is killed."""
-
-    service_grace_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
-    stop_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 90.0
-
-
 class CommonSettings(_Section, frozen=True, kw_only=True):
     """Settings every process shares."""
 
@@ -106,7 +97,6 @@ class CommonSettings(_Section, frozen=True, kw_only=True):
     nats: NatsSettings = NatsSettings()
     postgres: PostgresSettings = PostgresSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
-    supervisor: SupervisorSettings = SupervisorSettings()
 
 
 COMMON_KEYS = tuple(

@@ -4,28 +4,18 @@ crashes, all stopped cleanly on Ctrl-C or SIGTERM.
 Stopping is ordered so a session ends with nothing half-processed: the `stop_first` services
 (the producers) stop, then `drain()` waits for the consumers to finish their input, then the rest
 stop. `drained` records whether that wait succeeded (the drain is given a callable that says
-whether any consumer is still running, so it gives up at once when they have all died).
-
-A stop is bounded whatever died first: each group of services gets `grace` seconds between
-SIGTERM and SIGKILL, each drain or record step runs on a worker thread the stop waits for only
-until its deadline (it may be talking to a NATS server that is gone), and after `stop_timeout`
-seconds in all every child still running (services, then the embedded servers given as `infra`)
-gets SIGKILL, its whole process group with it. A second SIGINT/SIGTERM/SIGHUP during a stop kills
-every child at once and exits with 128 + the signal's number."""
+whether any consumer is still running, so it gives up at once when they have all died)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 from ticktape import registry
 from ticktape.config import EXIT_CONFIG
@@ -33,7 +23,6 @@ from ticktape.config import EXIT_CONFIG
 RESTART_MIN_S = 0.5
 RESTART_MAX_S = 10.0
 HEALTHY_AFTER_S = 30.0
-T = TypeVar("T")
 
 
 @dataclass
@@ -63,17 +52,8 @@ class Supervisor:
         before_last: Callable[[], None] | None = None,
         drain_last: Callable[[Callable[[], bool]], bool] | None = None,
         extra_env: dict[str, dict[str, str]] | None = None,
-        grace: float = 15.0,
-        stop_timeout: float = 90.0,
-        infra: Sequence[subprocess.Popen[bytes]] = (),
     ) -> None:
         self.env = env
-        self.grace = grace
-        self.stop_timeout = stop_timeout
-        # embedded servers (PostgreSQL, then nats-server): stopped after every service, killed
-        # with them when the stop runs out of time or is interrupted
-        self.infra = list(infra)
-        self.stop_deadline: float | None = None
         self.run_dir = run_dir
         self.stop_first = stop_first
         self.drain = drain
@@ -108,23 +88,8 @@ class Supervisor:
     def _say(self, text: str) -> None:
         print(f"[ticktape] {text}", file=sys.stderr, flush=True)
 
-    def request_stop(self, signum: int = signal.SIGTERM, _frame: object = None) -> None:
-        if self.stopping:  # a second Ctrl-C/SIGTERM: no more waiting
-            self.abort(128 + signum)
+    def request_stop(self, *_: object) -> None:
         self.stopping = True
-
-    def abort(self, code: int) -> None:
-        """SIGKILL every child (and its process group) and exit the process with `code` at once:
-        no finally block, drain or server shutdown runs after this."""
-        self._say(f"stop interrupted: killing every child and exiting ({code})")
-        for child in self.children:  # not reaped: the main thread may hold a Popen's wait lock
-            if child.process is not None:
-                _kill_group(child.process, reap=False)
-        for proc in self.infra:
-            _kill_group(proc, reap=False)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
 
     def run(self) -> int:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -161,111 +126,45 @@ class Supervisor:
                 child.restarts += 1
                 self._spawn(child)
 
-    def _remaining(self) -> float:
-        return 0.0 if self.stop_deadline is None else max(0.0, self.stop_deadline - time.monotonic())
-
-    def _bounded(self, what: str, step: Callable[[], T]) -> T | None:
-        """step() on a worker thread, waited for until the stop's deadline (None after it). The
-        main thread stays in an interruptible wait, so a second signal is handled at once."""
-        result: list[T] = []
-        worker = threading.Thread(target=lambda: result.append(step()), name=f"stop-{what}", daemon=True)
-        worker.start()
-        worker.join(self._remaining())
-        if worker.is_alive():
-            self._say(f"{what} did not finish before the stop deadline; going on without it")
-            return None
-        return result[0] if result else None  # an exception in step() was printed by the thread
-
-    def _stop_all(self) -> None:
+    def _stop_all(self, timeout: float = 15.0) -> None:
         self._say("stopping services")
-        self.stop_deadline = time.monotonic() + self.stop_timeout
         last = [c for c in self.children if c.name in self.stop_last]
         first = [c for c in self.children if c.name in self.stop_first and c not in last]
         rest = [c for c in self.children if c not in first and c not in last]
-        self._stop(first)
+        self._stop(first, timeout)
         if self.drain is not None and self.exit_code == 0:
-            drain = self.drain
-            self.drained = bool(self._bounded("drain", lambda: drain(_any_alive(rest))))
+            self.drained = self.drain(lambda: any(c.process is not None and c.process.poll() is None for c in rest))
             if not self.drained:
                 self._say("consumers still had input pending when the drain timed out")
-        self._stop(rest)
+        self._stop(rest, timeout)
         if self.before_last is not None:
-            self._bounded("the session's stop record", self.before_last)
-        if last and self.drain_last is not None and self.exit_code == 0:
-            drain_last = self.drain_last
-            if not self._bounded("archive drain", lambda: drain_last(_any_alive(last))):
-                self._say("archivers still had input pending when the drain timed out")
-        self._stop(last)
-        self._stop_infra()
+            self.before_last()
+        if (
+            last
+            and self.drain_last is not None
+            and self.exit_code == 0
+            and not self.drain_last(lambda: any(c.process is not None and c.process.poll() is None for c in last))
+        ):
+            self._say("archivers still had input pending when the drain timed out")
+        self._stop(last, timeout)
 
-    def _stop(self, children: list[Child]) -> None:
+    def _stop(self, children: list[Child], timeout: float) -> None:
         for child in children:
             if child.process is not None and child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + min(self.grace, self._remaining())
+        deadline = time.monotonic() + timeout
         for child in children:
             if child.process is None:
                 continue
             try:
-                child.process.wait(max(0.0, deadline - time.monotonic()))
+                child.process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self._say(f"{child.name} did not stop in time; killing it")
-                _kill_group(child.process)
+                child.process.kill()
+                child.process.wait()
             pid_file = self.run_dir / f"{child.name}.pid"
             if pid_file.exists():
                 pid_file.unlink()
-
-    def _stop_infra(self) -> None:
-        """The embedded servers, one after the other (PostgreSQL, then NATS), within the deadline."""
-        for proc in self.infra:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(self._remaining())
-                except subprocess.TimeoutExpired:
-                    self._say(f"embedded server (pid {proc.pid}) did not stop in time; killing it")
-            _kill_group(proc)
-
-
-def _any_alive(children: list[Child]) -> Callable[[], bool]:
-    return lambda: any(c.process is not None and c.process.poll() is None for c in children)
-
-
-def _kill_group(proc: subprocess.Popen[bytes], *, reap: bool = True) -> None:
-    """SIGKILL a running child started in its own process group (or session) with whatever it
-    started, then reap it. A postmaster's backends each start their own session, so they are
-    found as its descendants and killed by pid (once it is dead, they exit on their own)."""
-    if proc.poll() is None:  # never signal the pid or group of a child already reaped
-        for pid in [*_descendants(proc.pid), proc.pid]:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    if reap:
-        proc.wait()
-
-
-def _descendants(pid: int) -> list[int]:
-    """The processes below pid, from the parent pids in /proc (Linux); none where there is no /proc."""
-    children: dict[int, list[int]] = {}
-    try:
-        entries = [e for e in Path("/proc").iterdir() if e.name.isdigit()]
-    except OSError:
-        return []
-    for entry in entries:
-        try:
-            stat = (entry / "stat").read_text()
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found: list[int] = []
-    frontier = [pid]
-    while frontier:
-        below = children.get(frontier.pop(), [])
-        found += below
-        frontier += below
-    return found
 
 
 def child_env(base: dict[str, str], **settings: str | None) -> dict[str, str]:

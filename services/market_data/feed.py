@@ -95,10 +95,9 @@ class VenueFeed:
                 if isinstance(event, UniverseUpdated):
                     await self.set_universe(list(event.symbols))
         finally:
-            for task in self.tasks:  # the shards end on rt.stop, at once: cancelled
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
             await sub.unsubscribe()
+            for task in self.tasks:
+                await asyncio.gather(task, return_exceptions=True)
 
     async def warm(self) -> None:
         """Restart: re-read the venue's recent 1m bars from the stream (at least since the start

@@ -13,8 +13,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from structlog.typing import FilteringBoundLogger
@@ -94,11 +93,9 @@ class Shard:
             if not self.symbols:
                 await _sleep_or_stop(stop, 0.2)
                 continue
-            await _until_stop(stop, self.limiter.acquire())
-            if stop.is_set():
-                break
+            await self.limiter.acquire()
             try:
-                await _until_stop(stop, self._session_once(stop))
+                await self._session_once(stop)
                 delay = self.backoff_initial
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 status = getattr(exc, "status", None)
@@ -148,13 +145,8 @@ class Shard:
                         worker.result()
             finally:
                 keeper.cancel()
-                if stop.is_set():  # stopping: queued frames and a running backfill are dropped (a
-                    worker.cancel()  # restart backfills them), so the service exits at once
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await worker
-                else:
-                    queue.put_nowait(None)
-                    await worker
+                queue.put_nowait(None)
+                await worker
 
     async def _drain(self, queue: asyncio.Queue[bytes | None], symbols: list[str]) -> None:
         await self.backfill(symbols)
@@ -230,20 +222,3 @@ class Shard:
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-
-
-async def _until_stop(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> None:
-    """Await `work`, cancelled as soon as `stop` is set: a socket with no frames, a backoff, a
-    REST backfill or the connection limiter never holds up a stop."""
-    task = asyncio.create_task(work)
-    stopper = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopper.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    if not task.cancelled():
-        task.result()  # its failure, for run() to handle

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -89,11 +87,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"ticktape up: watch signals with: nats sub --server {shown_url} 'signals.>'", flush=True)
     admin = msgspec.structs.replace(common.nats, url=nats_url, creds=bus.for_role(permissions.ADMIN))
-    # stopped by the supervisor after the services (and killed with them when the stop runs out
-    # of time or is interrupted); stopped here too when the session never started
-    infra = [s.process for s in (pg_server, nats_server) if s is not None]
     try:
-        return _run_session(children_env, home, services, admin, service_env, common.supervisor, infra)
+        return _run_session(children_env, home, services, admin, service_env)
     finally:
         if pg_server is not None:
             pg_server.stop()
@@ -107,8 +102,6 @@ def _run_session(
     services: tuple[str, ...],
     nats: cfg.NatsSettings,
     service_env: dict[str, dict[str, str]] | None = None,
-    stopping: cfg.SupervisorSettings | None = None,
-    infra: Sequence[subprocess.Popen[bytes]] = (),
 ) -> int:
     """Record the session around the supervisor: the producers stop first; the cores (services
     with a replayable core) once their durables have drained their input; the sinks (archivers)
@@ -133,10 +126,8 @@ def _run_session(
     sinks = tuple(i.name for i in infos if i.kind == "sink")
     sink_durables = tuple(d for i in infos if i.kind == "sink" for d in i.durables)
     stopped: list[str] = []
-    attempted: list[bool] = []
 
     def record_stop() -> None:
-        attempted.append(True)
         reason = (
             sessions.CONFIG_ERROR
             if supervisor.exit_code == cfg.EXIT_CONFIG
@@ -160,11 +151,8 @@ def _run_session(
         before_last=record_stop,
         drain_last=lambda alive: recorder.drain(sink_durables, alive),
         extra_env=service_env,
-        grace=(stopping or cfg.SupervisorSettings()).service_grace_s,
-        stop_timeout=(stopping or cfg.SupervisorSettings()).stop_timeout_s,
-        infra=infra,
     )
     code = supervisor.run()
-    if not attempted:
+    if not stopped:
         record_stop()
     return code
