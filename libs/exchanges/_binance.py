@@ -25,9 +25,12 @@ from exchanges.base import (
     Millis,
     Trade,
     UniverseEntry,
+    excerpt,
     explain,
     invalid_tag,
+    rule,
     split_error,
+    usable_symbol,
 )
 from ticktape import jsonlimits
 
@@ -73,12 +76,35 @@ class _RestRow(msgspec.Struct, array_like=True, frozen=True, gc=False):
     taker_buy_quote_volume: Amount
 
 
+class _Filter(msgspec.Struct, gc=False):
+    """One of a symbol's exchangeInfo filters; only the trading rules execution checks are read."""
+
+    filterType: str
+    tickSize: str | float | None = None  # PRICE_FILTER
+    stepSize: str | float | None = None  # LOT_SIZE
+    notional: str | float | None = None  # MIN_NOTIONAL (USD-M futures)
+    minNotional: str | float | None = None  # NOTIONAL, MIN_NOTIONAL (spot)
+
+
 class _SymbolInfo(msgspec.Struct, gc=False):
     symbol: str
     status: str
     quoteAsset: str
     contractType: str | None = None
     isSpotTradingAllowed: bool = True
+    filters: list[_Filter] = []
+
+    def rules(self) -> tuple[float, float, float]:
+        """(tick size, lot size, min notional) from the filters; 0.0 where none states it."""
+        tick = lot = notional = 0.0
+        for f in self.filters:
+            if f.filterType == "PRICE_FILTER":
+                tick = rule(f.tickSize)
+            elif f.filterType == "LOT_SIZE":
+                lot = rule(f.stepSize)
+            elif f.filterType in ("MIN_NOTIONAL", "NOTIONAL"):
+                notional = rule(f.notional if f.notional is not None else f.minNotional)
+        return tick, lot, notional
 
 
 class _ExchangeInfo(msgspec.Struct, gc=False):
@@ -178,10 +204,12 @@ def _without_data(raw: bytes | str) -> list[Kline | Trade]:
         frame = _frame_decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise FrameError(_explain_frame(str(exc))) from None
+    except msgspec.DecodeError as exc:  # deeper than jsonlimits allows, though msgspec skipped it
+        raise FrameError(f"not JSON we accept: {exc}") from None
     if frame.e is not None:  # a raw (not combined) stream frame
         return _items(_decode_raw_event(raw))
     if frame.error:
-        raise FrameError(f"error response to request {frame.id!r}: {bytes(frame.error).decode()}")
+        raise FrameError(f"error response to request {excerpt(repr(frame.id))}: {excerpt(bytes(frame.error))}")
     if frame.id is not None:
         return []  # {"result": null, "id": 1}: a (un)subscribe acknowledgement
     if frame.stream is not None:
@@ -194,6 +222,8 @@ def _decode_raw_event(raw: bytes | str) -> _Event:
         return _event_decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise FrameError(_explain_frame(str(exc), prefix="data.")) from None
+    except msgspec.DecodeError as exc:
+        raise FrameError(f"not JSON we accept: {exc}") from None
 
 
 def _explain_frame(message: str, prefix: str = "") -> str:
@@ -201,7 +231,7 @@ def _explain_frame(message: str, prefix: str = "") -> str:
     path = prefix + path if path else prefix.rstrip(".")
     tag = invalid_tag(msg)
     if tag is not None and path.endswith("e"):
-        return f"unknown event type {tag!r}: expected one of {', '.join(map(repr, EVENT_TYPES))}"
+        return f"unknown event type {excerpt(repr(tag))}: expected one of {', '.join(map(repr, EVENT_TYPES))}"
     if "missing required field `e`" in msg:
         return f"not a kline or trade event: {path or 'frame'} has no 'e' (event type)"
     names = FIELD_NAMES if ".k." in f".{path}." or path.endswith(".k") else _EVENT_FIELD_NAMES
@@ -261,6 +291,9 @@ class BinanceAdapter:
     default_ws_url: str
     api_prefix: str  # "/api/v3" (spot) or "/fapi/v1" (USDT-M)
     trade_stream_kind: str  # "trade" or "aggTrade"
+    # Documented request weight per endpoint (after api_prefix; ticker/24hr: without a symbol,
+    # the only way it is called here); klines by klines_weight.
+    rest_weights: dict[str, int]
 
     def kline_stream(self, symbol: str, interval: str) -> str:
         """'btcusdt@kline_1m' (Binance stream names are lowercase)."""
@@ -319,6 +352,20 @@ class BinanceAdapter:
     def server_time_request(self, rest_url: str) -> HttpRequest | None:
         return HttpRequest(method="GET", url=f"{rest_url.rstrip('/')}{self.api_prefix}/time")
 
+    def request_weight(self, request: HttpRequest) -> int:
+        """What the request costs of the per-IP REST weight budget (limits.rest_weight_per_minute_per_ip):
+        the endpoint's documented weight; 1 for an endpoint not listed."""
+        path, _, query = request.url.partition("?")
+        endpoint = path[path.rfind(self.api_prefix) + len(self.api_prefix) :] if self.api_prefix in path else path
+        if endpoint == "/klines":
+            params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+            limit = params.get("limit", "")
+            return self.klines_weight(int(limit) if limit.isdigit() else 500)
+        return self.rest_weights.get(endpoint, 1)
+
+    def klines_weight(self, limit: int) -> int:
+        return self.rest_weights["/klines"]
+
     def parse_server_time(self, body: bytes | str) -> int:
         try:
             return _time_decoder.decode(body).serverTime
@@ -345,10 +392,14 @@ class BinanceAdapter:
             tickers = _tickers_decoder.decode(bodies[1])
         except msgspec.MsgspecError as exc:
             raise FrameError(f"bad ticker/24hr: {exc}") from None
-        eligible = {s.symbol for s in info.symbols if s.quoteAsset == quote_asset and self._tradable(s)}
+        eligible = {
+            s.symbol: s.rules()
+            for s in info.symbols
+            if s.quoteAsset == quote_asset and self._tradable(s) and usable_symbol(s.symbol)
+        }
         volumes = {t.symbol: t.quoteVolume for t in tickers if t.symbol in eligible}
         ranked = sorted(volumes.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [UniverseEntry(symbol, volume) for symbol, volume in ranked]
+        return [UniverseEntry(symbol, volume, *eligible[symbol]) for symbol, volume in ranked]
 
     def _tradable(self, s: _SymbolInfo) -> bool:
         return s.status == "TRADING"

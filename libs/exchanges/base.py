@@ -15,7 +15,15 @@ import msgspec
 
 # Finite and >= 0: "NaN", "-1" and "inf" all fail the constraint ("1e400" overflows).
 Amount = Annotated[float, msgspec.Meta(ge=0.0, le=sys.float_info.max)]
-Millis = Annotated[int, msgspec.Meta(ge=0)]
+# At most what an event's int64 nanoseconds can hold (2**63 - 1 ns, in the year 2262): a larger
+# time would be refused downstream (PostgreSQL bigint), long after the frame was acked.
+Millis = Annotated[int, msgspec.Meta(ge=0, le=(2**63 - 1) // 1_000_000)]
+# Symbols and trade ids become subject tokens and event ids: never empty (no subject token),
+# never long enough to overflow an index or a bus message. Venues use at most ~20 characters.
+SYMBOL_MAX = 128
+Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=SYMBOL_MAX)]
+TradeId = int | Annotated[str, msgspec.Meta(min_length=1, max_length=SYMBOL_MAX)]
+Interval = Annotated[str, msgspec.Meta(min_length=1, max_length=16)]  # "1m", "1h", "1M"
 Count = Annotated[int, msgspec.Meta(ge=0)]
 Aggressor = Literal["buy", "sell", ""]
 
@@ -35,8 +43,8 @@ class Kline(msgspec.Struct, frozen=True, gc=False):
 
     open_time: Millis = msgspec.field(name="t")
     close_time: Millis = msgspec.field(name="T")
-    symbol: str = msgspec.field(name="s")
-    interval: str = msgspec.field(name="i")
+    symbol: Symbol = msgspec.field(name="s")
+    interval: Interval = msgspec.field(name="i")
     open: Amount = msgspec.field(name="o")
     high: Amount = msgspec.field(name="h")
     low: Amount = msgspec.field(name="l")
@@ -57,8 +65,8 @@ class Trade(msgspec.Struct, frozen=True, gc=False, tag_field="e", tag="trade"):
     when the buyer's order was resting, so the taker (aggressor) sold; None when the venue
     does not say."""
 
-    symbol: str = msgspec.field(name="s")
-    trade_id: int | str = msgspec.field(name="t")
+    symbol: Symbol = msgspec.field(name="s")
+    trade_id: TradeId = msgspec.field(name="t")
     price: Amount = msgspec.field(name="p")
     size: Amount = msgspec.field(name="q")
     time_ms: Millis = msgspec.field(name="T")
@@ -72,7 +80,7 @@ class Trade(msgspec.Struct, frozen=True, gc=False, tag_field="e", tag="trade"):
 class AggTrade(Trade, frozen=True, gc=False, tag="aggTrade"):
     """Trades of one taker order at one price (Binance aggTrade): trade_id is the aggregate id."""
 
-    trade_id: int | str = msgspec.field(name="a")
+    trade_id: TradeId = msgspec.field(name="a")
 
 
 AGGRESSOR: dict[bool | None, Aggressor] = {True: "sell", False: "buy", None: ""}
@@ -99,6 +107,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     pong_timeout_s: int | None = None
     # The server closes a connection idle this long; send heartbeat_message() before.
     idle_timeout_s: int | None = None
+    # REST request weight per IP per minute; each request's cost is the adapter's request_weight.
+    rest_weight_per_minute_per_ip: int | None = None
     backfill_max_rows: int
 
 
@@ -111,10 +121,26 @@ class HttpRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class UniverseEntry(msgspec.Struct, frozen=True):
-    """A tradable symbol with its 24h quote (notional) volume, for ranking."""
+    """A tradable symbol with its 24h quote (notional) volume, for ranking, and the trading rules
+    the venue's metadata states for it (0: not stated): price tick, quantity step (lot), and
+    minimum order value (notional, in the quote asset)."""
 
     symbol: str
     quote_volume: float
+    tick_size: float = 0.0
+    lot_size: float = 0.0
+    min_notional: float = 0.0
+
+
+def rule(value: str | float | None) -> float:
+    """A trading rule from venue metadata as a positive finite float; 0.0 (not stated) for a
+    missing, unreadable, zero, negative or non-finite value, so one odd listing never fails a
+    whole universe (it is left unchecked instead)."""
+    try:
+        number = float(value) if value is not None else 0.0
+    except ValueError:
+        return 0.0
+    return number if 0.0 < number < float("inf") else 0.0
 
 
 class VenueAdapter(Protocol):
@@ -141,6 +167,7 @@ class VenueAdapter(Protocol):
     ) -> HttpRequest: ...
     def parse_backfill(self, body: bytes | str | list[object], symbol: str, interval: str) -> list[Kline]: ...
     def server_time_request(self, rest_url: str) -> HttpRequest | None: ...
+    def request_weight(self, request: HttpRequest) -> int: ...
     def parse_server_time(self, body: bytes | str) -> int: ...
     def universe_requests(self, rest_url: str) -> list[HttpRequest]: ...
     def parse_universe(self, bodies: Sequence[bytes | str], quote_asset: str) -> list[UniverseEntry]: ...
@@ -181,6 +208,22 @@ def explain(message: str, names: dict[str, str]) -> str:
 def label(field: str, names: dict[str, str]) -> str:
     name = names.get(field)
     return f" ({name})" if name else ""
+
+
+EXCERPT_CHARS = 300
+
+
+def excerpt(value: bytes | str) -> str:
+    """Venue-supplied text for a FrameError reason: invalid UTF-8 replaced (msgspec.Raw is not
+    validated), cut to EXCERPT_CHARS, since a reason is logged and dead-lettered per frame."""
+    text = value.decode(errors="replace") if isinstance(value, bytes) else value
+    return text if len(text) <= EXCERPT_CHARS else f"{text[:EXCERPT_CHARS]}... ({len(text)} chars)"
+
+
+def usable_symbol(symbol: str) -> bool:
+    """Whether a universe entry's name can be a Symbol; a universe leaves out the others rather
+    than fail whole for one odd listing."""
+    return 0 < len(symbol) <= SYMBOL_MAX
 
 
 def closed_before(klines: list[Kline], now_ms: int) -> list[Kline]:

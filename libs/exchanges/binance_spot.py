@@ -19,6 +19,8 @@ LIMITS = Limits(
     server_ping_interval_s=20,  # "ping frame every 20 seconds"
     pong_timeout_s=60,  # "does not receive a pong frame back ... within a minute"
     backfill_max_rows=1000,  # rest-api.md, GET /api/v3/klines: "limit ... Default 500; max 1000"
+    # rest-api.md, exchangeInfo rateLimits: REQUEST_WEIGHT, interval MINUTE, limit 6000 (per IP).
+    rest_weight_per_minute_per_ip=6000,
 )
 
 
@@ -29,6 +31,9 @@ class BinanceSpotAdapter(BinanceAdapter):
     default_ws_url = "wss://stream.binance.com:9443"
     api_prefix = "/api/v3"
     trade_stream_kind = "trade"  # every trade, {"e":"trade","t":id,...}
+    # rest-api.md, each endpoint's "Weight": klines 2; exchangeInfo 20; ticker/24hr without a
+    # symbol 80; time 1.
+    rest_weights = {"/klines": 2, "/exchangeInfo": 20, "/ticker/24hr": 80, "/time": 1}
 
     def _tradable(self, s: _SymbolInfo) -> bool:
         return s.status == "TRADING" and s.isSpotTradingAllowed

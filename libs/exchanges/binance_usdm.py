@@ -20,6 +20,8 @@ LIMITS = Limits(
     server_ping_interval_s=180,  # "ping frame every 3 minutes"
     pong_timeout_s=600,  # "does not receive a pong frame back ... within a 10 minute period"
     backfill_max_rows=1500,  # GET /fapi/v1/klines: "limit ... Default 500; max 1500"
+    # .../usds-margined-futures/general-info "Limits": REQUEST_WEIGHT 2400 per minute per IP.
+    rest_weight_per_minute_per_ip=2400,
 )
 
 
@@ -33,6 +35,13 @@ class BinanceUsdmAdapter(BinanceAdapter):
     default_ws_url = "wss://fstream.binance.com/market"
     api_prefix = "/fapi/v1"
     trade_stream_kind = "aggTrade"  # {"e":"aggTrade","a":id,...}; raw @trade frames parse too
+    # Each endpoint's "Request Weight": exchangeInfo 1; ticker/24hr without a symbol 40; time 1;
+    # klines by limit (klines_weight).
+    rest_weights = {"/exchangeInfo": 1, "/ticker/24hr": 40, "/time": 1}
+
+    def klines_weight(self, limit: int) -> int:
+        """GET /fapi/v1/klines: "[1,100) 1; [100, 500) 2; [500, 1000] 5; > 1000 10"."""
+        return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
 
     def _tradable(self, s: _SymbolInfo) -> bool:
         return s.status == "TRADING" and s.contractType == "PERPETUAL"

@@ -21,14 +21,18 @@ from exchanges.base import (
     Count,
     FrameError,
     HttpRequest,
+    Interval,
     Kline,
     Limits,
     Millis,
+    Symbol,
     Trade,
     UniverseEntry,
+    excerpt,
     explain,
     invalid_tag,
     split_error,
+    usable_symbol,
 )
 from ticktape import jsonlimits
 from ticktape.clock import NS_PER_MS, TIMEFRAME_NS
@@ -51,7 +55,13 @@ LIMITS = Limits(
     idle_timeout_s=60,
     # .../info-endpoint, candle snapshot: "Only the most recent 5000 candles are available".
     backfill_max_rows=5000,
+    # rate-limits: "REST requests share an aggregated weight limit of 1200 per minute" (per IP).
+    rest_weight_per_minute_per_ip=1200,
 )
+# rate-limits: info requests weigh 20 (l2Book, allMids and a few user queries 2), and
+# candleSnapshot "an additional weight per 60 items returned".
+INFO_WEIGHT = 20
+CANDLES_PER_EXTRA_WEIGHT = 60
 
 CHANNELS = ("trades", "candle", "subscriptionResponse", "pong", "error")
 
@@ -59,7 +69,7 @@ CHANNELS = ("trades", "candle", "subscriptionResponse", "pong", "error")
 class _WsTrade(msgspec.Struct, gc=False):
     """One element of the trades channel; side "B" = the buyer was the aggressor, "A" = seller."""
 
-    coin: str
+    coin: Symbol
     side: Literal["A", "B"]
     px: Amount
     sz: Amount
@@ -72,8 +82,8 @@ class _Candle(msgspec.Struct, frozen=True, gc=False):
 
     t: Millis
     T: Millis
-    s: str
-    i: str
+    s: Symbol
+    i: Interval
     o: Amount
     c: Amount
     h: Amount
@@ -108,6 +118,12 @@ _Msg = _TradesMsg | _CandleMsg | _SubscriptionResponse | _Pong | _ErrorMsg
 class _Asset(msgspec.Struct, gc=False):
     name: str
     isDelisted: bool | None = None
+    szDecimals: int | None = None  # sizes are multiples of 10**-szDecimals
+
+
+# Hyperliquid's documented minimum order value, in USDC. Its price rule (at most 5 significant
+# figures and 6 - szDecimals decimals for perps) depends on the price, so no fixed tick is stated.
+MIN_ORDER_VALUE = 10.0
 
 
 class _Meta(msgspec.Struct, gc=False):
@@ -124,6 +140,22 @@ _msg_decoder = msgspec.json.Decoder(_Msg, strict=False)
 _candles_decoder = jsonlimits.Limited(msgspec.json.Decoder(list[_Candle], strict=False))
 _universe_decoder = jsonlimits.Limited(msgspec.json.Decoder(tuple[_Meta, list[_AssetCtx]], strict=False))
 _encoder = msgspec.json.Encoder()
+
+
+class _SnapshotReq(msgspec.Struct, gc=False):
+    interval: str = ""
+    startTime: int = 0
+    endTime: int = 0
+
+
+class _InfoBody(msgspec.Struct, gc=False):
+    """Our own info request bodies, read back for their weight."""
+
+    type: str = ""
+    req: _SnapshotReq | None = None
+
+
+_weight_decoder = msgspec.json.Decoder(_InfoBody)
 
 _FIELD_NAMES = {
     "t": "open time",
@@ -205,7 +237,7 @@ class HyperliquidAdapter:
         if msg.__class__ is _CandleMsg:
             return self._candle(msg.data)
         if msg.__class__ is _ErrorMsg:
-            raise FrameError(f"error message from Hyperliquid: {bytes(msg.data).decode()}")
+            raise FrameError(f"error message from Hyperliquid: {excerpt(bytes(msg.data))}")
         return []
 
     def _candle(self, c: _Candle) -> list[Kline | Trade]:
@@ -260,11 +292,26 @@ class HyperliquidAdapter:
             raise FrameError(f"not JSON: {exc}") from None
         for c in candles:
             if c.s != symbol or c.i != interval:
-                raise FrameError(f"candleSnapshot for {symbol} {interval} holds a {c.s} {c.i} candle")
+                raise FrameError(f"candleSnapshot for {symbol} {interval} holds a {c.s} {excerpt(c.i)} candle")
         return [_kline(c, closed=True) for c in candles]
 
     def server_time_request(self, rest_url: str) -> HttpRequest | None:
         return None  # no time endpoint: use the Date header of an /info response
+
+    def request_weight(self, request: HttpRequest) -> int:
+        """What the request costs of the per-IP REST weight budget: 20 per info request, and for
+        a candleSnapshot one more per 60 candles it can return (counted from its time range,
+        at most backfill_max_rows: the most it may cost)."""
+        try:
+            body = _weight_decoder.decode(request.body or b"{}")
+        except msgspec.MsgspecError:
+            return INFO_WEIGHT
+        req = body.req
+        if body.type != "candleSnapshot" or req is None or req.interval not in TIMEFRAME_NS:
+            return INFO_WEIGHT
+        step_ms = TIMEFRAME_NS[req.interval] // NS_PER_MS
+        rows = min(self.limits.backfill_max_rows, max(0, req.endTime - req.startTime) // step_ms + 1)
+        return INFO_WEIGHT + rows // CANDLES_PER_EXTRA_WEIGHT
 
     def parse_server_time(self, body: bytes | str) -> int:
         raise FrameError("Hyperliquid has no server-time endpoint; use the HTTP Date header")
@@ -289,9 +336,19 @@ class HyperliquidAdapter:
             raise FrameError(f"bad metaAndAssetCtxs: {exc}") from None
         if len(meta.universe) != len(ctxs):
             raise FrameError(f"metaAndAssetCtxs: {len(meta.universe)} assets but {len(ctxs)} contexts")
-        volumes = {a.name: c.dayNtlVlm for a, c in zip(meta.universe, ctxs, strict=True) if not a.isDelisted}
+        listed = [
+            (a, c) for a, c in zip(meta.universe, ctxs, strict=True) if not a.isDelisted and usable_symbol(a.name)
+        ]
+        volumes = {a.name: c.dayNtlVlm for a, c in listed}
+        lots = {a.name: _lot(a.szDecimals) for a, _ in listed}
         ranked = sorted(volumes.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [UniverseEntry(symbol, volume) for symbol, volume in ranked]
+        return [UniverseEntry(symbol, volume, 0.0, lots[symbol], MIN_ORDER_VALUE) for symbol, volume in ranked]
+
+
+def _lot(sz_decimals: int | None) -> float:
+    """The size step of an asset with sz_decimals size decimals; 0.0 (not stated) when absent or
+    out of any sane range."""
+    return 10.0**-sz_decimals if sz_decimals is not None and 0 <= sz_decimals <= 18 else 0.0
 
 
 def subscription(stream: str) -> dict[str, str]:
@@ -329,7 +386,7 @@ def _explain(message: str) -> str:
     msg, path = split_error(message)
     tag = invalid_tag(msg)
     if tag is not None and path == "channel":
-        return f"unknown channel {tag!r}: expected one of {', '.join(map(repr, CHANNELS))}"
+        return f"unknown channel {excerpt(repr(tag))}: expected one of {', '.join(map(repr, CHANNELS))}"
     if "missing required field `channel`" in msg and not path:
         return "not a Hyperliquid message: no 'channel'"
     return explain(message, _FIELD_NAMES)

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 import yaml
@@ -63,6 +63,16 @@ class NatsSettings(_Section, frozen=True, kw_only=True):
     dlq_inline_bytes: Annotated[int, msgspec.Meta(ge=0, le=256 * 1024)] = 64 * 1024
     dlq_payloads_bucket: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")] = "TICKTAPE_DLQ_PAYLOADS"
     dlq_payloads_max_bytes: Annotated[int, msgspec.Meta(ge=1024 * 1024)] = 1024**3
+    # Storage limits (ticktape.bus.provision; README "Storage limits"): every stream is bounded in
+    # bytes, so JetStream never fills the disk silently. max_bytes bounds the event log, which then
+    # refuses new events (discard new: publishes fail loudly; nothing recorded is ever dropped);
+    # trades_max_bytes and dlq_max_bytes bound streams that drop their oldest messages instead.
+    # max_file_store: the embedded server's JetStream file store; 0 = the sum of the streams' limits
+    # plus 1 GiB (it must be at least that sum, or the server refuses to create the streams).
+    max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 10 * 1024**3
+    trades_max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 8 * 1024**3
+    dlq_max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024**3
+    max_file_store: Annotated[int, msgspec.Meta(ge=0)] = 0
     # JetStream's fsync policy for an embedded server: "always" (fsync every write before its ack,
     # the default: an acked fill survives a power cut) or an interval such as "100ms" or "2m"
     # (the nats-server default). Cost measured by bench/jetstream_sync.py; see the README.
@@ -89,6 +99,71 @@ class TelemetrySettings(_Section, frozen=True, kw_only=True):
             raise ValueError(f"log_level must be one of debug, info, warning, error (got {self.log_level!r})")
 
 
+class SupervisorSettings(_Section, frozen=True, kw_only=True):
+    """How `ticktape up` stops (ticktape.supervisor): a service gets service_grace_s between
+    SIGTERM and SIGKILL; the whole stop (drains, session record, embedded servers) ends within
+    stop_timeout_s, after which every child still running is killed."""
+
+    service_grace_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    stop_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 90.0
+
+
+class IpBudgetShares(_Section, frozen=True, kw_only=True):
+    """Who may use how much of one venue's per-IP limits (connections, subscriptions, messages a
+    minute, connection attempts, REST request weight a minute), as shares of each limit. Every
+    process on the host talks to the venue from the same IP, and nothing coordinates them at run
+    time, so the split is static: each role keeps to its share (market data and the symbol
+    registry enforce theirs; execution's is reserved). The shares must add up to at most 1."""
+
+    market_data: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
+    symbol_registry: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.1
+    execution: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.1
+
+    def __post_init__(self) -> None:
+        total = self.market_data + self.symbol_registry + self.execution
+        if total > 1 + 1e-9:
+            raise ValueError(
+                f"market_data + symbol_registry + execution must be <= 1 (got {total:g}): "
+                "they share one IP's limits at the venue"
+            )
+
+
+class IpLimitOverrides(_Section, frozen=True, kw_only=True):
+    """Per-IP limits that replace the venue adapter's documented ones (None: the documented
+    number, see libs/exchanges): for an account the venue gives other limits, or a test."""
+
+    connections_per_ip: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    subscriptions_per_ip: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    messages_per_minute_per_ip: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    connection_attempts: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    rest_weight_per_minute_per_ip: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+class VenueSettings(_Section, frozen=True, kw_only=True):
+    """One venue's per-IP budget, read by every service that talks to it (exchanges.budget):
+    ip_budget splits the limits between the services; a universe that would exceed market
+    data's share is trimmed (the lowest-ranked symbols dropped, with a UniverseTrimmed event)
+    or, with on_exceed: refuse, stops the service with a config error."""
+
+    ip_budget: IpBudgetShares = IpBudgetShares()
+    on_exceed: Literal["trim", "refuse"] = "trim"
+    limits: IpLimitOverrides = IpLimitOverrides()
+
+
+class VenuesSettings(_Section, frozen=True, kw_only=True):
+    """The per-IP budget of each venue (section `venues`), one declaration all services read."""
+
+    binance_spot: VenueSettings = VenueSettings()
+    binance_usdm: VenueSettings = VenueSettings()
+    hyperliquid: VenueSettings = VenueSettings()
+
+    def of(self, venue: str) -> VenueSettings:
+        settings = getattr(self, venue, None)
+        if not isinstance(settings, VenueSettings):
+            raise ValueError(f"unknown venue {venue!r}")
+        return settings
+
+
 class CommonSettings(_Section, frozen=True, kw_only=True):
     """Settings every process shares."""
 
@@ -97,6 +172,8 @@ class CommonSettings(_Section, frozen=True, kw_only=True):
     nats: NatsSettings = NatsSettings()
     postgres: PostgresSettings = PostgresSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
+    venues: VenuesSettings = VenuesSettings()  # per-IP budgets at each venue (exchanges.budget)
 
 
 COMMON_KEYS = tuple(

@@ -1,5 +1,11 @@
 """Structured JSON logs (structlog) carrying service, event id and trace id, without secrets:
-the last processor before rendering applies ticktape.redact to every field."""
+the last processor before rendering applies ticktape.redact to every field.
+
+Libraries that log through the standard library (nats-py, OpenTelemetry, aiohttp, psycopg, ...)
+go through the same processors: configure() puts a handler on the root logger whose formatter
+(structlog.stdlib.ProcessorFormatter) renders each record, its arguments and any traceback
+included, as the same redacted JSON line. Without it their records (a DSN in a connection error,
+say) would reach stderr verbatim through Python's last-resort handler."""
 
 from __future__ import annotations
 
@@ -64,7 +70,39 @@ def configure(service: str, level: str = "info") -> None:
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
+    _route_stdlib(lvl)
     _configured = True
+
+
+class _RedactingHandler(logging.StreamHandler):
+    """The root logger's handler installed by configure(); one per process (found again by type)."""
+
+
+def _route_stdlib(level: int) -> None:
+    """Send the standard library's log records through the redacting processors, to stderr."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _add_trace,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.StackInfoRenderer(),
+            redact_event,
+            structlog.processors.JSONRenderer(sort_keys=False),
+        ],
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _RedactingHandler)]:
+        root.removeHandler(old)
+    handler = _RedactingHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 def get(name: str | None = None) -> Any:

@@ -1,10 +1,11 @@
 """Per-service counters (received, published, rejected, dead-lettered, errors, retries, inputs
-that exhausted their deliveries, dead-letter payloads kept out of band), exported in Prometheus
+that exhausted their deliveries, dead-letter payloads kept out of band) and the storage gauge
+(ticktape.storage: fraction of each stream's and disk's limit in use), exported in Prometheus
 text format when telemetry.metrics_port is set."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 
 class ServiceMetrics:
@@ -41,6 +42,12 @@ class ServiceMetrics:
             labels,
             registry=self.registry,
         )
+        self._storage = Gauge(
+            "ticktape_storage_used_fraction",
+            "Bytes used / limit of a store: a stream against its max_bytes, a disk against its size",
+            labels + ["resource", "store"],
+            registry=self.registry,
+        )
         # label children looked up once: received/published are on every message's path
         self._received_one = self._received.labels(service)
         self._published_one = self._published.labels(service)
@@ -69,12 +76,15 @@ class ServiceMetrics:
     def dlq_payload_stored(self) -> None:
         self._dlq_stored.labels(self.service).inc()
 
+    def storage_used(self, resource: str, name: str, fraction: float) -> None:
+        self._storage.labels(self.service, resource, name).set(fraction)
+
     def value(self, name: str, **labels: str) -> float:
-        """Current value of a counter, e.g. value("ticktape_rejected", reason="unknown_type")."""
+        """Current value of a counter or gauge, e.g. value("ticktape_rejected", reason="unknown_type")."""
         total = 0.0
         for metric in self.registry.collect():
             for sample in metric.samples:
-                if sample.name == f"{name}_total" and all(sample.labels.get(k) == v for k, v in labels.items()):
+                if sample.name in (name, f"{name}_total") and all(sample.labels.get(k) == v for k, v in labels.items()):
                     total += sample.value
         return total
 

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -163,6 +164,8 @@ async def serve_core(
         max_deliver=rt.common.nats.max_deliver,
         max_bytes=rt.common.nats.max_message_bytes,
         dead_letters=dead_letters(rt),
+        crash_dir=Path(rt.common.home) / "run" / "crashguard",
+        nc=rt.nc,
     )
     await consumer.run(rt.stop)
 

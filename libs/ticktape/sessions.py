@@ -55,6 +55,7 @@ _LOCATION_KEYS: dict[str, tuple[str, ...] | None] = {
     "home": None,
     "venue_sim": None,
     "telemetry": None,
+    "supervisor": None,  # how `ticktape up` stops, not what the services decide
     "nats": ("url",),
     "postgres": ("dsn",),
 }
@@ -182,7 +183,7 @@ class SessionRecorder:
         self.config_json, self.config_hash = effective_config(raw)
         self.services = tuple(services)
 
-    def start(self) -> SessionStarted:
+    def start(self, timeout: float = 30.0) -> SessionStarted:
         event = started_event(
             self.session_id,
             self.config_json,
@@ -192,18 +193,24 @@ class SessionRecorder:
             ts_ns=time.time_ns(),
             host=socket.gethostname(),
         )
-        asyncio.run(self._publish(event))
+        asyncio.run(asyncio.wait_for(self._publish(event), timeout))
         return event
 
-    def stop(self, reason: str) -> SessionStopped:
+    def stop(self, reason: str, timeout: float = 10.0) -> SessionStopped:
+        """Publish the stop record; TimeoutError when NATS does not take it within `timeout`
+        (a dead server: the client would otherwise retry its connection for ever)."""
         event = stopped_event(self.session_id, reason, time.time_ns())
-        asyncio.run(self._publish(event))
+        asyncio.run(asyncio.wait_for(self._publish(event), timeout))
         return event
 
     def drain(self, durables: Sequence[str], alive: Callable[[], bool] = lambda: True, timeout: float = 15.0) -> bool:
         """True once the durable consumers have consumed everything in the stream (or do not
-        exist); False when `timeout` passes or `alive()` says no consumer is running any more."""
-        return asyncio.run(self._drain(durables, alive, timeout))
+        exist); False when `timeout` passes (connecting included: NATS may be dead) or `alive()`
+        says no consumer is running any more."""
+        try:
+            return asyncio.run(asyncio.wait_for(self._drain(durables, alive, timeout), timeout))
+        except TimeoutError:
+            return False
 
     async def _publish(self, event: SessionStarted | SessionStopped) -> None:
         from ticktape.bus.connect import connect

@@ -65,6 +65,13 @@ def universe(venue: str) -> str:
     return f"symbols.universe.{token(venue)}"
 
 
+def universe_trimmed(service: str, venue: str) -> str:
+    """Where a service reports a universe it cut to the venue's per-IP budget (exchanges.budget):
+    market data on md.trimmed.<venue>, the symbol registry on symbols.trimmed.<venue>."""
+    family = "symbols" if service == "symbol_registry" else "md"
+    return f"{family}.trimmed.{token(venue)}"
+
+
 def signal(strategy: str, venue: str, symbol: str) -> str:
     return f"signals.{token(strategy)}.{token(venue)}.{token(symbol)}"
 
@@ -97,6 +104,11 @@ def dead_letter(service: str) -> str:
     return f"dlq.{token(service)}"
 
 
+def storage_alert(resource: str) -> str:
+    """Where the storage check (ticktape.storage) reports a stream or disk near its limit."""
+    return f"ops.storage.{token(resource)}"
+
+
 CONTROL_EMERGENCY_STOP = "control.emergency_stop"
 CONTROL_RESUME = "control.resume"
 
@@ -104,6 +116,7 @@ ALL_BARS = "md.bar.>"
 ALL_REJECTED_BARS = "md.rejected.>"
 ALL_TRADES = "md.trade.>"
 ALL_STATUS = "md.status.>"
+ALL_MD_TRIMMED = "md.trimmed.>"
 ALL_SESSIONS = "sessions.>"
 ALL_UNIVERSES = "symbols.universe.>"
 ALL_SIGNALS = "signals.>"
@@ -114,6 +127,7 @@ ALL_POSITIONS = "positions.>"
 ALL_ACCOUNTS = "accounts.>"
 ALL_CONTROL = "control.>"
 ALL_DLQ = "dlq.>"
+ALL_OPS = "ops.>"
 
 
 def for_event(event: ev.Event) -> str:
@@ -125,6 +139,8 @@ def for_event(event: ev.Event) -> str:
             return bar_rejected(event.venue, event.symbol)
         case ev.UniverseUpdated():
             return universe(event.venue)
+        case ev.UniverseTrimmed():
+            return universe_trimmed(event.service, event.venue)
         case ev.SignalGenerated():
             return signal(event.strategy, event.venue, event.symbol)
         case ev.OrderApproved():
@@ -151,6 +167,8 @@ def for_event(event: ev.Event) -> str:
             return status(event.venue)
         case ev.SessionStarted() | ev.SessionStopped():
             return session(event.session_id)
+        case ev.StorageAlert():
+            return storage_alert(event.resource)
     raise SubjectError(f"no subject for {type(event).__name__}")
 
 
@@ -186,6 +204,20 @@ CHANNELS: tuple[Channel, ...] = (
         (ev.UniverseUpdated,),
         "symbol_registry",
         "The tradable universe of a venue: top N symbols by 24h quote volume.",
+    ),
+    Channel(
+        "symbols.trimmed.{venue}",
+        EVENTS_STREAM,
+        (ev.UniverseTrimmed,),
+        "symbol_registry",
+        "A top N cut by the registry to fit market data's share of the venue's per-IP budget.",
+    ),
+    Channel(
+        "md.trimmed.{venue}",
+        EVENTS_STREAM,
+        (ev.UniverseTrimmed,),
+        "market_data",
+        "A universe cut by market data to fit its share of the venue's per-IP budget: kept, dropped, the limit.",
     ),
     Channel(
         "signals.{strategy}.{venue}.{symbol}",
@@ -264,12 +296,20 @@ CHANNELS: tuple[Channel, ...] = (
         "any service",
         "Input a service could not process, kept whole with the error.",
     ),
+    Channel(
+        "ops.storage.{resource}",
+        EVENTS_STREAM,
+        (ev.StorageAlert,),
+        "archive",
+        "A stream or disk above its storage alert threshold (bytes used, limit, fraction), before it is full.",
+    ),
 )
 
 EVENTS_STREAM_SUBJECTS: tuple[str, ...] = (
     ALL_BARS,
     ALL_REJECTED_BARS,
     ALL_STATUS,
+    ALL_MD_TRIMMED,
     "symbols.>",
     "signals.>",
     "risk.>",
@@ -279,6 +319,7 @@ EVENTS_STREAM_SUBJECTS: tuple[str, ...] = (
     "accounts.>",
     "control.>",
     ALL_SESSIONS,
+    ALL_OPS,
 )
 TRADES_STREAM_SUBJECTS: tuple[str, ...] = (ALL_TRADES,)
 DLQ_STREAM_SUBJECTS: tuple[str, ...] = (ALL_DLQ,)

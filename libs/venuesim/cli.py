@@ -65,6 +65,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    """An integer >= 1 (a per-IP limit)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 (got {text})")
+    return int(text)
+
+
 def _flag(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argparse type from a parser that raises ValueError with a readable message."""
 
@@ -104,6 +111,18 @@ def serve_parser() -> argparse.ArgumentParser:
                         "layout) to that venue's WebSocket clients, byte for byte, to the subscribers of each "
                         "frame's stream, paced by receive_ns / --speed from the moment the clock starts. "
                         "Repeatable; one venue's files share one timeline")  # fmt: skip
+    lim = p.add_argument_group("Hyperliquid's per-IP limits (counted over all of an address's connections; "
+                               "peaks and refusals in GET /_sim/stats)")  # fmt: skip
+    lim.add_argument("--hl-max-connections", type=_count, default=10, metavar="N",
+                     help="open WebSockets per IP; beyond, the upgrade gets HTTP 429 (default 10)")  # fmt: skip
+    lim.add_argument("--hl-max-subscriptions", type=_count, default=1000, metavar="N",
+                     help="subscriptions per IP; beyond, an error reply (default 1000)")  # fmt: skip
+    lim.add_argument("--hl-max-messages-per-minute", type=_count, default=2000, metavar="N",
+                     help="client messages per IP in any 60 s; beyond, not processed, an error reply "
+                          "(default 2000)")  # fmt: skip
+    lim.add_argument("--hl-max-rest-weight-per-minute", type=_count, default=1200, metavar="N",
+                     help="POST /info weight per IP in any 60 s (20 a request, +1 per 60 candles returned); "
+                          "beyond, HTTP 429 (default 1200)")  # fmt: skip
     g = p.add_argument_group("fault injection (also at a chosen moment: POST /_sim/fault)")
     g.add_argument("--fault-drop-every", type=_flag(lambda t: faults.positive(t, "--fault-drop-every")),
                    metavar="SECONDS",
@@ -155,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sim = VenueSim(
             venues=venues.load_venues(args.data, aligned=args.align), speed=args.speed, start_ms=args.start,
-            captures=args.capture, faults=fault_config(args),
+            captures=args.capture, faults=fault_config(args), hl_max_connections=args.hl_max_connections,
+            hl_max_subscriptions=args.hl_max_subscriptions,
+            hl_max_messages_per_minute=args.hl_max_messages_per_minute,
+            hl_max_rest_weight_per_minute=args.hl_max_rest_weight_per_minute,
         )  # fmt: skip
     except (BarDataError, ValueError, OSError) as exc:
         print(f"venue-sim: bad input: {exc}", file=sys.stderr)

@@ -110,6 +110,6 @@ def _int_param(query: Any, name: str) -> int | None:
     value = query.get(name)
     if value is None:
         return None
-    if not value.isdigit() or len(value) > 20:
+    if not (value.isascii() and value.isdigit()) or len(value) > 20:  # "²".isdigit(), but int("²") fails
         raise _BadRequest(wire.err_illegal_chars(name))
     return int(value)

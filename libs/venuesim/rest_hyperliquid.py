@@ -6,7 +6,12 @@ Errors as Hyperliquid's HTTP front end (axum) answers them: a body that is not J
 `Failed to deserialize the JSON body into the target type: ...` (both text/plain); no JSON content
 type: 415. A coin it does not list: HTTP 500 with body `null` (as third-party SDKs report for
 fundingHistory; not confirmed for candleSnapshot). Deviation: only the 1m interval is served; the
-other intervals Hyperliquid has get a 422 saying so."""
+other intervals Hyperliquid has get a 422 saying so.
+
+Request weight (venuesim.iplimits), as Hyperliquid documents it: 1,200 per minute per IP; an
+info request weighs 20, a candleSnapshot one more per 60 candles returned. A request while the
+address's weight of the last 60 s is at the limit gets HTTP 429 (our answer: Hyperliquid
+documents the limit, not the reply)."""
 
 from __future__ import annotations
 
@@ -17,10 +22,13 @@ from aiohttp import web
 
 from venuesim import hyperliquid as wire
 from venuesim.clock import SimClock
+from venuesim.iplimits import IpLimits
 from venuesim.market import Market
 from venuesim.rest import json_response
 
 _INFO_TYPES = ("meta", "metaAndAssetCtxs", "candleSnapshot")
+INFO_WEIGHT = 20
+CANDLES_PER_EXTRA_WEIGHT = 60
 
 
 class _Rejected(Exception):
@@ -29,18 +37,30 @@ class _Rejected(Exception):
 
 
 class HyperliquidRest:
-    def __init__(self, market: Market, clock: SimClock) -> None:
+    def __init__(self, market: Market, clock: SimClock, limits: IpLimits | None = None) -> None:
         self.market = market
         self.clock = clock
+        self.limits = limits if limits is not None else IpLimits()
+        self.candles = 0  # candles in the last candleSnapshot answer
 
     def routes(self, prefix: str = "/hyperliquid") -> list[web.RouteDef]:
         return [web.post(f"{prefix}/info", self.info)]
 
     async def info(self, request: web.Request) -> web.Response:
+        ip = request.remote or ""
+        if not self.limits.rest_allowed(ip):
+            limit = self.limits.max_rest_weight_per_minute
+            return web.Response(status=429, text=f"Too many requests: weight over {limit} a minute from this IP")
+        candles = 0
         try:
-            return self._answer(await _read_json(request))
+            body = await _read_json(request)
+            self.candles = 0
+            response = self._answer(body)  # synchronous: self.candles is this request's
+            candles = self.candles
         except _Rejected as exc:
-            return web.Response(status=exc.status, text=exc.text)
+            response = web.Response(status=exc.status, text=exc.text)
+        self.limits.rest_spent(ip, INFO_WEIGHT + candles // CANDLES_PER_EXTRA_WEIGHT)
+        return response
 
     def _answer(self, body: Any) -> web.Response:
         kind = _field(body, "type", str, "")
@@ -68,19 +88,26 @@ class HyperliquidRest:
         if series is None:
             return json_response(None, 500)
         picked = wire.snapshot_range(series, now, start, end)
+        self.candles = len(picked)  # the request weight counts them
         return json_response([wire.snapshot_candle(series, i, now) for i in picked])
 
 
 async def _read_json(request: web.Request) -> Any:
     if request.content_type != "application/json":
         raise _Rejected(415, "Expected request with `Content-Type: application/json`")
-    raw = await request.read()
+    return parse_body(await request.read())
+
+
+def parse_body(raw: bytes) -> Any:
+    """The JSON of a request body; _Rejected(400) when it is not JSON."""
     try:
         return json.loads(raw)
     except ValueError as exc:
         line, col = getattr(exc, "lineno", 1), getattr(exc, "colno", 1)
         detail = f"expected value at line {line} column {col}"
         raise _Rejected(400, f"Failed to parse the request body as JSON: {detail}") from None
+    except RecursionError:  # serde_json, axum's parser, stops at 128 levels
+        raise _Rejected(400, "Failed to parse the request body as JSON: recursion limit exceeded") from None
 
 
 def _field(obj: Any, name: str, kind: type, path: str) -> Any:

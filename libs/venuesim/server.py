@@ -27,6 +27,7 @@ from venuesim.faults import FaultConfig
 from venuesim.feed import Hub
 from venuesim.hyperliquid import CandleFrames
 from venuesim.injector import Injector
+from venuesim.iplimits import IpLimits
 from venuesim.market import Market
 from venuesim.pump import BarFrames, KlineFrames, run_pump
 from venuesim.replay import CaptureError, capture_start_ns, run_replay
@@ -36,7 +37,13 @@ from venuesim.rest_spot import SpotRest
 from venuesim.stats import Stats
 from venuesim.venues import ALL, BINANCE_SPOT, BINANCE_USDM, HYPERLIQUID, VenueSeries, venue_series
 from venuesim.ws import WsEndpoint
-from venuesim.ws_hyperliquid import MAX_SUBSCRIPTIONS_PER_IP, HyperliquidWs
+from venuesim.ws_hyperliquid import (
+    MAX_CONNECTIONS_PER_IP,
+    MAX_MESSAGES_PER_MINUTE_PER_IP,
+    MAX_REST_WEIGHT_PER_MINUTE_PER_IP,
+    MAX_SUBSCRIPTIONS_PER_IP,
+    HyperliquidWs,
+)
 
 
 class VenueSim:
@@ -49,7 +56,10 @@ class VenueSim:
     frames start with its first subscription (bars closed before are REST's). heartbeat: seconds
     between server pings (None: no pings). wall: the monotonic wall clock in seconds, injectable so
     tests can set sim time exactly. captures: (venue, file) raw captures to replay. faults: see
-    venuesim.faults. hl_max_subscriptions: Hyperliquid's per-IP subscription cap."""
+    venuesim.faults. hl_max_subscriptions, hl_max_connections, hl_max_messages_per_minute,
+    hl_max_rest_weight_per_minute:
+    Hyperliquid's per-IP limits (None: not enforced), see venuesim.iplimits; GET /_sim/stats shows
+    the peaks reached and the refusals under ip_limits.hyperliquid."""
 
     def __init__(
         self,
@@ -62,7 +72,10 @@ class VenueSim:
         wall: Callable[[], float] = time.monotonic,
         captures: Sequence[tuple[str, Path]] = (),
         faults: FaultConfig | None = None,
-        hl_max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_IP,
+        hl_max_subscriptions: int | None = MAX_SUBSCRIPTIONS_PER_IP,
+        hl_max_connections: int | None = MAX_CONNECTIONS_PER_IP,
+        hl_max_messages_per_minute: int | None = MAX_MESSAGES_PER_MINUTE_PER_IP,
+        hl_max_rest_weight_per_minute: int | None = MAX_REST_WEIGHT_PER_MINUTE_PER_IP,
     ) -> None:
         venues = venues if venues is not None else venue_series(series or {})
         self.markets = {venue: Market(venues.get(venue, {})) for venue in ALL}
@@ -86,8 +99,15 @@ class VenueSim:
         self.rest = Rest(self.market, self.clock)
         self.ws = WsEndpoint(self.hub, heartbeat, BINANCE_USDM, self.injector)
         spot_ws = WsEndpoint(self.hubs[BINANCE_SPOT], heartbeat, BINANCE_SPOT, self.injector)
+        hl_limits = IpLimits(
+            max_connections=hl_max_connections,
+            max_subscriptions=hl_max_subscriptions,
+            max_messages_per_minute=hl_max_messages_per_minute,
+            max_rest_weight_per_minute=hl_max_rest_weight_per_minute,
+        )
+        self.stats.ip_limits[HYPERLIQUID] = hl_limits
         hl_ws = HyperliquidWs(
-            self.markets[HYPERLIQUID], self.hubs[HYPERLIQUID], heartbeat, self.injector, hl_max_subscriptions
+            self.markets[HYPERLIQUID], self.hubs[HYPERLIQUID], heartbeat, self.injector, limits=hl_limits
         )
         self._endpoints = (self.ws, spot_ws, hl_ws)
         self.app = web.Application(middlewares=[self._venue_date])
@@ -96,7 +116,7 @@ class VenueSim:
             + self.rest.routes("/binance_usdm") + self.ws.routes("/binance_usdm")
             + SpotRest(self.markets[BINANCE_SPOT], self.clock).routes("/binance_spot")
             + spot_ws.routes("/binance_spot")
-            + HyperliquidRest(self.markets[HYPERLIQUID], self.clock).routes("/hyperliquid")
+            + HyperliquidRest(self.markets[HYPERLIQUID], self.clock, hl_limits).routes("/hyperliquid")
             + hl_ws.routes("/hyperliquid")
             + Control(self.injector, self.stats, self.clock).routes()
         )  # fmt: skip

@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 from venuesim.clock import SimClock
+from venuesim.iplimits import IpLimits
 from venuesim.venues import ALL
 
 BURSTS_KEPT = 1440  # a sim day of minutes per venue
@@ -23,7 +24,8 @@ class Stats:
     bursts: per venue and bar minute (open time, ms), the wall time (epoch s, time.time()) at which
     the first and the last final kline frame (`"x":true`) of that minute finished being written to a
     WebSocket, and how many were written: when the minute-boundary burst started and ended being
-    sent (Binance kline frames only; the last BURSTS_KEPT minutes per venue)."""
+    sent (Binance kline frames only; the last BURSTS_KEPT minutes per venue). ip_limits: per venue
+    that enforces per-IP limits, the limits, the peaks reached and the refusals (venuesim.iplimits)."""
 
     frames_sent: Counter[str] = dataclasses.field(default_factory=Counter)
     capture_frames: Counter[str] = dataclasses.field(default_factory=Counter)
@@ -35,6 +37,7 @@ class Stats:
     stalls: int = 0
     skipped_frames: int = 0
     bursts: dict[str, dict[int, list[float]]] = dataclasses.field(default_factory=dict)
+    ip_limits: dict[str, IpLimits] = dataclasses.field(default_factory=dict)
 
     def final_kline_sent(self, venue: str, text: str) -> None:
         """A final kline frame was just written: count it in its minute's burst."""
@@ -70,6 +73,7 @@ class Stats:
             "refused_connects": self.refused_connects,
             "stalls": self.stalls,
             "skipped_frames": self.skipped_frames,
+            "ip_limits": {venue: limits.snapshot() for venue, limits in self.ip_limits.items()},
             "bursts": {
                 venue: [
                     {"open_time": t, "burst_started_wall": b[0], "burst_finished_wall": b[1], "frames": b[2]}

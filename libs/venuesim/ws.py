@@ -82,6 +82,8 @@ class WsEndpoint:
         except ValueError as exc:
             line, col = getattr(exc, "lineno", 1), getattr(exc, "colno", 1)
             return _error(3, f"Invalid JSON: expected value at line {line} column {col}", None)
+        except RecursionError:  # serde_json, Binance's parser, stops at 128 levels
+            return _error(3, "Invalid JSON: recursion limit exceeded", None)
         if not isinstance(req, dict) or "method" not in req:
             return _error(2, "Invalid request: missing field `method`", None)
         req_id = req.get("id")

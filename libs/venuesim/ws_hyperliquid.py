@@ -7,15 +7,16 @@ hold no trades or books, so none are invented). Replies: `{"channel":"subscripti
 with Hyperliquid's texts: `Invalid subscription <json>`, `Already subscribed: <json>`, `Already
 unsubscribed: <json>` (the last one unconfirmed) and, beyond the cap of 1,000 subscriptions per IP
 address (Hyperliquid's documented limit, counted over all of the address's connections), `Cannot
-subscribe to more than 1000 channels.`. The other documented limits (100 connections and 2,000
-messages a minute per IP) are not enforced. Deviations: other subscription types and other candle
-intervals are answered `Invalid subscription`."""
+subscribe to more than 1000 channels.`. The other documented per-IP limits are enforced too
+(venuesim.iplimits), with answers of our own since Hyperliquid documents none: beyond 10 open
+connections an upgrade gets HTTP 429; beyond 2,000 messages in any 60 s a message is not
+processed and is answered `{"channel":"error","data":"Too many messages: ..."}`. Deviations:
+other subscription types and other candle intervals are answered `Invalid subscription`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -23,6 +24,7 @@ from aiohttp import WSMsgType, web
 
 from venuesim import hyperliquid as wire
 from venuesim.feed import Hub, Subscriber
+from venuesim.iplimits import IpLimits
 from venuesim.market import Market
 from venuesim.venues import HYPERLIQUID
 
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
     from venuesim.injector import Injector
 
 MAX_SUBSCRIPTIONS_PER_IP = 1000
+# The stricter of the numbers Hyperliquid has published (its docs once said 100 connections).
+MAX_CONNECTIONS_PER_IP = 10
+MAX_MESSAGES_PER_MINUTE_PER_IP = 2000
+MAX_REST_WEIGHT_PER_MINUTE_PER_IP = 1200  # POST /info (venuesim.rest_hyperliquid)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -41,14 +47,15 @@ class HyperliquidWs:
         heartbeat: float | None,
         injector: Injector | None = None,
         max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_IP,
+        limits: IpLimits | None = None,
     ) -> None:
         self.market = market
         self.hub = hub
         self.heartbeat = heartbeat
         self.injector = injector
-        self.max_subscriptions = max_subscriptions
+        self.limits = limits if limits is not None else IpLimits(max_subscriptions=max_subscriptions)
+        self.max_subscriptions = self.limits.max_subscriptions
         self.sockets: set[web.WebSocketResponse] = set()
-        self._per_ip: Counter[str] = Counter()
 
     def routes(self, prefix: str = "/hyperliquid") -> list[web.RouteDef]:
         return [web.get(f"{prefix}/ws", self.handle)]
@@ -57,19 +64,32 @@ class HyperliquidWs:
         refused = self.injector.refuse_upgrade() if self.injector else None
         if refused is not None:
             return refused
-        ws = web.WebSocketResponse(heartbeat=self.heartbeat)
-        await ws.prepare(request)
+        ip = request.remote or ""
+        if not self.limits.connect(ip):
+            limit = self.limits.max_connections
+            return web.Response(status=429, text=f"Too many connections: more than {limit} from this IP")
+        try:
+            ws = web.WebSocketResponse(heartbeat=self.heartbeat)
+            await ws.prepare(request)
+        except BaseException:
+            self.limits.disconnect(ip, 0)
+            raise
         self.sockets.add(ws)
         tap = self.injector.connect(ws, HYPERLIQUID) if self.injector else None
         sub = Subscriber(ws, combined=False, tap=tap)
-        ip = request.remote or ""
         writer = asyncio.create_task(sub.run_writer())
         try:
             async for msg in self.injector.messages(ws, tap) if self.injector and tap else ws:
                 if msg.type == WSMsgType.TEXT:
+                    if not self.limits.message(ip):
+                        limit = self.limits.max_messages_per_minute
+                        sub.push(
+                            _encode(_error(f"Too many messages: more than {limit} a minute from this IP")).decode()
+                        )
+                        continue
                     sub.push(_encode(self.control(sub, ip, msg.data)).decode())
         finally:
-            self._per_ip[ip] -= len(sub.streams)
+            self.limits.disconnect(ip, len(sub.streams))
             self.hub.drop(sub)
             self.sockets.discard(ws)
             if self.injector:
@@ -82,7 +102,7 @@ class HyperliquidWs:
         """The reply to one client message."""
         try:
             req = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than Python's stack
             return _error(f"Invalid message: {text}")
         method = req.get("method") if isinstance(req, dict) else None
         if method == "ping":
@@ -97,14 +117,13 @@ class HyperliquidWs:
         if method == "subscribe":
             if key in sub.streams:
                 return _error(f"Already subscribed: {_compact(canonical)}")
-            if self._per_ip[ip] >= self.max_subscriptions:
-                return _error(f"Cannot subscribe to more than {self.max_subscriptions} channels.")
-            self._per_ip[ip] += 1
+            if not self.limits.subscribe(ip):
+                return _error(f"Cannot subscribe to more than {self.limits.max_subscriptions} channels.")
             self.hub.subscribe(sub, [key])
         else:
             if key not in sub.streams:
                 return _error(f"Already unsubscribed: {_compact(canonical)}")
-            self._per_ip[ip] -= 1
+            self.limits.unsubscribe(ip)
             self.hub.unsubscribe(sub, [key])
         return {"channel": "subscriptionResponse", "data": {"method": method, "subscription": canonical}}
 

@@ -10,10 +10,14 @@ a bar refused for its content (DataError, IntegrityError) is dead-lettered at on
 for another reason is redelivered later (nak) until its max_deliver-th delivery, then
 dead-lettered and terminated. A database that cannot be reached stops the service with the reason
 logged (nothing is acked; the durable redelivers the batch after the restart). The durable has
-no server-side max_deliver: restarts during an outage must not make the server drop bars."""
+no server-side max_deliver: restarts during an outage must not make the server drop bars.
+
+Beside the bars it watches storage (services.archive.storage): streams and disks near their
+limits are reported as StorageAlert events before they are full."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import nats.errors
@@ -22,6 +26,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.archive.config import ArchiveConfig
+from services.archive.storage import StorageWatch, default_paths
 from ticktape import barstore, runtime, subjects
 from ticktape import config as cfg
 from ticktape.bus.deadletter import DeadLetters
@@ -141,6 +146,24 @@ class _Archiver:
 
 async def serve(rt: runtime.Runtime, config: ArchiveConfig) -> None:
     dsn = runtime.require_pg_dsn(rt)
+    watch = StorageWatch(
+        rt.js,
+        rt.common.nats,
+        config.storage_paths or default_paths(rt.common.home),
+        threshold=config.storage_alert_fraction,
+        repeat_s=config.storage_alert_repeat_s,
+        metrics=rt.metrics,
+        log=rt.log,
+        clock=rt.clock,
+    )
+    watching = asyncio.create_task(watch.run(rt.stop, config.storage_check_s))
+    try:
+        await _archive(rt, config, dsn)
+    finally:
+        watching.cancel()
+
+
+async def _archive(rt: runtime.Runtime, config: ArchiveConfig, dsn: str) -> None:
     stream = rt.common.nats.stream
     await rt.js.add_consumer(
         stream,

@@ -1,7 +1,11 @@
 """The audit archiver: one durable pull consumer per archived stream (the events stream and the
 dead-letter stream, each its own chain) storing every message in PostgreSQL in stream order,
 hash-chained (ticktape.audit.chain), one transaction per fetched batch, with checkpoints every
-`checkpoint_every` rows and on shutdown.
+`checkpoint_every` rows, right after each session.stopped row and on shutdown. Each checkpoint is
+signed with an ed25519 key kept outside PostgreSQL (ticktape.audit.signing, `audit.signing_key`),
+so a chain rewritten consistently in the database no longer matches its checkpoints; the latest
+signed checkpoint of each stream is also kept beside the key (the witness), so a tail deleted
+together with its checkpoints is caught too.
 
 PostgreSQL, not the consumer, holds the progress: at start the archiver reads the stored head
 (seq, hash) and re-creates its durable to start right after it. Messages at or below the head
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +41,8 @@ from prometheus_client import Counter
 
 from services.audit.config import AuditConfig
 from ticktape import config as cfg
-from ticktape import pg, runtime
-from ticktape.audit import chain, queries
+from ticktape import pg, runtime, subjects
+from ticktape.audit import chain, queries, signing
 from ticktape.bus.deadletter import DeadLetters
 from ticktape.bus.durable import recreate_durable
 from ticktape.metrics import ServiceMetrics
@@ -117,6 +122,8 @@ class Archiver:
         durable: str = DURABLE,
         letters: DeadLetters | None = None,
         max_deliver: int = 5,
+        signer: signing.Signer | None = None,
+        witness: Path | None = None,
     ) -> None:
         self.stream = stream
         self.js = js
@@ -132,7 +139,10 @@ class Archiver:
         self._start_seq: int | None = None
         self.letters = letters or DeadLetters(js, metrics.base.service, metrics.base, log)
         self.max_deliver = max_deliver
+        self.signer = signer  # None: checkpoints are written unsigned
+        self.witness = witness  # where the latest signed checkpoint is kept outside PostgreSQL
         self._unprojectable: list[tuple[Msg, str]] = []  # of the batch being written
+        self._conflicts: list[tuple[Msg, chain.Conflict]] = []  # of the batch being written
 
     async def run(self, stop: asyncio.Event) -> None:
         delay = 0.5
@@ -233,8 +243,8 @@ class Archiver:
             self.metrics.base.error("payload_not_jsonb")
             self.log.warning("payload not storable as jsonb; archived as bytes only", error=repr(exc))
             done, written, state, checkpointed = await self._write(conn, msgs, with_payload=False)
-        if checkpointed:
-            self._checkpointed(state, "interval")
+        for at, reason in checkpointed:
+            self._checkpointed(at, reason)
         self.state = state
         if written:
             self._start_seq = None
@@ -244,6 +254,25 @@ class Archiver:
             await self.letters.send(
                 source=msg.subject,
                 error=f"archived as bytes only: {reason}",
+                payload=msg.data,
+                ts_ns=int(msg.metadata.timestamp.timestamp() * 1e9),
+                stream_seq=msg.metadata.sequence.stream,
+                headers=dict(msg.headers or {}),
+            )
+        for msg, conflict in self._conflicts:
+            # Archived all the same (the stream holds it, and the chain has no holes), but not
+            # silently: counted and dead-lettered so the producer that reused the id is found.
+            self.metrics.base.rejected(conflict.reason)
+            self.log.warning(
+                "event id already archived with other bytes; dead-lettered",
+                seq=conflict.row.seq,
+                first_seq=conflict.first_seq,
+                event_id=conflict.row.event_id,
+            )
+            await self.letters.send(
+                source=msg.subject,
+                error=f"{conflict.reason}: event_id {conflict.row.event_id!r} was archived at seq "
+                f"{conflict.first_seq} of {self.stream} with different bytes",
                 payload=msg.data,
                 ts_ns=int(msg.metadata.timestamp.timestamp() * 1e9),
                 stream_seq=msg.metadata.sequence.stream,
@@ -266,8 +295,9 @@ class Archiver:
 
     async def _write(
         self, conn: psycopg.AsyncConnection[Any], msgs: list[Msg], with_payload: bool
-    ) -> tuple[int, int, ChainState, bool]:
-        """(messages handled, rows written, new state, checkpointed); under the stream's lock."""
+    ) -> tuple[int, int, ChainState, list[tuple[ChainState, str]]]:
+        """(messages handled, rows written, new state, checkpoints written with their reasons);
+        under the stream's lock."""
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (self._lock_key,))
             state = self.state
@@ -279,8 +309,12 @@ class Archiver:
             if stored != (state.seq, state.hash):
                 state = await self._load_state(conn)  # someone else wrote: continue from what is stored
             rows: list[chain.Row] = []
+            stops: list[int] = []  # indexes in rows of session.stopped rows: each gets a checkpoint
             self._unprojectable = []
-            done, prev, last, checkpointed = 0, state.hash, state.seq, False
+            self._conflicts = []
+            msg_of: dict[int, Msg] = {}
+            done, prev, last = 0, state.hash, state.seq
+            checkpointed: list[tuple[ChainState, str]] = []
             for msg in msgs:
                 seq = msg.metadata.sequence.stream
                 if seq > last + 1:
@@ -297,9 +331,14 @@ class Archiver:
                 reason = chain.unprojectable(msg.data)
                 if reason is not None:
                     self._unprojectable.append((msg, reason))
+                if row.type == "session.stopped" and subjects.matches(subjects.ALL_SESSIONS, row.subject):
+                    stops.append(len(rows))
                 rows.append(row)
+                msg_of[seq] = msg
                 prev, last = row.hash, seq
             if rows:
+                conflicts = chain.event_id_conflicts(rows, await self._first_copies(conn, rows))
+                self._conflicts = [(msg_of[c.row.seq], c) for c in conflicts]
                 async with conn.cursor() as cur, cur.copy(_COPY) as copy:
                     copy.set_types(_COPY_TYPES)
                     for r in rows:
@@ -319,6 +358,11 @@ class Archiver:
                                 r.hash,
                             )
                         )
+                for i in stops:
+                    at = ChainState(seq=rows[i].seq, hash=rows[i].hash, count=state.count + i + 1)
+                    at = await self._insert_checkpoint(conn, at, "session")
+                    state = dataclasses.replace(state, checkpoint_seq=at.seq, checkpoint_count=at.count)
+                    checkpointed.append((at, "session"))
                 state = ChainState(
                     seq=last,
                     hash=prev,
@@ -326,10 +370,28 @@ class Archiver:
                     checkpoint_seq=state.checkpoint_seq,
                     checkpoint_count=state.checkpoint_count,
                 )
-                if state.count - state.checkpoint_count >= self.config.checkpoint_every:
+                if (
+                    state.seq > state.checkpoint_seq
+                    and state.count - state.checkpoint_count >= self.config.checkpoint_every
+                ):
                     state = await self._insert_checkpoint(conn, state, "interval")
-                    checkpointed = True
+                    checkpointed.append((state, "interval"))
         return done, len(rows), state, checkpointed
+
+    async def _first_copies(
+        self, conn: psycopg.AsyncConnection[Any], rows: list[chain.Row]
+    ) -> dict[str, tuple[int, bytes]]:
+        """Per event_id of `rows` already archived in this stream: (seq, sha256 of data) of its
+        first row. One indexed query per batch (audit_log_event_id)."""
+        ids = sorted({r.event_id for r in rows if r.event_id is not None})
+        if not ids:
+            return {}
+        cur = await conn.execute(
+            "SELECT DISTINCT ON (event_id) event_id, seq, sha256(data) FROM audit_log "
+            "WHERE event_id = ANY(%s) AND stream = %s ORDER BY event_id, seq",
+            (ids, self.stream),
+        )
+        return {eid: (seq, bytes(digest)) for eid, seq, digest in await cur.fetchall()}
 
     async def checkpoint(self, conn: psycopg.AsyncConnection[Any], reason: str) -> None:
         """Record the head as a checkpoint unless the latest checkpoint already is the head."""
@@ -341,16 +403,30 @@ class Archiver:
         self.state = state
 
     def _checkpointed(self, state: ChainState, reason: str) -> None:
+        """After the checkpoint is committed: count it, log it, and keep it as the witness."""
         self.metrics.checkpoint(self.stream)
+        if self.signer is not None and self.witness is not None:
+            sig = self.signer.sign(self.stream, state.seq, state.hash, state.count)  # ed25519 is deterministic
+            cp = chain.Checkpoint(self.stream, state.seq, state.hash, state.count, sig, self.signer.key_id)
+            try:
+                signing.write_witness(self.witness, cp)
+            except OSError as exc:  # the database holds the checkpoint; the witness only backs it up
+                self.metrics.base.error("witness")
+                self.log.warning("cannot write the checkpoint witness", path=str(self.witness), error=repr(exc))
         self.log.info("checkpoint", upto_seq=state.seq, count=state.count, hash=state.hash.hex(), reason=reason)
 
     async def _insert_checkpoint(
         self, conn: psycopg.AsyncConnection[Any], state: ChainState, reason: str
     ) -> ChainState:
+        signature, key_id = (
+            (self.signer.sign(self.stream, state.seq, state.hash, state.count), self.signer.key_id)
+            if self.signer is not None
+            else (None, None)
+        )
         await conn.execute(
-            "INSERT INTO audit_checkpoints (stream, upto_seq, hash, count, reason) VALUES (%s, %s, %s, %s, %s) "
-            "ON CONFLICT (stream, upto_seq) DO NOTHING",
-            (self.stream, state.seq, state.hash, state.count, reason),
+            "INSERT INTO audit_checkpoints (stream, upto_seq, hash, count, reason, signature, key_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (stream, upto_seq) DO NOTHING",
+            (self.stream, state.seq, state.hash, state.count, reason, signature, key_id),
         )
         return ChainState(
             seq=state.seq, hash=state.hash, count=state.count, checkpoint_seq=state.seq, checkpoint_count=state.count
@@ -367,6 +443,9 @@ async def serve(rt: runtime.Runtime, config: AuditConfig) -> None:
         applied = await apply_migrations(conn)
     if applied:
         rt.log.info("migrations applied", files=applied)
+    key = signing.key_path(rt.common.home, config.signing_key)
+    signer = signing.load_or_create(key)
+    rt.log.info("checkpoints signed", key=str(key), key_id=signer.key_id)
     streams = [rt.common.nats.stream] + ([rt.common.nats.dlq_stream] if config.dead_letters else [])
     metrics = AuditMetrics(rt.metrics)
     async with asyncio.TaskGroup() as group:
@@ -380,6 +459,8 @@ async def serve(rt: runtime.Runtime, config: AuditConfig) -> None:
                 log=rt.log,
                 letters=runtime.dead_letters(rt),
                 max_deliver=rt.common.nats.max_deliver,
+                signer=signer,
+                witness=signing.witness_path(key, stream),
             )
             group.create_task(archiver.run(rt.stop))
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import msgspec
+
 from services.execution import paper
 from services.execution.config import ExecutionConfig
 from services.execution.portfolio import Account, Key, Position
@@ -29,6 +31,8 @@ from ticktape.events import (
     OrderSubmitted,
     PositionUpdated,
     ResumeTrading,
+    UniverseMember,
+    UniverseUpdated,
 )
 from ticktape.events.envelope import EnvelopeFields
 from ticktape.events.market import bar_problem
@@ -39,6 +43,7 @@ FILTER_SUBJECTS: tuple[str, ...] = (
     subjects.ALL_RISK,  # OrderApproved; OrderRejected is ignored
     subjects.bars(),  # every bar; the core drops timeframes other than config.timeframe
     subjects.ALL_CONTROL,
+    subjects.ALL_UNIVERSES,  # UniverseUpdated: each symbol's lot size and minimum notional
 )
 
 _SUBMIT = "execution.submit"  # handler of OrderSubmitted: its id is child_id(approval, _SUBMIT, 0)
@@ -58,8 +63,13 @@ class ExecutionCore:
     OrderApproved -> OrderSubmitted, or OrderCanceled with a reason: "unknown_account",
     "halted", "invalid_quantity" (not finite and > 0), "invalid_price" (reference price not
     finite or outside ticktape.sanity's band), "invalid_notional" (quantity x price above
-    ticktape.sanity.MAX_NOTIONAL or not the approval's notional), "max_leverage" (see
-    AccountConfig). The next bar of that venue/symbol with a later open fills it: OrderFilled
+    ticktape.sanity.MAX_NOTIONAL or not the approval's notional), "invalid_lot" (less than one
+    lot of the symbol), "below_min_notional" (the quantity, rounded down to the lot, times the
+    reference price is below the symbol's minimum order value), "max_leverage" (see
+    AccountConfig). Lot and minimum come from the symbol registry's latest UniverseUpdated
+    (UniverseMember); a symbol it never stated rules for is not checked. The order's quantity is
+    the approval's rounded down to the lot. Orders are market orders: they carry no price, so
+    the tick size is not applied. The next bar of that venue/symbol with a later open fills it: OrderFilled
     then PositionUpdated, or OrderCanceled "invalid_fill" if the fill would make a number
     non-finite. Then every position in the symbol is marked to the close (PositionUpdated), and
     each affected account gets an AccountUpdated. EmergencyStop cancels pending orders
@@ -74,6 +84,7 @@ class ExecutionCore:
         self.pending: dict[str, OrderApproved] = {}  # order_id -> approval, in arrival order
         self._seen_orders: set[str] = set()  # membership only, never iterated
         self._last_open: dict[Key, int] = {}
+        self.instruments: dict[Key, UniverseMember] = {}  # the latest trading rules per venue/symbol
 
     def handle(self, event: Event) -> list[Event]:
         """Apply one input event, return the events to publish (possibly empty).
@@ -103,6 +114,9 @@ class ExecutionCore:
             case ResumeTrading():
                 for name in self._affected(event.account):
                     self.halted[name] = False
+            case UniverseUpdated():
+                for member in event.members:
+                    self.instruments[(event.venue, member.symbol)] = member
         return []
 
     def _affected(self, account: str) -> list[str]:
@@ -121,6 +135,10 @@ class ExecutionCore:
             reason = "halted"
         else:
             reason = self._approval_problem(a)
+            if reason is None:
+                a, reason = self._to_lot(a)
+            if reason is None:
+                reason = self._leverage_problem(a)
         if reason is not None:
             return [
                 OrderCanceled(
@@ -156,6 +174,28 @@ class ExecutionCore:
         notional = a.quantity * a.reference_price
         if not (notional <= MAX_NOTIONAL and math.isclose(a.notional, notional, rel_tol=1e-9)):
             return "invalid_notional"
+        return None
+
+    def _to_lot(self, a: OrderApproved) -> tuple[OrderApproved, str | None]:
+        """The approval with its quantity rounded down to the symbol's lot, or the reason code why
+        it cannot trade: "invalid_lot" (less than one lot), "below_min_notional"."""
+        rules = self.instruments.get((a.venue, a.symbol))
+        if rules is None:
+            return a, None
+        quantity = a.quantity
+        if rules.lot_size > 0:
+            # the relative epsilon keeps 0.3 / 0.1 (2.9999999999999996 in floats) at 3 lots
+            lots = math.floor(quantity / rules.lot_size * (1 + 1e-12))
+            quantity = round(lots * rules.lot_size, 12)
+            if quantity <= 0:
+                return a, "invalid_lot"
+        if rules.min_notional > 0 and quantity * a.reference_price < rules.min_notional:
+            return a, "below_min_notional"
+        if quantity == a.quantity:
+            return a, None
+        return msgspec.structs.replace(a, quantity=quantity, notional=quantity * a.reference_price), None
+
+    def _leverage_problem(self, a: OrderApproved) -> str | None:
         account = self.accounts[a.account]
         before, after = self._gross_exposure(account, a)
         if after > before and after > self._leverage[a.account] * account.totals().equity:

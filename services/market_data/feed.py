@@ -15,14 +15,16 @@ from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
 
-from exchanges import adapter_for
+from exchanges import adapter_for, budget
 from exchanges.base import FrameError, HttpRequest
 from services.market_data.config import MarketDataConfig, VenueFeedConfig
 from services.market_data.core import MarketDataCore
-from services.market_data.shard import ConnectLimiter, Shard
+from services.market_data.shard import ConnectLimiter, Shard, WindowLimiter
+from ticktape import config as cfg
 from ticktape import ids, runtime, subjects, telemetry
 from ticktape.bus.deadletter import dead_letter
 from ticktape.bus.pipeline import PipelinedPublisher
+from ticktape.bus.publisher import max_payload
 from ticktape.events import BarClosed, BarRejected, MarketDataStatus, TradeTick, UniverseUpdated
 from ticktape.events.codec import DecodeError, decode
 
@@ -57,7 +59,16 @@ class VenueFeed:
         self.rest_url, self.ws_url = venue_urls(
             rt.common.venue_sim, vcfg, self.adapter.default_rest_url, self.adapter.default_ws_url
         )
-        self.limiter = ConnectLimiter(self.adapter.limits.connection_attempts, self.adapter.limits.connection_window_s)
+        try:  # market data's share of the venue's per-IP limits (the shared `venues` config)
+            self.budget = budget.ip_budget(vcfg.venue, rt.common.venues.of(vcfg.venue), "market_data")
+        except ValueError as exc:
+            rt.log.error(str(cfg.ConfigError(str(exc))))
+            raise SystemExit(cfg.EXIT_CONFIG) from None
+        self.limiter = ConnectLimiter(self.budget.connection_attempts, self.budget.connection_window_s)
+        # One pacer for every shard of this venue: the venue counts messages per IP, not per socket.
+        self.pacer = WindowLimiter(self.budget.messages_per_minute, 60.0)
+        self.rest_pacer = WindowLimiter(self.budget.rest_weight_per_minute, 60.0)  # request weight
+        self.plan: budget.UniversePlan | None = None
         self.backfill_limit = min(config.backfill_limit, self.adapter.limits.backfill_max_rows)
         self.shards: list[Shard] = []
         self.tasks: list[asyncio.Task[None]] = []
@@ -67,6 +78,7 @@ class VenueFeed:
         self._status_mark: dict[int, tuple[float, int]] = {}
         self._date_header: str | None = None
         self._trade_subjects: dict[str, str] = {}
+        self.dead_letters = runtime.dead_letters(rt)  # its object store keeps frames too large to inline
 
     @property
     def venue(self) -> str:
@@ -93,11 +105,12 @@ class VenueFeed:
                     self.rt.log.warning("undecodable universe message ignored", error=str(exc))
                     continue
                 if isinstance(event, UniverseUpdated):
-                    await self.set_universe(list(event.symbols))
+                    await self.set_universe(await self.within_budget(event))
         finally:
+            for task in self.tasks:  # the shards end on rt.stop, at once: cancelled
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
             await sub.unsubscribe()
-            for task in self.tasks:
-                await asyncio.gather(task, return_exceptions=True)
 
     async def warm(self) -> None:
         """Restart: re-read the venue's recent 1m bars from the stream (at least since the start
@@ -126,6 +139,39 @@ class VenueFeed:
         self.seeded.update(b.symbol for b in bars)
         if bars:
             self.rt.log.info("warmed from the stream", venue=self.venue, bars=len(bars))
+
+    async def within_budget(self, universe: UniverseUpdated) -> list[str]:
+        """The symbols of `universe` that fit market data's share of the venue's per-IP budget
+        (exchanges.budget.plan_universe): all of them, or the best-ranked ones with a
+        UniverseTrimmed published on md.trimmed.<venue>; with venues.<venue>.on_exceed: refuse,
+        a config error that stops the service (exit 78)."""
+        per_symbol = 2 if self.vcfg.trades else 1  # the shards' streams: a kline stream, and trades
+        plan = budget.plan_universe(
+            self.budget,
+            universe.symbols,
+            streams_per_symbol=per_symbol,
+            streams_per_connection=self.vcfg.streams_per_connection,
+        )
+        self.plan = plan
+        if plan.decision == "refused":
+            key = "symbol_registry.venues[].top_n"
+            self.rt.log.error(str(cfg.ConfigError(budget.refusal(plan, self.budget, key))))
+            raise SystemExit(cfg.EXIT_CONFIG)
+        if plan.decision == "trimmed":
+            event = budget.trimmed_event(
+                plan, service="market_data", universe_id=universe.event_id, ts=universe.ts_event
+            )
+            self.rt.log.warning(
+                "universe trimmed to the venue's per-IP budget",
+                venue=self.venue,
+                wanted=len(plan.wanted),
+                kept=len(plan.kept),
+                limit=plan.bound,
+                limit_value=plan.bound_value,
+            )
+            await self.publisher.publish(event)
+            await self.publisher.flush()
+        return list(plan.kept)
 
     async def set_universe(self, symbols: list[str]) -> None:
         current = {s for shard in self.shards for s in shard.symbols}
@@ -164,6 +210,7 @@ class VenueFeed:
             backoff_max=self.config.reconnect_backoff_max_s,
             log=self.rt.log,
             rng=self.rng,
+            pacer=self.pacer,
         )
         self.shards.append(shard)
         # stagger first connects so hundreds of shards do not all dial at once
@@ -201,6 +248,11 @@ class VenueFeed:
         self.rt.metrics.rejected("malformed_frame")
         self.rt.log.warning("malformed exchange frame dead-lettered", venue=self.venue, shard=shard, error=error)
         now = time.time_ns()
+        # As the bus consumers do: a frame over the inline bound is kept whole in the dead-letter
+        # object store (best effort) and the letter names it; the letter itself (first bytes, size,
+        # sha256) goes through the pipelined publisher, in order with the bars.
+        letters = self.dead_letters
+        ref = await letters.store(data) if len(data) > letters.inline_bytes else None
         letter = dead_letter(
             service=self.rt.name,
             source=f"ws:{self.venue}:shard{shard}",
@@ -208,6 +260,9 @@ class VenueFeed:
             payload=data,
             ts_ns=now,
             stream_seq=None,
+            inline_bytes=letters.inline_bytes,
+            payload_ref=ref,
+            max_bytes=max_payload(self.rt.js),
         )
         await self.publisher.publish(letter)
         self.rt.metrics.dead_lettered()
@@ -261,6 +316,7 @@ class VenueFeed:
                     break
 
     async def _http(self, request: HttpRequest) -> bytes:
+        await self.rest_pacer.acquire(self.adapter.request_weight(request))
         kwargs: dict[str, Any] = {}
         if request.body is not None:
             kwargs = {"data": request.body, "headers": {"Content-Type": "application/json"}}

@@ -42,15 +42,28 @@ async def serve(rt: runtime.Runtime, config: MarketDataConfig) -> None:
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         feeds = [VenueFeed(rt, config, v, session, publisher) for v in config.venues]
-        tasks = [asyncio.create_task(f.run()) for f in feeds]
-        tasks.append(asyncio.create_task(_report(rt, feeds, publisher, config.status_interval_s)))
-        tasks.append(asyncio.create_task(_flusher(rt, publisher)))
+        feed_tasks = [asyncio.create_task(f.run()) for f in feeds]
+        tasks = [
+            *feed_tasks,
+            asyncio.create_task(_report(rt, feeds, publisher, config.status_interval_s)),
+            asyncio.create_task(_flusher(rt, publisher)),
+        ]
+        stopper = asyncio.create_task(rt.stop.wait())
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                task.result()
+            pending: set[asyncio.Task[Any]] = {*tasks, stopper}
+            while not stopper.done():  # until the stop, or the first task that fails
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
         finally:
+            # Stop: the feeds are cancelled wherever they wait (a REST backfill, a warm-up read, a
+            # universe seed, their shards' sockets), since what they had not published yet is
+            # backfilled on the next start; the reporter and the flusher end on rt.stop, then
+            # the publisher settles what was published.
             rt.stop.set()
+            stopper.cancel()
+            for task in feed_tasks:
+                task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await publisher.flush()
 

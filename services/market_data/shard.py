@@ -4,8 +4,9 @@ On every (re)connect the shard backfills its symbols from REST before it lets li
 through (frames that arrive meanwhile wait in a queue), so bars leave in open-time order and a
 reconnect leaves no gap. Reconnects back off exponentially with jitter and pass the venue's
 connection-attempt limiter, so a blip over hundreds of shards is not a storm. Control messages
-are paced to the venue's per-connection message rate; a heartbeat is sent where the venue needs
-one; a connection is renewed before the venue's maximum connection age."""
+are paced to the venue's per-connection message rate and, where the venue counts messages per IP,
+to the feed's share of that budget (one WindowLimiter for all the feed's shards); a heartbeat is
+sent where the venue needs one; a connection is renewed before the venue's maximum connection age."""
 
 from __future__ import annotations
 
@@ -13,32 +14,19 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import aiohttp
 from structlog.typing import FilteringBoundLogger
 
 from exchanges.base import VenueAdapter
 from ticktape.events import ShardStatus
+from ticktape.ratelimit import WindowLimiter
 
-
-class ConnectLimiter:
-    """At most `attempts` connection attempts per `window_s` (a sliding window), per venue."""
-
-    def __init__(self, attempts: int | None, window_s: float | None) -> None:
-        self.attempts, self.window_s = attempts, window_s
-        self._times: list[float] = []
-
-    async def acquire(self) -> None:
-        if not self.attempts or not self.window_s:
-            return
-        while True:
-            now = time.monotonic()
-            self._times = [t for t in self._times if now - t < self.window_s]
-            if len(self._times) < self.attempts:
-                self._times.append(now)
-                return
-            await asyncio.sleep(self.window_s - (now - self._times[0]) + 0.01)
+# Connection attempts per window, per venue; the feed's messages pacer is a WindowLimiter too.
+ConnectLimiter = WindowLimiter
+__all__ = ["ConnectLimiter", "Shard", "WindowLimiter"]
 
 
 class Shard:
@@ -58,6 +46,7 @@ class Shard:
         backoff_max: float,
         log: FilteringBoundLogger,
         rng: random.Random,
+        pacer: WindowLimiter | None = None,
     ) -> None:
         self.index = index
         self.adapter = adapter
@@ -72,6 +61,7 @@ class Shard:
         self.backoff_max = backoff_max
         self.log = log
         self.rng = rng  # jitter only; never reaches a core
+        self.pacer = pacer  # the venue's per-IP message budget, shared by every shard of the feed
         self.symbols: list[str] = []
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.connected = asyncio.Event()
@@ -93,9 +83,11 @@ class Shard:
             if not self.symbols:
                 await _sleep_or_stop(stop, 0.2)
                 continue
-            await self.limiter.acquire()
+            await _until_stop(stop, self.limiter.acquire())
+            if stop.is_set():
+                break
             try:
-                await self._session_once(stop)
+                await _until_stop(stop, self._session_once(stop))
                 delay = self.backoff_initial
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 status = getattr(exc, "status", None)
@@ -145,8 +137,13 @@ class Shard:
                         worker.result()
             finally:
                 keeper.cancel()
-                queue.put_nowait(None)
-                await worker
+                if stop.is_set():  # stopping: queued frames and a running backfill are dropped (a
+                    worker.cancel()  # restart backfills them), so the service exits at once
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
+                else:
+                    queue.put_nowait(None)
+                    await worker
 
     async def _drain(self, queue: asyncio.Queue[bytes | None], symbols: list[str]) -> None:
         await self.backfill(symbols)
@@ -192,9 +189,12 @@ class Shard:
                 await self._send(message)
 
     async def _send(self, message: bytes) -> None:
-        """Send one control message, paced to the venue's per-connection message rate."""
+        """Send one control message, paced to the venue's per-connection message rate and to the
+        feed's share of the venue's per-IP messages a minute (the shared pacer)."""
         rate = self.adapter.limits.messages_per_second_per_connection
         async with self._send_lock:
+            if self.pacer is not None:
+                await self.pacer.acquire()
             if rate:
                 start, sent = self._rate_mark
                 now = time.monotonic()
@@ -222,3 +222,20 @@ class Shard:
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def _until_stop(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> None:
+    """Await `work`, cancelled as soon as `stop` is set: a socket with no frames, a backoff, a
+    REST backfill or the connection limiter never holds up a stop."""
+    task = asyncio.create_task(work)
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if not task.cancelled():
+        task.result()  # its failure, for run() to handle

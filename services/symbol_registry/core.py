@@ -17,11 +17,12 @@ from email.utils import parsedate_to_datetime
 
 import msgspec
 
-from exchanges import UniverseEntry, adapter_for
+from exchanges import UniverseEntry, adapter_for, budget
 from exchanges.base import FrameError, Millis
+from exchanges.budget import IpBudget
 from ticktape import ids
 from ticktape.clock import NS_PER_MS
-from ticktape.events import UniverseMember, UniverseUpdated
+from ticktape.events import UniverseMember, UniverseTrimmed, UniverseUpdated
 from ticktape.venues import BINANCE_SPOT, BINANCE_USDM
 
 
@@ -79,7 +80,14 @@ def universe_event(
         as_of=as_of,
         symbols=symbols,
         members=tuple(
-            UniverseMember(symbol=e.symbol, rank=rank, quote_volume=e.quote_volume)
+            UniverseMember(
+                symbol=e.symbol,
+                rank=rank,
+                quote_volume=e.quote_volume,
+                tick_size=e.tick_size,
+                lot_size=e.lot_size,
+                min_notional=e.min_notional,
+            )
             for rank, e in enumerate(ranked, start=1)
         ),
         added=tuple(s for s in symbols if s not in before),
@@ -126,3 +134,43 @@ def http_date_ms(value: str | None) -> int | None:
     if when.tzinfo is None:  # RFC 9110: always GMT; a value without a zone is not a Date header
         return None
     return int(when.timestamp()) * 1000
+
+
+def within_budget(
+    venue: str,
+    bodies: Sequence[bytes | str],
+    *,
+    quote_asset: str,
+    top_n: int,
+    ip_budget: IpBudget,
+    date_ms: int | None = None,
+    previous: tuple[str, ...] | None = None,
+) -> tuple[UniverseUpdated, UniverseTrimmed | None]:
+    """select_universe, checked against market data's share of the venue's per-IP budget: the
+    registry's universe is what market data subscribes, at least one stream (klines) per symbol.
+    When the top_n does not fit, the universe of the best-ranked symbols that do and the
+    UniverseTrimmed that says what was dropped (symbols.trimmed.<venue>, caused by that
+    universe); with on_exceed refuse, BudgetExceeded naming the keys to change."""
+    wanted = select_universe(venue, bodies, quote_asset=quote_asset, top_n=top_n, date_ms=date_ms, previous=previous)
+    plan = top_n_plan(ip_budget, wanted.symbols)
+    if plan.decision == "fits":
+        return wanted, None
+    if plan.decision == "refused":
+        raise BudgetExceeded(budget.refusal(plan, ip_budget, "symbol_registry.venues[].top_n"))
+    kept = select_universe(
+        venue, bodies, quote_asset=quote_asset, top_n=len(plan.kept), date_ms=date_ms, previous=previous
+    )
+    trimmed = budget.trimmed_event(plan, service="symbol_registry", universe_id=kept.event_id, ts=kept.ts_event)
+    return kept, trimmed
+
+
+def top_n_plan(ip_budget: IpBudget, ranked: Sequence[str]) -> budget.UniversePlan:
+    """The plan of a ranked universe in market data's budget, one stream per symbol (klines;
+    market data, which knows whether it also takes trades, checks again with its own count)."""
+    return budget.plan_universe(
+        ip_budget, ranked, streams_per_symbol=1, streams_per_connection=ip_budget.streams_per_connection
+    )
+
+
+class BudgetExceeded(Exception):  # not a ValueError: that is a venue failure, retried
+    """A universe over the venue's per-IP budget with venues.<venue>.on_exceed: refuse."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,15 +18,16 @@ import aiohttp
 import psycopg
 from opentelemetry import trace
 
-from exchanges import HttpRequest, adapter_for
+from exchanges import HttpRequest, adapter_for, budget
 from services.symbol_registry import store
 from services.symbol_registry.config import SymbolRegistryConfig, VenueUniverseConfig
-from services.symbol_registry.core import http_date_ms, select_universe
+from services.symbol_registry.core import BudgetExceeded, http_date_ms, top_n_plan, within_budget
 from ticktape import config as cfg
 from ticktape import runtime, telemetry
 from ticktape.bus.publisher import publish_batch
 from ticktape.clock import NS_PER_MS
 from ticktape.events import UniverseUpdated
+from ticktape.ratelimit import WindowLimiter
 
 RETRY_INITIAL_S = 1.0
 RETRY_MAX_S = 30.0
@@ -53,11 +55,19 @@ class Db:
     lock: asyncio.Lock
 
 
-async def fetch(session: aiohttp.ClientSession, requests: list[HttpRequest]) -> tuple[list[bytes], int | None]:
-    """The bodies of the requests, in order, and the newest Date header among the responses (ms)."""
+async def fetch(
+    session: aiohttp.ClientSession,
+    requests: list[HttpRequest],
+    limiter: WindowLimiter | None = None,
+    weight: Callable[[HttpRequest], int] = lambda request: 1,
+) -> tuple[list[bytes], int | None]:
+    """The bodies of the requests, in order, and the newest Date header among the responses (ms).
+    Each request first takes its weight from limiter (the registry's REST weight budget)."""
     bodies: list[bytes] = []
     date_ms: int | None = None
     for req in requests:
+        if limiter is not None:
+            await limiter.acquire(weight(req))
         headers = {"Content-Type": "application/json"} if req.body is not None else None
         async with session.request(req.method, req.url, data=req.body, headers=headers) as resp:
             resp.raise_for_status()
@@ -69,22 +79,29 @@ async def fetch(session: aiohttp.ClientSession, requests: list[HttpRequest]) -> 
 
 
 async def refresh(
-    rt: runtime.Runtime, venue: VenueUniverseConfig, session: aiohttp.ClientSession, db: Db, rest_url: str
+    rt: runtime.Runtime,
+    venue: VenueUniverseConfig,
+    session: aiohttp.ClientSession,
+    db: Db,
+    rest_url: str,
+    limiter: WindowLimiter | None = None,
 ) -> UniverseUpdated:
     """One venue's refresh: fetch, select, store, publish. Raises a VENUE_FAILURES error when the
     venue does not answer or its payload is bad (nothing is stored or published then)."""
-    bodies, date_ms = await fetch(session, adapter_for(venue.venue).universe_requests(rest_url))
+    adapter = adapter_for(venue.venue)
+    bodies, date_ms = await fetch(session, adapter.universe_requests(rest_url), limiter, adapter.request_weight)
     if date_ms is None:
         # RFC 9110 makes origin servers send Date; without one, the time we received it at is
         # the best as_of there is (an input to the core, like the header would have been).
         date_ms = rt.clock.now_ns() // NS_PER_MS
     async with db.lock:
         previous = await store.latest_universe(db.conn, venue.venue)
-        event = select_universe(
+        event, trimmed = within_budget(
             venue.venue,
             bodies,
             quote_asset=venue.quote_asset,
             top_n=venue.top_n,
+            ip_budget=md_budget(rt, venue.venue),
             date_ms=date_ms,
             previous=previous.symbols if previous else None,
         )
@@ -95,8 +112,17 @@ async def refresh(
         attributes={"ticktape.event_id": event.event_id, "ticktape.venue": event.venue},
     ):
         headers = telemetry.inject({})
-    await publish_batch(rt.js, [(event, headers)])
-    rt.metrics.published()
+    await publish_batch(rt.js, [(event, headers)] + ([(trimmed, {})] if trimmed else []))
+    rt.metrics.published(2 if trimmed else 1)
+    if trimmed:
+        rt.log.warning(
+            "universe trimmed to market data's per-IP budget",
+            venue=event.venue,
+            wanted=len(trimmed.wanted),
+            kept=len(trimmed.kept),
+            limit=trimmed.limit,
+            limit_value=trimmed.limit_value,
+        )
     rt.log.info(
         "universe published",
         venue=event.venue,
@@ -114,12 +140,17 @@ async def run_venue(
     """Refresh one venue now and every interval_s until rt.stop; on failure retry after 1 s,
     doubling up to RETRY_MAX_S, then go back to the interval after a success."""
     rest_url = rest_base(venue, rt.common.venue_sim)
+    own = budget.ip_budget(venue.venue, rt.common.venues.of(venue.venue), "symbol_registry")
+    limiter = WindowLimiter(own.rest_weight_per_minute, 60.0)  # the registry's share of REST weight
     delay = RETRY_INITIAL_S
     while not rt.stop.is_set():
         wait = interval_s
         try:
-            await refresh(rt, venue, session, db, rest_url)
+            await refresh(rt, venue, session, db, rest_url, limiter)
             delay = RETRY_INITIAL_S
+        except BudgetExceeded as exc:  # venues.<venue>.on_exceed: refuse
+            rt.log.error(str(cfg.ConfigError(str(exc))))
+            raise SystemExit(cfg.EXIT_CONFIG) from None
         except VENUE_FAILURES as exc:
             rt.metrics.error("refresh")
             rt.log.warning(
@@ -130,7 +161,39 @@ async def run_venue(
             await asyncio.wait_for(rt.stop.wait(), timeout=wait)
 
 
+def md_budget(rt: runtime.Runtime, venue: str) -> budget.IpBudget:
+    """Market data's share of the venue's per-IP limits, from the shared `venues` settings: the
+    registry's universe is what market data will subscribe."""
+    return budget.ip_budget(venue, rt.common.venues.of(venue), "market_data")
+
+
+def check_budgets(rt: runtime.Runtime, config: SymbolRegistryConfig) -> None:
+    """At start: every venue's top_n against market data's budget. Over it, with on_exceed
+    refuse (or a budget that is itself wrong), a config error: exit 78; with trim, a warning (each
+    refresh publishes the trimmed universe and a UniverseTrimmed)."""
+    for i, venue in enumerate(config.venues):
+        try:
+            budget.ip_budget(venue.venue, rt.common.venues.of(venue.venue), "symbol_registry")  # its own REST share
+            plan = top_n_plan(md_budget(rt, venue.venue), [str(n) for n in range(venue.top_n)])
+            if plan.decision == "refused":
+                raise BudgetExceeded(
+                    budget.refusal(plan, md_budget(rt, venue.venue), f"symbol_registry.venues[{i}].top_n")
+                )
+        except (BudgetExceeded, ValueError) as exc:
+            rt.log.error(str(cfg.ConfigError(str(exc))))
+            raise SystemExit(cfg.EXIT_CONFIG) from None
+        if plan.decision == "trimmed":
+            rt.log.warning(
+                "top_n is over market data's per-IP budget: universes will be trimmed",
+                venue=venue.venue,
+                top_n=venue.top_n,
+                max_symbols=plan.max_symbols,
+                limit=plan.bound,
+            )
+
+
 async def serve(rt: runtime.Runtime, config: SymbolRegistryConfig) -> None:
+    check_budgets(rt, config)
     dsn = runtime.require_pg_dsn(rt)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         applied = await store.apply_migrations(conn)

@@ -87,7 +87,9 @@ async def save_universe(conn: Any, event: UniverseUpdated) -> bool:
 
 
 async def current_universe(conn: Any, venue: str) -> tuple[UniverseMember, ...]:
-    """The venue's tracked symbols in rank order (empty before the first snapshot)."""
+    """The venue's tracked symbols in rank order (empty before the first snapshot): symbol, rank
+    and volume only; the trading rules (tick, lot, minimum notional) are in the stored events
+    (latest_universe, history)."""
     async with conn.transaction():
         cur = await conn.execute(
             "SELECT symbol, rank, quote_volume FROM tracked_symbols WHERE venue = %s ORDER BY rank, symbol",

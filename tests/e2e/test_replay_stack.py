@@ -34,17 +34,6 @@ def bars_dir(tmp_path: Path) -> Path:
     return convert_octobot(tmp_path / "bars")
 
 
-@pytest.fixture
-def e2e_dsn(pg_server):
-    import psycopg
-
-    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE e2e_replay")
-    yield pg_server.dsn_for("e2e_replay")
-    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS e2e_replay WITH (FORCE)")
-
-
 def fills(auth) -> int:
     async def count() -> int:
         nc = await auth.connect(ADMIN)
@@ -123,11 +112,16 @@ def test_sessions_replay_byte_for_byte_also_after_sigkill_and_restart(tmp_path, 
     verify(bus, str(path))
 
     # the audit archiver ran as part of each stack and stopped last: its hash chain verifies for
-    # both sessions, stop record included, and a fill traces back to its bar
+    # both sessions, stop record included, each range ending on a checkpoint signed with the key
+    # it made under home; and a fill traces back to its bar
+    public_key = tmp_path / "home" / "keys" / "audit-ed25519.pub"
     for session in (s1, s2):
-        done = ticktape("audit", "verify", session["session_id"], "--dsn", e2e_dsn, "--json")
+        done = ticktape(
+            "audit", "verify", session["session_id"], "--dsn", e2e_dsn, "--json", "--public-key", str(public_key)
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         assert "no session.stopped" not in done.stdout
+        assert json.loads(done.stdout)["streams"][0]["signed"] >= 1
     fill_id = _first_fill_id(bus)
     done = ticktape("audit", "trace", fill_id, "--dsn", e2e_dsn, "--json")
     assert done.returncode == 0, done.stderr

@@ -34,6 +34,12 @@ __all__ = ["js"]  # the fixture, shared with the service tests
 EVENTS = subjects.EVENTS_STREAM
 
 
+@pytest.fixture(autouse=True)
+def home_in_tmp(tmp_path, monkeypatch):
+    """The default home (./.ticktape, where the archiver keeps its signing key) in the test's dir."""
+    monkeypatch.chdir(tmp_path)
+
+
 @dataclass
 class Log:
     dsn: str

@@ -55,6 +55,12 @@ def trading_session(n_bars: int = 120, start: int | None = None) -> list[Event]:
     return out
 
 
+@pytest.fixture(autouse=True)
+def home_in_tmp(tmp_path, monkeypatch):
+    """The default home (./.ticktape, where the archiver keeps its signing key) in the test's dir."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 async def js(nats_client):
     js = nats_client.jetstream()
@@ -243,3 +249,68 @@ async def test_sigkill_mid_stream_then_restart_resumes_without_duplicates_or_for
     assert as_messages(rows) == await on_stream(js)
     assert chain.verify(rows, EVENTS).ok
     assert (await checkpoints(pg_dsn))[-1][:3] == (rows[-1].seq, rows[-1].hash, len(rows))
+
+
+async def test_same_event_id_with_other_bytes_then_archived_flagged_and_dead_lettered_once(js, pg_dsn):
+    """Issue: the same event_id under another Nats-Msg-Id with another body was stored twice with
+    no complaint. Both are in the stream, so both are archived (no holes in the chain), but the
+    second is dead-lettered with reason duplicate_event_id_conflict; an identical republish and
+    a redelivered batch are not flagged."""
+    import hashlib
+
+    import msgspec
+
+    from ticktape.events.codec import encode
+    from ticktape.testing.bus import stream_events
+
+    bar = wave_bars(n=1)[0]
+    other = msgspec.structs.replace(bar, close=bar.close + 1.0)
+    subject = subjects.for_event(bar)
+    await js.publish(subject, encode(bar), headers={"Nats-Msg-Id": bar.event_id})
+    await js.publish(subject, encode(other), headers={"Nats-Msg-Id": "another-id"})
+    await js.publish(subject, encode(bar), headers={"Nats-Msg-Id": "a-third-id"})  # identical bytes
+    later = wave_bars(n=3)[2]
+    await js.publish(subjects.for_event(later), encode(later), headers={"Nats-Msg-Id": later.event_id})
+    metrics = AuditMetrics(ServiceMetrics("audit"))
+    log = structlog.get_logger()
+    async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
+        await apply_migrations(conn)
+        archiver = Archiver(stream=EVENTS, js=js, dsn=pg_dsn, config=CONFIG, metrics=metrics, log=log)
+        await archiver.start(conn)
+        sub = await js.pull_subscribe_bind(consumer=DURABLE, stream=EVENTS)
+        assert await archiver.store(conn, await sub.fetch(1, timeout=5)) == (1, 0)
+        assert await archiver.store(conn, await sub.fetch(3, timeout=5)) == (3, 0)  # across batches
+        again = await js.pull_subscribe(">", stream=EVENTS)
+        restarted = Archiver(stream=EVENTS, js=js, dsn=pg_dsn, config=CONFIG, metrics=metrics, log=log)
+        assert await restarted.store(conn, await again.fetch(4, timeout=5)) == (0, 4)  # redelivered
+        await again.unsubscribe()
+        await sub.unsubscribe()
+    rows = await archived(pg_dsn)
+    assert [r.event_id for r in rows] == [bar.event_id] * 3 + [later.event_id]
+    assert chain.verify(rows, EVENTS).ok
+    letters = [e for e in await stream_events(js, DLQ, [subjects.dead_letter("audit")]) if isinstance(e, DeadLettered)]
+    assert [(d.stream_seq, d.error.split(":")[0]) for d in letters] == [(2, "duplicate_event_id_conflict")]
+    assert letters[0].payload_b64 and letters[0].payload_sha256 == hashlib.sha256(encode(other)).hexdigest()
+    assert metrics.base.value("ticktape_rejected", reason="duplicate_event_id_conflict") == 1
+
+
+async def test_same_event_id_with_other_bytes_in_one_batch_then_flagged(js, pg_dsn):
+    from ticktape.events.codec import encode
+
+    bar = wave_bars(n=1)[0]
+    subject = subjects.for_event(bar)
+    await js.publish(subject, encode(bar), headers={"Nats-Msg-Id": "one"})
+    await js.publish(
+        subject, encode(bar).replace(b'"backfilled":false', b'"backfilled":true'), headers={"Nats-Msg-Id": "two"}
+    )
+    metrics = AuditMetrics(ServiceMetrics("audit"))
+    async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
+        await apply_migrations(conn)
+        archiver = Archiver(
+            stream=EVENTS, js=js, dsn=pg_dsn, config=CONFIG, metrics=metrics, log=structlog.get_logger()
+        )
+        await archiver.start(conn)
+        sub = await js.pull_subscribe_bind(consumer=DURABLE, stream=EVENTS)
+        assert await archiver.store(conn, await sub.fetch(2, timeout=5)) == (2, 0)
+        await sub.unsubscribe()
+    assert metrics.base.value("ticktape_rejected", reason="duplicate_event_id_conflict") == 1

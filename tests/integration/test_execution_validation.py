@@ -94,3 +94,40 @@ async def test_forged_approvals_then_canceled_with_reasons_no_fill_and_equity_st
     assert all(math.isfinite(a.equity) and math.isfinite(a.gross_exposure) for a in accounts)
     assert accounts[-1].equity == pytest.approx(10_000.0 + 2.0 * (bars[-1].close - fills[0].price) - fills[0].fee)
     assert await stream_events(js, "TICKTAPE_DLQ", [subjects.ALL_DLQ]) == []
+
+
+async def test_approvals_against_the_registrys_trading_rules_then_rounded_to_lot_or_canceled(nats_url, js):
+    """The rules travel as the registry publishes them (a UniverseUpdated on the bus, here parsed
+    from the real Binance USD-M exchangeInfo capture the registry's tests use) and reach the
+    execution service through its own consumer."""
+    from exchanges import adapter_for
+    from services.symbol_registry.core import universe_event
+    from tests.unit.test_symbol_registry_core import dumps, passivbot_usdm_info, tickers_for
+
+    info = passivbot_usdm_info()
+    entries = adapter_for("binance_usdm").parse_universe([dumps(info), dumps(tickers_for(info))], "USDT")
+    btc = next(e for e in entries if e.symbol == "BTCUSDT")
+    assert btc.lot_size > 0 and btc.min_notional > 0  # what the capture states
+    bars = wave_bars(n=3)
+    universe = universe_event("binance_usdm", [btc], quote_asset="USDT", top_n=1, as_of=bars[0].open_time - 1)
+    price = bars[0].close
+    tiny = approval("tiny", btc.min_notional / price / 2, bars[0].open_time, price=price)  # half the minimum
+    off_lot = approval("off_lot", 2 * btc.min_notional / price + btc.lot_size / 3, bars[0].open_time, price=price)
+    await publish_batch(js, [(e, {}) for e in [universe, bars[0], tiny, off_lot, *bars[1:]]])
+
+    async with running_service("execution", serve_execution, ExecutionConfig(), common_settings(nats_url)):
+
+        async def orders():
+            events = await stream_events(js, STREAM, [subjects.ALL_ORDERS, subjects.ALL_FILLS])
+            return events if any(isinstance(e, OrderFilled) for e in events) else None
+
+        events = await eventually(orders, timeout=20, what="execution's orders and fill")
+
+    canceled = {e.order_id: e.reason for e in events if isinstance(e, OrderCanceled)}
+    assert canceled == {order_id_for(tiny.event_id): "below_min_notional"}
+    (sub,) = [e for e in events if isinstance(e, OrderSubmitted)]
+    assert sub.order_id == order_id_for(off_lot.event_id)
+    assert sub.quantity < off_lot.quantity and off_lot.quantity - sub.quantity < btc.lot_size
+    assert math.isclose(sub.quantity / btc.lot_size, round(sub.quantity / btc.lot_size), abs_tol=1e-6)
+    (fill,) = [e for e in events if isinstance(e, OrderFilled)]
+    assert fill.quantity == sub.quantity

@@ -10,6 +10,7 @@ import pytest
 
 from ticktape import config as cfg
 from ticktape.bus import creds
+from ticktape.bus.provision import file_store_bytes
 from ticktape.infra.stack import MAX_PAYLOAD, ensure_nats
 
 
@@ -23,7 +24,7 @@ def test_embedded_server_runs_with_the_configured_sync_interval(tmp_path, settin
     assert server is not None
     try:
         conf = (tmp_path / "nats" / "nats-server.conf").read_text()
-        assert f"jetstream {{ sync_interval: {expected} }}" in conf
+        assert f"jetstream {{ sync_interval: {expected}, max_file_store: {file_store_bytes(common.nats)} }}" in conf
 
         async def max_payload() -> int:  # the server admits only ticktape's roles: connect as observer
             path = creds.path_for(creds.creds_dir(common), "observer")

@@ -168,3 +168,31 @@ async def test_insane_bars_then_each_rejected_with_a_reason_event_counted_and_ne
     )
     assert shell.rt.metrics.value("ticktape_rejected", reason="invalid_bar") == 3
     assert await stream_events(shell.rt.js, "TICKTAPE_DLQ", ["dlq.>"]) == []
+
+
+async def test_malformed_frame_over_the_inline_bound_then_kept_whole_in_the_object_store(shell):
+    """Issue item 1: a frame too large to inline is stored out of band, as the bus consumers do."""
+    import hashlib
+
+    from ticktape.bus.deadletter import INLINE_BYTES
+
+    frame = b'{"stream":"btcusdt@kline_1m","data":{"e":"kline","pad":"' + b"x" * (INLINE_BYTES + 10_000)  # cut short
+    await shell.on_frame(0, frame)
+    (letter,) = await stream_events(shell.rt.js, "TICKTAPE_DLQ", ["dlq.market_data"])
+    assert isinstance(letter, DeadLettered) and letter.payload_truncated
+    assert letter.payload_size == len(frame) and letter.payload_sha256 == hashlib.sha256(frame).hexdigest()
+    assert base64.b64decode(letter.payload_b64) == frame[:INLINE_BYTES]
+    assert letter.payload_ref is not None
+    bucket, name = letter.payload_ref.split("/")
+    assert name == letter.payload_sha256
+    stored = await (await shell.rt.js.object_store(bucket)).get(name)
+    assert stored.data == frame
+    assert shell.rt.metrics.value("ticktape_rejected", reason="malformed_frame") == 1
+
+
+async def test_malformed_frame_within_the_inline_bound_then_inlined_and_not_stored(shell):
+    frame = b"{" + b"x" * 1000
+    await shell.on_frame(0, frame)
+    (letter,) = await stream_events(shell.rt.js, "TICKTAPE_DLQ", ["dlq.market_data"])
+    assert isinstance(letter, DeadLettered) and letter.payload_ref is None and not letter.payload_truncated
+    assert base64.b64decode(letter.payload_b64) == frame

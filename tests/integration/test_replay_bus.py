@@ -197,3 +197,41 @@ def test_replay_verify_says_when_the_dependency_set_differs_before_comparing(nat
     assert main(["replay", meta.session_id, "--verify", "--nats", nats_url, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["dependencies"] == {"recorded": deps, "current": dependency_set(), "same": recorded_with == "same"}
+
+
+def test_replay_verify_names_a_forged_event_injected_on_the_stream_as_foreign(nats_url, tmp_path, capsys):
+    """Someone with publish rights puts a signal no strategy made on the stream mid-session; risk
+    and execution act on it. The report names it as foreign input, and nothing else diverges."""
+    from tests.unit.test_replay_verify import forged_session
+
+    meta, recs, forged_id = forged_session()
+    forged = next(r for r in recs if r.subject.startswith("signals.") and forged_id.encode() in r.data)
+
+    async def publish(js):
+        await ensure_streams(js, NatsSettings(url=nats_url))
+        for rec in recs:
+            ack = await js.publish(rec.subject, rec.data, headers=dict(rec.headers))
+            assert ack.seq == rec.seq
+
+    run(publish, nats_url)
+    path = tmp_path / "forged.ttsession.gz"
+    assert main(["export", meta.session_id, str(path), "--nats", nats_url]) == 0
+    for source in ([meta.session_id, "--nats", nats_url], [str(path)]):
+        capsys.readouterr()
+        assert main(["replay", *source, "--verify", "--json"]) == 1
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["ok"] is False
+        assert doc["foreign"] == [
+            {
+                "core": "signal",
+                "seq": forged.seq,
+                "subject": forged.subject,
+                "event_id": forged_id,
+                "type": "signal.generated",
+            }
+        ]
+        assert doc["divergence"]["kind"] == "foreign" and doc["divergence"]["recorded_seq"] == forged.seq
+        assert main(["replay", *source, "--verify"]) == 1
+        text = capsys.readouterr().out
+        assert f"foreign: event {forged_id} on {forged.subject} was not produced by any core" in text
+        assert "MISMATCH" not in text

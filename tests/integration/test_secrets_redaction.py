@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import nats
 import pytest
 
@@ -229,3 +230,41 @@ def test_an_old_recording_with_leaked_secrets_is_exported_without_them(nats_url,
     assert b'\\"timeframe\\":\\"1m\\"' in body  # the configuration is still there, minus its secrets
     assert main(["replay", str(path), "--verify"]) == 0
     capsys.readouterr()
+
+
+def test_an_old_recording_with_leaked_secrets_is_redacted_on_every_read(nats_url, tmp_path, capsys, monkeypatch):
+    from ticktape.replay.catalog import list_sessions, open_stream
+    from ticktape.replay.fileformat import SessionFile, write_session_file
+
+    leaky = '{"nats":{"url":"nats://' + NATS_TOKEN + '@nats:4222"},"signal":{"timeframe":"1m"}}'
+    start = started_event("20240101T000000Z-0d0e0f", leaky, code="old", services=["signal"], ts_ns=1)
+    start = msgspec.structs.replace(start, host=f"postgresql://tt:{PG_USERINFO}@db/tt")
+    publish(nats_url, [start, *wave_bars(n=2), stopped_event(start.session_id, STOPPED, 2)])
+    # the bus keeps the record as it was written: immutable evidence, cleaned on the way out
+    assert NATS_TOKEN.encode() in stored_bytes(nats_url)
+
+    async def catalog() -> list:
+        nc = await nats.connect(nats_url)
+        try:
+            js = nc.jetstream()
+            return [e.meta for e in await list_sessions(js, await open_stream(js, subjects.EVENTS_STREAM))]
+        finally:
+            await nc.close()
+
+    (meta,) = asyncio.run(catalog())
+    assert_clean("the catalog's session", msgspec.json.encode(meta), [NATS_TOKEN, PG_USERINFO])
+    assert '"timeframe":"1m"' in meta.config  # the configuration is still there, minus its secrets
+
+    capsys.readouterr()
+    assert main(["sessions", "--nats", nats_url, "--json"]) == 0
+    assert main(["replay", start.session_id, "--verify", "--json", "--nats", nats_url]) == 0
+    assert_clean("sessions and replay output", capsys.readouterr().out, [NATS_TOKEN, PG_USERINFO])
+
+    # a session file written before this redaction: its sealed header still holds the secret
+    path = tmp_path / "old.ttsession.gz"
+    monkeypatch.setattr("ticktape.replay.fileformat.redacted_config", lambda config: config)
+    write_session_file(path, msgspec.structs.replace(meta, config=leaky, host=start.host), [])
+    monkeypatch.undo()
+    with SessionFile(path) as old:
+        assert NATS_TOKEN in old.header.session.config
+        assert_clean("a session file's session", msgspec.json.encode(old.session), [NATS_TOKEN, PG_USERINFO])

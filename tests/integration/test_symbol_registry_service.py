@@ -113,6 +113,10 @@ async def test_every_venue_publishes_and_stores_its_own_universe(
         )
     hl = got[HYPERLIQUID][0]
     assert hl.quote_asset == "USDC"
+    # every venue's trading rules, from the simulator's exchangeInfo filters and meta szDecimals
+    for event in (got[BINANCE_USDM][0], got[BINANCE_SPOT][0]):
+        assert all(m.tick_size > 0 and m.lot_size > 0 and m.min_notional > 0 for m in event.members)
+    assert all(m.lot_size > 0 and m.min_notional > 0 for m in hl.members)
     # the response's Date header: the venue's clock, which in the simulator is the sim clock (not
     # started yet: the earliest bar's open), at second precision
     earliest_ms = min(s.open_times[0] for s in bars.values())
@@ -123,7 +127,8 @@ async def test_every_venue_publishes_and_stores_its_own_universe(
 
     async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
         for venue, (event,) in got.items():
-            assert await store.current_universe(conn, venue) == event.members
+            ranked = [(m.symbol, m.rank, m.quote_volume) for m in event.members]
+            assert [(m.symbol, m.rank, m.quote_volume) for m in await store.current_universe(conn, venue)] == ranked
             assert await store.history(conn, venue) == [event]
 
 

@@ -198,3 +198,18 @@ def test_a_range_links_to_the_hash_before_it():
     assert verify(rows[3:], STREAM, prev_hash=None, count_base=None).ok
     broken = verify(rows[3:], STREAM, prev_hash=rows[1].hash, count_base=None).broken
     assert broken is not None and (broken.index, broken.kind) == (0, "link")
+
+
+def test_event_id_conflicts_flag_other_bytes_under_a_known_id_never_identical_ones():
+    a = b'{"type":"x","event_id":"e1","ts_event":1,"ts_init":1}'
+    b = b'{"type":"x","event_id":"e1","ts_event":2,"ts_init":2}'
+    c = b'{"type":"x","event_id":"e2","ts_event":1,"ts_init":1}'
+    rows = chain.chain("S", [(1, "s", a), (2, "s", a), (3, "s", b), (4, "s", c), (5, "s", b), (6, "s", b"{bad")])
+    found = chain.event_id_conflicts(rows, {})
+    assert [(f.row.seq, f.first_seq, f.reason) for f in found] == [
+        (3, 1, "duplicate_event_id_conflict"),
+        (5, 1, "duplicate_event_id_conflict"),
+    ]
+    # what is already archived counts as the first copy
+    archived = {"e2": (9, hashlib.sha256(b"other").digest())}
+    assert [(f.row.seq, f.first_seq) for f in chain.event_id_conflicts(rows[3:4], archived)] == [(4, 9)]

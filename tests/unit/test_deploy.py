@@ -10,7 +10,7 @@ from ticktape import config as cfg
 from ticktape import registry
 
 ROOT = Path(__file__).resolve().parents[2]
-INFRA = {"nats", "timescaledb"}
+INFRA = {"nats", "timescaledb", "bus-init", "provision"}
 
 
 def test_compose_runs_every_service_module_from_one_image():
@@ -36,7 +36,7 @@ def test_image_copies_every_service_package_and_installs_the_registry():
 def test_compose_environment_uses_only_settings_the_code_reads():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     env = compose["services"]["signal"]["environment"]
-    known = set(cfg.ENV_ALIASES) | {"TICKTAPE_CONFIG", "OTEL_EXPORTER_OTLP_ENDPOINT"}
+    known = set(cfg.ENV_ALIASES) | {"TICKTAPE_CONFIG", "OTEL_EXPORTER_OTLP_ENDPOINT", "TICKTAPE_NATS__CREDS"}
     assert set(env) <= known, set(env) - known
     raw = cfg.load_raw(path=ROOT / "ticktape.example.yaml", env={k: v for k, v in env.items() if k in cfg.ENV_ALIASES})
     common = cfg.load_common(raw)
@@ -57,3 +57,76 @@ def test_compose_runs_the_timescaledb_image_the_docker_tests_run():
 
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert compose["services"]["timescaledb"]["image"] == TIMESCALEDB_IMAGE
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _mounts(service: dict) -> dict[str, str]:
+    """target -> 'source' or 'source:ro' for each volume of a compose service."""
+    out = {}
+    for entry in service.get("volumes", []):
+        source, target, *mode = entry.split(":")
+        out[target] = source + (":ro" if mode == ["ro"] else "")
+    return out
+
+
+def _common(env: dict[str, str]) -> cfg.CommonSettings:
+    return cfg.load_common(cfg.load_raw(path=ROOT / "ticktape.example.yaml", env=env))
+
+
+def test_compose_nats_runs_with_the_generated_authorization_and_no_anonymous_access():
+    services = _compose()["services"]
+    nats, init = services["nats"], services["bus-init"]
+    command = nats["command"]
+    assert "-c" in command, "compose's NATS must start with the config that bus-init writes"
+    conf = command[command.index("-c") + 1]
+    # nothing on the command line lets a client in without credentials
+    anonymous = {"--no_auth_user", "--user", "--pass", "--auth", "-DV"}
+    assert not anonymous & set(command)
+    assert nats["depends_on"]["bus-init"]["condition"] == "service_completed_successfully"
+    assert init["command"][-3:] == ["creds", "--nats-conf", conf]
+    conf_dir = str(Path(conf).parent)
+    volume = _mounts(nats)[conf_dir].removesuffix(":ro")
+    assert _mounts(init)[conf_dir] == volume, "bus-init must write the config into the volume NATS reads"
+
+
+def test_compose_bus_init_writes_a_config_that_admits_only_the_roles(tmp_path, monkeypatch, capsys):
+    from ticktape.bus import permissions
+    from ticktape.cli.main import main
+
+    init = _compose()["services"]["bus-init"]
+    for key, value in init["environment"].items():
+        if key in cfg.ENV_ALIASES:
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TICKTAPE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TICKTAPE_CONFIG", str(ROOT / "ticktape.example.yaml"))
+    conf = tmp_path / "nats-server.conf"
+    assert main(["creds", "--nats-conf", str(conf)]) == 0
+    text = conf.read_text()
+    assert conf.stat().st_mode & 0o077 == 0
+    assert "no_auth_user" not in text
+    users = [line for line in text.splitlines() if '"user":' in line]
+    assert len(users) == len(permissions.roles())
+    assert all('"password":' in line for line in users)
+
+
+def test_compose_services_connect_with_their_own_credentials_read_only():
+    from ticktape.bus import creds
+
+    services = _compose()["services"]
+    for info in registry.services():
+        service = services[info.name]
+        env = {k: v for k, v in service["environment"].items() if k in cfg.ENV_ALIASES}
+        common = _common(env)
+        directory = creds.creds_dir(common)
+        assert service["environment"]["TICKTAPE_NATS__CREDS"] == str(creds.path_for(directory, info.name))
+        assert _mounts(service)[str(directory)].endswith(":ro")
+        assert service["depends_on"]["provision"]["condition"] == "service_completed_successfully"
+    provision = services["provision"]
+    assert provision["command"][3] == "provision"
+    env = {k: v for k, v in provision["environment"].items() if k in cfg.ENV_ALIASES}
+    assert provision["environment"]["TICKTAPE_NATS__CREDS"] == str(
+        creds.path_for(creds.creds_dir(_common(env)), "admin")
+    )

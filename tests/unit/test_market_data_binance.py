@@ -455,11 +455,22 @@ def test_spot_universe_keeps_trading_spot_symbols_of_the_quote_asset_by_volume()
         {"symbol": "NOTLISTED", "quoteVolume": "1e12"},
     ]
     ranked = SPOT.parse_universe([info, json.dumps(tickers).encode()], "USDT")
+
+    def rules(symbol: str) -> tuple[float, float, float]:  # the capture's own filters
+        filters = {f["filterType"]: f for f in symbols[symbol]["filters"]}
+        notional = filters.get("NOTIONAL") or filters["MIN_NOTIONAL"]
+        return (
+            float(filters["PRICE_FILTER"]["tickSize"]),
+            float(filters["LOT_SIZE"]["stepSize"]),
+            float(notional["minNotional"]),
+        )
+
     assert ranked == [
-        UniverseEntry("BTCUSDT", 2000.5),
-        UniverseEntry("ETHUSDT", 2000.5),
-        UniverseEntry("NKNUSDT", 10.0),
+        UniverseEntry("BTCUSDT", 2000.5, *rules("BTCUSDT")),
+        UniverseEntry("ETHUSDT", 2000.5, *rules("ETHUSDT")),
+        UniverseEntry("NKNUSDT", 10.0, *rules("NKNUSDT")),
     ]
+    assert all(e.tick_size > 0 and e.lot_size > 0 and e.min_notional > 0 for e in ranked)
     assert [r.url for r in SPOT.universe_requests("https://api.binance.com")] == [
         "https://api.binance.com/api/v3/exchangeInfo",
         "https://api.binance.com/api/v3/ticker/24hr",

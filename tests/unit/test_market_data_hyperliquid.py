@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exchanges import FrameError, HyperliquidAdapter, Kline, Trade, UniverseEntry
-from exchanges.hyperliquid import subscription
+from exchanges.hyperliquid import MIN_ORDER_VALUE, subscription
 from services.market_data.core import MarketDataCore
 from tests.unit.test_market_data_captures import hyperliquid_candle_snapshot, hyperliquid_trade_frames
 from ticktape.clock import NS_PER_MS
@@ -292,10 +292,12 @@ def _meta_and_asset_ctxs() -> bytes:
 
 def test_universe_ranks_perps_by_day_notional_volume() -> None:
     adapter = HyperliquidAdapter()
+    meta = json.loads(shared_data("nautilus_trader", "hyperliquid", "http_meta_perp_sample.json").read_text())
+    lot = {a["name"]: 10.0 ** -a["szDecimals"] for a in meta["universe"]}  # the capture's size decimals
     assert adapter.parse_universe([_meta_and_asset_ctxs()]) == [
-        UniverseEntry("BTC", 1516669192.1953897476),
-        UniverseEntry("ETH", 591989409.9392402172),
-        UniverseEntry("ATOM", 539123.9194869999),
+        UniverseEntry("BTC", 1516669192.1953897476, 0.0, lot["BTC"], MIN_ORDER_VALUE),
+        UniverseEntry("ETH", 591989409.9392402172, 0.0, lot["ETH"], MIN_ORDER_VALUE),
+        UniverseEntry("ATOM", 539123.9194869999, 0.0, lot["ATOM"], MIN_ORDER_VALUE),
     ]
     [req] = adapter.universe_requests("https://api.hyperliquid.xyz")
     assert (req.method, req.url, json.loads(req.body or b"")) == (
@@ -308,7 +310,7 @@ def test_universe_ranks_perps_by_day_notional_volume() -> None:
 def test_universe_leaves_out_delisted_perps() -> None:
     meta = {"universe": [{"name": "BTC"}, {"name": "OLD", "isDelisted": True}]}
     body = json.dumps([meta, [{"dayNtlVlm": "5"}, {"dayNtlVlm": "9"}]]).encode()
-    assert HyperliquidAdapter().parse_universe([body]) == [UniverseEntry("BTC", 5.0)]
+    assert [e.symbol for e in HyperliquidAdapter().parse_universe([body])] == ["BTC"]
 
 
 @pytest.mark.parametrize(

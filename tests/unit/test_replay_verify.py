@@ -123,3 +123,56 @@ def test_a_session_after_a_config_change_verifies_on_top_of_the_earlier_sessions
     assert verify(first[0], records).ok
     wrong = msgspec.structs.replace(meta2, config=effective_config({})[0])
     assert not verify(wrong, records).ok
+
+
+def forged_session(n_bars: int = 240) -> tuple[SessionMeta, list[Record], str]:
+    """A session in which someone published a signal no strategy made (a copy of a genuine one
+    with another id, one bar later): the cores downstream took it as input, as they would live."""
+    from ticktape import subjects
+    from ticktape.events import SignalGenerated
+
+    all_bars = bars(n_bars)
+    _, clean = simulate_session(all_bars, {}, "s0")
+    genuine = next(
+        e for r in clean if r.subject.startswith("signals.") for e in [subjects.decode_on(r.subject, r.data)]
+    )
+    assert isinstance(genuine, SignalGenerated)
+    forged = msgspec.structs.replace(genuine, event_id="f" * 32)
+    at = next(i for i, b in enumerate(all_bars) if b.event_id == genuine.causation_id) + 2
+    meta, records = simulate_session([*all_bars[:at], forged, *all_bars[at:]], {}, "s1")
+    return meta, records, forged.event_id
+
+
+def test_a_forged_signal_injected_into_the_session_is_named_foreign_not_a_mismatch():
+    meta, records, forged_id = forged_session()
+    forged = next(r for r in records if forged_id.encode() in r.data and r.subject.startswith("signals."))
+    result = verify(meta, records)
+    assert not result.ok
+    assert [d.kind for d in result.divergences] == ["foreign"]  # everything the cores made still replays
+    (d,) = result.foreign
+    assert (d.core, d.event_id, d.recorded_seq, d.recorded_subject, d.type) == (
+        "signal",
+        forged_id,
+        forged.seq,
+        forged.subject,
+        "signal.generated",
+    )
+    assert d.reason == f"foreign: event {forged_id} on {forged.subject} was not produced by any core (injected?)"
+    assert next(f for f in result.families if f.family == "signals").ok is False
+
+
+def test_a_genuine_output_published_twice_is_foreign_the_second_time(recorded):
+    meta, records = recorded
+    i = next(i for i, r in enumerate(records) if r.subject.startswith("positions."))
+    result = verify(meta, records[: i + 1] + [records[i]] + records[i + 1 :])
+    assert [(d.kind, d.core) for d in result.divergences] == [("foreign", "execution")]
+
+
+def test_a_core_producing_other_bytes_is_a_mismatch_not_foreign(recorded):
+    meta, records = recorded
+    i = next(i for i, r in enumerate(records) if r.subject.startswith("fills."))
+    doc = json.loads(records[i].data)
+    doc["price"] += 1.0
+    altered = records[:i] + [with_data(records[i], json.dumps(doc, separators=(",", ":")).encode())] + records[i + 1 :]
+    result = verify(meta, altered)
+    assert result.divergences[0].kind == "mismatch" and not result.foreign

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -180,18 +180,22 @@ def chain(stream: str, messages: Iterable[tuple[int, str, bytes]], prev_hash: by
 class Checkpoint:
     """The archiver's periodic statement: `count` rows of `stream` up to `upto_seq`, the last
     with `hash`. A chain rewritten from some row onwards still disagrees with the checkpoints
-    after it, and a truncated tail leaves a checkpoint with no row."""
+    after it, and a truncated tail leaves a checkpoint with no row. `signature` and `key_id`:
+    the archiver's ed25519 signature over them (ticktape.audit.signing), None if unsigned."""
 
     stream: str
     upto_seq: int
     hash: bytes
     count: int
+    signature: bytes | None = None
+    key_id: str | None = None
 
 
 @dataclass(frozen=True)
 class Break:
     """The first broken link: where (`index` in the verified sequence, the row's seq, event id,
-    type and subject), `kind` (order, link, hash, column, payload, checkpoint) and what differs."""
+    type and subject), `kind` (order, link, hash, column, payload, checkpoint, signature) and
+    what differs."""
 
     stream: str
     index: int
@@ -218,6 +222,11 @@ class Result:
     gaps: int
     checkpoints: int
     broken: Break | None
+    # With a public key (Verifier.vouch): checkpoints whose signature was verified, the last
+    # one's seq, and how many verified rows come after it (archived but not yet signed).
+    signed: int = 0
+    signed_seq: int | None = None
+    unsigned_rows: int = 0
 
     @property
     def ok(self) -> bool:
@@ -230,15 +239,22 @@ class Verifier:
 
     prev_hash: what the first row must link to (GENESIS for a whole stream; None accepts any,
     e.g. when the predecessor of a range is unknown). checkpoints: those to check in the range.
-    count_base: rows before the first fed row, to check checkpoint counts (None: skip counts)."""
+    count_base: rows before the first fed row, to check checkpoint counts (None: skip counts).
+    vouch: with a public key, why a checkpoint's signature is not valid (None when it is); then
+    at least one checkpoint must be validly signed, and a signed checkpoint whose signature does
+    not verify is a break of kind "signature". Unsigned checkpoints are checked as before but
+    prove nothing against someone who can rewrite the database."""
 
     stream: str
     prev_hash: bytes | None = GENESIS
     checkpoints: Sequence[Checkpoint] = ()
     count_base: int | None = 0
+    vouch: Callable[[Checkpoint], str | None] | None = None
     count: int = 0
     gaps: int = 0
     checked: int = 0
+    signed: int = 0
+    _signed_at: tuple[int, int] | None = field(default=None, repr=False)  # (seq, count) of the last
     broken: Break | None = None
     _last: Row | None = field(default=None, repr=False)
     _first_seq: int | None = field(default=None, repr=False)
@@ -259,15 +275,35 @@ class Verifier:
         if self.broken is None and self._pending:
             cp = self._pending[-1]
             last = self._last
+            problem = self.vouch(cp) if self.vouch is not None and cp.signature is not None else None
+            missing = (
+                f"; {cp.count - self.count_base - self.count} rows missing"
+                if self.count_base is not None and cp.count > self.count_base + self.count
+                else ""
+            )
             self.broken = Break(
                 self.stream,
                 self.count,
                 cp.upto_seq,
-                "checkpoint",
-                f"checkpoint says {cp.count} rows up to seq {cp.upto_seq} (hash {cp.hash.hex()}) but "
-                f"the log ends at seq {last.seq if last else 'none'}: rows were removed from the end",
+                "signature" if problem else "checkpoint",
+                f"checkpoint at seq {cp.upto_seq}: {problem}: it was forged"
+                if problem
+                else f"checkpoint{' (signed)' if cp.signature is not None and self.vouch else ''} says "
+                f"{cp.count} rows up to seq {cp.upto_seq} (hash {cp.hash.hex()}) but the log ends at seq "
+                f"{last.seq if last else 'none'}{missing}: rows were removed from the end",
+            )
+        if self.broken is None and self.vouch is not None and self.count and self._signed_at is None:
+            last = self._last
+            self.broken = Break(
+                self.stream,
+                self.count,
+                last.seq if last else 0,
+                "signature",
+                "no checkpoint in this range is signed by the key: nothing vouches for these rows "
+                "(checkpoints were deleted or replaced, or the log predates signing)",
             )
         last = self._last
+        signed_seq, signed_count = self._signed_at if self._signed_at is not None else (None, 0)
         return Result(
             self.stream,
             self.count,
@@ -277,6 +313,9 @@ class Verifier:
             self.gaps,
             self.checked,
             self.broken,
+            signed=self.signed,
+            signed_seq=signed_seq,
+            unsigned_rows=self.count - signed_count if self.vouch is not None else 0,
         )
 
     def _check(self, row: Row) -> Break | None:
@@ -325,6 +364,14 @@ class Verifier:
         while self._pending and self._pending[-1].upto_seq <= row.seq:
             cp = self._pending.pop()
             self.checked += 1
+            if self.vouch is not None and cp.signature is not None:
+                problem = self.vouch(cp)
+                if problem is not None:
+                    return broken(
+                        "signature",
+                        f"checkpoint at seq {cp.upto_seq} (key {cp.key_id}): {problem}: "
+                        "it was forged or rewritten with the chain",
+                    )
             if cp.upto_seq < row.seq:
                 return broken(
                     "checkpoint",
@@ -342,6 +389,9 @@ class Verifier:
                     "checkpoint",
                     f"checkpoint counts {cp.count} rows up to here, the log has {self.count_base + self.count}",
                 )
+            if self.vouch is not None and cp.signature is not None:
+                self.signed += 1
+                self._signed_at = (cp.upto_seq, self.count)
         return None
 
 
@@ -352,9 +402,10 @@ def verify(
     prev_hash: bytes | None = GENESIS,
     checkpoints: Sequence[Checkpoint] = (),
     count_base: int | None = 0,
+    vouch: Callable[[Checkpoint], str | None] | None = None,
 ) -> Result:
     """Verify a stream's rows in order: the first broken link, or ok with count and head hash."""
-    verifier = Verifier(stream, prev_hash, checkpoints, count_base)
+    verifier = Verifier(stream, prev_hash, checkpoints, count_base, vouch)
     for row in rows:
         if verifier.feed(row) is not None:
             break
@@ -395,3 +446,32 @@ def _json_difference(payload: str, data: bytes) -> str:
                     f"{want.get(key, '<missing>')!r} in the bytes"
                 )
     return "the documents differ"
+
+
+class Conflict(NamedTuple):
+    """A row whose event_id an earlier row of the same stream already carries with other bytes:
+    two different events under one id (e.g. published with different Nats-Msg-Ids, so JetStream
+    did not deduplicate them). The stream holds both, so the audit log stores both; the archiver
+    flags the later one (`reason`) rather than keep it silently."""
+
+    row: Row
+    first_seq: int
+    reason: str = "duplicate_event_id_conflict"
+
+
+def event_id_conflicts(rows: Sequence[Row], first: dict[str, tuple[int, bytes]]) -> list[Conflict]:
+    """The rows (in order) whose event_id was first archived with different bytes. `first`: per
+    event_id already archived in this stream, (seq, sha256 of data) of its first row; rows of the
+    batch are added to it as they come. Identical bytes under a known id (a republish of the same
+    event) are no conflict."""
+    out = []
+    for row in rows:
+        if row.event_id is None:
+            continue
+        digest = hashlib.sha256(row.data).digest()
+        seen = first.get(row.event_id)
+        if seen is None:
+            first[row.event_id] = (row.seq, digest)
+        elif seen[1] != digest and seen[0] != row.seq:
+            out.append(Conflict(row, seen[0]))
+    return out

@@ -95,24 +95,31 @@ async def head(conn: Any, stream: str) -> Head | None:
     return Head(seq=last[0], hash=bytes(last[1]), count=base + (counted[0] if counted else 0))
 
 
+_CHECKPOINT_COLUMNS = "stream, upto_seq, hash, count, signature, key_id"
+
+
+def _checkpoint(r: tuple[Any, ...]) -> Checkpoint:
+    return Checkpoint(r[0], r[1], bytes(r[2]), r[3], bytes(r[4]) if r[4] is not None else None, r[5])
+
+
 async def latest_checkpoint(conn: Any, stream: str) -> Checkpoint | None:
     found = await _one(
         conn,
-        "SELECT stream, upto_seq, hash, count FROM audit_checkpoints WHERE stream = %s ORDER BY upto_seq DESC LIMIT 1",
+        f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE stream = %s ORDER BY upto_seq DESC LIMIT 1",
         (stream,),
     )
-    return Checkpoint(found[0], found[1], bytes(found[2]), found[3]) if found else None
+    return _checkpoint(found) if found else None
 
 
 async def checkpoints(conn: Any, stream: str, *, from_seq: int = 1, to_seq: int | None = None) -> list[Checkpoint]:
     """The stream's checkpoints with from_seq <= upto_seq <= to_seq, oldest first."""
     found = await _all(
         conn,
-        "SELECT stream, upto_seq, hash, count FROM audit_checkpoints "
+        f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints "
         "WHERE stream = %s AND upto_seq >= %s AND upto_seq <= %s ORDER BY upto_seq",
         (stream, from_seq, to_seq if to_seq is not None else 2**63 - 1),
     )
-    return [Checkpoint(r[0], r[1], bytes(r[2]), r[3]) for r in found]
+    return [_checkpoint(r) for r in found]
 
 
 async def hash_before(conn: Any, stream: str, seq: int) -> bytes | None:

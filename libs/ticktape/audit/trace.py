@@ -11,6 +11,7 @@ import msgspec
 
 from ticktape import jsonlimits
 from ticktape.audit.chain import Row
+from ticktape.redact import redact_fields
 
 # The fields that say what an event was about, per type; other types show their scalar fields.
 KEY_FIELDS: dict[str, tuple[str, ...]] = {
@@ -60,7 +61,12 @@ def key_fields(row: Row) -> dict[str, Any]:
             and isinstance(v, (str, int, float, bool))
             and not (isinstance(v, str) and len(v) > 80)
         )[:_MAX_GENERIC]
-    return {n: iso_ns(doc[n]) if n in _TIME_FIELDS and isinstance(doc[n], int) else doc[n] for n in names if n in doc}
+    # redacted on read: archived rows are immutable evidence, and older ones may carry a secret
+    return {
+        n: iso_ns(doc[n]) if n in _TIME_FIELDS and isinstance(doc[n], int) else redact_fields(doc[n])
+        for n in names
+        if n in doc
+    }
 
 
 def step(row: Row) -> dict[str, Any]:

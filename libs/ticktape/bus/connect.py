@@ -1,5 +1,6 @@
 """Connecting to NATS with reconnects (and the process's bus credentials), and checking that
-JetStream is there."""
+JetStream is there. A URL may list the servers of one cluster, comma-separated
+(`nats://h1:4222,nats://h2:4222`, as natscli takes it): clients know every node from the start."""
 
 from __future__ import annotations
 
@@ -20,11 +21,36 @@ class NotAuthorized(Exception):
     """The server refused these credentials (or their absence)."""
 
 
+def server_urls(url: str) -> list[str]:
+    """The servers of a NATS URL that may list several, comma-separated."""
+    servers = [u.strip() for u in url.split(",") if u.strip()]
+    if not servers:
+        raise ValueError(f"no NATS server in {url!r}")
+    return servers
+
+
+async def connect_once(url: str, **kwargs: Any) -> Client:
+    """One connection attempt per server of url, in order, without reconnects (nats-py gives up at
+    its first refused server when reconnecting is off); the last failure when none accepts."""
+    # nats-py tries a refused server again and again unless max_reconnect_attempts > 0 (0 and -1
+    # mean for ever, whatever allow_reconnect says); 1 gives up after a second try
+    options: dict[str, Any] = {"reconnect_time_wait": 0.2, **kwargs}
+    options["max_reconnect_attempts"] = max(1, int(options.get("max_reconnect_attempts", 1)))
+    *others, last = server_urls(url)
+    for server in others:
+        try:
+            return await nats.connect(server, **options)
+        except _UNAVAILABLE as exc:
+            if "authorization violation" in str(exc).lower():
+                raise
+    return await nats.connect(last, **options)
+
+
 async def connect(url: str, name: str, *, creds: str | Path | None = None, **kwargs: Any) -> Client:
     """A client that reconnects for ever (services outlive a NATS restart). creds: the path of
     this process's credentials file (ticktape.bus.creds), read here and nowhere else."""
     return await nats.connect(
-        url,
+        server_urls(url),
         name=f"ticktape-{name}",
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
@@ -42,7 +68,7 @@ async def has_jetstream(url: str, timeout: float = 2.0, *, creds: str | Path | N
     """True when a server answers at url and has JetStream enabled; NotAuthorized when it answers
     but refuses the credentials."""
     try:
-        nc = await nats.connect(
+        nc = await connect_once(
             url,
             connect_timeout=timeout,
             max_reconnect_attempts=0,

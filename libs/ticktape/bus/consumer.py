@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import nats.errors
 import structlog
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -28,6 +30,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 
 from ticktape import subjects, telemetry
+from ticktape.bus.crashguard import CRASH_LOOP, CrashGuard, Doomed
 from ticktape.bus.deadletter import DeadLetters
 from ticktape.bus.durable import recreate_durable
 from ticktape.bus.publisher import PayloadTooLarge, max_payload, publish_batch
@@ -68,11 +71,19 @@ class CoreConsumer:
         retry_delay: float = 0.5,
         dead_letters: DeadLetters | None = None,
         publish_timeout: float = 10.0,
+        crash_dir: Path | None = None,
+        nc: Client | None = None,
     ) -> None:
         """max_deliver: attempts an input gets before it is dead-lettered and terminated.
         max_bytes: inputs larger than this are refused before decoding (0: the server's
         max_payload). retry_delay: first pause between attempts (doubling, at most 5 s).
-        publish_timeout: how long to wait for the acks of an input's outputs."""
+        publish_timeout: how long to wait for the acks of an input's outputs.
+        crash_dir: where the crash-loop guard keeps its files (ticktape.bus.crashguard): an
+        input in flight at max_deliver process deaths in a row is dead-lettered and skipped.
+        nc: the connection, to notice reconnects: after one, the acks (and terms) of the inputs
+        handled last are sent again, since the ones sent while the server was away are lost
+        (and a restarted server may have lost the consumer state that recorded them); without
+        that the inputs would stay pending until ack_wait expires and then be redelivered."""
         self.service = service
         self.js = js
         self.stream = stream
@@ -94,6 +105,11 @@ class CoreConsumer:
         self.publish_timeout = publish_timeout
         self.dead_letters = dead_letters or DeadLetters(js, service, metrics, log)
         self._stop = asyncio.Event()
+        self.guard = CrashGuard(crash_dir, self.durable, max_deliver) if crash_dir is not None else None
+        self.nc = nc
+        self._reconnects = nc.stats["reconnects"] if nc is not None else 0
+        # (reply subject, body) of the last inputs answered: b"" acks, b"+TERM" terminates
+        self._answered: deque[tuple[str, bytes]] = deque(maxlen=max(256, batch * 8))
 
     def size_limit(self) -> int:
         return self.max_bytes or max_payload(self.js)
@@ -106,26 +122,67 @@ class CoreConsumer:
             floor = info.ack_floor.stream_seq if info.ack_floor else 0
         except NotFoundError:
             pass
+        doomed = self.guard.on_start() if self.guard else None
+        skipped = self.guard.skipped if self.guard else frozenset()
         count = 0
         if floor:
             limit = self.size_limit()
             async for msg in read_range(self.js, self.stream, self.filter_subjects, stop_seq=floor):
-                if len(msg.data) > limit:
-                    continue  # refused live too
+                seq = msg.metadata.sequence.stream
+                if len(msg.data) > limit or seq in skipped:
+                    continue  # refused live too, or a crash loop's input
                 try:
                     event = subjects.decode_on(msg.subject, msg.data)
                 except DecodeError:  # SubjectMismatch too: live, these were dead-lettered
                     continue
                 self._remember(event.event_id, telemetry.extract(msg.headers))
+                self._begin(seq)
                 try:
                     self.core.handle(event)
                 except Exception as exc:  # noqa: BLE001 - as live, where this input was rejected or dead-lettered
                     self.log.debug("replayed input failed again", event_id=event.event_id, error=repr(exc))
+                self._end()
                 count += 1
         self.last_seq = floor
         self.log.info("state rebuilt", ack_floor=floor, replayed=count)
         await self._recreate_durable(floor + 1)
+        if doomed is not None:
+            await self._dead_letter_crash_loop(doomed)
         return floor
+
+    def _begin(self, seq: int) -> None:
+        if self.guard is not None:
+            self.guard.begin(seq)
+
+    def _end(self) -> None:
+        if self.guard is not None:
+            self.guard.clear()
+
+    async def _dead_letter_crash_loop(self, doomed: Doomed) -> None:
+        """The input that was in flight at max_deliver deaths of this process in a row: dead-letter
+        it (from the stream) once; live processing and the rebuild skip it from now on."""
+        self.metrics.delivery_exhausted()
+        self.metrics.rejected(CRASH_LOOP)
+        error = (
+            f"{CRASH_LOOP}: the {self.service} process died {doomed.deaths} times in a row while its core "
+            "handled this input; skipped from now on"
+        )
+        self.log.error("input dead-lettered: it killed the process", stream_seq=doomed.stream_seq, deaths=doomed.deaths)
+        try:
+            raw = await self.js.get_msg(self.stream, doomed.stream_seq)
+        except nats.errors.Error as exc:
+            self.log.error("crash loop input no longer in its stream", stream_seq=doomed.stream_seq, error=repr(exc))
+            return
+        ts = int(raw.time.timestamp() * 1e9) if raw.time else 0
+        await self.dead_letters.send(
+            source=raw.subject or "",
+            error=error,
+            payload=raw.data or b"",
+            ts_ns=ts,
+            stream_seq=doomed.stream_seq,
+            headers={k: str(v) for k, v in (raw.headers or {}).items()},
+            delivery=doomed.deaths,
+        )
 
     async def _recreate_durable(self, start_seq: int) -> None:
         await recreate_durable(
@@ -141,10 +198,18 @@ class CoreConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
+        try:
+            await self._run(stop)
+        finally:
+            if self.guard is not None:
+                self.guard.close()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         await self.rebuild()
         sub = await self.js.pull_subscribe_bind(consumer=self.durable, stream=self.stream)
         try:
             while not stop.is_set():
+                await self._after_reconnect()
                 try:
                     msgs = await sub.fetch(self.batch, timeout=0.5)
                 except (TimeoutError, nats.errors.TimeoutError):
@@ -171,7 +236,11 @@ class CoreConsumer:
     async def process(self, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream
         if seq <= self.last_seq:  # a redelivery of something already processed
-            await msg.ack()
+            await self._ack(msg)
+            return
+        if self.guard is not None and seq in self.guard.skipped:  # dead-lettered at start: it killed us
+            await self._ack(msg, b"+TERM")
+            self._done(seq)
             return
         self.metrics.received()
         headers = dict(msg.headers or {})
@@ -206,22 +275,26 @@ class CoreConsumer:
                 attributes={"ticktape.event_id": event.event_id, "messaging.destination": msg.subject},
             ),
         ):
+            self._begin(seq)
             try:
                 outputs = self.core.handle(event)
             except InvalidInput as exc:
+                self._end()
                 await self._reject(msg, seq, headers, "invalid_input", str(exc))
                 return
             except Exception as exc:  # noqa: BLE001 - a core bug must not stop the service or lose the input
+                self._end()
                 self.metrics.error("core")
                 self.log.error("core failed; input dead-lettered", event_id=event.event_id, error=repr(exc))
                 await self._give_up(msg, seq, headers, f"core error: {exc!r}", event.event_id)
                 return
+            self._end()
             if outputs and not await self._publish(msg, seq, headers, event.event_id, outputs):
                 return
             self.log.debug(
                 "handled", type=event.__struct_config__.tag, stream_seq=seq, outputs=[o.event_id for o in outputs]
             )
-        await msg.ack()
+        await self._ack(msg)
         self._done(seq)
 
     async def _publish(self, msg: Msg, seq: int, headers: dict[str, str], cause: str, outputs: list[Event]) -> bool:
@@ -317,8 +390,32 @@ class CoreConsumer:
             causation_id=cause,
             delivery=delivery or msg.metadata.num_delivered,
         )
-        await msg.term()
+        await self._ack(msg, b"+TERM")
         self._done(seq)
+
+    async def _ack(self, msg: Msg, body: bytes = b"") -> None:
+        """Ack (b"") or terminate (b"+TERM") the input, remembering the answer to send it again
+        after a reconnect."""
+        if body:
+            await msg.term()
+        else:
+            await msg.ack()
+        if msg.reply:
+            self._answered.append((msg.reply, body))
+
+    async def _after_reconnect(self) -> None:
+        """Send the last answers again once the connection has been re-established: acks are
+        idempotent, and those lost in the outage would otherwise hold their inputs pending."""
+        if self.nc is None or self.nc.stats["reconnects"] == self._reconnects or not self.nc.is_connected:
+            return
+        self._reconnects = self.nc.stats["reconnects"]
+        answered = list(self._answered)
+        with contextlib.suppress(nats.errors.Error):
+            for reply, body in answered:
+                await self.nc.publish(reply, body)
+            await self.nc.flush(timeout=5)
+        self.metrics.retried("ack_after_reconnect")
+        self.log.info("reconnected: recent acks sent again", count=len(answered))
 
 
 __all__ = ["Core", "CoreConsumer", "subjects"]

@@ -1,8 +1,11 @@
-"""`ticktape audit verify [SESSION]` and `ticktape audit trace EVENT_ID`: check the audit log's
-hash chain, and walk an order or fill back to the bar that caused it.
+"""`ticktape audit verify [SESSION]`, `ticktape audit trace EVENT_ID` and `ticktape audit pubkey`:
+check the audit log's hash chain and its signed checkpoints, walk an order or fill back to the
+bar that caused it, print the public key that verifies the checkpoints.
 
-Exit codes: 0 ok / found; 1 the chain is broken / the event is not in the log; 2 cannot check
-(no database, no audit tables, unknown session); 78 invalid configuration."""
+Exit codes: 0 ok / found; 1 the chain is broken, a checkpoint's signature does not verify or no
+checkpoint is signed by the key / the event is not in the log; 2 cannot check (no database, no
+audit tables, unknown session, an unreadable --public-key, no key for pubkey); 78 invalid
+configuration."""
 
 from __future__ import annotations
 
@@ -31,10 +34,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "verify",
         help="recompute the hash chain and check the checkpoints",
         description="Recompute the audit log's hash chain (every archived stream, or one session's "
-        "range from its session.started to its session.stopped) and check the checkpoints. "
+        "range from its session.started to its session.stopped) and check the checkpoints: with a "
+        "public key, their ed25519 signatures too, plus the latest signed checkpoint the archiver "
+        "keeps beside its key under home (so a tail deleted with its checkpoints is caught). "
         "Prints 'ok: N events, head hash H' or the first broken link; exits 1 when broken.",
     )
     v.add_argument("session", nargs="?", help="verify only this session's range of the events stream")
+    keys = v.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--public-key",
+        metavar="PATH",
+        help="check every checkpoint's signature with this ed25519 public key (PEM); default: the .pub "
+        "beside the audit service's key under home (audit.signing_key), when it exists",
+    )
+    keys.add_argument(
+        "--no-signatures", action="store_true", help="check the hash chain only, not the checkpoints' signatures"
+    )
     v.add_argument(
         "--stream",
         action="append",
@@ -52,6 +67,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--limit", type=int, default=200, help="list at most this many correlated events (default 200)")
     _common_options(t)
     t.set_defaults(func=run_trace)
+    k = commands.add_parser(
+        "pubkey",
+        help="print the public key that verifies the audit checkpoints, and its key id",
+        description="Print the audit service's ed25519 public key (PEM) from beside its private key "
+        "under home (audit.signing_key) and its key id. Keep a copy outside the machine: "
+        "`ticktape audit verify --public-key COPY` then proves the log against its database.",
+    )
+    k.add_argument("--config", help="path to ticktape.yaml (default: ./ticktape.yaml if present)")
+    k.add_argument("--json", action="store_true", help="print JSON instead of text")
+    k.set_defaults(func=run_pubkey)
 
 
 def _common_options(p: argparse.ArgumentParser) -> None:
@@ -64,12 +89,51 @@ def _common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
-def resolve(args: argparse.Namespace) -> tuple[str, cfg.CommonSettings]:
-    """The DSN to read and the common settings (config errors propagate as ConfigError)."""
+def _raw(args: argparse.Namespace) -> dict[str, Any]:
     env = dict(os.environ)
     if args.config:
         env["TICKTAPE_CONFIG"] = str(Path(args.config).resolve())
-    common = cfg.load_common(cfg.load_raw(env=env))
+    return cfg.load_raw(env=env)
+
+
+def signing_key_path(raw: dict[str, Any]) -> Path:
+    """The audit service's private key: audit.signing_key, else <home>/keys/audit-ed25519.pem."""
+    from ticktape.audit import signing
+
+    common = cfg.load_common(raw)
+    section = raw.get("audit")
+    configured = section.get("signing_key") if isinstance(section, dict) else None
+    if configured is not None and not isinstance(configured, str):
+        raise cfg.ConfigError(f"config error: audit.signing_key must be a path (got {configured!r})")
+    return signing.key_path(common.home, configured)
+
+
+def default_public_key(raw: dict[str, Any]) -> Path:
+    """The .pub beside the audit service's signing key."""
+    from ticktape.audit import signing
+
+    return signing.public_path(signing_key_path(raw))
+
+
+def _witnesses(args: argparse.Namespace, key: Any) -> Any:
+    """stream -> the latest signed checkpoint the archiver kept beside its key under home, when
+    it was signed by `key` (a witness of another key belongs to another log)."""
+    from ticktape.audit import signing
+
+    private = signing_key_path(_raw(args))
+
+    def witness(stream: str) -> Any:
+        path = signing.witness_path(private, stream)
+        found = signing.read_witness(path) if path is not None else None
+        ok = found is not None and key is not None and found.key_id == key.key_id and found.stream == stream
+        return found if ok else None
+
+    return witness
+
+
+def resolve(args: argparse.Namespace) -> tuple[str, cfg.CommonSettings]:
+    """The DSN to read and the common settings (config errors propagate as ConfigError)."""
+    common = cfg.load_common(_raw(args))
     dsn = args.dsn or common.postgres.dsn or _embedded_dsn(common)
     if not dsn:
         raise _Unavailable(
@@ -113,17 +177,44 @@ async def _with_connection(dsn: str, body: Any) -> int:
         raise _Unavailable(
             "this database has no audit log (audit_log): is the audit service running against it?"
         ) from None
+    except psycopg.errors.UndefinedColumn:
+        raise _Unavailable(
+            "the audit tables predate signed checkpoints: start the audit service once to migrate them"
+        ) from None
     finally:
         await conn.close()
+
+
+def _public_key(args: argparse.Namespace) -> Any:
+    """The signing.PublicKey to check signatures with, or None (--no-signatures, or no --public-key
+    and none under home: then only the chain is checked, and a note says so on stderr)."""
+    from ticktape.audit import signing
+
+    if args.no_signatures:
+        return None
+    path = Path(args.public_key) if args.public_key else default_public_key(_raw(args))
+    if not args.public_key and not path.exists():
+        print(
+            f"ticktape audit: no public key at {path}: checkpoint signatures not checked "
+            "(pass --public-key to check them)",
+            file=sys.stderr,
+        )
+        return None
+    try:
+        return signing.load_public(path)
+    except signing.SigningKeyError as exc:
+        raise _Unavailable(str(exc)) from None
 
 
 def run_verify(args: argparse.Namespace) -> int:
     from ticktape.audit import verify
 
     async def body(conn: Any, common: cfg.CommonSettings) -> int:
+        key = _public_key(args)
+        witnesses = _witnesses(args, key)
         if args.session:
             stream = (args.stream or [common.nats.stream])[0]
-            found = await verify.verify_session(conn, stream, args.session)
+            found = await verify.verify_session(conn, stream, args.session, key, witnesses)
             if found is None:
                 raise _Unavailable(
                     f"no session {args.session!r} in stream {stream}: no session.started "
@@ -131,10 +222,11 @@ def run_verify(args: argparse.Namespace) -> int:
                 )
             outcomes = [found]
         else:
-            outcomes = await verify.verify_all(conn, args.stream)
+            outcomes = await verify.verify_all(conn, args.stream, key, witnesses)
         ok = all(o.ok for o in outcomes)
         if args.json:
-            print(json.dumps({"ok": ok, "streams": [o.to_json() for o in outcomes]}, indent=2))
+            doc = {"ok": ok, "key_id": key.key_id if key else None, "streams": [o.to_json() for o in outcomes]}
+            print(json.dumps(doc, indent=2))
         elif not outcomes:
             print("ok: 0 events, the audit log is empty")
         else:
@@ -190,3 +282,24 @@ def run_trace(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return _run(args, body)
+
+
+def run_pubkey(args: argparse.Namespace) -> int:
+    from ticktape.audit import signing
+
+    try:
+        path = default_public_key(_raw(args))
+        key = signing.load_public(path)
+    except cfg.ConfigError as exc:
+        print(f"ticktape audit: {exc}", file=sys.stderr)
+        return cfg.EXIT_CONFIG
+    except signing.SigningKeyError as exc:
+        print(f"ticktape audit: {exc} (the audit service writes it on its first start)", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    pem = signing.public_pem(key.key).decode()
+    if args.json:
+        print(json.dumps({"key_id": key.key_id, "path": str(path), "pem": pem}))
+    else:
+        print(f"# ticktape audit checkpoint key {key.key_id} ({path})")
+        print(pem, end="")
+    return EXIT_OK

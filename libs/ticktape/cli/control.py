@@ -15,6 +15,7 @@ import nats.errors
 
 from ticktape import config as cfg
 from ticktape import ids, subjects
+from ticktape.bus.connect import connect_once
 from ticktape.bus.creds import CredentialsError, connect_options
 from ticktape.bus.permissions import OPERATOR
 from ticktape.bus.publisher import msg_headers
@@ -75,7 +76,7 @@ async def _publish(url: str, creds: str | None, event: EmergencyStop | ResumeTra
     async def on_error(exc: Exception) -> None:
         errors.append(exc)
 
-    nc = await nats.connect(
+    nc = await connect_once(
         url,
         connect_timeout=5,
         allow_reconnect=False,

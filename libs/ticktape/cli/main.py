@@ -15,6 +15,7 @@ COMMANDS = (
     "ticktape.cli.replay",
     "ticktape.cli.audit",
     "ticktape.cli.control",
+    "ticktape.cli.bus",
 )
 
 

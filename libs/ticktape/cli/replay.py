@@ -155,10 +155,22 @@ def result_doc(meta: SessionMeta, result: VerifyResult) -> dict[str, Any]:
         ],
         "unconfirmed": result.unconfirmed,
         "rejected": result.rejected,
+        # events on a core's output subjects that no core produced (injected): see replay.verify
+        "foreign": [
+            {
+                "core": d.core,
+                "seq": d.recorded_seq,
+                "subject": d.recorded_subject,
+                "event_id": d.event_id,
+                "type": d.type,
+            }
+            for d in result.foreign
+        ],
         "divergence": None
         if first is None
         else {
             "core": first.core,
+            "kind": first.kind,
             "reason": first.reason,
             "recorded_seq": first.recorded_seq,
             "recorded": first.recorded.decode(errors="replace") if first.recorded is not None else None,
@@ -194,9 +206,12 @@ def print_table(result: VerifyResult) -> None:
     if result.ok:
         print("verified: every output of the session replays byte for byte")
         return
-    d = result.divergences[0] if result.divergences else None
+    for f in result.foreign:
+        print(f"FOREIGN INPUT (seq {f.recorded_seq}, type {f.type}, {f.core}'s output): {f.reason}")
+    d = next((d for d in result.divergences if d.kind != "foreign"), None)
     if d is None:
-        print("MISMATCH: digests differ")
+        if not result.foreign:
+            print("MISMATCH: digests differ")
         return
     print(f"MISMATCH in {d.core}: {d.reason}")
     if d.recorded is not None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -13,11 +15,12 @@ import msgspec
 from ticktape import config as cfg
 from ticktape import registry, sessions
 from ticktape.bus import creds, permissions
-from ticktape.infra import nats_auth
-from ticktape.infra.nats_server import InfraError
+from ticktape.infra import cluster, nats_auth
+from ticktape.infra.nats_server import InfraError, NatsServer
+from ticktape.infra.postgres import PostgresServer
 from ticktape.infra.stack import ensure_nats, ensure_postgres
 from ticktape.redact import redact_text
-from ticktape.supervisor import Supervisor, child_env
+from ticktape.supervisor import Server, StopSignals, Supervisor, child_env
 
 LIVE_REFUSAL = (
     "live trading is not available in this build: ticktape runs execution in dry-run (paper) mode "
@@ -32,10 +35,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--venue-sim", dest="venue_sim", help="point every venue endpoint at this venue simulator URL")
     p.add_argument("--services", help="comma-separated subset of services to run")
     p.add_argument("--live", action="store_true", help="refused: live trading is not available")
+    p.add_argument(
+        "--cluster",
+        type=int,
+        choices=cluster.SIZES,
+        metavar="N",
+        help=f"run an embedded NATS cluster of N nodes ({' or '.join(map(str, cluster.SIZES))}) on loopback, "
+        "streams replicated on every node (nats.replicas = N)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    # Ctrl-C/SIGTERM/SIGHUP are caught before anything starts and until everything has stopped
+    # (ticktape.supervisor.StopSignals): a signal never finds the default action while a child lives
+    signals = StopSignals().install()
+    try:
+        return _run(args, signals)
+    finally:
+        signals.ignore()
+
+
+def _run(args: argparse.Namespace, signals: StopSignals) -> int:
     if args.live:
         print(f"ticktape up: {LIVE_REFUSAL}", file=sys.stderr)
         return 2
@@ -46,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         env["TICKTAPE_HOME"] = args.home
     if args.venue_sim:
         env["TICKTAPE_VENUE_SIM"] = args.venue_sim
+    if args.cluster:
+        env["TICKTAPE_NATS__REPLICAS"] = str(args.cluster)  # every stream on every node (R3: R=3)
     try:
         raw = cfg.load_raw(env=env)
         common = cfg.load_common(raw)
@@ -62,13 +85,24 @@ def run(args: argparse.Namespace) -> int:
         return 2
     services = tuple(s for s in known if s in wanted)  # started in the registry's order
     try:
-        nats_url, nats_server = ensure_nats(common)
+        nats_server: NatsServer | cluster.NatsCluster | None
+        if args.cluster:
+            nats_server = cluster.start_cluster(common, args.cluster)
+            nats_url = nats_server.url
+        else:
+            nats_url, nats_server = ensure_nats(common)
+        if isinstance(nats_server, NatsServer):
+            signals.started.append(nats_server.process)
+        elif nats_server is not None:
+            signals.started.extend(nats_server.processes)  # every node of a cluster
         bus = nats_auth.for_stack(common)
     except (InfraError, creds.CredentialsError) as exc:
         print(f"ticktape up: {redact_text(str(exc))}", file=sys.stderr)
         return 1
     try:
         pg_dsn, pg_server = ensure_postgres(common)
+        if pg_server is not None:
+            signals.started.append(pg_server.process)
     except InfraError as exc:
         if nats_server is not None:
             nats_server.stop()
@@ -79,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
     service_env = {s: {"TICKTAPE_NATS__CREDS": path} for s in services if (path := bus.for_role(s))}
     shown_url = redact_text(nats_url)  # what is printed never carries a token or password
     print(f"ticktape up: NATS {shown_url} ({'embedded' if nats_server else 'existing'}), state in {home}", flush=True)
+    if isinstance(nats_server, cluster.NatsCluster):
+        nodes = ", ".join(f"{n.name} {n.url}" for n in nats_server.nodes)
+        print(f"ticktape up: NATS cluster (R{common.nats.replicas} streams), nodes {nodes}", flush=True)
     print(f"ticktape up: PostgreSQL {'embedded' if pg_server else 'external'}; dry-run (paper) trading", flush=True)
     observer = bus.for_role(permissions.OBSERVER)
     if observer:
@@ -87,8 +124,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"ticktape up: watch signals with: nats sub --server {shown_url} 'signals.>'", flush=True)
     admin = msgspec.structs.replace(common.nats, url=nats_url, creds=bus.for_role(permissions.ADMIN))
+    # stopped by the supervisor after the services (and killed with them when the stop runs out
+    # of time or is interrupted); stopped here too when the session never started
+    # the embedded PostgreSQL and nats-server (every node of a cluster) are also restarted when
+    # they die, with the same ports, name and data
+    servers: list[Server] = [s for s in (pg_server, nats_server) if isinstance(s, PostgresServer | NatsServer)]
+    if isinstance(nats_server, cluster.NatsCluster):
+        servers.extend(nats_server.servers.values())
+    infra: list[subprocess.Popen[bytes]] = []
     try:
-        return _run_session(children_env, home, services, admin, service_env)
+        if signals.first is not None:  # asked to stop while the servers started: no session
+            return 0
+        return _run_session(
+            children_env, home, services, admin, service_env, common.supervisor, infra, signals, servers
+        )
     finally:
         if pg_server is not None:
             pg_server.stop()
@@ -102,6 +151,10 @@ def _run_session(
     services: tuple[str, ...],
     nats: cfg.NatsSettings,
     service_env: dict[str, dict[str, str]] | None = None,
+    stopping: cfg.SupervisorSettings | None = None,
+    infra: Sequence[subprocess.Popen[bytes]] = (),
+    signals: StopSignals | None = None,
+    servers: Sequence[Server] = (),
 ) -> int:
     """Record the session around the supervisor: the producers stop first; the cores (services
     with a replayable core) once their durables have drained their input; the sinks (archivers)
@@ -126,8 +179,10 @@ def _run_session(
     sinks = tuple(i.name for i in infos if i.kind == "sink")
     sink_durables = tuple(d for i in infos if i.kind == "sink" for d in i.durables)
     stopped: list[str] = []
+    attempted: list[bool] = []
 
     def record_stop() -> None:
+        attempted.append(True)
         reason = (
             sessions.CONFIG_ERROR
             if supervisor.exit_code == cfg.EXIT_CONFIG
@@ -151,8 +206,13 @@ def _run_session(
         before_last=record_stop,
         drain_last=lambda alive: recorder.drain(sink_durables, alive),
         extra_env=service_env,
+        grace=(stopping or cfg.SupervisorSettings()).service_grace_s,
+        stop_timeout=(stopping or cfg.SupervisorSettings()).stop_timeout_s,
+        infra=infra,
+        signals=signals,
+        servers=servers,
     )
     code = supervisor.run()
-    if not stopped:
+    if not attempted:
         record_stop()
     return code

@@ -13,10 +13,11 @@ from ticktape.events.execution import (
     PositionUpdated,
 )
 from ticktape.events.market import BarClosed, BarRejected, MarketDataStatus, ShardStatus, TradeTick
+from ticktape.events.ops import StorageAlert
 from ticktape.events.risk import OrderApproved, OrderRejected
 from ticktape.events.session import SessionStarted, SessionStopped
 from ticktape.events.signals import SignalGenerated, Vote
-from ticktape.events.universe import UniverseMember, UniverseUpdated
+from ticktape.events.universe import UniverseMember, UniverseTrimmed, UniverseUpdated
 
 EVENT_TYPES: tuple[type[Envelope], ...] = (
     BarClosed,
@@ -37,6 +38,8 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     SessionStarted,
     SessionStopped,
     BarRejected,
+    StorageAlert,
+    UniverseTrimmed,
 )
 
 Event = (
@@ -58,6 +61,8 @@ Event = (
     | SessionStarted
     | SessionStopped
     | BarRejected
+    | StorageAlert
+    | UniverseTrimmed
 )
 
 
@@ -87,7 +92,9 @@ __all__ = [
     "PositionUpdated",
     "ResumeTrading",
     "SignalGenerated",
+    "StorageAlert",
     "UniverseMember",
+    "UniverseTrimmed",
     "UniverseUpdated",
     "Vote",
     "type_tag",

@@ -37,6 +37,17 @@ class NatsServer:
     port: int
     store_dir: Path
     log_file: Path
+    host: str = "127.0.0.1"
+    config: tuple[str, ...] = ()  # what it was started with, to restart it the same way
+    name: str = "nats-server"
+
+    def restart(self, timeout: float = 15.0) -> None:
+        """Start it again after it died: the same port, store and configuration (credentials
+        included), so clients reconnect to the URL they know and JetStream recovers its store."""
+        if self.process.poll() is None:
+            raise InfraError(f"nats-server (pid {self.process.pid}) is still running")
+        again = start_nats_server(self.store_dir, host=self.host, port=self.port, timeout=timeout, config=self.config)
+        self.process = again.process
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process.poll() is None:
@@ -53,9 +64,11 @@ class NatsServer:
             self.process.wait()
 
 
-def jetstream_block(sync_interval: str) -> str:
-    """The nats-server configuration block for JetStream's fsync policy (see NatsSettings)."""
-    return f"jetstream {{ sync_interval: {sync_interval} }}"
+def jetstream_block(sync_interval: str, max_file_store: int | None = None) -> str:
+    """The nats-server configuration block for JetStream's fsync policy and, when given, its file
+    store limit in bytes (see NatsSettings and ticktape.bus.provision.file_store_bytes)."""
+    store = f", max_file_store: {max_file_store}" if max_file_store else ""  # entries need a separator
+    return f"jetstream {{ sync_interval: {sync_interval}{store} }}"
 
 
 def start_nats_server(
@@ -114,7 +127,8 @@ def start_nats_server(
                 time.sleep(0.02)
                 continue
             actual_port = int(client.rsplit(":", 1)[1])
-            return NatsServer(proc, f"nats://{host}:{actual_port}", actual_port, store_dir, log_file)
+            url = f"nats://{host}:{actual_port}"
+            return NatsServer(proc, url, actual_port, store_dir, log_file, host=host, config=tuple(config))
         time.sleep(0.02)
     proc.kill()
     raise InfraError(f"nats-server did not report its port within {timeout}s (log: {log_file})")

@@ -162,11 +162,28 @@ def _mkdirs(path: Path) -> None:
 
 
 def _postmaster_alive(data: Path) -> bool:
+    return _lock_holder_alive(data / "postmaster.pid")
+
+
+def _lock_holder_alive(lock: Path) -> bool:
+    """Whether the pid on the first line of a PostgreSQL lock file (postmaster.pid, a socket's
+    .lock) is a live process; one we may not signal (another user's) counts as alive."""
     try:
-        os.kill(int((data / "postmaster.pid").read_text().split()[0]), 0)
+        os.kill(int(lock.read_text().split()[0]), 0)
+    except PermissionError:
+        return True
     except (OSError, ValueError, IndexError):
         return False
     return True
+
+
+def _remove_stale_locks(data: Path, port: int) -> None:
+    """Before a start: the lock files a postmaster killed with SIGKILL left behind (postmaster.pid
+    and its socket's lock), removed only when the pid they name is not alive. A live pid's lock
+    stays, and the server refuses to start, rightly (PostgreSQL checks again itself)."""
+    for lock in (data / "postmaster.pid", data / f".s.PGSQL.{port}.lock"):
+        if lock.exists() and not _lock_holder_alive(lock):
+            lock.unlink(missing_ok=True)
 
 
 def _data_dir_for(data_dir: Path, user: str | None) -> Path:
@@ -262,6 +279,16 @@ class PostgresServer:
     process: subprocess.Popen[bytes]
     data_dir: Path
     port: int
+    durable: bool = True
+    name: str = "PostgreSQL"
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """Start it again after it died: the same port, data directory and passwords (its stale
+        locks removed once their pid is gone; crash recovery replays the WAL)."""
+        if self.process.poll() is None:
+            raise InfraError(f"postgres (pid {self.process.pid}) is still running")
+        again = start_postgres(self.data_dir, port=self.port, timeout=timeout, durable=self.durable)
+        self.process = again.process
 
     @property
     def dsn(self) -> str:
@@ -364,10 +391,8 @@ def start_postgres(
     if not (data / "PG_VERSION").exists():
         _initdb(bins, data, user, admin_passfile, durable)
     legacy_trust = _hba_trusts(data)
-    stale = data_dir / "postmaster.pid"
-    if stale.exists():
-        stale.unlink()
     port = port or free_port()
+    _remove_stale_locks(data, port)
     settings = DURABLE if durable else FAST_UNSAFE
     log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child process
     cmd = [str(bins / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(data)]
@@ -375,7 +400,7 @@ def start_postgres(
         cmd += ["-c", setting]
     proc = subprocess.Popen(cmd, user=user, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
-    server = PostgresServer(proc, data_dir, port)
+    server = PostgresServer(proc, data_dir, port, durable=durable)
     deadline = time.monotonic() + timeout
     import psycopg
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ticktape.bus import creds, permissions
-from ticktape.bus.connect import NotAuthorized, has_jetstream
+from ticktape.bus.connect import NotAuthorized, has_jetstream, server_urls
+from ticktape.bus.provision import file_store_bytes
 from ticktape.config import CommonSettings
 from ticktape.infra import nats_auth
 from ticktape.infra.nats_server import InfraError, NatsServer, jetstream_block, start_nats_server
@@ -27,14 +28,25 @@ from ticktape.infra.postgres import PostgresServer, app_dsn, start_postgres
 MAX_PAYLOAD = 1024 * 1024
 
 
+def embedded_config(common: CommonSettings) -> list[str]:
+    """The configuration of an embedded server (and of each node of an embedded cluster,
+    ticktape.infra.cluster): a user per role and no anonymous clients, MAX_PAYLOAD, JetStream."""
+    config = nats_auth.embedded_server_config(common)
+    config.append(f"max_payload: {MAX_PAYLOAD}")
+    # fsync "always" unless configured; a file store sized to the streams' byte limits: see README
+    config.append(jetstream_block(common.nats.sync_interval, file_store_bytes(common.nats)))
+    return config
+
+
 def ensure_nats(common: CommonSettings) -> tuple[str, NatsServer | None]:
     """(URL, the embedded server or None). The embedded server admits only the roles of
     ticktape.bus.permissions, with the credentials under creds_dir (ticktape.infra.nats_auth);
     port 0 starts it on a free port."""
     url = common.nats.url
-    parsed = urlparse(url)
+    servers = server_urls(url)  # several: an existing cluster, used as it is
+    parsed = urlparse(servers[0])
     host, port = parsed.hostname or "127.0.0.1", 4222 if parsed.port is None else parsed.port
-    if port and port_open(host, port):
+    if len(servers) > 1 or (port and port_open(host, port)):
         admin = nats_auth.for_stack(common).for_role(permissions.ADMIN)
         try:
             if asyncio.run(has_jetstream(url, creds=admin)):
@@ -45,15 +57,15 @@ def ensure_nats(common: CommonSettings) -> tuple[str, NatsServer | None]:
                 + (f"the admin credentials in {admin}" if admin else "clients without credentials")
                 + f"; put a credentials file per role in {creds.creds_dir(common)} (nats.creds_dir)"
             ) from None
+        if len(servers) > 1:
+            raise InfraError(f"no server of {url} answers with JetStream (a list of servers is never started here)")
         raise InfraError(
             f"a NATS server answers at {url} but has no JetStream; start it with -js "
             "or point TICKTAPE_NATS_URL at one that has it"
         )
     if not is_loopback(host):
         raise InfraError(f"no NATS server answers at {url}; embedded servers only start on loopback")
-    config = nats_auth.embedded_server_config(common)  # a user per role; no anonymous clients
-    config.append(f"max_payload: {MAX_PAYLOAD}")
-    config.append(jetstream_block(common.nats.sync_interval))  # "always" unless configured: see README
+    config = embedded_config(common)
     server = start_nats_server(Path(common.home) / "nats", host=host, port=port or -1, config=config)
     nats_auth.publish_url(common, server.url)
     return server.url, server

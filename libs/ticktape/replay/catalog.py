@@ -21,7 +21,9 @@ from ticktape.bus.creds import connect_options
 from ticktape.bus.reader import read_range
 from ticktape.events import SessionStarted, SessionStopped
 from ticktape.events.codec import DecodeError, decode
+from ticktape.redact import redact_text
 from ticktape.replay.records import Record, SessionMeta
+from ticktape.sessions import redacted_config
 
 PREFIX_KEY = "ticktape.subject_prefix"
 SESSION_KEY = "ticktape.session"
@@ -62,14 +64,14 @@ class SessionEntry:
 
 async def connect(url: str, creds: str | Path | None = None) -> Client:
     """A one-shot client for command-line tools: one attempt, failures raised rather than logged;
-    creds: a bus credentials file (ticktape.bus.creds)."""
-    import nats
+    creds: a bus credentials file (ticktape.bus.creds); url may list a cluster's servers."""
+    from ticktape.bus.connect import connect_once
 
     async def quiet(_exc: Exception) -> None:
         return None
 
     # max_reconnect_attempts=0 would mean "for ever" to nats-py
-    return await nats.connect(
+    return await connect_once(
         url,
         connect_timeout=5,
         max_reconnect_attempts=1,
@@ -141,10 +143,12 @@ async def list_sessions(js: JetStreamContext, ref: StreamRef) -> list[SessionEnt
             stopped_ns=stop[1].ts_event if stop else None,
             reason=stop[1].reason if stop else None,
             config_hash=start.config_hash,
-            config=start.config_json,
-            code_version=start.code_version,
+            # redacted on read: a recording made before a form of secret was recognised keeps it on
+            # the bus (the log is immutable evidence); no reader of the catalog ever sees it
+            config=redacted_config(start.config_json),
+            code_version=redact_text(start.code_version),
             services=start.services,
-            host=start.host,
+            host=redact_text(start.host),
             dependencies=start.dependencies,
         )
         end = stop[0] if stop else (order[i + 1][0] - 1 if i + 1 < len(order) else None)

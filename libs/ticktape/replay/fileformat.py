@@ -34,6 +34,7 @@ from pathlib import Path
 import msgspec
 
 from ticktape import jsonlimits
+from ticktape.redact import redact_text
 from ticktape.replay.records import Record, SessionMeta, family
 from ticktape.sessions import redacted_config
 
@@ -269,7 +270,10 @@ class SessionFile:
 
     @property
     def session(self) -> SessionMeta:
-        return self.header.session
+        """The header's session, redacted on read (a file written before a form of secret was
+        recognised still carries it: its sealed bytes are evidence and stay as they are)."""
+        meta = self.header.session
+        return msgspec.structs.replace(meta, config=redacted_config(meta.config), host=redact_text(meta.host))
 
     def records(self) -> Iterator[Record]:
         expected = self.header.counts.messages

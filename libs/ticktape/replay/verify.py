@@ -10,6 +10,15 @@ another configuration; the live service's start-up rebuild discarded those outpu
 A session that stopped cleanly ("stopped": its consumers drained their input first) must match
 exactly. For one still running, or stopped without draining, replayed outputs after the last
 published one are reported as unconfirmed (their inputs were not processed live yet), not failed.
+
+Each divergence has a kind: "mismatch" (a core produced this event, with other bytes), "missing"
+(a core produced events live never published) or "foreign": an event in the session on a core's
+output subject whose event id no core produced when replaying everything before it (a recorded
+output always follows the input that caused it, so the replay has produced it by then). Output
+ids are derived from their inputs, so a foreign event is input from outside the cores: published
+by someone holding publish rights on that subject, or a genuine event published twice. A foreign
+event is skipped (cores downstream still replay it as their input, as they consumed it live) and
+verification of its core goes on, so every injected event is named, not just the first.
 """
 
 from __future__ import annotations
@@ -31,10 +40,12 @@ FAMILIES = ("signals", "risk", "orders", "fills", "positions", "accounts")
 
 @dataclass(frozen=True)
 class Divergence:
-    """The first point where a core's replay and the recording part ways."""
+    """A point where a core's replay and the recording part ways (kind: mismatch, missing,
+    foreign; see the module docstring)."""
 
     core: str
     reason: str
+    kind: str = "mismatch"
     recorded_seq: int | None = None
     recorded_subject: str | None = None
     recorded: bytes | None = None
@@ -42,6 +53,8 @@ class Divergence:
     replayed: bytes | None = None
     input_seq: int | None = None
     input_subject: str | None = None
+    event_id: str | None = None  # the recorded event's id (foreign)
+    type: str | None = None  # the recorded event's type tag (foreign)
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,10 @@ class VerifyResult:
     @property
     def ok(self) -> bool:
         return not self.divergences and all(f.ok for f in self.families)
+
+    @property
+    def foreign(self) -> list[Divergence]:
+        return [d for d in self.divergences if d.kind == "foreign"]
 
 
 @dataclass(frozen=True)
@@ -143,7 +160,7 @@ class Verifier:
             return  # live, the consumers dead-lettered it
         producer = self._producer.get(type(event))
         if producer is not None:
-            self._recorded_output(producer, rec, event.event_id)
+            self._recorded_output(producer, rec, event.event_id, type(event).__struct_config__.tag)
         for track in self._routes_for(rec.subject):
             try:
                 outputs = track.spec.core.handle(event)
@@ -154,7 +171,7 @@ class Verifier:
                 track.pending.append(_Out(rec.seq, rec.subject, subjects.for_event(out), encode(out), out.event_id))
                 track.ids.add(out.event_id)
 
-    def _recorded_output(self, track: _Track, rec: Record, event_id: str) -> None:
+    def _recorded_output(self, track: _Track, rec: Record, event_id: str, tag: Any = None) -> None:
         start = self.session.start_seq
         if rec.seq < start:  # an earlier session's output: only used to line up
             if event_id in track.ids:
@@ -162,6 +179,9 @@ class Verifier:
                     pass
             return
         self.recorded.add(rec.subject, rec.data)
+        if not any(event_id in t.ids for t in self.tracks):
+            self._foreign(track, rec, event_id, tag if isinstance(tag, str) else None)
+            return
         if track.diverged:
             return
         if not track.aligned:
@@ -171,12 +191,18 @@ class Verifier:
                     skipped = track.pop()
                     if skipped.input_seq > start:
                         self.replayed.add(skipped.subject, skipped.data)
-                        self._diverge(track, "replay produced an event live did not publish", rec=None, out=skipped)
+                        self._diverge(
+                            track,
+                            "replay produced an event live did not publish",
+                            rec=None,
+                            out=skipped,
+                            kind="missing",
+                        )
                         return
             else:
                 while track.pending and track.pending[0].input_seq <= start:
                     track.pop()
-        if not track.pending:
+        if not track.pending:  # unreachable while foreign events are caught above; kept as a guard
             self._diverge(track, "live published an event the replay did not produce", rec=rec, out=None)
             return
         out = track.pop()
@@ -186,12 +212,29 @@ class Verifier:
             return
         track.last_matched_input = out.input_seq
 
-    def _diverge(self, track: _Track, reason: str, *, rec: Record | None, out: _Out | None) -> None:
+    def _foreign(self, track: _Track, rec: Record, event_id: str, type_: str | None) -> None:
+        self.divergences.append(
+            Divergence(
+                core=track.spec.name,
+                reason=f"foreign: event {event_id} on {rec.subject} was not produced by any core (injected?)",
+                kind="foreign",
+                recorded_seq=rec.seq,
+                recorded_subject=rec.subject,
+                recorded=rec.data,
+                event_id=event_id,
+                type=type_,
+            )
+        )
+
+    def _diverge(
+        self, track: _Track, reason: str, *, rec: Record | None, out: _Out | None, kind: str = "mismatch"
+    ) -> None:
         track.diverged = True
         self.divergences.append(
             Divergence(
                 core=track.spec.name,
                 reason=reason,
+                kind=kind,
                 recorded_seq=rec.seq if rec else None,
                 recorded_subject=rec.subject if rec else None,
                 recorded=rec.data if rec else None,
@@ -218,7 +261,11 @@ class Verifier:
                 self.replayed.add(o.subject, o.data)
             if not track.diverged:
                 self._diverge(
-                    track, f"replay produced {len(rest)} event(s) live did not publish", rec=None, out=rest[0]
+                    track,
+                    f"replay produced {len(rest)} event(s) live did not publish",
+                    rec=None,
+                    out=rest[0],
+                    kind="missing",
                 )
         names = sorted(
             set(self.recorded.counts) | set(self.replayed.counts),

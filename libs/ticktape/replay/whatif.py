@@ -20,6 +20,9 @@ from ticktape.replay.records import Record, SessionMeta
 from ticktape.sessions import STOPPED, effective_config, started_event, stopped_event
 
 INPUTS = (subjects.ALL_BARS, subjects.ALL_CONTROL)
+# A what-if also feeds the cores the symbol registry's universes (execution's trading rules): like
+# bars, recorded inputs, but never republished (only the registry may publish them).
+WHAT_IF_INPUTS = (*INPUTS, subjects.ALL_UNIVERSES)
 
 
 def merge_config(recorded: Mapping[str, Any], other: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,7 +70,7 @@ class WhatIf:
         self._last = rec
         if subjects.matches(subjects.ALL_SESSIONS, rec.subject):
             return self._lifecycle(rec)
-        if not is_input(rec.subject) or self._stopped is not None:
+        if not any(subjects.matches(p, rec.subject) for p in WHAT_IF_INPUTS) or self._stopped is not None:
             return []
         try:
             event = subjects.decode_on(rec.subject, rec.data)

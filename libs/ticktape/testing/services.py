@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,6 +13,9 @@ from ticktape.runtime import Runtime, open_runtime
 
 
 def common_settings(nats_url: str, pg_dsn: str | None = None, **kwargs: Any) -> CommonSettings:
+    """Settings for a service run in a test: its state (e.g. the crash-loop guard's files) under a
+    fresh temporary home unless `home` is given."""
+    kwargs.setdefault("home", tempfile.mkdtemp(prefix="ticktape-test-home-"))
     return CommonSettings(nats=NatsSettings(url=nats_url), postgres=PostgresSettings(dsn=pg_dsn), **kwargs)
 
 

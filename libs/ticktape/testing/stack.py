@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from ticktape.supervisor import pid_of
+from ticktape.supervisor import pid_of, state_of
 
 
 class VenueSim:
@@ -55,7 +55,7 @@ class VenueSim:
 
 class Stack:
     """`python -m ticktape up --venue-sim URL` with its own home, config and log files
-    (`services`: only those, as `--services`)."""
+    (`services`: only those, as `--services`; `args`: more options of `up`, e.g. --cluster 3)."""
 
     def __init__(
         self,
@@ -67,6 +67,7 @@ class Stack:
         config_yaml: str,
         extra_env: dict[str, str] | None = None,
         services: Sequence[str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
@@ -89,6 +90,7 @@ class Stack:
                 "--home",
                 str(home),
                 *(["--services", ",".join(services)] if services else []),
+                *args,
             ],
             env=env,
             stdout=self.stdout,
@@ -101,6 +103,10 @@ class Stack:
 
     def pid(self, service: str) -> int | None:
         return pid_of(self.run_dir, service)
+
+    def state(self) -> str | None:
+        """The supervisor's run/state: running (every service started), stopping, stopped."""
+        return state_of(self.run_dir)
 
     def alive(self, pid: int) -> bool:
         try:
