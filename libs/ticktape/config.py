@@ -91,7 +91,13 @@ class PostgresSettings(_Section, frozen=True, kw_only=True):
 
 class TelemetrySettings(_Section, frozen=True, kw_only=True):
     log_level: str = "info"
+    # OTLP/HTTP base URL (e.g. http://127.0.0.1:4318; spans go to <url>/v1/traces). Set, spans
+    # are recorded and exported as service.name=ticktape-<service>; unset, OTEL_EXPORTER_OTLP_ENDPOINT
+    # is used, and without either nothing is recorded (trace context is still propagated).
     otlp_endpoint: str | None = None
+    # Prometheus text on 127.0.0.1; 0: off. Under `ticktape up` a base port: up serves its own
+    # metrics there and service i of the registry base + 1 + i (ticktape.metrics.service_ports);
+    # a service run on its own serves on exactly this port. A port that cannot be bound exits 78.
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
 
     def __post_init__(self) -> None:

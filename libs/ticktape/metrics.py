@@ -1,11 +1,25 @@
-"""Per-service counters (received, published, rejected, dead-lettered, errors, retries, inputs
-that exhausted their deliveries, dead-letter payloads kept out of band) and the storage gauge
-(ticktape.storage: fraction of each stream's and disk's limit in use), exported in Prometheus
-text format when telemetry.metrics_port is set."""
+"""Per-service metrics in one registry per process, exported in Prometheus text format when
+telemetry.metrics_port is set (`ticktape up` gives each service its own port: service_ports).
+
+Counters: received, published, rejected, dead-lettered, errors, retries, inputs that exhausted
+their deliveries, dead-letter payloads kept out of band. Gauges: the storage fraction
+(ticktape.storage), each durable's lag, the age of each venue's last bar, each account's equity,
+peak equity, exposure and halt. Histograms: publish-to-ack latency, tick-to-output latency per
+hop, the core's handling time (the strategies' evaluation time in signal). WebSocket reconnects
+per shard. `SupervisorMetrics` is what `ticktape up` serves itself: restarts per service.
+deploy/prometheus/alerts.yml alerts on these names (a test checks it uses only names exported here)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+import time
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+# latency buckets in seconds: sub-millisecond publish acks up to minutes of backlog
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+# a core's handling of one input: microseconds normally
+HANDLE_BUCKETS = (0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1)
 
 
 class ServiceMetrics:
@@ -48,9 +62,95 @@ class ServiceMetrics:
             labels + ["resource", "store"],
             registry=self.registry,
         )
+        self._lag = Gauge(
+            "ticktape_consumer_lag",
+            "Messages of a durable's filter not yet delivered to it (consumer num_pending)",
+            labels + ["stream", "durable"],
+            registry=self.registry,
+        )
+        self._ack_pending = Gauge(
+            "ticktape_consumer_ack_pending",
+            "Messages delivered to a durable and not yet acked (consumer num_ack_pending)",
+            labels + ["stream", "durable"],
+            registry=self.registry,
+        )
+        self._bar_close = Gauge(
+            "ticktape_last_bar_close_time_seconds",
+            "Close time (epoch seconds) of the last closed bar published for a venue",
+            labels + ["venue"],
+            registry=self.registry,
+        )
+        self._bar_age = Gauge(
+            "ticktape_bar_age_seconds",
+            "Seconds from the close time of a venue's last published bar to now (computed at scrape)",
+            labels + ["venue"],
+            registry=self.registry,
+        )
+        self._publish_ack = Histogram(
+            "ticktape_publish_ack_seconds",
+            "Time from publishing a batch of events to JetStream's acks for all of them",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._hop = Histogram(
+            "ticktape_tick_to_output_seconds",
+            "Time from the tick that started a chain (the input's ts_init, set by market data when it "
+            "received the frame) to this hop's outputs being acked",
+            labels + ["input"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._handle = Histogram(
+            "ticktape_core_handle_seconds",
+            "Time the pure core took to handle one input (in signal: the strategies' evaluation)",
+            labels,
+            buckets=HANDLE_BUCKETS,
+            registry=self.registry,
+        )
+        self._equity = Gauge(
+            "ticktape_account_equity",
+            "A sub-account's equity (quote currency)",
+            labels + ["account"],
+            registry=self.registry,
+        )
+        self._equity_peak = Gauge(
+            "ticktape_account_equity_peak",
+            "Highest equity of a sub-account seen by this process (its rebuild replays the history)",
+            labels + ["account"],
+            registry=self.registry,
+        )
+        self._gross = Gauge(
+            "ticktape_account_gross_exposure",
+            "A sub-account's gross exposure (sum of |position notional|)",
+            labels + ["account"],
+            registry=self.registry,
+        )
+        self._net = Gauge(
+            "ticktape_account_net_exposure",
+            "A sub-account's net exposure",
+            labels + ["account"],
+            registry=self.registry,
+        )
+        self._halted = Gauge(
+            "ticktape_account_halted",
+            "1 while an emergency stop halts the account ('*': every account), 0 once resumed",
+            labels + ["account"],
+            registry=self.registry,
+        )
+        self._ws_reconnects = Counter(
+            "ticktape_ws_reconnects",
+            "WebSocket reconnects of a market-data shard",
+            labels + ["venue", "shard"],
+            registry=self.registry,
+        )
         # label children looked up once: received/published are on every message's path
         self._received_one = self._received.labels(service)
         self._published_one = self._published.labels(service)
+        self._publish_ack_one = self._publish_ack.labels(service)
+        self._handle_one = self._handle.labels(service)
+        self._last_close: dict[str, int] = {}
+        self._peaks: dict[str, float] = {}
 
     def received(self, n: int = 1) -> None:
         self._received_one.inc(n)
@@ -87,6 +187,114 @@ class ServiceMetrics:
                 if sample.name in (name, f"{name}_total") and all(sample.labels.get(k) == v for k, v in labels.items()):
                     total += sample.value
         return total
+
+    def consumer_lag(self, stream: str, durable: str, pending: int, ack_pending: int) -> None:
+        self._lag.labels(self.service, stream, durable).set(pending)
+        self._ack_pending.labels(self.service, stream, durable).set(ack_pending)
+
+    def bar_published(self, venue: str, close_time_ns: int) -> None:
+        """A closed bar of `venue` was published: its age is measured from close_time_ns at scrape."""
+        last = self._last_close.get(venue)
+        if last is None:
+            self._bar_age.labels(self.service, venue).set_function(lambda: self._age(venue))
+        if last is None or close_time_ns > last:
+            self._last_close[venue] = close_time_ns
+            self._bar_close.labels(self.service, venue).set(close_time_ns / 1e9)
+
+    def _age(self, venue: str) -> float:
+        return (time.time_ns() - self._last_close[venue]) / 1e9
+
+    def publish_acked(self, seconds: float) -> None:
+        self._publish_ack_one.observe(seconds)
+
+    def hop_latency(self, input_type: str, seconds: float) -> None:
+        self._hop.labels(self.service, input_type).observe(seconds)
+
+    def core_handled(self, seconds: float) -> None:
+        self._handle_one.observe(seconds)
+
+    def account(self, account: str, equity: float, gross: float, net: float) -> None:
+        self._equity.labels(self.service, account).set(equity)
+        if equity > self._peaks.get(account, float("-inf")):
+            self._peaks[account] = equity
+            self._equity_peak.labels(self.service, account).set(equity)
+        self._gross.labels(self.service, account).set(gross)
+        self._net.labels(self.service, account).set(net)
+
+    def halted(self, account: str, halted: bool) -> None:
+        self._halted.labels(self.service, account).set(1.0 if halted else 0.0)
+
+    def ws_reconnect_counter(self, venue: str, shard: int) -> Counter:
+        """The reconnect counter of one shard (created at 0, so a shard that never reconnects shows)."""
+        child: Counter = self._ws_reconnects.labels(self.service, venue, str(shard))
+        return child
+
+    def names(self) -> set[str]:
+        """Every metric name this registry exports (with _total, _bucket... suffixes)."""
+        return exported_names(self.registry)
+
+    def serve(self, port: int) -> None:
+        """Serve the registry on 127.0.0.1:port (0: not at all). Raises OSError when the port is taken."""
+        if port:
+            start_http_server(port, addr="127.0.0.1", registry=self.registry)
+
+
+def exported_names(registry: CollectorRegistry) -> set[str]:
+    """The metric family names and every sample name a registry can export."""
+    names: set[str] = set()
+    for metric in registry.collect():
+        names.add(metric.name)
+        kind = metric.type
+        suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created")}
+        names.update(metric.name + suffix for suffix in suffixes.get(kind, ()))
+        names.update(sample.name for sample in metric.samples)
+    return names
+
+
+def service_ports(base: int, services: Sequence[str], registered: Sequence[str]) -> dict[str, int]:
+    """The metrics port of each service under `ticktape up`: `ticktape up` itself serves on `base`,
+    each service on base + 1 + its index in the registry's order (so a port does not move when
+    --services picks a subset). base 0: metrics off, no ports."""
+    if not base:
+        return {}
+    last = base + len(registered)
+    if last > 65535:
+        raise ValueError(
+            f"telemetry.metrics_port {base} leaves no room for {len(registered)} services and `ticktape up` "
+            f"(ports {base}..{last}); use at most {65535 - len(registered)}"
+        )
+    return {name: base + 1 + registered.index(name) for name in services}
+
+
+class SupervisorMetrics:
+    """What `ticktape up` serves on the base port: restarts of each service it supervises (the
+    crash-loop alert's input: a service that dies cannot report its own deaths) and whether each
+    one runs now."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._restarts = Counter(
+            "ticktape_supervisor_restarts",
+            "Times `ticktape up` restarted a service after it exited",
+            ["service"],
+            registry=self.registry,
+        )
+        self._running = Gauge(
+            "ticktape_supervisor_service_running",
+            "1 while the service's process runs, 0 while it waits to be restarted",
+            ["service"],
+            registry=self.registry,
+        )
+
+    def started(self, service: str) -> None:
+        self._running.labels(service).set(1)
+        self._restarts.labels(service)  # 0 until the first restart
+
+    def exited(self, service: str) -> None:
+        self._running.labels(service).set(0)
+
+    def restarted(self, service: str) -> None:
+        self._restarts.labels(service).inc()
 
     def serve(self, port: int) -> None:
         if port:

@@ -70,7 +70,7 @@ async def open_runtime(name: str, common: cfg.CommonSettings, raw: dict[str, Any
     logmod.configure(name, common.telemetry.log_level)
     telemetry.setup(name, common.telemetry.otlp_endpoint)
     metrics = ServiceMetrics(name)
-    metrics.serve(common.telemetry.metrics_port)
+    serve_metrics(name, metrics, common.telemetry.metrics_port)
     log = logmod.get()
     nc = await connect(common.nats.url, name, creds=common.nats.creds)
     js = nc.jetstream()
@@ -79,6 +79,20 @@ async def open_runtime(name: str, common: cfg.CommonSettings, raw: dict[str, Any
     else:
         await ensure_streams(js, common.nats)
     return Runtime(name=name, common=common, raw=raw, nc=nc, js=js, metrics=metrics, log=log)
+
+
+def serve_metrics(name: str, metrics: ServiceMetrics, port: int) -> None:
+    """Serve the metrics, or exit 78 naming the key when the port cannot be bound: a port taken by
+    someone else stays taken, so a restart loop would not help (the supervisor stops instead)."""
+    try:
+        metrics.serve(port)
+    except OSError as exc:
+        message = (
+            f"config error: telemetry.metrics_port: cannot serve metrics on 127.0.0.1:{port} ({exc.strerror or exc}); "
+            "free the port or choose another (under `ticktape up` it is the base: services use base+1..)"
+        )
+        print(f"ticktape {name}: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(cfg.EXIT_CONFIG) from None
 
 
 async def await_streams(js: JetStreamContext, settings: cfg.NatsSettings, timeout: float = 60.0) -> None:

@@ -35,6 +35,7 @@ from typing import Protocol, TypeVar
 
 from ticktape import registry
 from ticktape.config import EXIT_CONFIG
+from ticktape.metrics import SupervisorMetrics
 
 RESTART_MIN_S = 0.5
 RESTART_MAX_S = 10.0
@@ -135,8 +136,10 @@ class Supervisor:
         infra: Sequence[subprocess.Popen[bytes]] = (),
         signals: StopSignals | None = None,
         servers: Sequence[Server] = (),
+        metrics: SupervisorMetrics | None = None,
     ) -> None:
         self.env = env
+        self.metrics = metrics  # restarts per service, served by `ticktape up` (crash-loop alert)
         self.signals = signals
         # embedded servers restarted when they die while the session runs (their processes are
         # stopped and killed like `infra`, after it)
@@ -176,6 +179,8 @@ class Supervisor:
         child.started_at = time.monotonic()
         child.restart_at = None
         (self.run_dir / f"{child.name}.pid").write_text(str(child.process.pid))
+        if self.metrics is not None:
+            self.metrics.started(child.name)
         self._say(f"started {child.name} (pid {child.process.pid})")
 
     def _say(self, text: str) -> None:
@@ -267,6 +272,8 @@ class Supervisor:
                 code = proc.returncode
                 child.history.append(code)
                 child.process = None
+                if self.metrics is not None:
+                    self.metrics.exited(child.name)
                 if code == EXIT_CONFIG:
                     self._say(f"{child.name} rejected its configuration (exit {code}); stopping")
                     self.exit_code = EXIT_CONFIG
@@ -279,6 +286,8 @@ class Supervisor:
                 child.backoff = min(child.backoff * 2, RESTART_MAX_S)
             if child.process is None and child.restart_at is not None and now >= child.restart_at:
                 child.restarts += 1
+                if self.metrics is not None:
+                    self.metrics.restarted(child.name)
                 self._spawn(child)
 
     def _remaining(self) -> float:

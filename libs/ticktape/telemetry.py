@@ -2,9 +2,11 @@
 
 Every shell extracts the context from the input message's headers, runs its core inside a span
 that is a child of it, and injects the new context into the headers of what it publishes, so one
-trace links bar, signal, decision, order and fill. Spans are exported over OTLP/HTTP when
-OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise they are not recorded, but their context (trace and
-span ids, flagged not-sampled) is still minted and propagated, so ids link services and logs."""
+trace links bar, signal, decision, order and fill. Spans are exported over OTLP/HTTP (batched,
+flushed by shutdown()) when telemetry.otlp_endpoint or OTEL_EXPORTER_OTLP_ENDPOINT is set, as the
+resource service.name=ticktape-<service>; otherwise they are not recorded, but their context
+(trace and span ids, flagged not-sampled) is still minted and propagated, so ids link services
+and logs."""
 
 from __future__ import annotations
 
@@ -28,8 +30,16 @@ _setter = cast("Setter[dict[str, str]]", DefaultSetter())
 _provider: TracerProvider | None = None
 
 
+def traces_url(endpoint: str) -> str:
+    """The OTLP/HTTP traces URL for a base endpoint (http://host:4318 -> http://host:4318/v1/traces),
+    as OTEL_EXPORTER_OTLP_ENDPOINT is read; a URL already ending in /v1/traces is kept."""
+    endpoint = endpoint.rstrip("/")
+    return endpoint if endpoint.endswith("/v1/traces") else f"{endpoint}/v1/traces"
+
+
 def setup(service: str, endpoint: str | None = None) -> trace.Tracer:
-    """Install a tracer provider for this process (once) and return a tracer."""
+    """Install a tracer provider for this process (once) and return a tracer. `endpoint` is
+    telemetry.otlp_endpoint (it wins over OTEL_EXPORTER_OTLP_ENDPOINT)."""
     global _provider
     if _provider is None:
         endpoint = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -42,12 +52,13 @@ def setup(service: str, endpoint: str | None = None) -> trace.Tracer:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-            _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url(endpoint))))
         trace.set_tracer_provider(_provider)
     return trace.get_tracer(f"ticktape.{service}")
 
 
 def shutdown() -> None:
+    """Export the spans still batched, then stop the exporter (the service's exit path calls it)."""
     if _provider is not None:
         _provider.shutdown()
 

@@ -30,6 +30,7 @@ from services.archive.storage import StorageWatch, default_paths
 from ticktape import barstore, runtime, subjects
 from ticktape import config as cfg
 from ticktape.bus.deadletter import DeadLetters
+from ticktape.bus.lag import poll_lag
 from ticktape.bus.publisher import max_payload
 from ticktape.events import BarClosed
 from ticktape.events.codec import DecodeError, TooDeep, UnknownEventType
@@ -157,10 +158,12 @@ async def serve(rt: runtime.Runtime, config: ArchiveConfig) -> None:
         clock=rt.clock,
     )
     watching = asyncio.create_task(watch.run(rt.stop, config.storage_check_s))
+    lagging = asyncio.create_task(poll_lag(rt.js, rt.common.nats.stream, DURABLE, rt.metrics, rt.stop, rt.log))
     try:
         await _archive(rt, config, dsn)
     finally:
         watching.cancel()
+        lagging.cancel()
 
 
 async def _archive(rt: runtime.Runtime, config: ArchiveConfig, dsn: str) -> None:

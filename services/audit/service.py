@@ -45,6 +45,7 @@ from ticktape import pg, runtime, subjects
 from ticktape.audit import chain, queries, signing
 from ticktape.bus.deadletter import DeadLetters
 from ticktape.bus.durable import recreate_durable
+from ticktape.bus.lag import poll_lag
 from ticktape.metrics import ServiceMetrics
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -463,6 +464,7 @@ async def serve(rt: runtime.Runtime, config: AuditConfig) -> None:
                 witness=signing.witness_path(key, stream),
             )
             group.create_task(archiver.run(rt.stop))
+            group.create_task(poll_lag(rt.js, stream, archiver.durable, rt.metrics, rt.stop, rt.log))
 
 
 def main() -> None:

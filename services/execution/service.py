@@ -12,6 +12,8 @@ from services.execution.config import ExecutionConfig
 from services.execution.core import FILTER_SUBJECTS, ExecutionCore
 from ticktape import config as cfg
 from ticktape import runtime
+from ticktape.events import AccountUpdated, Event
+from ticktape.metrics import ServiceMetrics
 
 LIVE_REFUSAL = (
     "live trading is not available in this build: execution runs in dry-run (paper) mode only. "
@@ -23,9 +25,27 @@ def load(raw: dict[str, Any]) -> ExecutionConfig:
     return cfg.load_section("execution", ExecutionConfig, raw)
 
 
+class AccountGauges:
+    """The core, with each AccountUpdated it emits exported as the account's equity, peak equity
+    and exposure gauges (the rebuild replays them too, so they survive a restart)."""
+
+    def __init__(self, core: ExecutionCore, metrics: ServiceMetrics, config: ExecutionConfig) -> None:
+        self.core = core
+        self.metrics = metrics
+        for account in config.accounts:  # flat at its initial equity until its first update
+            metrics.account(account.name, account.initial_equity, 0.0, 0.0)
+
+    def handle(self, event: Event) -> list[Event]:
+        outputs = self.core.handle(event)
+        for out in outputs:
+            if isinstance(out, AccountUpdated):
+                self.metrics.account(out.account, out.equity, out.gross_exposure, out.net_exposure)
+        return outputs
+
+
 async def serve(rt: runtime.Runtime, config: ExecutionConfig) -> None:
     rt.log.info("execution mode", mode=config.mode, dry_run=True)
-    await runtime.serve_core(rt, ExecutionCore(config), FILTER_SUBJECTS)
+    await runtime.serve_core(rt, AccountGauges(ExecutionCore(config), rt.metrics, config), FILTER_SUBJECTS)
 
 
 def main(argv: list[str] | None = None) -> None:

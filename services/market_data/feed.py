@@ -211,6 +211,7 @@ class VenueFeed:
             log=self.rt.log,
             rng=self.rng,
             pacer=self.pacer,
+            on_reconnect=self.rt.metrics.ws_reconnect_counter(self.venue, len(self.shards)).inc,
         )
         self.shards.append(shard)
         # stagger first connects so hundreds of shards do not all dial at once
@@ -291,6 +292,7 @@ class VenueFeed:
                     },
                 ):
                     await self.publisher.publish(event, telemetry.inject({}))
+                self.rt.metrics.bar_published(self.venue, event.close_time)
             else:
                 subject = self._trade_subjects.get(event.symbol)
                 if subject is None:

@@ -38,7 +38,7 @@ async def _flusher(rt: runtime.Runtime, publisher: PipelinedPublisher) -> None:
 
 
 async def serve(rt: runtime.Runtime, config: MarketDataConfig) -> None:
-    publisher = PipelinedPublisher(rt.js, window=config.publish_window)
+    publisher = PipelinedPublisher(rt.js, window=config.publish_window, observe=rt.metrics.publish_acked)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         feeds = [VenueFeed(rt, config, v, session, publisher) for v in config.venues]

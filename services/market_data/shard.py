@@ -47,6 +47,7 @@ class Shard:
         log: FilteringBoundLogger,
         rng: random.Random,
         pacer: WindowLimiter | None = None,
+        on_reconnect: Callable[[], None] | None = None,
     ) -> None:
         self.index = index
         self.adapter = adapter
@@ -66,6 +67,7 @@ class Shard:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.connected = asyncio.Event()
         self.reconnects = 0
+        self.on_reconnect = on_reconnect  # counts reconnects in the metrics (ticktape_ws_reconnects)
         self.frames = 0
         self.last_frame_at: float | None = None
         self._rate_mark = (time.monotonic(), 0)
@@ -104,6 +106,8 @@ class Shard:
             if stop.is_set():
                 break
             self.reconnects += 1
+            if self.on_reconnect is not None:
+                self.on_reconnect()
             await _sleep_or_stop(stop, delay * (0.5 + self.rng.random()))
             delay = min(delay * 2, self.backoff_max)
 

@@ -8,14 +8,34 @@ from services.risk.config import RiskConfig
 from services.risk.core import FILTER_SUBJECTS, RiskCore
 from ticktape import config as cfg
 from ticktape import runtime
+from ticktape.events import EmergencyStop, Event, ResumeTrading
+from ticktape.metrics import ServiceMetrics
 
 
 def load(raw: dict[str, Any]) -> RiskConfig:
     return cfg.load_section("risk", RiskConfig, raw)
 
 
+class HaltGauge:
+    """The core, with each account's halt exported after every emergency stop or resume
+    (ticktape_account_halted): read from the core's state, so the rebuild sets it too."""
+
+    def __init__(self, core: RiskCore, metrics: ServiceMetrics) -> None:
+        self.core = core
+        self.metrics = metrics
+        for name, book in core.books.items():
+            metrics.halted(name, book.halted)
+
+    def handle(self, event: Event) -> list[Event]:
+        outputs = self.core.handle(event)
+        if isinstance(event, EmergencyStop | ResumeTrading):
+            for name, book in self.core.books.items():
+                self.metrics.halted(name, book.halted)
+        return outputs
+
+
 async def serve(rt: runtime.Runtime, config: RiskConfig) -> None:
-    await runtime.serve_core(rt, RiskCore(config), FILTER_SUBJECTS)
+    await runtime.serve_core(rt, HaltGauge(RiskCore(config), rt.metrics), FILTER_SUBJECTS)
 
 
 def main() -> None:

@@ -11,12 +11,14 @@ from ticktape import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = {"nats", "timescaledb", "bus-init", "provision"}
+STACK = "ticktape"  # every service under `ticktape up`, the default
+PER_SERVICE = ["per-service"]  # the profile of the one-container-per-service layout
 
 
 def test_compose_runs_every_service_module_from_one_image():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) - INFRA == set(registry.names()), "docker-compose.yml must run exactly the registry"
+    assert set(services) - INFRA - {STACK} == set(registry.names()), "docker-compose.yml must run exactly the registry"
     for info in registry.services():
         assert services[info.name]["command"] == ["python", "-m", info.module]
         assert ROOT.joinpath(*info.module.split("."), "__main__.py").exists()
@@ -130,3 +132,59 @@ def test_compose_services_connect_with_their_own_credentials_read_only():
     assert provision["environment"]["TICKTAPE_NATS__CREDS"] == str(
         creds.path_for(creds.creds_dir(_common(env)), "admin")
     )
+
+
+def test_compose_mounts_only_files_a_fresh_clone_has():
+    """A bind mount of a missing file makes Docker create a directory there (and the config
+    loader then fails): every host path docker-compose.yml mounts must be in the repository
+    (tracked by git, when this is a checkout: a local ticktape.yaml is not in a fresh clone)."""
+    import subprocess
+
+    services = _compose()["services"]
+    for name, service in services.items():
+        for entry in service.get("volumes", []):
+            source = entry.split(":")[0]
+            if not source.startswith((".", "/")):
+                continue  # a named volume
+            assert (ROOT / source).exists(), f"{name} mounts {source}, which a fresh clone does not have"
+            if (ROOT / ".git").exists():
+                tracked = subprocess.run(["git", "ls-files", "--error-unmatch", source], cwd=ROOT, capture_output=True)
+                assert tracked.returncode == 0, f"{name} mounts {source}, which is not in the repository"
+    signal = services["signal"]
+    mounted = {target: source for source, target, *_ in (e.split(":") for e in signal["volumes"])}
+    assert mounted[signal["environment"]["TICKTAPE_CONFIG"]] == "./ticktape.example.yaml"
+
+
+def test_compose_runs_the_services_under_ticktape_up_by_default_so_sessions_are_recorded():
+    """`docker compose up` starts the infrastructure and one `ticktape up` (which records each run
+    as a session); the per-service containers only with their profile, never both by default."""
+    from ticktape.bus import creds
+    from ticktape.infra.ports import is_loopback
+
+    services = _compose()["services"]
+    for name in (*INFRA, STACK):
+        assert "profiles" not in services[name], f"{name} must start by default"
+    for info in registry.services():
+        assert services[info.name]["profiles"] == PER_SERVICE, f"{info.name} would run twice with {STACK}"
+    stack = services[STACK]
+    assert stack["command"] == ["python", "-m", "ticktape", "up"]
+    assert stack["image"] == "ticktape:latest"
+    assert stack["depends_on"]["provision"]["condition"] == "service_completed_successfully"
+    assert stack["depends_on"]["timescaledb"]["condition"] == "service_healthy"
+    common = _common({k: v for k, v in stack["environment"].items() if k in cfg.ENV_ALIASES})
+    # up then uses compose's servers: an existing NATS (never embedded off loopback), an external DSN
+    assert common.nats.url == "nats://nats:4222" and not is_loopback("nats")
+    pg = services["timescaledb"]["environment"]
+    assert common.postgres.dsn == (
+        f"postgresql://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@timescaledb:5432/{pg['POSTGRES_DB']}"
+    )
+    assert "TICKTAPE_NATS__CREDS" not in stack["environment"], "up hands each service its own file"
+    mounts = _mounts(stack)
+    directory = str(creds.creds_dir(common))
+    assert mounts[directory] == _mounts(services["bus-init"])[directory] + ":ro", "bus-init's credentials, read-only"
+    assert mounts[stack["environment"]["TICKTAPE_HOME"]] in _compose()["volumes"], "the home (sessions) is kept"
+    archive = _mounts(services["archive"])
+    for target in ("/var/lib/ticktape/nats/jetstream", "/var/lib/ticktape/postgres"):
+        assert mounts[target] == archive[target], "the storage watch reads the stores where archive alone does"
+    grace = float(str(stack["stop_grace_period"]).removesuffix("s"))
+    assert grace > common.supervisor.stop_timeout_s, "Docker must not SIGKILL up before its own stop ends"

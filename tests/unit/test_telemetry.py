@@ -23,3 +23,9 @@ def test_context_propagates_through_headers_and_children_share_the_trace_id():
 def test_trace_id_of_without_or_with_a_malformed_header_is_none():
     assert telemetry.trace_id_of({}) is None
     assert telemetry.trace_id_of({"traceparent": "garbage"}) is None
+
+
+def test_otlp_endpoint_is_a_base_url_as_the_otel_variable_is():
+    assert telemetry.traces_url("http://collector:4318") == "http://collector:4318/v1/traces"
+    assert telemetry.traces_url("http://collector:4318/") == "http://collector:4318/v1/traces"
+    assert telemetry.traces_url("http://collector:4318/v1/traces") == "http://collector:4318/v1/traces"

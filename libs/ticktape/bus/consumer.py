@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ from ticktape import subjects, telemetry
 from ticktape.bus.crashguard import CRASH_LOOP, CrashGuard, Doomed
 from ticktape.bus.deadletter import DeadLetters
 from ticktape.bus.durable import recreate_durable
+from ticktape.bus.lag import poll_lag
 from ticktape.bus.publisher import PayloadTooLarge, max_payload, publish_batch
 from ticktape.bus.reader import read_range
 from ticktape.errors import InvalidInput
@@ -110,6 +112,7 @@ class CoreConsumer:
         self._reconnects = nc.stats["reconnects"] if nc is not None else 0
         # (reply subject, body) of the last inputs answered: b"" acks, b"+TERM" terminates
         self._answered: deque[tuple[str, bytes]] = deque(maxlen=max(256, batch * 8))
+        self.lag_interval = 5.0  # seconds between polls of the durable's lag (ticktape_consumer_lag)
 
     def size_limit(self) -> int:
         return self.max_bytes or max_payload(self.js)
@@ -207,6 +210,9 @@ class CoreConsumer:
     async def _run(self, stop: asyncio.Event) -> None:
         await self.rebuild()
         sub = await self.js.pull_subscribe_bind(consumer=self.durable, stream=self.stream)
+        lag = asyncio.create_task(
+            poll_lag(self.js, self.stream, self.durable, self.metrics, stop, self.log, self.lag_interval)
+        )
         try:
             while not stop.is_set():
                 await self._after_reconnect()
@@ -230,6 +236,7 @@ class CoreConsumer:
                         )
                         raise
         finally:
+            lag.cancel()
             with contextlib.suppress(OSError, nats.errors.Error):  # the connection is closing or gone
                 await sub.unsubscribe()
 
@@ -276,8 +283,10 @@ class CoreConsumer:
             ),
         ):
             self._begin(seq)
+            started = time.perf_counter()
             try:
                 outputs = self.core.handle(event)
+                elapsed = time.perf_counter() - started
             except InvalidInput as exc:
                 self._end()
                 await self._reject(msg, seq, headers, "invalid_input", str(exc))
@@ -289,8 +298,12 @@ class CoreConsumer:
                 await self._give_up(msg, seq, headers, f"core error: {exc!r}", event.event_id)
                 return
             self._end()
-            if outputs and not await self._publish(msg, seq, headers, event.event_id, outputs):
-                return
+            self.metrics.core_handled(elapsed)
+            if outputs:
+                if not await self._publish(msg, seq, headers, event.event_id, outputs):
+                    return
+                # ts_init is the tick's receipt time, carried down the chain: latency so far
+                self.metrics.hop_latency(str(event.__struct_config__.tag), (time.time_ns() - event.ts_init) / 1e9)
             self.log.debug(
                 "handled", type=event.__struct_config__.tag, stream_seq=seq, outputs=[o.event_id for o in outputs]
             )
@@ -307,7 +320,13 @@ class CoreConsumer:
         delay = self.retry_delay
         while True:
             try:  # pipelined the first time; then one by one, which reports a refusal at once
-                await publish_batch(self.js, items, timeout=self.publish_timeout, pipelined=attempt == first)
+                await publish_batch(
+                    self.js,
+                    items,
+                    timeout=self.publish_timeout,
+                    pipelined=attempt == first,
+                    observe=self.metrics.publish_acked,
+                )
             except PayloadTooLarge as exc:
                 self.metrics.error("output_too_large")
                 self.log.error("an output does not fit in a bus message; input dead-lettered", error=str(exc))

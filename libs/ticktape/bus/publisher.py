@@ -7,7 +7,8 @@ bare MaxPayloadError or, for headers that push it over, the server closing the c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 import nats.errors
 import nats.js.errors
@@ -75,6 +76,7 @@ async def publish_batch(
     attempts: int | None = None,
     timeout: float = 10.0,
     pipelined: bool = True,
+    observe: Callable[[float], None] | None = None,
 ) -> list[PubAck]:
     """Publish events in order and wait for every ack; retry transient failures with the same ids
     until acked (safe: duplicates are dropped). attempts=None retries for ever. Raises
@@ -84,23 +86,32 @@ async def publish_batch(
     The first try is pipelined (publish_async); later tries, and every try when pipelined=False,
     publish one by one and wait for each ack. nats-py 2.16 never resolves a publish_async future
     whose ack is an error (its reply handler raises instead), so a refusal shows up there only as
-    a timeout; the request-reply publish reports it."""
+    a timeout; the request-reply publish reports it.
+
+    observe: called with the seconds from the first send to the last ack (retries included), once
+    every event is acked (ServiceMetrics.publish_acked)."""
     prepared = []
     for ev, hdrs in items:
         subject, data, headers = subjects.for_event(ev), encode(ev), msg_headers(ev, hdrs)
         check_size(js, subject, data, headers, str(ev.__struct_config__.tag))
         prepared.append((subject, data, headers))
     delay, tries = retry_delay, 0
+    started = time.perf_counter()
     while prepared:
         try:
             if pipelined and tries == 0:
                 futures = [
                     await js.publish_async(subject, data, headers=headers) for subject, data, headers in prepared
                 ]
-                return list(await asyncio.wait_for(asyncio.gather(*futures), timeout=timeout))
-            return [
-                await js.publish(subject, data, headers=headers, timeout=timeout) for subject, data, headers in prepared
-            ]
+                acks = list(await asyncio.wait_for(asyncio.gather(*futures), timeout=timeout))
+            else:
+                acks = [
+                    await js.publish(subject, data, headers=headers, timeout=timeout)
+                    for subject, data, headers in prepared
+                ]
+            if observe is not None:
+                observe(time.perf_counter() - started)
+            return acks
         except _TRANSIENT:
             tries += 1
             if attempts is not None and tries >= attempts:

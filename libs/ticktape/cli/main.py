@@ -16,6 +16,7 @@ COMMANDS = (
     "ticktape.cli.audit",
     "ticktape.cli.control",
     "ticktape.cli.bus",
+    "ticktape.cli.status",
 )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 
@@ -19,6 +21,7 @@ from ticktape.infra import cluster, nats_auth
 from ticktape.infra.nats_server import InfraError, NatsServer
 from ticktape.infra.postgres import PostgresServer
 from ticktape.infra.stack import ensure_nats, ensure_postgres
+from ticktape.metrics import SupervisorMetrics, service_ports
 from ticktape.redact import redact_text
 from ticktape.supervisor import Server, StopSignals, Supervisor, child_env
 
@@ -85,6 +88,11 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
         return 2
     services = tuple(s for s in known if s in wanted)  # started in the registry's order
     try:
+        metrics = _serve_metrics(common.telemetry.metrics_port, services, known)
+    except cfg.ConfigError as exc:
+        print(f"ticktape up: {exc}", file=sys.stderr)
+        return cfg.EXIT_CONFIG
+    try:
         nats_server: NatsServer | cluster.NatsCluster | None
         if args.cluster:
             nats_server = cluster.start_cluster(common, args.cluster)
@@ -111,12 +119,17 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
     children_env = child_env(env, TICKTAPE_NATS_URL=nats_url, TICKTAPE_PG_DSN=pg_dsn, TICKTAPE_HOME=str(home))
     # each service connects with its own credentials file (its path, never the password, is passed)
     service_env = {s: {"TICKTAPE_NATS__CREDS": path} for s in services if (path := bus.for_role(s))}
+    for name, port in (metrics.ports if metrics else {}).items():  # each its own port, not the base
+        service_env.setdefault(name, {})["TICKTAPE_TELEMETRY__METRICS_PORT"] = str(port)
     shown_url = redact_text(nats_url)  # what is printed never carries a token or password
     print(f"ticktape up: NATS {shown_url} ({'embedded' if nats_server else 'existing'}), state in {home}", flush=True)
     if isinstance(nats_server, cluster.NatsCluster):
         nodes = ", ".join(f"{n.name} {n.url}" for n in nats_server.nodes)
         print(f"ticktape up: NATS cluster (R{common.nats.replicas} streams), nodes {nodes}", flush=True)
     print(f"ticktape up: PostgreSQL {'embedded' if pg_server else 'external'}; dry-run (paper) trading", flush=True)
+    if metrics is not None:  # `ticktape up` itself first, then each service in start order
+        for port in (metrics.base, *metrics.ports.values()):
+            print(f"ticktape up: metrics http://127.0.0.1:{port}/metrics", flush=True)
     observer = bus.for_role(permissions.OBSERVER)
     if observer:
         print(f"ticktape up: bus credentials (one per role) in {bus.directory}", flush=True)
@@ -136,7 +149,16 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
         if signals.first is not None:  # asked to stop while the servers started: no session
             return 0
         return _run_session(
-            children_env, home, services, admin, service_env, common.supervisor, infra, signals, servers
+            children_env,
+            home,
+            services,
+            admin,
+            service_env,
+            common.supervisor,
+            infra,
+            signals,
+            servers,
+            metrics.registry if metrics else None,
         )
     finally:
         if pg_server is not None:
@@ -155,6 +177,7 @@ def _run_session(
     infra: Sequence[subprocess.Popen[bytes]] = (),
     signals: StopSignals | None = None,
     servers: Sequence[Server] = (),
+    metrics: SupervisorMetrics | None = None,
 ) -> int:
     """Record the session around the supervisor: the producers stop first; the cores (services
     with a replayable core) once their durables have drained their input; the sinks (archivers)
@@ -211,8 +234,54 @@ def _run_session(
         infra=infra,
         signals=signals,
         servers=servers,
+        metrics=metrics,
     )
     code = supervisor.run()
     if not attempted:
         record_stop()
     return code
+
+
+class _Metrics(NamedTuple):
+    base: int
+    ports: dict[str, int]
+    registry: SupervisorMetrics
+
+
+def _serve_metrics(base: int, services: tuple[str, ...], known: tuple[str, ...]) -> _Metrics | None:
+    """telemetry.metrics_port is a base port: `ticktape up` serves its own metrics (restarts per
+    service) there and gives service i of the registry base + 1 + i (ticktape.metrics.service_ports).
+    Every port is checked before anything starts: one already taken is a config error here, not a
+    service that exits at start. None when metrics are off (port 0)."""
+    if not base:
+        return None
+    try:
+        ports = service_ports(base, services, known)
+    except ValueError as exc:
+        raise cfg.ConfigError(str(exc)) from None
+    for name, port in ports.items():
+        if not _free(port):
+            raise cfg.ConfigError(
+                f"telemetry.metrics_port: port {port} (for {name}: base {base} + 1 + its index) is in use; "
+                "choose a base whose next ports are free"
+            )
+    registry = SupervisorMetrics()
+    try:
+        registry.serve(base)
+    except OSError as exc:
+        raise cfg.ConfigError(
+            f"telemetry.metrics_port: cannot serve `ticktape up`'s metrics on 127.0.0.1:{base} "
+            f"({exc.strerror or exc}); choose a free base port"
+        ) from None
+    return _Metrics(base, ports, registry)
+
+
+def _free(port: int) -> bool:
+    """Whether 127.0.0.1:port can be bound now (as the services' HTTP servers bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
