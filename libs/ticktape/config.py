@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 import yaml
 
+from ticktape import accounts as accts
 from ticktape import registry
 from ticktape.redact import redact_text
 
@@ -180,6 +181,9 @@ class CommonSettings(_Section, frozen=True, kw_only=True):
     telemetry: TelemetrySettings = TelemetrySettings()
     supervisor: SupervisorSettings = SupervisorSettings()
     venues: VenuesSettings = VenuesSettings()  # per-IP budgets at each venue (exchanges.budget)
+    # the trading accounts, read by risk and execution alike (ticktape.accounts); legacy
+    # risk.accounts / execution.accounts are moved here by accounts.upcast
+    accounts: tuple[accts.Account, ...] = accts.DEFAULT_ACCOUNTS
 
 
 COMMON_KEYS = tuple(
@@ -282,15 +286,55 @@ def _set_path(doc: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
 
 def load_section(section: str, typ: type[T], raw: Mapping[str, Any] | None = None) -> T:
     """Decode one service section (missing section = all defaults), naming the key on error."""
-    raw = load_raw() if raw is None else raw
+    raw = upcast(load_raw() if raw is None else raw)
     data = raw.get(section) or {}
     return _convert(data, typ, section)
 
 
 def load_common(raw: Mapping[str, Any] | None = None) -> CommonSettings:
-    raw = load_raw() if raw is None else raw
+    raw = upcast(load_raw() if raw is None else raw)
     data = {k: v for k, v in raw.items() if k in COMMON_KEYS}
-    return _convert(data, CommonSettings, "")
+    common = _convert(data, CommonSettings, "")
+    _check_accounts(common.accounts)
+    return common
+
+
+def load_recorded_section(section: str, typ: type[T], raw: Mapping[str, Any]) -> T | None:
+    """For replay: a recorded config that predates the top-level `accounts:` section (it has
+    `risk.accounts` or `execution.accounts` and no `accounts`) decoded as that run decoded it,
+    this service's own accounts list (or its default) included, so the recording replays as it
+    ran, even if its two lists disagreed (what the one section now makes impossible for new
+    runs); None for any other document."""
+    legacy = any(isinstance(raw.get(s), Mapping) and "accounts" in raw[s] for s in ("risk", "execution"))
+    if "accounts" in raw or not legacy:
+        return None
+    return _convert(raw.get(section) or {}, typ, section)
+
+
+def upcast(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The document in today's shape: legacy risk.accounts / execution.accounts moved to the
+    top-level accounts section (ticktape.accounts.upcast), so a recorded config still loads."""
+    try:
+        return accts.upcast(raw)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def load_accounts(raw: Mapping[str, Any] | None = None) -> tuple[accts.Account, ...]:
+    """The accounts section alone (default: one paper account), validated: the one list risk and
+    execution build their per-account state from (services/*/loading.py from_raw)."""
+    raw = upcast(load_raw() if raw is None else raw)
+    if "accounts" not in raw or raw["accounts"] is None:
+        return accts.DEFAULT_ACCOUNTS
+    found = _convert(raw["accounts"], tuple[accts.Account, ...], "accounts")
+    _check_accounts(found)
+    return found
+
+
+def _check_accounts(found: tuple[accts.Account, ...]) -> None:
+    problems = accts.problems(found, tuple(f.name for f in msgspec.structs.fields(VenuesSettings)))
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def _convert(data: Any, typ: type[T], prefix: str) -> T:

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from ticktape import accounts as accts
 from ticktape.clock import TIMEFRAME_NS
 
 # An account name becomes a subject token (orders.<account>.<symbol>); "*" is reserved.
@@ -14,18 +15,23 @@ Bps = Annotated[float, msgspec.Meta(ge=0, lt=10_000)]
 
 
 class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A paper sub-account and the cash it starts with (keep in step with risk's accounts).
+    """Execution's view of one account and the cash it starts with (built from the top-level
+    `accounts:` section by from_raw, the list risk reads too; not a YAML key of its own).
 
     `max_leverage` is execution's own limit, behind risk's: an approval that would raise the
     account's gross exposure (positions and pending orders at their last prices, this order at
     its reference price) above max_leverage x equity is canceled ("max_leverage"); an order
     that lowers gross exposure always passes. Risk sizes at fraction x equity within its own
-    exposure limits, so only a forged or broken approval reaches it: raise it if risk's
-    max_gross_exposure is more than 10 x equity."""
+    exposure limits, so only a forged or broken approval reaches it; the config check refuses a
+    max_leverage x initial_equity below risk's max_gross_exposure (ticktape.accounts)."""
 
     name: Name = "paper-main"
     initial_equity: Annotated[float, msgspec.Meta(gt=0)] = 10_000.0
     max_leverage: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 10.0
+
+    @classmethod
+    def of(cls, account: accts.Account) -> AccountConfig:
+        return cls(name=account.name, initial_equity=account.initial_equity, max_leverage=account.limits.max_leverage)
 
 
 class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

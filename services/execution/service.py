@@ -10,7 +10,7 @@ from typing import Any
 
 from services.execution.config import ExecutionConfig
 from services.execution.core import FILTER_SUBJECTS, ExecutionCore
-from ticktape import config as cfg
+from services.execution.loading import from_raw
 from ticktape import runtime
 from ticktape.events import AccountUpdated, Event
 from ticktape.metrics import ServiceMetrics
@@ -22,7 +22,7 @@ LIVE_REFUSAL = (
 
 
 def load(raw: dict[str, Any]) -> ExecutionConfig:
-    return cfg.load_section("execution", ExecutionConfig, raw)
+    return from_raw(raw)
 
 
 class AccountGauges:

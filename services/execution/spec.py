@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.execution.config import ExecutionConfig
 from services.execution.core import FILTER_SUBJECTS, ExecutionCore
-from ticktape import config as cfg
+from services.execution.loading import recorded
 from ticktape import events as ev
 from ticktape.corespec import CoreSpec
 
 
 def core_spec(raw: dict[str, Any]) -> CoreSpec:
-    config = cfg.load_section("execution", ExecutionConfig, raw)
+    config = recorded(raw)  # a recording replays as it ran
     return CoreSpec(
         "execution",
         ExecutionCore(config),

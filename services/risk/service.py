@@ -6,14 +6,14 @@ from typing import Any
 
 from services.risk.config import RiskConfig
 from services.risk.core import FILTER_SUBJECTS, RiskCore
-from ticktape import config as cfg
+from services.risk.loading import from_raw
 from ticktape import runtime
 from ticktape.events import EmergencyStop, Event, ResumeTrading
 from ticktape.metrics import ServiceMetrics
 
 
 def load(raw: dict[str, Any]) -> RiskConfig:
-    return cfg.load_section("risk", RiskConfig, raw)
+    return from_raw(raw)
 
 
 class HaltGauge:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.risk.config import RiskConfig
 from services.risk.core import FILTER_SUBJECTS, RiskCore
-from ticktape import config as cfg
+from services.risk.loading import recorded
 from ticktape import events as ev
 from ticktape.corespec import CoreSpec
 
 
 def core_spec(raw: dict[str, Any]) -> CoreSpec:
-    config = cfg.load_section("risk", RiskConfig, raw)
+    config = recorded(raw)  # a recording replays as it ran
     return CoreSpec("risk", RiskCore(config), tuple(FILTER_SUBJECTS), (ev.OrderApproved, ev.OrderRejected))

@@ -27,10 +27,10 @@ def test_unknown_key_then_error_names_path_and_allowed_keys():
 
 
 def test_nested_bad_value_then_error_names_the_full_path_and_value():
-    raw = {"risk": {"accounts": [{"name": "a", "fraction": -1}]}}
+    raw = {"accounts": [{"name": "a", "limits": {"fraction": -1}}]}
     with pytest.raises(ConfigError) as info:
-        load_section("risk", RiskConfig, raw)
-    assert "risk.accounts[0].fraction" in str(info.value) and "-1" in str(info.value)
+        load_common(raw)
+    assert "accounts[0].limits.fraction" in str(info.value) and "-1" in str(info.value)
 
 
 def test_unknown_section_then_error_lists_sections(tmp_path):
@@ -90,11 +90,11 @@ def _run_service(module: str, env: dict[str, str], *args: str) -> subprocess.Com
 
 def test_service_with_invalid_config_then_exits_78_before_connecting(tmp_path):
     path = tmp_path / "t.yaml"
-    path.write_text("risk:\n  accounts:\n    - name: a\n      max_gross_exposure: -5\n")
+    path.write_text("accounts:\n  - name: a\n    limits:\n      max_gross_exposure: -5\n")
     # an unreachable NATS URL proves the config is rejected before any connection attempt
     result = _run_service("services.risk", {"TICKTAPE_CONFIG": str(path), "TICKTAPE_NATS_URL": "nats://127.0.0.1:9"})
     assert result.returncode == cfg.EXIT_CONFIG
-    assert "risk.accounts[0].max_gross_exposure" in result.stderr
+    assert "accounts[0].limits.max_gross_exposure" in result.stderr
 
 
 def test_execution_live_flag_then_refused_without_connecting():

@@ -1,0 +1,172 @@
+"""The trading accounts (top-level section `accounts:`), one list read by risk and execution alike.
+
+Each account declares its venue, mode, credentials (environment variable NAMES, never values),
+initial equity, the strategies that feed it and all its limits, risk's and execution's together,
+so the two services cannot disagree about an account. Documents written before this section put
+the accounts in `risk.accounts` and `execution.accounts`; `upcast` moves them here (merged by
+name, a ConfigError when they disagree), so recorded sessions still replay."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+# An account name becomes a subject token (risk.approved.<account>.<symbol>, orders.<account>.*),
+# so no dots; "*" is reserved for "every account" in EmergencyStop/ResumeTrading.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+# The NAME of an environment variable holding a credential (its value is never in the config).
+EnvName = Annotated[str, msgspec.Meta(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
+Address = Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{40}$")]
+
+LIVE_UNAVAILABLE = "live trading is not available in this build"
+
+
+class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class AccountLimits(_Strict, frozen=True, kw_only=True):
+    """Risk's sizing and limits and execution's, in one place.
+
+    Risk: target notional = fraction x equity per signal, capped per symbol at
+    max_notional_per_symbol and in all at max_gross_exposure (absolute notionals); shorts only
+    with allow_short. Execution: an approval that would lift gross exposure above max_leverage x
+    equity is canceled ("max_leverage"). max_gross_exposure must be <= max_leverage x
+    initial_equity, or execution would cancel approvals risk allows (checked at load)."""
+
+    fraction: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.1
+    max_notional_per_symbol: Positive = 5_000.0
+    max_gross_exposure: Positive = 20_000.0
+    allow_short: bool = True
+    max_leverage: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 10.0
+
+
+class Account(_Strict, frozen=True, kw_only=True):
+    """One trading account.
+
+    venue: the venue it will trade at (a key of `venues`); None (default) = in paper mode it
+    trades every venue's signals, as before this section existed. mode: only "paper" in this
+    build ("live" is a config error). strategies: the strategy names whose signals it trades
+    ("*" = all). Credentials are environment variable names (api_key_env/api_secret_env, or for
+    Hyperliquid wallet_key_env and account_address), checked for shape only and never read in
+    paper mode; vault_address: a Hyperliquid vault / sub-account to trade for."""
+
+    name: Name = "paper-main"
+    venue: str | None = None
+    mode: Literal["paper", "live"] = "paper"
+    initial_equity: Positive = 10_000.0
+    strategies: tuple[str, ...] = ("ensemble9",)
+    limits: AccountLimits = AccountLimits()
+    api_key_env: EnvName | None = None
+    api_secret_env: EnvName | None = None
+    wallet_key_env: EnvName | None = None
+    account_address: Address | None = None
+    vault_address: Address | None = None
+
+
+DEFAULT_ACCOUNTS: tuple[Account, ...] = (Account(),)
+
+
+def problems(accounts: tuple[Account, ...], venues: tuple[str, ...]) -> list[str]:
+    """What is wrong with the list, each problem prefixed by its key path (empty: fine)."""
+    found: list[str] = []
+    if not accounts:
+        found.append("accounts: must list at least one account")
+    first: dict[str, int] = {}
+    for i, a in enumerate(accounts):
+        at = f"accounts[{i}]"
+        if a.name in first:
+            found.append(f"{at}.name: duplicate account name {a.name!r} (also accounts[{first[a.name]}].name)")
+        first.setdefault(a.name, i)
+        if a.mode == "live":
+            found.append(f"{at}.mode: {LIVE_UNAVAILABLE} (use mode: paper)")
+        if a.venue is not None and a.venue not in venues:
+            found.append(f"{at}.venue: unknown venue {a.venue!r}; known: {', '.join(venues)}")
+        if not a.strategies:
+            found.append(f"{at}.strategies: must list strategy names or '*'")
+        lim = a.limits
+        if lim.max_notional_per_symbol > lim.max_gross_exposure:
+            found.append(
+                f"{at}.limits.max_notional_per_symbol: must be <= max_gross_exposure "
+                f"(got {lim.max_notional_per_symbol:g} > {lim.max_gross_exposure:g})"
+            )
+        ceiling = lim.max_leverage * a.initial_equity
+        if lim.max_gross_exposure > ceiling:
+            found.append(
+                f"{at}.limits.max_leverage: {lim.max_leverage:g} x initial_equity {a.initial_equity:g} = "
+                f"{ceiling:g} is below max_gross_exposure {lim.max_gross_exposure:g}, so execution would "
+                f"cancel approvals risk allows: raise max_leverage to at least "
+                f"{lim.max_gross_exposure / a.initial_equity:g} or lower max_gross_exposure"
+            )
+    return found
+
+
+# Legacy keys: risk.accounts[i] and execution.accounts[i] fields -> where they live now.
+_RISK_TOP = ("name", "initial_equity", "strategies")
+_RISK_LIMITS = ("fraction", "max_notional_per_symbol", "max_gross_exposure", "allow_short")
+_EXEC_TOP = ("name", "initial_equity")
+_EXEC_LIMITS = ("max_leverage",)
+_LEGACY_DEFAULT = [{"name": "paper-main", "initial_equity": 10_000.0}]  # both services' old default
+
+
+def upcast(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The document with legacy `risk.accounts` / `execution.accounts` moved into a top-level
+    `accounts` list (a copy; the input is untouched; a document without them is returned as is).
+
+    A side without the key had one default account (paper-main, 10,000), as the services did.
+    The two sides must list the same names in the same order with the same initial_equity;
+    otherwise (or when `accounts` is also set) a ValueError names the key paths and how to
+    migrate. Unknown or mistyped fields are left for the decoder (which names them)."""
+    risk, execution = raw.get("risk"), raw.get("execution")
+    legacy = [
+        (section, doc["accounts"])
+        for section, doc in (("risk", risk), ("execution", execution))
+        if isinstance(doc, Mapping) and "accounts" in doc
+    ]
+    if not legacy:
+        return dict(raw)
+    if "accounts" in raw:
+        keys = " and ".join(f"{s}.accounts" for s, _ in legacy)
+        raise ValueError(f"{keys}: replaced by the top-level accounts section, which is also set; remove {keys}")
+    given = dict(legacy)
+    sides = {s: given.get(s, _LEGACY_DEFAULT) for s in ("risk", "execution")}
+    for section, items in sides.items():
+        if not isinstance(items, list) or not all(isinstance(x, Mapping) for x in items):
+            raise ValueError(f"{section}.accounts: expected a list of accounts (move it to the top-level accounts)")
+    risk_items, exec_items = sides["risk"], sides["execution"]
+    names_r = [x.get("name", "paper-main") for x in risk_items]
+    names_e = [x.get("name", "paper-main") for x in exec_items]
+    if names_r != names_e:
+        raise ValueError(
+            f"risk.accounts and execution.accounts list different accounts ({names_r} vs {names_e}): "
+            "declare each account once in the top-level accounts section instead"
+        )
+    merged: list[dict[str, Any]] = []
+    for i, (r, e) in enumerate(zip(risk_items, exec_items, strict=True)):
+        eq_r, eq_e = r.get("initial_equity", 10_000.0), e.get("initial_equity", 10_000.0)
+        if eq_r != eq_e:
+            raise ValueError(
+                f"risk.accounts[{i}].initial_equity ({eq_r}) and execution.accounts[{i}].initial_equity "
+                f"({eq_e}) disagree: declare the account once in the top-level accounts section instead"
+            )
+        account: dict[str, Any] = {}
+        limits: dict[str, Any] = {}
+        for source, top, lim in ((r, _RISK_TOP, _RISK_LIMITS), (e, _EXEC_TOP, _EXEC_LIMITS)):
+            for key, value in source.items():
+                if key in lim:
+                    limits[key] = copy.deepcopy(value)
+                elif key in top or key not in (_RISK_TOP + _RISK_LIMITS + _EXEC_TOP + _EXEC_LIMITS):
+                    account[key] = copy.deepcopy(value)  # an unknown key reaches the decoder
+        if limits:
+            account["limits"] = limits
+        merged.append(account)
+    doc = dict(raw)
+    for section, _ in legacy:
+        rest = {k: v for k, v in doc[section].items() if k != "accounts"}
+        doc[section] = rest
+    doc["accounts"] = merged
+    return doc
