@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -380,25 +381,49 @@ def run(args: argparse.Namespace) -> int:
         return cfg.EXIT_CONFIG
     limits = Thresholds(max_lag=args.max_lag, max_bar_age_s=args.max_bar_age)
     home = Path(common.home).resolve()
-    while True:
+    if args.watch:
         try:
-            snap = asyncio.run(snapshot(url, creds, common.nats, home, limits))
+            return asyncio.run(_watch(args, url, creds, common.nats, home, limits))
+        except KeyboardInterrupt:  # before the loop's own handler was installed
+            return 0
+    try:
+        snap = asyncio.run(snapshot(url, creds, common.nats, home, limits))
+    except (OSError, nats.errors.Error, CredentialsError) as exc:
+        print(f"ticktape status: {describe_error(exc)}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        return 0
+    sys.stdout.write(_screen(snap, args.json))
+    return 0
+
+
+def _screen(snap: Snapshot, as_json: bool) -> str:
+    return msgspec.json.encode(snap).decode() + "\n" if as_json else render(snap, time.time_ns())
+
+
+async def _watch(
+    args: argparse.Namespace,
+    url: str,
+    creds: str | None,
+    settings: cfg.NatsSettings,
+    home: Path,
+    limits: Thresholds,
+) -> int:
+    """Refresh every args.interval seconds until Ctrl-C or SIGTERM. The signals only set a flag
+    the loop checks (never an exception inside a refresh, which a library could swallow)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    while not stop.is_set():
+        try:
+            out = _screen(await snapshot(url, creds, settings, home, limits), args.json)
         except (OSError, nats.errors.Error, CredentialsError) as exc:
-            error = f"ticktape status: {describe_error(exc)}"
-            if not args.watch:
-                print(error, file=sys.stderr)
-                return EXIT_UNREACHABLE
-            out = error + "\n"  # a stack restarting: say so on the screen and keep trying
-        except KeyboardInterrupt:
-            return 0
-        else:
-            out = msgspec.json.encode(snap).decode() + "\n" if args.json else render(snap, time.time_ns())
-            if not args.watch:
-                sys.stdout.write(out)
-                return 0
-        try:
-            sys.stdout.write(out if args.json else CLEAR + out)
-            sys.stdout.flush()
-            time.sleep(args.interval)
-        except KeyboardInterrupt:
-            return 0
+            out = f"ticktape status: {describe_error(exc)}\n"  # a stack restarting: say so and keep trying
+        if stop.is_set():
+            break
+        sys.stdout.write(out if args.json else CLEAR + out)
+        sys.stdout.flush()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=args.interval)
+    return 0
