@@ -46,6 +46,21 @@ async def connect_once(url: str, **kwargs: Any) -> Client:
     return await nats.connect(last, **options)
 
 
+async def connect_command(url: str, name: str, creds: str | Path | None) -> tuple[Client, list[Exception]]:
+    """A command-line tool's one connection (connect_once, no reconnects) with the errors the
+    server reports asynchronously collected in the list returned beside it: a request refused for
+    want of permission only times out, and that list says why."""
+    errors: list[Exception] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(exc)
+
+    nc = await connect_once(
+        url, connect_timeout=5, allow_reconnect=False, error_cb=on_error, name=name, **connect_options(creds)
+    )
+    return nc, errors
+
+
 async def connect(url: str, name: str, *, creds: str | Path | None = None, **kwargs: Any) -> Client:
     """A client that reconnects for ever (services outlive a NATS restart). creds: the path of
     this process's credentials file (ticktape.bus.creds), read here and nowhere else."""

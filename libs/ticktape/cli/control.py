@@ -15,8 +15,8 @@ import nats.errors
 
 from ticktape import config as cfg
 from ticktape import ids, subjects
-from ticktape.bus.connect import connect_once
-from ticktape.bus.creds import CredentialsError, connect_options
+from ticktape.bus.connect import connect_command
+from ticktape.bus.creds import CredentialsError
 from ticktape.bus.permissions import OPERATOR
 from ticktape.bus.publisher import msg_headers
 from ticktape.cli.sessions import add_creds_arg, bus_creds, describe_error
@@ -71,19 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _publish(url: str, creds: str | None, event: EmergencyStop | ResumeTrading) -> int:
     """Publish and wait for JetStream's ack; a refused publish says so instead of timing out."""
-    errors: list[Exception] = []
-
-    async def on_error(exc: Exception) -> None:
-        errors.append(exc)
-
-    nc = await connect_once(
-        url,
-        connect_timeout=5,
-        allow_reconnect=False,
-        error_cb=on_error,
-        name="ticktape-operator",
-        **connect_options(creds),
-    )
+    nc, errors = await connect_command(url, "ticktape-operator", creds)
     try:
         try:
             ack = await nc.jetstream(timeout=5).publish(

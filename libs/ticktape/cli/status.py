@@ -36,7 +36,8 @@ from nats.js.errors import NotFoundError
 
 from ticktape import config as cfg
 from ticktape import registry, subjects
-from ticktape.bus.creds import CredentialsError, connect_options
+from ticktape.bus.connect import connect_command
+from ticktape.bus.creds import CredentialsError
 from ticktape.cli.sessions import add_creds_arg, bus_creds, describe_error
 from ticktape.cli.status_view import (
     Account,
@@ -313,21 +314,7 @@ async def gather(
 async def snapshot(url: str, creds: str | None, settings: cfg.NatsSettings, home: Path, limits: Thresholds) -> Snapshot:
     """Connect once, gather, close. A JetStream request the server refuses (a credential without
     the JetStream API, such as observer's) times out: PermissionError says so instead."""
-    from ticktape.bus.connect import connect_once
-
-    errors: list[Exception] = []
-
-    async def on_error(exc: Exception) -> None:
-        errors.append(exc)
-
-    nc = await connect_once(
-        url,
-        connect_timeout=5,
-        allow_reconnect=False,
-        error_cb=on_error,
-        name="ticktape-status",
-        **connect_options(creds),
-    )
+    nc, errors = await connect_command(url, "ticktape-status", creds)
     try:
         return await gather(nc.jetstream(timeout=5), settings, home, nats_url=url, limits=limits)
     except nats.errors.TimeoutError:
