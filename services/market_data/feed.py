@@ -19,7 +19,7 @@ from exchanges import adapter_for, budget
 from exchanges.base import FrameError, HttpRequest
 from services.market_data.config import MarketDataConfig, VenueFeedConfig
 from services.market_data.core import MarketDataCore
-from services.market_data.shard import ConnectLimiter, Shard, WindowLimiter
+from services.market_data.shard import Shard
 from ticktape import config as cfg
 from ticktape import ids, runtime, subjects, telemetry
 from ticktape.bus.deadletter import dead_letter
@@ -27,6 +27,7 @@ from ticktape.bus.pipeline import PipelinedPublisher
 from ticktape.bus.publisher import max_payload
 from ticktape.events import BarClosed, BarRejected, MarketDataStatus, TradeTick, UniverseUpdated
 from ticktape.events.codec import DecodeError, decode
+from ticktape.ratelimit import WindowLimiter
 
 # The simulator serves each venue under /<venue>; Hyperliquid's socket lives at /ws below it.
 SIM_WS_SUFFIX = {"hyperliquid": "/ws"}
@@ -64,7 +65,7 @@ class VenueFeed:
         except ValueError as exc:
             rt.log.error(str(cfg.ConfigError(str(exc))))
             raise SystemExit(cfg.EXIT_CONFIG) from None
-        self.limiter = ConnectLimiter(self.budget.connection_attempts, self.budget.connection_window_s)
+        self.limiter = WindowLimiter(self.budget.connection_attempts, self.budget.connection_window_s)
         # One pacer for every shard of this venue: the venue counts messages per IP, not per socket.
         self.pacer = WindowLimiter(self.budget.messages_per_minute, 60.0)
         self.rest_pacer = WindowLimiter(self.budget.rest_weight_per_minute, 60.0)  # request weight

@@ -24,10 +24,6 @@ from exchanges.base import VenueAdapter
 from ticktape.events import ShardStatus
 from ticktape.ratelimit import WindowLimiter
 
-# Connection attempts per window, per venue; the feed's messages pacer is a WindowLimiter too.
-ConnectLimiter = WindowLimiter
-__all__ = ["ConnectLimiter", "Shard", "WindowLimiter"]
-
 
 class Shard:
     def __init__(
@@ -41,7 +37,7 @@ class Shard:
         session: aiohttp.ClientSession,
         on_frame: Callable[[int, bytes], Awaitable[None]],
         backfill: Callable[[list[str]], Awaitable[None]],
-        limiter: ConnectLimiter,
+        limiter: WindowLimiter,  # connection attempts per window, per venue
         backoff_initial: float,
         backoff_max: float,
         log: FilteringBoundLogger,

@@ -15,6 +15,7 @@ import structlog
 
 from services.execution.config import ExecutionConfig
 from services.execution.service import serve as serve_execution
+from tests.support import bars
 from tests.support.bars import wave_bars
 from ticktape import subjects
 from ticktape.bus.deadletter import INLINE_BYTES, DeadLetters
@@ -35,25 +36,7 @@ BAR = wave_bars(n=2)
 
 
 def approval(name: str) -> OrderApproved:
-    bar = BAR[0]
-    return OrderApproved(
-        event_id=f"approval-{name}",
-        ts_event=bar.ts_event,
-        ts_init=bar.ts_init,
-        causation_id=f"signal-{name}",
-        correlation_id=bar.event_id,
-        account="paper-main",
-        strategy="ensemble",
-        venue=bar.venue,
-        symbol=bar.symbol,
-        side="buy",
-        quantity=0.01,
-        reference_price=100.0,
-        notional=1.0,
-        target_quantity=0.01,
-        signal_id=f"signal-{name}",
-        bar_open_time=bar.open_time,
-    )
+    return bars.approval(BAR[0], name)
 
 
 async def refused(auth, role: str, subject: str, data: bytes = b"{}") -> bool:

@@ -19,6 +19,7 @@ import pytest
 
 from services.execution.config import ExecutionConfig
 from services.execution.service import serve as serve_execution
+from tests.support import bars
 from tests.support.bars import wave_bars
 from ticktape import registry, subjects
 from ticktape.bus.permissions import ADMIN, OBSERVER
@@ -40,25 +41,7 @@ BARS = wave_bars(n=3, start=NOW - NOW % MINUTE_NS - 3 * MINUTE_NS)
 
 
 def approval(name: str) -> OrderApproved:
-    bar = BARS[0]
-    return OrderApproved(
-        event_id=f"approval-{name}",
-        ts_event=bar.ts_event,
-        ts_init=bar.ts_init,
-        causation_id=f"signal-{name}",
-        correlation_id=bar.event_id,
-        account="paper-main",
-        strategy="ensemble",
-        venue=VENUE,
-        symbol=bar.symbol,
-        side="buy",
-        quantity=0.01,
-        reference_price=100.0,
-        notional=1.0,
-        target_quantity=0.01,
-        signal_id=f"signal-{name}",
-        bar_open_time=bar.open_time,
-    )
+    return bars.approval(BARS[0], name)
 
 
 UNIVERSE = UniverseUpdated(

@@ -6,7 +6,7 @@ import math
 
 from ticktape import ids
 from ticktape.clock import MINUTE_NS
-from ticktape.events import BarClosed
+from ticktape.events import BarClosed, OrderApproved
 
 T0 = 1_700_000_040 * 1_000_000_000 - (1_700_000_040 * 1_000_000_000) % MINUTE_NS
 
@@ -39,3 +39,26 @@ def wave_bars(
             )
         )
     return out
+
+
+def approval(bar: BarClosed, name: str) -> OrderApproved:
+    """A small buy approval (0.01 at 100) for `bar`'s symbol on paper-main, as risk would publish
+    it after a signal `signal-<name>`."""
+    return OrderApproved(
+        event_id=f"approval-{name}",
+        ts_event=bar.ts_event,
+        ts_init=bar.ts_init,
+        causation_id=f"signal-{name}",
+        correlation_id=bar.event_id,
+        account="paper-main",
+        strategy="ensemble",
+        venue=bar.venue,
+        symbol=bar.symbol,
+        side="buy",
+        quantity=0.01,
+        reference_price=100.0,
+        notional=1.0,
+        target_quantity=0.01,
+        signal_id=f"signal-{name}",
+        bar_open_time=bar.open_time,
+    )
