@@ -145,7 +145,7 @@ async def published_messages(
         for event in feed.core.on_frame(raw, time.time_ns()):
             extra = None
             if isinstance(event, BarClosed):
-                with feed.tracer.start_as_current_span("market_data bar closed"):
+                with feed.tracer.start_as_current_span("market_data publish md.bar.closed"):
                     extra = telemetry.inject({})
             out.append((subjects.for_event(event), encode(event), msg_headers(event, extra)))
     return out

@@ -9,6 +9,7 @@ read from the environment by the code that needs them."""
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -95,15 +96,35 @@ class TelemetrySettings(_Section, frozen=True, kw_only=True):
     # OTLP/HTTP base URL (e.g. http://127.0.0.1:4318; spans go to <url>/v1/traces). Set, spans
     # are recorded and exported as service.name=ticktape-<service>; unset, OTEL_EXPORTER_OTLP_ENDPOINT
     # is used, and without either nothing is recorded (trace context is still propagated).
+    # `ticktape up --otlp URL` sets it for every service it starts.
     otlp_endpoint: str | None = None
-    # Prometheus text on 127.0.0.1; 0: off. Under `ticktape up` a base port: up serves its own
-    # metrics there and service i of the registry base + 1 + i (ticktape.metrics.service_ports);
-    # a service run on its own serves on exactly this port. A port that cannot be bound exits 78.
+    # With an OTLP endpoint, also push each process's metrics to <url>/v1/metrics
+    # (ticktape.telemetry_metrics); false for an endpoint that takes traces only (Jaeger).
+    otlp_metrics: bool = True
+    # Prometheus text on metrics_host:metrics_port; port 0: off. Under `ticktape up` a base port: up
+    # serves its own metrics there and service i of the registry base + 1 + i
+    # (ticktape.metrics.service_ports); a service run on its own serves on exactly this port. A port
+    # that cannot be bound exits 78. metrics_host: the address bound, loopback unless a scraper
+    # outside the host or container must reach it (0.0.0.0 in docker-compose.yml).
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ValueError(f"log_level must be one of debug, info, warning, error (got {self.log_level!r})")
+        if not _is_host(self.metrics_host):
+            raise ValueError(
+                "metrics_host must be an IP address or a host name, e.g. 127.0.0.1 or 0.0.0.0 "
+                f"(got {self.metrics_host!r})"
+            )
+
+
+def _is_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*", host) is not None
+    return True
 
 
 class SupervisorSettings(_Section, frozen=True, kw_only=True):

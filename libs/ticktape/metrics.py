@@ -1,5 +1,7 @@
 """Per-service metrics in one registry per process, exported in Prometheus text format when
-telemetry.metrics_port is set (`ticktape up` gives each service its own port: service_ports).
+telemetry.metrics_port is set (`ticktape up` gives each service its own port: service_ports), on
+telemetry.metrics_host (loopback by default), and pushed over OTLP with an OTLP endpoint
+(ticktape.telemetry_metrics).
 
 Counters: received, published, rejected, dead-lettered, errors, retries, inputs that exhausted
 their deliveries, dead-letter payloads kept out of band. Gauges: the storage fraction
@@ -233,10 +235,11 @@ class ServiceMetrics:
         """Every metric name this registry exports (with _total, _bucket... suffixes)."""
         return exported_names(self.registry)
 
-    def serve(self, port: int) -> None:
-        """Serve the registry on 127.0.0.1:port (0: not at all). Raises OSError when the port is taken."""
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Serve the registry on host:port (telemetry.metrics_host; port 0: not at all). Raises
+        OSError when the port is taken."""
         if port:
-            start_http_server(port, addr="127.0.0.1", registry=self.registry)
+            start_http_server(port, addr=host, registry=self.registry)
 
 
 def exported_names(registry: CollectorRegistry) -> set[str]:
@@ -249,6 +252,11 @@ def exported_names(registry: CollectorRegistry) -> set[str]:
         names.update(metric.name + suffix for suffix in suffixes.get(kind, ()))
         names.update(sample.name for sample in metric.samples)
     return names
+
+
+def metrics_url(host: str, port: int) -> str:
+    """The URL of a metrics endpoint bound on host:port (an IPv6 address in brackets)."""
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
 
 
 def service_ports(base: int, services: Sequence[str], registered: Sequence[str]) -> dict[str, int]:
@@ -296,6 +304,6 @@ class SupervisorMetrics:
     def restarted(self, service: str) -> None:
         self._restarts.labels(service).inc()
 
-    def serve(self, port: int) -> None:
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
         if port:
-            start_http_server(port, addr="127.0.0.1", registry=self.registry)
+            start_http_server(port, addr=host, registry=self.registry)

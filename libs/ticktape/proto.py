@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from ticktape import __version__, subjects
+from ticktape import __version__, registry, subjects
 from ticktape.events import EVENT_TYPES, type_tag
 
 PROTO_DIR = Path(__file__).resolve().parents[2] / "proto"
@@ -102,6 +102,8 @@ def render() -> dict[str, str]:
     """Relative path -> file content for everything under proto/."""
     files = {f"schemas/{type_tag(cls)}.json": _dump(event_schema(cls)) for cls in EVENT_TYPES}
     files["asyncapi.json"] = _dump(asyncapi())
+    for name, make in registry.documents().items():  # e.g. the API's openapi.json
+        files[name] = _dump(make())
     files["streams.json"] = _dump(
         {
             "streams": {

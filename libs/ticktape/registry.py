@@ -50,6 +50,17 @@ def core_spec_factory(info: ServiceInfo) -> Callable[[dict[str, Any]], CoreSpec]
     return factory
 
 
+def documents() -> dict[str, Callable[[], Any]]:
+    """Each registered service's proto/ documents: file name -> the function that makes it."""
+    out: dict[str, Callable[[], Any]] = {}
+    for info in services():
+        for name, ref in info.documents:
+            if name in out:
+                raise RegistryError(f"service {info.name!r}: proto/{name} is also another service's document")
+            out[name] = _load(info, "documents", ref)
+    return out
+
+
 def _load(info: ServiceInfo, field: str, ref: str) -> Any:
     return EntryPoint(name=f"{info.name}.{field}", value=ref, group=GROUP).load()
 
@@ -95,8 +106,10 @@ def validate(infos: Iterable[ServiceInfo]) -> tuple[ServiceInfo, ...]:
             raise RegistryError(
                 f"service {info.name!r}: a core needs a core_spec and only a core has one (kind {info.kind!r})"
             )
-        if info.kind != "producer" and not info.durables:
+        if info.kind in ("core", "sink") and not info.durables:
             raise RegistryError(f"service {info.name!r}: a {info.kind} must name its durable consumers (to drain)")
+        if info.kind == "view" and info.durables:
+            raise RegistryError(f"service {info.name!r}: a view reads through ephemeral consumers, it has no durable")
         unknown = [s for s in info.reads if s not in STREAMS]
         if unknown:
             raise RegistryError(

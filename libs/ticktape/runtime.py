@@ -22,7 +22,7 @@ from nats.js.errors import NotFoundError
 
 from ticktape import config as cfg
 from ticktape import log as logmod
-from ticktape import telemetry
+from ticktape import telemetry, telemetry_metrics
 from ticktape.bus import creds
 from ticktape.bus.connect import connect
 from ticktape.bus.deadletter import DeadLetters
@@ -70,7 +70,9 @@ async def open_runtime(name: str, common: cfg.CommonSettings, raw: dict[str, Any
     logmod.configure(name, common.telemetry.log_level)
     telemetry.setup(name, common.telemetry.otlp_endpoint)
     metrics = ServiceMetrics(name)
-    serve_metrics(name, metrics, common.telemetry.metrics_port)
+    serve_metrics(name, metrics, common.telemetry.metrics_port, common.telemetry.metrics_host)
+    if common.telemetry.otlp_metrics:
+        telemetry_metrics.setup(name, metrics.registry, common.telemetry.otlp_endpoint)
     log = logmod.get()
     nc = await connect(common.nats.url, name, creds=common.nats.creds)
     js = nc.jetstream()
@@ -81,14 +83,14 @@ async def open_runtime(name: str, common: cfg.CommonSettings, raw: dict[str, Any
     return Runtime(name=name, common=common, raw=raw, nc=nc, js=js, metrics=metrics, log=log)
 
 
-def serve_metrics(name: str, metrics: ServiceMetrics, port: int) -> None:
+def serve_metrics(name: str, metrics: ServiceMetrics, port: int, host: str = "127.0.0.1") -> None:
     """Serve the metrics, or exit 78 naming the key when the port cannot be bound: a port taken by
     someone else stays taken, so a restart loop would not help (the supervisor stops instead)."""
     try:
-        metrics.serve(port)
+        metrics.serve(port, host)
     except OSError as exc:
         message = (
-            f"config error: telemetry.metrics_port: cannot serve metrics on 127.0.0.1:{port} ({exc.strerror or exc}); "
+            f"config error: telemetry.metrics_port: cannot serve metrics on {host}:{port} ({exc.strerror or exc}); "
             "free the port or choose another (under `ticktape up` it is the base: services use base+1..)"
         )
         print(f"ticktape {name}: {message}", file=sys.stderr, flush=True)
@@ -152,6 +154,7 @@ def run(
                 rt.log.warning("drain failed; closing the connection", error=repr(exc))
                 await rt.nc.close()
             telemetry.shutdown()
+            telemetry_metrics.shutdown()
             rt.log.info("service stopped")
 
     asyncio.run(main())

@@ -7,11 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["producer", "core", "sink"]
+Kind = Literal["producer", "core", "sink", "view"]
 # producer: publishes what it takes from outside (venues); stopped first when a session ends.
 # core:     a replayable decision core behind a durable consumer; drained, then stopped.
 # sink:     archives the stream; stopped last, after the session's stop record, once drained.
-KINDS: tuple[str, ...] = ("producer", "core", "sink")
+# view:     a read model of the stream (ephemeral consumers, no durable: nothing to drain) that
+#           answers queries; stopped last, with the sinks, so it answers while the stack stops.
+KINDS: tuple[str, ...] = ("producer", "core", "sink", "view")
 # The streams a service may read (create consumers on, fetch from, ack), by role; their names come
 # from the nats settings (stream, dlq_stream, trades_stream). ticktape.bus.permissions grants it.
 STREAMS: tuple[str, ...] = ("events", "dlq", "trades")
@@ -29,6 +31,9 @@ class ServiceInfo:
     durables:  its durable consumers on the events stream, drained before it is stopped
     core_spec: "module:function" building its CoreSpec from the raw config document (cores only)
     reads:     the streams (STREAMS) it reads through JetStream consumers; the bus lets it do no more
+    documents: (file name under proto/, "module:function" returning a JSON document) of the
+               contracts it serves besides events (the API's OpenAPI document); `ticktape proto`
+               writes them and the drift test checks them
     """
 
     name: str
@@ -39,3 +44,4 @@ class ServiceInfo:
     durables: tuple[str, ...] = ()
     core_spec: str | None = None
     reads: tuple[str, ...] = ("events",)
+    documents: tuple[tuple[str, str], ...] = ()

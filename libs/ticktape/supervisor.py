@@ -426,6 +426,21 @@ def state_of(run_dir: Path) -> str | None:
         return None
 
 
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (exited, not yet reaped by the supervisor)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (not Linux): exists is all we know
+        return True
+
+
 def pid_of(run_dir: Path, service: str) -> int | None:
     try:
         return int((run_dir / f"{service}.pid").read_text())
@@ -433,4 +448,4 @@ def pid_of(run_dir: Path, service: str) -> int | None:
         return None
 
 
-__all__ = ["StopSignals", "Supervisor", "child_env", "pid_of", "state_of", "os"]
+__all__ = ["StopSignals", "Supervisor", "alive", "child_env", "pid_of", "state_of", "os"]

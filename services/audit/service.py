@@ -22,13 +22,17 @@ without projected columns, counted (`rejected{reason="too_deep"}`) and also dead
 someone looks at it. A batch PostgreSQL will not take as jsonb is stored without the jsonb copy.
 Outages (no database, no NATS) are retried from the stored head for as long as they last; a
 refusal the database repeats max_deliver times at the same head stops the service with the
-reason logged, since the audit log must not skip a message."""
+reason logged, since the audit log must not skip a message.
+
+Traces: each stored message that carries a trace context (`traceparent`) gets an `audit archive
+<type>` span, a child of the span that published it, so a tick's trace ends in the audit log."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,11 +41,12 @@ import nats.errors
 import psycopg
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from opentelemetry import trace
 from prometheus_client import Counter
 
 from services.audit.config import AuditConfig
 from ticktape import config as cfg
-from ticktape import pg, runtime, subjects
+from ticktape import pg, runtime, subjects, telemetry
 from ticktape.audit import chain, queries, signing
 from ticktape.bus.deadletter import DeadLetters
 from ticktape.bus.durable import recreate_durable
@@ -143,6 +148,8 @@ class Archiver:
         self.signer = signer  # None: checkpoints are written unsigned
         self.witness = witness  # where the latest signed checkpoint is kept outside PostgreSQL
         self._unprojectable: list[tuple[Msg, str]] = []  # of the batch being written
+        self._written: list[tuple[Msg, chain.Row]] = []  # of the batch being written
+        self._tracer = trace.get_tracer("ticktape.audit")
         self._conflicts: list[tuple[Msg, chain.Conflict]] = []  # of the batch being written
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -238,12 +245,14 @@ class Archiver:
     async def store(self, conn: psycopg.AsyncConnection[Any], msgs: list[Msg]) -> tuple[int, int]:
         """Chain and store one fetched batch in one transaction, then ack it; returns (stored,
         skipped). Raises _Resync after storing what precedes an unexpected gap."""
+        started = time.time_ns()
         try:
             done, written, state, checkpointed = await self._write(conn, msgs, with_payload=True)
         except psycopg.DataError as exc:  # a body PostgreSQL will not take as jsonb: keep the bytes only
             self.metrics.base.error("payload_not_jsonb")
             self.log.warning("payload not storable as jsonb; archived as bytes only", error=repr(exc))
             done, written, state, checkpointed = await self._write(conn, msgs, with_payload=False)
+        self._trace(started)
         for at, reason in checkpointed:
             self._checkpointed(at, reason)
         self.state = state
@@ -313,6 +322,7 @@ class Archiver:
             stops: list[int] = []  # indexes in rows of session.stopped rows: each gets a checkpoint
             self._unprojectable = []
             self._conflicts = []
+            self._written = []
             msg_of: dict[int, Msg] = {}
             done, prev, last = 0, state.hash, state.seq
             checkpointed: list[tuple[ChainState, str]] = []
@@ -359,6 +369,7 @@ class Archiver:
                                 r.hash,
                             )
                         )
+                self._written = [(msg_of[r.seq], r) for r in rows]
                 for i in stops:
                     at = ChainState(seq=rows[i].seq, hash=rows[i].hash, count=state.count + i + 1)
                     at = await self._insert_checkpoint(conn, at, "session")
@@ -393,6 +404,33 @@ class Archiver:
             (ids, self.stream),
         )
         return {eid: (seq, bytes(digest)) for eid, seq, digest in await cur.fetchall()}
+
+    def _trace(self, started_ns: int) -> None:
+        """One span per message of the committed batch that carries a trace context (bars through
+        fills carry one): "audit archive <type>", a child of the span that published it, from the
+        batch's start to its commit, so the audit log is the last process in a tick's trace. A
+        message without a context (a session record, a status) starts no trace."""
+        if not self._written:
+            return
+        ended = time.time_ns()
+        for msg, row in self._written:
+            if not msg.headers or "traceparent" not in msg.headers:
+                continue
+            attributes: dict[str, str | int] = {
+                "messaging.destination": msg.subject,
+                "ticktape.stream": row.stream,
+                "ticktape.seq": row.seq,
+            }
+            if row.event_id is not None:
+                attributes["ticktape.event_id"] = row.event_id
+            span = self._tracer.start_span(
+                f"audit archive {row.type or 'unknown'}",
+                context=telemetry.extract(msg.headers),
+                kind=trace.SpanKind.CONSUMER,
+                attributes=attributes,
+                start_time=started_ns,
+            )
+            span.end(end_time=ended)
 
     async def checkpoint(self, conn: psycopg.AsyncConnection[Any], reason: str) -> None:
         """Record the head as a checkpoint unless the latest checkpoint already is the head."""

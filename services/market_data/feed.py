@@ -284,7 +284,7 @@ class VenueFeed:
                 await self.publisher.publish(event)
             elif isinstance(event, BarClosed):  # bars start traces; trades are too many to trace
                 with self.tracer.start_as_current_span(
-                    "market_data bar closed",
+                    "market_data publish md.bar.closed",
                     kind=trace.SpanKind.PRODUCER,
                     attributes={
                         "ticktape.event_id": event.event_id,

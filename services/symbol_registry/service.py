@@ -107,7 +107,7 @@ async def refresh(
         )
         await store.save_universe(db.conn, event)
     with trace.get_tracer("ticktape.symbol_registry").start_as_current_span(
-        "symbol_registry universe",
+        "symbol_registry publish symbols.universe.updated",
         kind=trace.SpanKind.PRODUCER,
         attributes={"ticktape.event_id": event.event_id, "ticktape.venue": event.venue},
     ):

@@ -15,8 +15,8 @@ from tests.support.bars import wave_bars
 from ticktape import registry, subjects
 from ticktape.bus import creds, permissions
 from ticktape.bus.permissions import ADMIN, OBSERVER, OPERATOR, PermissionsError
-from ticktape.cli.control import control_event
 from ticktape.config import NatsSettings
+from ticktape.control import control_event
 from ticktape.events import OrderApproved
 from ticktape.events.codec import DecodeError, encode
 from ticktape.registry import ServiceInfo

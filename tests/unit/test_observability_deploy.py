@@ -118,6 +118,38 @@ def test_prometheus_scrapes_up_and_every_service_on_the_ports_up_gives_them():
     assert f"telemetry.metrics_port: {base}" in (DEPLOY / "README.md").read_text()
 
 
+def test_the_compose_stack_publishes_the_ports_prometheus_scrapes_on_the_hosts_loopback():
+    """docker-compose.yml's `ticktape` container (`ticktape up`): up and every service bind their
+    metrics on 0.0.0.0 (a container's loopback cannot be reached from outside it), and the container
+    publishes exactly those ports on the host's 127.0.0.1, which are prometheus.yml's targets."""
+    from ticktape import config as cfg
+
+    stack = _yaml(ROOT / "docker-compose.yml")["services"]["ticktape"]
+    env = {k: str(v) for k, v in stack["environment"].items() if k.startswith("TICKTAPE_TELEMETRY__")}
+    telemetry = cfg.load_common(cfg.load_raw(path=ROOT / "ticktape.example.yaml", env=env)).telemetry
+    assert telemetry.metrics_host == "0.0.0.0"
+    assert not telemetry.otlp_metrics, "scraped: not pushed as well to the collector, which takes traces only"
+    published: set[int] = set()
+    for entry in stack["ports"]:
+        host_ip, on_host, in_container = entry.split(":")
+        assert host_ip == "127.0.0.1", "metrics stay on the host's loopback"
+        assert on_host == in_container
+        first, _, last = on_host.partition("-")
+        published |= set(range(int(first), int(last or first) + 1))
+    names = registry.names()
+    base = telemetry.metrics_port
+    api_port = int(stack["environment"]["TICKTAPE_API__PORT"])  # the HTTP API, published beside them
+    assert published == {base, *service_ports(base, names, names).values(), api_port}
+    config = _yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    scraped = {
+        int(target.rsplit(":", 1)[1])
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    assert scraped == published - {api_port}
+
+
 def test_grafana_datasources_and_dashboards_are_provisioned_where_grafana_reads_them():
     grafana = _yaml(COMPOSE)["services"]["grafana"]
     mounts = _mounts(grafana)

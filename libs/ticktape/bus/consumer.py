@@ -272,7 +272,6 @@ class CoreConsumer:
             await self._reject(msg, seq, headers, "undecodable", str(exc))
             return
         parent = telemetry.extract(headers)
-        self._remember(event.event_id, parent)
         with (
             structlog.contextvars.bound_contextvars(event_id=event.event_id),
             self._tracer.start_as_current_span(
@@ -280,8 +279,11 @@ class CoreConsumer:
                 context=parent,
                 kind=trace.SpanKind.CONSUMER,
                 attributes={"ticktape.event_id": event.event_id, "messaging.destination": msg.subject},
-            ),
+            ) as span,
         ):
+            # outputs caused by this input (now or later: an order's fill) are children of this
+            # span; only its ids are kept, not the span (100,000 of them would hold their attributes)
+            self._remember(event.event_id, trace.set_span_in_context(trace.NonRecordingSpan(span.get_span_context())))
             self._begin(seq)
             started = time.perf_counter()
             try:

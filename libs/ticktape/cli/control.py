@@ -14,19 +14,15 @@ import nats
 import nats.errors
 
 from ticktape import config as cfg
-from ticktape import ids, subjects
+from ticktape import subjects
 from ticktape.bus.connect import connect_command
 from ticktape.bus.creds import CredentialsError
 from ticktape.bus.permissions import OPERATOR
 from ticktape.bus.publisher import msg_headers
 from ticktape.cli.sessions import add_creds_arg, bus_creds, describe_error
+from ticktape.control import COMMANDS, control_event
 from ticktape.events import EmergencyStop, ResumeTrading
 from ticktape.events.codec import encode
-
-COMMANDS: dict[str, tuple[type[EmergencyStop] | type[ResumeTrading], str]] = {
-    "stop": (EmergencyStop, "emergency stop: risk rejects every new signal, execution cancels pending orders"),
-    "resume": (ResumeTrading, "lift an emergency stop"),
-}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,19 +33,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--nats", metavar="URL", help="NATS server (default: nats.url of the config, TICKTAPE_NATS_URL)")
         add_creds_arg(p, OPERATOR)
         p.set_defaults(func=run, control=name)
-
-
-def control_event(command: str, reason: str, account: str, ts_ns: int) -> EmergencyStop | ResumeTrading:
-    """The event of `ticktape stop|resume`; its id derives from what and when, so a retry of the
-    same command is dropped as a duplicate."""
-    event_type: type[EmergencyStop] | type[ResumeTrading] = COMMANDS[command][0]
-    return event_type(
-        event_id=ids.derive("control", command, account, reason, ts_ns),
-        ts_event=ts_ns,
-        ts_init=ts_ns,
-        reason=reason,
-        account=account,
-    )
 
 
 def run(args: argparse.Namespace) -> int:

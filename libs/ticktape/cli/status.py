@@ -68,7 +68,7 @@ from ticktape.events import (
 from ticktape.events.codec import DecodeError, decode
 from ticktape.events.envelope import Envelope
 from ticktape.redact import redact_text
-from ticktape.supervisor import pid_of, state_of
+from ticktape.supervisor import alive, pid_of, state_of
 
 CLEAR = "\x1b[H\x1b[2J"
 EXIT_UNREACHABLE = 1
@@ -249,23 +249,8 @@ def _processes(run_dir: Path) -> tuple[ServiceProc, ...]:
     out = []
     for svc in registry.services():
         pid = pid_of(run_dir, svc.name)
-        out.append(ServiceProc(name=svc.name, pid=pid, alive=pid is not None and _alive(pid)))
+        out.append(ServiceProc(name=svc.name, pid=pid, alive=pid is not None and alive(pid)))
     return tuple(out)
-
-
-def _alive(pid: int) -> bool:
-    """The process exists and is not a zombie (exited, not yet reaped by the supervisor)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):  # no /proc (not Linux): exists is all we know
-        return True
 
 
 async def gather(

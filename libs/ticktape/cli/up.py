@@ -10,21 +10,23 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import msgspec
 
 from ticktape import config as cfg
-from ticktape import registry, sessions
+from ticktape import registry, sessions, telemetry_metrics
 from ticktape.bus import creds, permissions
 from ticktape.infra import cluster, nats_auth
 from ticktape.infra.nats_server import InfraError, NatsServer
 from ticktape.infra.postgres import PostgresServer
 from ticktape.infra.stack import ensure_nats, ensure_postgres
-from ticktape.metrics import SupervisorMetrics, service_ports
+from ticktape.metrics import SupervisorMetrics, metrics_url, service_ports
 from ticktape.redact import redact_text
 from ticktape.supervisor import Server, StopSignals, Supervisor, child_env
 
+API = "api"  # the HTTP API service (services.api): up chooses its port and prints its URL
 LIVE_REFUSAL = (
     "live trading is not available in this build: ticktape runs execution in dry-run (paper) mode "
     "only. Remove --live; no order will reach an exchange."
@@ -38,6 +40,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--venue-sim", dest="venue_sim", help="point every venue endpoint at this venue simulator URL")
     p.add_argument("--services", help="comma-separated subset of services to run")
     p.add_argument("--live", action="store_true", help="refused: live trading is not available")
+    p.add_argument(
+        "--otlp",
+        metavar="URL",
+        help="send every service's traces and metrics to this OTLP/HTTP endpoint, e.g. http://127.0.0.1:4318 "
+        "(sets telemetry.otlp_endpoint; telemetry.otlp_metrics: false sends traces only)",
+    )
     p.add_argument(
         "--cluster",
         type=int,
@@ -72,6 +80,16 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
         env["TICKTAPE_VENUE_SIM"] = args.venue_sim
     if args.cluster:
         env["TICKTAPE_NATS__REPLICAS"] = str(args.cluster)  # every stream on every node (R3: R=3)
+    if args.otlp:
+        url = urlsplit(args.otlp)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            print(
+                f"ticktape up: --otlp wants an http(s) URL such as http://127.0.0.1:4318 "
+                f"(got {redact_text(args.otlp)!r})",
+                file=sys.stderr,
+            )
+            return 2
+        env["TICKTAPE_TELEMETRY__OTLP_ENDPOINT"] = args.otlp  # every child reads it as its config key
     try:
         raw = cfg.load_raw(env=env)
         common = cfg.load_common(raw)
@@ -88,7 +106,8 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
         return 2
     services = tuple(s for s in known if s in wanted)  # started in the registry's order
     try:
-        metrics = _serve_metrics(common.telemetry.metrics_port, services, known)
+        metrics = _serve_metrics(common.telemetry.metrics_port, services, known, common.telemetry.metrics_host)
+        api = _api_address(raw, services)
     except cfg.ConfigError as exc:
         print(f"ticktape up: {exc}", file=sys.stderr)
         return cfg.EXIT_CONFIG
@@ -119,6 +138,10 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
     children_env = child_env(env, TICKTAPE_NATS_URL=nats_url, TICKTAPE_PG_DSN=pg_dsn, TICKTAPE_HOME=str(home))
     # each service connects with its own credentials file (its path, never the password, is passed)
     service_env = {s: {"TICKTAPE_NATS__CREDS": path} for s in services if (path := bus.for_role(s))}
+    if api is not None:  # chosen here so that it is known (and printed) before the API starts
+        service_env.setdefault(API, {})["TICKTAPE_API__PORT"] = str(api[1])
+        if operator := bus.for_role(permissions.OPERATOR):  # control commands go out as the operator
+            service_env[API]["TICKTAPE_API__OPERATOR_CREDS"] = operator
     for name, port in (metrics.ports if metrics else {}).items():  # each its own port, not the base
         service_env.setdefault(name, {})["TICKTAPE_TELEMETRY__METRICS_PORT"] = str(port)
     shown_url = redact_text(nats_url)  # what is printed never carries a token or password
@@ -129,7 +152,18 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
     print(f"ticktape up: PostgreSQL {'embedded' if pg_server else 'external'}; dry-run (paper) trading", flush=True)
     if metrics is not None:  # `ticktape up` itself first, then each service in start order
         for port in (metrics.base, *metrics.ports.values()):
-            print(f"ticktape up: metrics http://127.0.0.1:{port}/metrics", flush=True)
+            print(f"ticktape up: metrics {metrics_url(common.telemetry.metrics_host, port)}", flush=True)
+    otlp = common.telemetry.otlp_endpoint or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if otlp:
+        sent = "traces and metrics" if common.telemetry.otlp_metrics else "traces"
+        print(f"ticktape up: OTLP {redact_text(otlp)} ({sent} of every service)", flush=True)
+    # restarts per service: served on the base port, pushed over OTLP with the services' metrics
+    supervisor_metrics = metrics.registry if metrics else None
+    if otlp and common.telemetry.otlp_metrics:
+        supervisor_metrics = supervisor_metrics or SupervisorMetrics()
+        telemetry_metrics.setup("up", supervisor_metrics.registry, otlp)
+    if api is not None:
+        print(f"ticktape up: API http://{_url_host(api[0])}:{api[1]}", flush=True)
     observer = bus.for_role(permissions.OBSERVER)
     if observer:
         print(f"ticktape up: bus credentials (one per role) in {bus.directory}", flush=True)
@@ -158,9 +192,10 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
             infra,
             signals,
             servers,
-            metrics.registry if metrics else None,
+            supervisor_metrics,
         )
     finally:
+        telemetry_metrics.shutdown()
         if pg_server is not None:
             pg_server.stop()
         if nats_server is not None:
@@ -199,7 +234,7 @@ def _run_session(
     infos = [registry.get(s) for s in services]
     producers = tuple(i.name for i in infos if i.kind == "producer")
     core_durables = tuple(d for i in infos if i.kind == "core" for d in i.durables)
-    sinks = tuple(i.name for i in infos if i.kind == "sink")
+    sinks = tuple(i.name for i in infos if i.kind in ("sink", "view"))  # views answer to the end
     sink_durables = tuple(d for i in infos if i.kind == "sink" for d in i.durables)
     stopped: list[str] = []
     attempted: list[bool] = []
@@ -248,7 +283,9 @@ class _Metrics(NamedTuple):
     registry: SupervisorMetrics
 
 
-def _serve_metrics(base: int, services: tuple[str, ...], known: tuple[str, ...]) -> _Metrics | None:
+def _serve_metrics(
+    base: int, services: tuple[str, ...], known: tuple[str, ...], host: str = "127.0.0.1"
+) -> _Metrics | None:
     """telemetry.metrics_port is a base port: `ticktape up` serves its own metrics (restarts per
     service) there and gives service i of the registry base + 1 + i (ticktape.metrics.service_ports).
     Every port is checked before anything starts: one already taken is a config error here, not a
@@ -260,28 +297,60 @@ def _serve_metrics(base: int, services: tuple[str, ...], known: tuple[str, ...])
     except ValueError as exc:
         raise cfg.ConfigError(str(exc)) from None
     for name, port in ports.items():
-        if not _free(port):
+        if not _free(port, host):
             raise cfg.ConfigError(
                 f"telemetry.metrics_port: port {port} (for {name}: base {base} + 1 + its index) is in use; "
                 "choose a base whose next ports are free"
             )
     registry = SupervisorMetrics()
     try:
-        registry.serve(base)
+        registry.serve(base, host)
     except OSError as exc:
         raise cfg.ConfigError(
-            f"telemetry.metrics_port: cannot serve `ticktape up`'s metrics on 127.0.0.1:{base} "
+            f"telemetry.metrics_port: cannot serve `ticktape up`'s metrics on {host}:{base} "
             f"({exc.strerror or exc}); choose a free base port"
         ) from None
     return _Metrics(base, ports, registry)
 
 
-def _free(port: int) -> bool:
-    """Whether 127.0.0.1:port can be bound now (as the services' HTTP servers bind it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def _api_address(raw: dict[str, Any], services: tuple[str, ...]) -> tuple[str, int] | None:
+    """(host, port) of the API when it runs: api.port, or a free port when it is 0. A port that is
+    taken is a config error here rather than an API that exits at start."""
+    if API not in services:
+        return None
+    settings = cfg.load_section(API, registry.config_type(registry.get(API)), raw)
+    host, port = str(settings.host), int(settings.port)
+    if port == 0:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, 0))
+            except OSError as exc:
+                raise cfg.ConfigError(f"api.host: cannot listen on {host!r} ({exc.strerror or exc})") from None
+            return host, int(sock.getsockname()[1])
+    try:
+        free = _free(port, host)
+    except cfg.ConfigError:
+        raise cfg.ConfigError(f"api.host: cannot listen on {host!r}") from None
+    if not free:
+        raise cfg.ConfigError(f"api.port: port {port} on {host} is in use; choose another, or 0 for a free one")
+    return host, port
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether host:port (telemetry.metrics_host) can be bound now, as the services' HTTP servers
+    bind it."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError as exc:
+        raise cfg.ConfigError(f"telemetry.metrics_host {host!r} cannot be bound: {exc}") from None
+    with socket.socket(family, kind, proto) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind(address)
         except OSError:
             return False
     return True

@@ -1,0 +1,26 @@
+"""The operator's control events (EmergencyStop, ResumeTrading) as `ticktape stop|resume` and the
+API's control endpoints make them: one definition, so both publish the same event for the same
+command."""
+
+from __future__ import annotations
+
+from ticktape import ids
+from ticktape.events import EmergencyStop, ResumeTrading
+
+COMMANDS: dict[str, tuple[type[EmergencyStop] | type[ResumeTrading], str]] = {
+    "stop": (EmergencyStop, "emergency stop: risk rejects every new signal, execution cancels pending orders"),
+    "resume": (ResumeTrading, "lift an emergency stop"),
+}
+
+
+def control_event(command: str, reason: str, account: str, ts_ns: int) -> EmergencyStop | ResumeTrading:
+    """The event of a stop or resume; its id derives from what and when, so a retry of the same
+    command is dropped as a duplicate."""
+    event_type: type[EmergencyStop] | type[ResumeTrading] = COMMANDS[command][0]
+    return event_type(
+        event_id=ids.derive("control", command, account, reason, ts_ns),
+        ts_event=ts_ns,
+        ts_init=ts_ns,
+        reason=reason,
+        account=account,
+    )

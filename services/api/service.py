@@ -1,0 +1,276 @@
+"""The API service's shell: follows the event log and the dead-letter stream into the read model
+(ephemeral consumers from the first message: the projection is rebuilt at every start), probes
+what the log does not hold (processes, durables) every api.poll_s, serves HTTP, and publishes the
+operator's control commands (with the operator's credential when the bus has authorization)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import nats.errors
+from aiohttp import web
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from services.api import views as v
+from services.api.config import ApiConfig
+from services.api.health import ConsumerProbe, Probe
+from services.api.http import make_app
+from services.api.readmodel import ReadModel
+from ticktape import config as cfg
+from ticktape import registry, runtime, subjects
+from ticktape.bus.connect import connect
+from ticktape.bus.publisher import msg_headers
+from ticktape.control import control_event
+from ticktape.events.codec import DecodeError, encode
+from ticktape.supervisor import alive, pid_of
+
+NAME = "api"
+FETCH = 1024
+URL_FILE = "api.url"  # in <home>/run: where this API listens, for scripts and tests
+
+
+def load(raw: dict[str, Any]) -> ApiConfig:
+    return cfg.load_section(NAME, ApiConfig, raw)
+
+
+class Shell:
+    """The Backend of services.api.http: the read model, the latest probe, control publishing."""
+
+    def __init__(self, rt: runtime.Runtime, config: ApiConfig) -> None:
+        self.rt = rt
+        self.config = config
+        self.token = os.environ.get(config.token_env) or None
+        self.model = ReadModel(max_orders=config.max_orders, max_fills=config.max_fills)
+        self.stream_last_seq = 0
+        self.workers: tuple[v.Worker, ...] = ()
+        self._services: dict[str, bool | None] = {}
+        self._consumers: tuple[ConsumerProbe, ...] = ()
+        self._acked: dict[str, tuple[int, int]] = {}  # durable -> (ack floor, when)
+        self._operator: Client | None = None
+        self.run_dir = Path(rt.common.home) / "run"
+        self.undecodable = 0
+
+    def now_ns(self) -> int:
+        return self.rt.clock.now_ns()
+
+    def probe(self) -> Probe:
+        return Probe(now_ns=self.now_ns(), services=dict(self._services), consumers=self._consumers)
+
+    # --- the projection -------------------------------------------------------------------------
+
+    async def follow(self, stream: str) -> None:
+        """Apply every message of `stream` in order, from the first, for as long as it runs; a
+        consumer lost with a server restart is made again from the next sequence."""
+        js = self.rt.js
+        next_seq = 1
+        while not self.rt.stop.is_set():
+            name = f"api_{secrets.token_hex(6)}"
+            try:
+                await js.add_consumer(
+                    stream,
+                    ConsumerConfig(
+                        name=name,
+                        ack_policy=AckPolicy.NONE,
+                        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                        opt_start_seq=next_seq,
+                        inactive_threshold=60.0,
+                        mem_storage=True,
+                        max_waiting=1,
+                    ),
+                )
+                sub = await js.pull_subscribe_bind(consumer=name, stream=stream)
+            except (nats.errors.Error, OSError) as exc:
+                self.rt.log.warning("cannot follow the stream yet; retrying", stream=stream, error=repr(exc))
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                next_seq = await self._drain(sub, stream, name, next_seq)
+            finally:
+                with contextlib.suppress(nats.errors.Error, OSError):
+                    await sub.unsubscribe()
+                with contextlib.suppress(nats.errors.Error, OSError):
+                    await js.delete_consumer(stream, name)
+
+    async def _drain(self, sub: Any, stream: str, name: str, next_seq: int) -> int:
+        idle = 0
+        while not self.rt.stop.is_set():
+            try:
+                msgs = await sub.fetch(FETCH, timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                idle += 1
+                if idle % 5 == 0:  # is our consumer still there (a server restart loses it)?
+                    try:
+                        await self.rt.js.consumer_info(stream, name)
+                    except NotFoundError:
+                        return next_seq
+                    except (nats.errors.Error, OSError):
+                        pass
+                continue
+            except (nats.errors.Error, OSError) as exc:
+                self.rt.log.warning("fetch failed; following again", stream=stream, error=repr(exc))
+                await asyncio.sleep(0.5)
+                return next_seq
+            idle = 0
+            for msg in msgs:
+                seq = msg.metadata.sequence.stream
+                if seq < next_seq:
+                    continue
+                next_seq = seq + 1
+                try:
+                    event = subjects.decode_on(msg.subject, msg.data)
+                except DecodeError:
+                    self.undecodable += 1  # its consumers dead-letter it; the read model skips it
+                    continue
+                stored = msg.metadata.timestamp
+                self.model.apply(event, seq, int(stored.timestamp() * 1e9) if stored else 0)
+        return next_seq
+
+    # --- what the log does not hold -------------------------------------------------------------
+
+    def _expected(self) -> list[str]:
+        """The services of the current session (but this one), else those with a pid file."""
+        if self.model.sessions:
+            latest = list(self.model.sessions.values())[-1]
+            names = [s for s in latest.services if s != NAME]
+            if names:
+                return names
+        return [s for s in registry.names() if s != NAME and pid_of(self.run_dir, s) is not None]
+
+    async def poll(self) -> None:
+        while not self.rt.stop.is_set():
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await self._poll_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.rt.stop.wait(), timeout=self.config.poll_s)
+
+    async def _poll_once(self) -> None:
+        js = self.rt.js
+        settings = self.rt.common.nats
+        with contextlib.suppress(NotFoundError):
+            self.stream_last_seq = (await js.stream_info(settings.stream)).state.last_seq
+        expected = self._expected()
+        have_run_dir = self.run_dir.is_dir()
+        services: dict[str, bool | None] = {}
+        for name in expected:
+            pid = pid_of(self.run_dir, name)
+            services[name] = None if not have_run_dir else (pid is not None and alive(pid))
+        consumers: list[ConsumerProbe] = []
+        workers: list[v.Worker] = []
+        now = self.now_ns()
+        for name in expected:
+            try:
+                info = registry.get(name)
+            except Exception:  # noqa: BLE001 - a service of an older session this build does not know
+                continue
+            for durable in info.durables:
+                try:
+                    ci = await js.consumer_info(settings.stream, durable)
+                except NotFoundError:
+                    consumers.append(ConsumerProbe(name, durable, present=False))
+                    if info.kind == "core" and name == "signal":
+                        workers.append(
+                            v.Worker(
+                                service=name,
+                                durable=durable,
+                                present=False,
+                                pending=0,
+                                ack_pending=0,
+                                rate_per_s=None,
+                                alive=services.get(name),
+                            )
+                        )
+                    continue
+                pending, ack_pending = ci.num_pending or 0, ci.num_ack_pending or 0
+                consumers.append(ConsumerProbe(name, durable, True, pending, ack_pending))
+                if name == "signal":
+                    floor = ci.ack_floor.consumer_seq if ci.ack_floor is not None else 0
+                    before = self._acked.get(durable)
+                    rate = None
+                    if before is not None and now > before[1]:
+                        rate = max(0.0, (floor - before[0]) / ((now - before[1]) / 1e9))
+                    self._acked[durable] = (floor, now)
+                    workers.append(
+                        v.Worker(
+                            service=name,
+                            durable=durable,
+                            present=True,
+                            pending=pending,
+                            ack_pending=ack_pending,
+                            rate_per_s=rate,
+                            alive=services.get(name),
+                        )
+                    )
+        self._services, self._consumers, self.workers = services, tuple(consumers), tuple(workers)
+
+    # --- control ----------------------------------------------------------------------------
+
+    async def control(self, command: str, request: v.ControlRequest) -> v.ControlAccepted:
+        nc = self.rt.nc
+        if self.config.operator_creds:
+            if self._operator is None or self._operator.is_closed:
+                self._operator = await connect(
+                    self.rt.common.nats.url, "api-operator", creds=self.config.operator_creds
+                )
+            nc = self._operator
+        event = control_event(command, request.reason, request.account, self.now_ns())
+        subject = subjects.for_event(event)
+        ack = await nc.jetstream(timeout=5).publish(subject, encode(event), headers=msg_headers(event))
+        self.rt.log.info("control command published", command=command, account=request.account, event_id=event.event_id)
+        return v.ControlAccepted(
+            command=command,  # type: ignore[arg-type]
+            event_id=event.event_id,
+            subject=subject,
+            stream_seq=ack.seq,
+            account=request.account,
+            reason=request.reason,
+        )
+
+    async def close(self) -> None:
+        if self._operator is not None:
+            with contextlib.suppress(Exception):
+                await self._operator.close()
+
+
+async def serve(rt: runtime.Runtime, config: ApiConfig) -> None:
+    shell = Shell(rt, config)
+    settings = rt.common.nats
+    tasks = [
+        asyncio.create_task(shell.follow(settings.stream)),
+        asyncio.create_task(shell.follow(settings.dlq_stream)),
+        asyncio.create_task(shell.poll()),
+    ]
+    runner = web.AppRunner(make_app(shell, rt.log), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        rt.log.error("cannot listen", host=config.host, port=config.port, error=exc.strerror or repr(exc))
+        raise SystemExit(cfg.EXIT_CONFIG) from None
+    server = site._server
+    sockets = getattr(server, "sockets", None) or ()
+    port = sockets[0].getsockname()[1] if sockets else config.port
+    url = f"http://{config.host}:{port}"
+    with contextlib.suppress(OSError):
+        rt.log.info("API listening", url=url, reads=config.reads, control=shell.token is not None)
+        shell.run_dir.mkdir(parents=True, exist_ok=True)
+        (shell.run_dir / URL_FILE).write_text(url)
+    try:
+        await rt.stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await runner.cleanup()
+        await shell.close()
+
+
+def main() -> None:
+    runtime.run(NAME, load, serve)
