@@ -1,7 +1,6 @@
-"""The decision cores run in sequence over a list of inputs, as the live services would run them
-over the event log: each event goes to every core whose filter matches its subject, and their
-outputs join the log after it. A realistic, deterministic event log (bars, signals, approvals,
-orders, fills, positions, accounts) without starting any service."""
+"""The decision cores over a list of inputs on the in-memory bus (ticktape.replay.memory_bus), as
+the live services would run them over the event log: a realistic, deterministic event log (bars,
+signals, approvals, orders, fills, positions, accounts) without starting any service."""
 
 from __future__ import annotations
 
@@ -11,19 +10,10 @@ from typing import Any
 from ticktape import events as ev
 from ticktape import subjects
 from ticktape.corespec import load_specs
+from ticktape.replay.memory_bus import MemoryBus
 
 
 def run_cores(inputs: Sequence[ev.Event], raw_config: Mapping[str, Any] | None = None) -> list[ev.Event]:
-    """The event log the cores make of `inputs`: each input, then (breadth first) what it caused."""
-    specs = load_specs(raw_config or {})
-    log: list[ev.Event] = []
-    for event in inputs:
-        queue = [event]
-        while queue:
-            current = queue.pop(0)
-            log.append(current)
-            subject = subjects.for_event(current)
-            for spec in specs:
-                if any(subjects.matches(f, subject) for f in spec.filter_subjects):
-                    queue.extend(spec.core.handle(current))
-    return log
+    """The event log the cores make of `inputs`: each input, then what it caused."""
+    bus = MemoryBus(load_specs(raw_config or {}))
+    return [event for item in inputs for _, event, _ in bus.publish(subjects.for_event(item), item)]
