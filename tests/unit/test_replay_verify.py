@@ -176,3 +176,17 @@ def test_a_core_producing_other_bytes_is_a_mismatch_not_foreign(recorded):
     altered = records[:i] + [with_data(records[i], json.dumps(doc, separators=(",", ":")).encode())] + records[i + 1 :]
     result = verify(meta, altered)
     assert result.divergences[0].kind == "mismatch" and not result.foreign
+
+
+def test_a_session_without_a_core_to_replay_does_not_verify(recorded):
+    """Nothing replayed is nothing proven: a session that ran no core, or whose cores this build
+    does not have, fails instead of "verifying"."""
+    meta, records = recorded
+    producers_only = msgspec.structs.replace(meta, services=("market_data", "symbol_registry"))
+    result = verify(producers_only, records)
+    assert not result.ok and result.cores == ()
+    assert any("no core to replay" in p for p in result.problems)
+    renamed = msgspec.structs.replace(meta, services=(*meta.services, "old_signal"))
+    result = verify(renamed, records)
+    assert not result.ok and any("'old_signal'" in p for p in result.problems)
+    assert result.cores == ("signal", "risk", "execution") and not result.divergences  # the rest still ran

@@ -154,6 +154,7 @@ def result_doc(meta: SessionMeta, result: VerifyResult) -> dict[str, Any]:
             for f in result.families
         ],
         "unconfirmed": result.unconfirmed,
+        "problems": list(result.problems),
         "rejected": result.rejected,
         # events on a core's output subjects that no core produced (injected): see replay.verify
         "foreign": [
@@ -196,6 +197,8 @@ def print_table(result: VerifyResult) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    for problem in result.problems:
+        print(f"NOT VERIFIED: {problem}")
     for core, n in sorted(result.unconfirmed.items()):
         print(
             f"unconfirmed: {core} replay produced {n} more event(s) from input live had not processed "

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ticktape import subjects
+from ticktape import registry, subjects
 from ticktape.corespec import CoreSpec
 from ticktape.events.codec import DecodeError, encode
 from ticktape.replay.records import Record, SessionMeta, family
@@ -78,10 +78,11 @@ class VerifyResult:
     divergences: list[Divergence]
     unconfirmed: dict[str, int]
     rejected: dict[str, int]
+    problems: tuple[str, ...] = ()  # why nothing could be proven (no core ran, a core is missing)
 
     @property
     def ok(self) -> bool:
-        return not self.divergences and all(f.ok for f in self.families)
+        return not self.problems and not self.divergences and all(f.ok for f in self.families)
 
     @property
     def foreign(self) -> list[Divergence]:
@@ -130,9 +131,19 @@ class _Digests:
 class Verifier:
     """Feed it the session's records in stream order with feed(), then call finish()."""
 
-    def __init__(self, specs: Sequence[CoreSpec], session: SessionMeta) -> None:
+    def __init__(self, specs: Sequence[CoreSpec], session: SessionMeta, installed: Sequence[str] | None = None) -> None:
+        """`installed`: the services this build has (default: the registry's); a service the
+        session ran that is not among them may have been a core, so nothing can be proven."""
         wanted = set(session.services)
         chosen = [s for s in specs if not wanted or s.name in wanted]
+        known = set(registry.names() if installed is None else installed)
+        self.problems = [
+            f"service {name!r} of the session is not installed in this build (a core of it cannot be replayed)"
+            for name in session.services
+            if name not in known
+        ]
+        if not chosen:
+            self.problems.append("no core to replay: the session ran none, or none of its cores is installed")
         self.session = session
         self.strict = session.stop_seq is not None and session.reason == STOPPED
         self.tracks = [_Track(s) for s in chosen]
@@ -290,4 +301,5 @@ class Verifier:
             divergences=self.divergences,
             unconfirmed=unconfirmed,
             rejected={t.spec.name: t.rejected for t in self.tracks if t.rejected},
+            problems=tuple(self.problems),
         )
