@@ -22,12 +22,18 @@ Simulated crypto venues on loopback, replaying recorded 1m bars and raw WebSocke
 venues' exact wire protocols, all on one port:
 
   Binance USDT-M  /fapi/v1/{ping,time,exchangeInfo,ticker/24hr,klines}, /stream (combined), /ws (raw)
-                  at the root and under /binance_usdm
+                  at the root and under /binance_usdm; with --accounts also signed trading:
+                  /fapi/v1/{order,openOrders,listenKey}, /fapi/v2/{account,positionRisk} and the
+                  user data stream at /ws/<listenKey>
   Binance spot    /binance_spot/api/v3/{ping,time,exchangeInfo,ticker/24hr,klines},
                   /binance_spot/stream, /binance_spot/ws
-  Hyperliquid     POST /hyperliquid/info (meta, metaAndAssetCtxs, candleSnapshot),
-                  /hyperliquid/ws (candle, trades, l2Book; ping)
-  the simulator   POST /_sim/fault (faults at a chosen moment), GET /_sim/stats (counters)
+  Hyperliquid     POST /hyperliquid/info (meta, metaAndAssetCtxs, candleSnapshot, allMids, spotMeta,
+                  clearinghouseState, openOrders, frontendOpenOrders, orderStatus, userFills),
+                  POST /hyperliquid/exchange (order, cancel, cancelByCloid, modify, batchModify,
+                  approveAgent; L1 signatures checked), /hyperliquid/ws (candle, trades, l2Book,
+                  orderUpdates, userFills, userEvents; ping)
+  the simulator   POST /_sim/fault (faults at a chosen moment), GET /_sim/stats (counters),
+                  GET /_sim/requests (every request received, verbatim)
 
 Bars: <SYMBOL>-1m*.csv files (data.binance.vision kline layout) directly in --data are served on
 every venue; files in --data/binance_usdm, --data/binance_spot or --data/hyperliquid only there.
@@ -106,6 +112,10 @@ def serve_parser() -> argparse.ArgumentParser:
                    help="start the clock at boot at TIME (epoch ms or ISO-8601 UTC) instead of at the "
                         "earliest bar on the first WebSocket subscription")  # fmt: skip
     p.add_argument("--align", action="store_true", help=_ALIGN_HELP)
+    p.add_argument("--accounts", type=Path, metavar="FILE",
+                   help="JSON file of trading accounts: Binance USDT-M API keys and secrets, Hyperliquid "
+                        "users, agents and sub-accounts, starting balances (see venuesim.trading_config); "
+                        "without it nobody can trade")  # fmt: skip
     p.add_argument("--capture", type=_flag(parse_capture), action="append", default=[], metavar="VENUE=FILE",
                    help="replay a raw capture (gzip or plain; lines `<receive_ns> <json frame>`, hftbacktest's "
                         "layout) to that venue's WebSocket clients, byte for byte, to the subscribers of each "
@@ -170,14 +180,16 @@ def main(argv: list[str] | None = None) -> int:
         return _convert(convert_parser().parse_args(args_list[1:]))
     args = serve_parser().parse_args(args_list)
     from venuesim.server import VenueSim, serve  # aiohttp is only needed to serve
+    from venuesim.trading_config import load as load_accounts
 
     try:
+        trading = load_accounts(args.accounts) if args.accounts is not None else None
         sim = VenueSim(
             venues=venues.load_venues(args.data, aligned=args.align), speed=args.speed, start_ms=args.start,
             captures=args.capture, faults=fault_config(args), hl_max_connections=args.hl_max_connections,
             hl_max_subscriptions=args.hl_max_subscriptions,
             hl_max_messages_per_minute=args.hl_max_messages_per_minute,
-            hl_max_rest_weight_per_minute=args.hl_max_rest_weight_per_minute,
+            hl_max_rest_weight_per_minute=args.hl_max_rest_weight_per_minute, trading=trading,
         )  # fmt: skip
     except (BarDataError, ValueError, OSError) as exc:
         print(f"venue-sim: bad input: {exc}", file=sys.stderr)

@@ -19,6 +19,7 @@ RATE_LIMITS = [
     {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
     {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
 ]
+MIN_NOTIONAL = "5"  # USDT, the MIN_NOTIONAL filter of every served symbol
 ORDER_TYPES = ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"]
 TIME_IN_FORCE = ["GTC", "IOC", "FOK", "GTX", "GTD"]
 
@@ -80,7 +81,7 @@ def symbol_info(series: Series) -> dict[str, Any]:
             {"filterType": "MARKET_LOT_SIZE", "minQty": step, "maxQty": "1000000", "stepSize": step},
             {"filterType": "MAX_NUM_ORDERS", "limit": 200},
             {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
-            {"filterType": "MIN_NOTIONAL", "notional": "5"},
+            {"filterType": "MIN_NOTIONAL", "notional": MIN_NOTIONAL},
             {
                 "filterType": "PERCENT_PRICE",
                 "multiplierUp": "1.0500",

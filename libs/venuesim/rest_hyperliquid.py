@@ -1,5 +1,8 @@
 """Hyperliquid's info endpoint, POST /hyperliquid/info, for the perp market data the bars can give:
-`meta`, `metaAndAssetCtxs` and `candleSnapshot`.
+`meta`, `metaAndAssetCtxs`, `candleSnapshot`, `allMids` (each coin's served price) and `spotMeta`
+(no spot pairs, USDC only: the official SDK reads it when it starts); and for a `user`'s trading
+on the simulator (venuesim.hyperliquid_trading): `clearinghouseState`, `openOrders`,
+`frontendOpenOrders`, `orderStatus` (`oid`: an order id or a cloid) and `userFills`.
 
 Errors as Hyperliquid's HTTP front end (axum) answers them: a body that is not JSON: 400
 `Failed to parse the request body as JSON: ...`; JSON of the wrong shape or an unknown `type`: 422
@@ -16,17 +19,25 @@ documents the limit, not the reply)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from venuesim import hyperliquid as wire
+from venuesim import hyperliquid_orders
 from venuesim.clock import SimClock
 from venuesim.iplimits import IpLimits
 from venuesim.market import Market
 from venuesim.rest import json_response
 
-_INFO_TYPES = ("meta", "metaAndAssetCtxs", "candleSnapshot")
+if TYPE_CHECKING:
+    from venuesim.hyperliquid_trading import HyperliquidTrading
+
+_INFO_TYPES = (
+    "meta", "metaAndAssetCtxs", "candleSnapshot", "allMids", "spotMeta",
+    "clearinghouseState", "openOrders", "frontendOpenOrders", "orderStatus", "userFills",
+)  # fmt: skip
+_USER_TYPES = ("clearinghouseState", "openOrders", "frontendOpenOrders", "orderStatus", "userFills")
 INFO_WEIGHT = 20
 CANDLES_PER_EXTRA_WEIGHT = 60
 
@@ -37,10 +48,17 @@ class _Rejected(Exception):
 
 
 class HyperliquidRest:
-    def __init__(self, market: Market, clock: SimClock, limits: IpLimits | None = None) -> None:
+    def __init__(
+        self,
+        market: Market,
+        clock: SimClock,
+        limits: IpLimits | None = None,
+        trading: HyperliquidTrading | None = None,
+    ) -> None:
         self.market = market
         self.clock = clock
         self.limits = limits if limits is not None else IpLimits()
+        self.trading = trading  # None: nobody trades, every user is empty
         self.candles = 0  # candles in the last candleSnapshot answer
 
     def routes(self, prefix: str = "/hyperliquid") -> list[web.RouteDef]:
@@ -69,6 +87,14 @@ class HyperliquidRest:
             return json_response(wire.meta(self.market))
         if kind == "metaAndAssetCtxs":
             return json_response(wire.meta_and_asset_ctxs(self.market, now, started))
+        if kind == "spotMeta":
+            return json_response(hyperliquid_orders.SPOT_META)
+        if kind == "allMids":
+            trading = self.trading
+            mids = trading.all_mids() if trading is not None else {}
+            return json_response(mids)
+        if kind in _USER_TYPES:
+            return json_response(self._user_answer(kind, body))
         if kind != "candleSnapshot":
             expected = ", ".join(f"`{t}`" for t in _INFO_TYPES)
             raise _Rejected(422, wire.deserialize_error(f"unknown variant `{kind}`, expected one of {expected}"))
@@ -90,6 +116,26 @@ class HyperliquidRest:
         picked = wire.snapshot_range(series, now, start, end)
         self.candles = len(picked)  # the request weight counts them
         return json_response([wire.snapshot_candle(series, i, now) for i in picked])
+
+    def _user_answer(self, kind: str, body: Any) -> Any:
+        user = _field(body, "user", str, "").lower()
+        trading = self.trading
+        if trading is not None:
+            trading.advance()
+        if kind == "orderStatus":
+            oid = body.get("oid")
+            if not ((type(oid) is int and oid >= 0) or isinstance(oid, str)):
+                raise _Rejected(422, wire.deserialize_error("oid: expected an order id or a cloid"))
+            return trading.order_status(user, oid) if trading is not None else {"status": "unknownOid"}
+        if kind == "clearinghouseState":
+            if trading is None:
+                return hyperliquid_orders.clearinghouse_state(None, {}, self.clock.now_ms())
+            return trading.clearinghouse_state(user)
+        if trading is None:
+            return []
+        if kind == "userFills":
+            return trading.user_fills(user)
+        return trading.open_orders(user, frontend=kind == "frontendOpenOrders")
 
 
 async def _read_json(request: web.Request) -> Any:

@@ -1,9 +1,11 @@
 """The venue simulator as one aiohttp application: three venues' REST and WebSocket on one port,
 one clock, one bar pump per venue, capture replays, fault injection.
 
-Routes: Binance USDT-M at the root (/fapi/v1/..., /stream, /ws) and the same venue under
-/binance_usdm; Binance spot under /binance_spot (/api/v3/..., /stream, /ws); Hyperliquid under
-/hyperliquid (POST /info, /ws); the simulator's own /_sim/fault and /_sim/stats."""
+Routes: Binance USDT-M at the root (/fapi/v1/..., /fapi/v2/..., /stream, /ws) and the same venue
+under /binance_usdm; Binance spot under /binance_spot (/api/v3/..., /stream, /ws); Hyperliquid under
+/hyperliquid (POST /info, POST /exchange, /ws); the simulator's own /_sim/fault, /_sim/stats and
+/_sim/requests. Trading (venuesim.trading) runs on Binance USDT-M and Hyperliquid for the accounts
+of a TradingConfig, with one matcher task per venue that fills resting orders as the feed moves."""
 
 from __future__ import annotations
 
@@ -23,18 +25,24 @@ from aiohttp import WSCloseCode, web
 from venuesim.bars import BarSeries
 from venuesim.clock import SimClock
 from venuesim.control import Control
+from venuesim.exchange_hyperliquid import HyperliquidExchange
 from venuesim.faults import FaultConfig
 from venuesim.feed import Hub
 from venuesim.hyperliquid import CandleFrames
+from venuesim.hyperliquid_trading import HyperliquidTrading, hyperliquid_instruments
 from venuesim.injector import Injector
 from venuesim.iplimits import IpLimits
 from venuesim.market import Market
 from venuesim.pump import BarFrames, KlineFrames, run_pump
 from venuesim.replay import CaptureError, capture_start_ns, run_replay
+from venuesim.requestlog import RequestLog
 from venuesim.rest import Rest
+from venuesim.rest_binance_trading import BinanceTrading, binance_instruments
 from venuesim.rest_hyperliquid import HyperliquidRest
 from venuesim.rest_spot import SpotRest
 from venuesim.stats import Stats
+from venuesim.trading import Engine
+from venuesim.trading_config import TradingConfig
 from venuesim.venues import ALL, BINANCE_SPOT, BINANCE_USDM, HYPERLIQUID, VenueSeries, venue_series
 from venuesim.ws import WsEndpoint
 from venuesim.ws_hyperliquid import (
@@ -59,7 +67,8 @@ class VenueSim:
     venuesim.faults. hl_max_subscriptions, hl_max_connections, hl_max_messages_per_minute,
     hl_max_rest_weight_per_minute:
     Hyperliquid's per-IP limits (None: not enforced), see venuesim.iplimits; GET /_sim/stats shows
-    the peaks reached and the refusals under ip_limits.hyperliquid."""
+    the peaks reached and the refusals under ip_limits.hyperliquid. trading: who may trade with
+    what (venuesim.trading_config; None: nobody, every signed request is refused)."""
 
     def __init__(
         self,
@@ -76,6 +85,7 @@ class VenueSim:
         hl_max_connections: int | None = MAX_CONNECTIONS_PER_IP,
         hl_max_messages_per_minute: int | None = MAX_MESSAGES_PER_MINUTE_PER_IP,
         hl_max_rest_weight_per_minute: int | None = MAX_REST_WEIGHT_PER_MINUTE_PER_IP,
+        trading: TradingConfig | None = None,
     ) -> None:
         venues = venues if venues is not None else venue_series(series or {})
         self.markets = {venue: Market(venues.get(venue, {})) for venue in ALL}
@@ -97,6 +107,26 @@ class VenueSim:
         self._capture_starts = {venue: capture_start_ns(venue, paths) for venue, paths in self.captures.items()}
 
         self.rest = Rest(self.market, self.clock)
+        config = trading or TradingConfig()
+        self._wakes = {venue: asyncio.Event() for venue in (BINANCE_USDM, HYPERLIQUID)}
+        self.binance_trading = BinanceTrading(
+            Engine(
+                self.market, binance_instruments(self.market), config.binance_fees,
+                accounts={a.name: a.balance for a in config.binance}, leverage=config.leverage,
+            ),
+            self.clock, config.binance, self.hub, wake=self._wakes[BINANCE_USDM].set,
+        )  # fmt: skip
+        hl_market = self.markets[HYPERLIQUID]
+        self.hl_trading = HyperliquidTrading(
+            Engine(
+                hl_market, hyperliquid_instruments(hl_market), config.hl_fees,
+                accounts={a.address: a.balance for a in config.hyperliquid}, leverage=config.leverage,
+                client_ids="all",
+            ),
+            self.clock, config.hyperliquid, self.hubs[HYPERLIQUID], mainnet=config.hl_mainnet,
+            wake=self._wakes[HYPERLIQUID].set,
+        )  # fmt: skip
+        self.requests = RequestLog()
         self.ws = WsEndpoint(self.hub, heartbeat, BINANCE_USDM, self.injector)
         spot_ws = WsEndpoint(self.hubs[BINANCE_SPOT], heartbeat, BINANCE_SPOT, self.injector)
         hl_limits = IpLimits(
@@ -107,18 +137,27 @@ class VenueSim:
         )
         self.stats.ip_limits[HYPERLIQUID] = hl_limits
         hl_ws = HyperliquidWs(
-            self.markets[HYPERLIQUID], self.hubs[HYPERLIQUID], heartbeat, self.injector, limits=hl_limits
+            self.markets[HYPERLIQUID],
+            self.hubs[HYPERLIQUID],
+            heartbeat,
+            self.injector,
+            limits=hl_limits,
+            user_feed=self.hl_trading,
         )
         self._endpoints = (self.ws, spot_ws, hl_ws)
-        self.app = web.Application(middlewares=[self._venue_date])
+        self.app = web.Application(middlewares=[self.requests.middleware, self._venue_date])
         self.app.add_routes(
             self.rest.routes() + self.ws.routes()  # the root stays Binance USDT-M, as before venues existed
+            + self.binance_trading.routes()
             + self.rest.routes("/binance_usdm") + self.ws.routes("/binance_usdm")
+            + self.binance_trading.routes("/binance_usdm")
             + SpotRest(self.markets[BINANCE_SPOT], self.clock).routes("/binance_spot")
             + spot_ws.routes("/binance_spot")
-            + HyperliquidRest(self.markets[HYPERLIQUID], self.clock, hl_limits).routes("/hyperliquid")
+            + HyperliquidRest(self.markets[HYPERLIQUID], self.clock, hl_limits, self.hl_trading).routes("/hyperliquid")
+            + HyperliquidExchange(self.hl_trading, hl_limits).routes("/hyperliquid")
             + hl_ws.routes("/hyperliquid")
             + Control(self.injector, self.stats, self.clock).routes()
+            + self.requests.routes()
         )  # fmt: skip
         self.app.cleanup_ctx.append(self._lifecycle)
         self.app.on_shutdown.append(self._close_sockets)
@@ -141,6 +180,8 @@ class VenueSim:
     def start_clock(self) -> None:
         """Start the sim clock (idempotent), release the pumps and replays, start periodic faults."""
         self.clock.start()
+        for wake in self._wakes.values():
+            wake.set()  # the matchers' waits were against a frozen clock
         if self._started is not None:
             self._started.set()
             self.injector.start()
@@ -170,6 +211,8 @@ class VenueSim:
             )
             for venue in ALL
         ]  # fmt: skip
+        for trader in (self.binance_trading, self.hl_trading):
+            tasks.append(asyncio.create_task(run_matcher(trader, self.clock, self._wakes[trader.venue])))
         for venue, paths in self.captures.items():
             start_ns = self._capture_starts[venue]
             tasks.append(
@@ -191,6 +234,25 @@ class VenueSim:
             *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown") for ws in sockets),
             return_exceptions=True,
         )
+
+
+MATCHER_MIN_WAIT_S = 0.001
+
+
+async def run_matcher(trader: BinanceTrading | HyperliquidTrading, clock: SimClock, wake: asyncio.Event) -> None:
+    """Fill a venue's resting orders as the feed crosses them: sleep until the next bar event of
+    a symbol with resting orders (or until woken: an order rested, the clock started), then let
+    the trader match and push what happened."""
+    while True:
+        due = trader.engine.next_event_ms()
+        wait = None if due is None else clock.wall_seconds_until(due)
+        if wait is None or wait > 0:
+            timeout = None if wait is None or wait == float("inf") else max(wait, MATCHER_MIN_WAIT_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout)
+        wake.clear()
+        trader.advance()
+        await asyncio.sleep(0)
 
 
 def _group_captures(captures: Sequence[tuple[str, Path]]) -> dict[str, list[Path]]:

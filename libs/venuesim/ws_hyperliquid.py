@@ -2,7 +2,9 @@
 
 Subscriptions: `candle` (coin served, interval 1m: frames from the bars, see venuesim.pump and
 venuesim.hyperliquid), `trades` and `l2Book` (any coin: frames only from replayed captures; the bars
-hold no trades or books, so none are invented). Replies: `{"channel":"subscriptionResponse","data":
+hold no trades or books, so none are invented), and a `user`'s `orderUpdates`, `userFills` (with
+its snapshot first) and `userEvents` (channel `user`) from the simulator's trading
+(venuesim.hyperliquid_trading). Replies: `{"channel":"subscriptionResponse","data":
 {"method":..,"subscription":..}}`, `{"channel":"pong"}`, and `{"channel":"error","data":"<text>"}`
 with Hyperliquid's texts: `Invalid subscription <json>`, `Already subscribed: <json>`, `Already
 unsubscribed: <json>` (the last one unconfirmed) and, beyond the cap of 1,000 subscriptions per IP
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -24,6 +27,7 @@ from aiohttp import WSMsgType, web
 
 from venuesim import hyperliquid as wire
 from venuesim.feed import Hub, Subscriber
+from venuesim.hyperliquid_trading import USER_CHANNELS, HyperliquidTrading, channel_key
 from venuesim.iplimits import IpLimits
 from venuesim.market import Market
 from venuesim.venues import HYPERLIQUID
@@ -37,6 +41,7 @@ MAX_CONNECTIONS_PER_IP = 10
 MAX_MESSAGES_PER_MINUTE_PER_IP = 2000
 MAX_REST_WEIGHT_PER_MINUTE_PER_IP = 1200  # POST /info (venuesim.rest_hyperliquid)
 _encode = msgspec.json.Encoder().encode
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
 class HyperliquidWs:
@@ -48,6 +53,7 @@ class HyperliquidWs:
         injector: Injector | None = None,
         max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_IP,
         limits: IpLimits | None = None,
+        user_feed: HyperliquidTrading | None = None,
     ) -> None:
         self.market = market
         self.hub = hub
@@ -55,6 +61,7 @@ class HyperliquidWs:
         self.injector = injector
         self.limits = limits if limits is not None else IpLimits(max_subscriptions=max_subscriptions)
         self.max_subscriptions = self.limits.max_subscriptions
+        self.user_feed = user_feed
         self.sockets: set[web.WebSocketResponse] = set()
 
     def routes(self, prefix: str = "/hyperliquid") -> list[web.RouteDef]:
@@ -87,7 +94,12 @@ class HyperliquidWs:
                             _encode(_error(f"Too many messages: more than {limit} a minute from this IP")).decode()
                         )
                         continue
-                    sub.push(_encode(self.control(sub, ip, msg.data)).decode())
+                    reply = self.control(sub, ip, msg.data)
+                    sub.push(_encode(reply).decode())
+                    data = reply.get("data")
+                    if self.user_feed is not None and isinstance(data, dict) and data.get("method") == "subscribe":
+                        for frame in self.user_feed.snapshot(data["subscription"]):
+                            sub.push(frame)
         finally:
             self.limits.disconnect(ip, len(sub.streams))
             self.hub.drop(sub)
@@ -129,6 +141,14 @@ class HyperliquidWs:
 
     def parse(self, subscription: Any) -> tuple[str, dict[str, Any]] | None:
         """(hub key, the subscription as Hyperliquid writes it back), or None when invalid."""
+        if isinstance(subscription, dict) and subscription.get("type") in USER_CHANNELS:
+            user = subscription.get("user")
+            if not isinstance(user, str) or not _ADDRESS.match(user):
+                return None
+            canonical = {"type": subscription["type"], "user": user}
+            if subscription["type"] == "userFills" and isinstance(subscription.get("aggregateByTime"), bool):
+                canonical["aggregateByTime"] = subscription["aggregateByTime"]
+            return channel_key(subscription["type"], user), canonical
         if not isinstance(subscription, dict) or not isinstance(subscription.get("coin"), str):
             return None
         kind, coin = subscription.get("type"), subscription["coin"]
