@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import secrets
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import ServiceUnavailableError
+
+T = TypeVar("T")
+# A clustered stream has no leader for a few seconds after its leader dies, and JetStream answers
+# 503 meanwhile: a reader waits that long rather than failing the command.
+ELECTION_WAIT_S = 30.0
+
+
+async def when_available(request: Callable[[], Awaitable[T]], wait_s: float = ELECTION_WAIT_S) -> T:
+    """request(), asked again while JetStream answers "temporarily unavailable" (no stream or
+    consumer leader yet), for up to wait_s; then its last error."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.2
+    while True:
+        try:
+            return await request()
+        except (ServiceUnavailableError, nats.errors.NoRespondersError):
+            if time.monotonic() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 async def read_range(
@@ -28,7 +52,7 @@ async def read_range(
     (inclusive; None = everything stored when the read started), in stream order. With
     start_time_s (epoch seconds) the read starts at the first message stored at or after it."""
     if stop_seq is None:
-        stop_seq = (await js.stream_info(stream)).state.last_seq
+        stop_seq = (await when_available(lambda: js.stream_info(stream))).state.last_seq
     if stop_seq < start_seq:
         return
     name = f"read_{secrets.token_hex(6)}"
@@ -52,7 +76,7 @@ async def read_range(
         opt_start_seq=opt_start_seq,
         opt_start_time=opt_start_time,
     )
-    await js.add_consumer(stream, config)
+    await when_available(lambda: js.add_consumer(stream, config))
     sub = await js.pull_subscribe_bind(consumer=name, stream=stream)
     try:
         while True:

@@ -18,7 +18,7 @@ from nats.js.errors import NotFoundError
 
 from ticktape import subjects
 from ticktape.bus.creds import connect_options
-from ticktape.bus.reader import read_range
+from ticktape.bus.reader import read_range, when_available
 from ticktape.events import SessionStarted, SessionStopped
 from ticktape.events.codec import DecodeError, decode
 from ticktape.redact import redact_text
@@ -85,7 +85,7 @@ async def connect(url: str, creds: str | Path | None = None) -> Client:
 async def open_stream(js: JetStreamContext, name: str) -> StreamRef:
     """The stream, with the subject prefix of an imported one; CatalogError lists the streams there."""
     try:
-        info = await js.stream_info(name)
+        info = await when_available(lambda: js.stream_info(name))
     except NotFoundError:
         names = sorted([s.config.name for s in await js.streams_info() if s.config.name is not None])
         raise CatalogError(f"no stream {name!r} on this server; streams: {', '.join(names) or 'none'}") from None

@@ -40,6 +40,7 @@ async def open_source(arg: str, nats_url: str, stream: str, creds: str | None = 
         with SessionFile(Path(arg)) as f:
             yield Source(f.session, f.header.counts.messages, _aiter(f.records()), str(arg))
         return
+    from ticktape.bus.reader import when_available
     from ticktape.replay.catalog import connect, find_session, open_stream, session_records
 
     nc = await connect(nats_url, creds)
@@ -47,7 +48,7 @@ async def open_source(arg: str, nats_url: str, stream: str, creds: str | None = 
         js = nc.jetstream()
         ref = await open_stream(js, stream)
         entry = await find_session(js, ref, arg)
-        first = (await js.stream_info(ref.name)).state.first_seq
+        first = (await when_available(lambda: js.stream_info(ref.name))).state.first_seq
         end = entry.end_seq if entry.end_seq is not None else ref.last_seq
         yield Source(
             entry.meta,
