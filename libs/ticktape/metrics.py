@@ -8,20 +8,51 @@ their deliveries, dead-letter payloads kept out of band. Gauges: the storage fra
 (ticktape.storage), each durable's lag, the age of each venue's last bar, each account's equity,
 peak equity, exposure and halt. Histograms: publish-to-ack latency, tick-to-output latency per
 hop, the core's handling time (the strategies' evaluation time in signal). WebSocket reconnects
-per shard. `SupervisorMetrics` is what `ticktape up` serves itself: restarts per service.
-deploy/prometheus/alerts.yml alerts on these names (a test checks it uses only names exported here)."""
+per shard, closed bars published per venue, order events per account (approvals, risk rejections
+by reason, orders, cancels, fills). `SupervisorMetrics` is what `ticktape up` serves itself:
+restarts per service. deploy/prometheus/alerts.yml and the Grafana dashboards of deploy/ query
+these names (tests check they use only names exported here).
+
+Exemplars: an observation of a latency histogram made while the current span's trace is sampled
+(spans are recorded and exported: an OTLP endpoint is set, ticktape.telemetry) carries the
+exemplar {trace_id: <its 32-hex trace id>}, so Grafana links a latency point to its trace in
+Tempo. Exemplars exist only in the OpenMetrics format, which prometheus_client's HTTP server
+answers when the scraper asks for it (`Accept: application/openmetrics-text`, as Prometheus
+does); the plain text format leaves them out."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from ticktape.events import Event
 
 # latency buckets in seconds: sub-millisecond publish acks up to minutes of backlog
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 # a core's handling of one input: microseconds normally
 HANDLE_BUCKETS = (0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1)
+# the order events counted per account (ticktape_order_events), labelled with their `reason` when
+# they have one: a stable code (a rejection's, a cancel's, a reduce-only approval's or order's:
+# events/risk.py, events/execution.py), never free text. Position and account updates are gauges.
+ORDER_EVENTS = frozenset(
+    {"risk.order.approved", "risk.order.rejected", "exec.order.submitted", "exec.order.canceled", "exec.order.filled"}
+)
+
+
+def trace_exemplar() -> dict[str, str] | None:
+    """{"trace_id": <32 hex>} of the current span when its trace is sampled, else None.
+
+    Sampled means recorded and exported here: telemetry.setup samples only with an OTLP endpoint
+    (else every span is minted unsampled), so an exemplar never names a trace Tempo cannot have.
+    The flag, not Span.is_recording(), decides: an ack callback runs in the context of the publish
+    that sent it, after that span has ended (ticktape.bus.pipeline)."""
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid and ctx.trace_flags.sampled:
+        return {"trace_id": format(ctx.trace_id, "032x")}
+    return None
 
 
 class ServiceMetrics:
@@ -140,10 +171,42 @@ class ServiceMetrics:
             labels + ["account"],
             registry=self.registry,
         )
+        self._bars = Counter(
+            "ticktape_bars_published",
+            "Closed bars published for a venue (backfilled ones included)",
+            labels + ["venue"],
+            registry=self.registry,
+        )
+        self._order_events = Counter(
+            "ticktape_order_events",
+            "Order events published for a sub-account: risk approvals and rejections, orders "
+            "submitted, canceled and filled (type: the event type; reason: its reason code, e.g. "
+            "a rejection's or a stop loss's, else empty)",
+            labels + ["account", "type", "reason"],
+            registry=self.registry,
+        )
         self._ws_reconnects = Counter(
             "ticktape_ws_reconnects",
             "WebSocket reconnects of a market-data shard",
             labels + ["venue", "shard"],
+            registry=self.registry,
+        )
+        self._shard_connected = Gauge(
+            "ticktape_ws_shard_connected",
+            "1 while a market-data shard's WebSocket is connected, else 0 (read at scrape)",
+            labels + ["venue", "shard"],
+            registry=self.registry,
+        )
+        self._trimmed = Counter(
+            "ticktape_universe_trimmed",
+            "Universes cut to a venue's per-IP budget (UniverseTrimmed events published)",
+            labels + ["venue"],
+            registry=self.registry,
+        )
+        self._dropped = Gauge(
+            "ticktape_universe_dropped_symbols",
+            "Symbols of the venue's universe the service does not follow, from its last trim (0: none)",
+            labels + ["venue"],
             registry=self.registry,
         )
         # label children looked up once: received/published are on every message's path
@@ -195,10 +258,12 @@ class ServiceMetrics:
         self._ack_pending.labels(self.service, stream, durable).set(ack_pending)
 
     def bar_published(self, venue: str, close_time_ns: int) -> None:
-        """A closed bar of `venue` was published: its age is measured from close_time_ns at scrape."""
+        """A closed bar of `venue` was published: counted, and its age is measured from
+        close_time_ns at scrape."""
         last = self._last_close.get(venue)
         if last is None:
             self._bar_age.labels(self.service, venue).set_function(lambda: self._age(venue))
+        self._bars.labels(self.service, venue).inc()
         if last is None or close_time_ns > last:
             self._last_close[venue] = close_time_ns
             self._bar_close.labels(self.service, venue).set(close_time_ns / 1e9)
@@ -207,13 +272,23 @@ class ServiceMetrics:
         return (time.time_ns() - self._last_close[venue]) / 1e9
 
     def publish_acked(self, seconds: float) -> None:
-        self._publish_ack_one.observe(seconds)
+        self._publish_ack_one.observe(seconds, trace_exemplar())
 
     def hop_latency(self, input_type: str, seconds: float) -> None:
-        self._hop.labels(self.service, input_type).observe(seconds)
+        self._hop.labels(self.service, input_type).observe(seconds, trace_exemplar())
 
     def core_handled(self, seconds: float) -> None:
-        self._handle_one.observe(seconds)
+        self._handle_one.observe(seconds, trace_exemplar())
+
+    def order_events(self, events: Sequence[Event]) -> None:
+        """Count the order events among published outputs (ORDER_EVENTS), per account."""
+        for event in events:
+            tag = str(event.__struct_config__.tag)
+            if tag in ORDER_EVENTS:
+                reason = getattr(event, "reason", "")  # msgspec.UNSET when an optional one is not set
+                self._order_events.labels(
+                    self.service, str(getattr(event, "account", "")), tag, reason if isinstance(reason, str) else ""
+                ).inc()
 
     def account(self, account: str, equity: float, gross: float, net: float) -> None:
         self._equity.labels(self.service, account).set(equity)
@@ -230,6 +305,15 @@ class ServiceMetrics:
         """The reconnect counter of one shard (created at 0, so a shard that never reconnects shows)."""
         child: Counter = self._ws_reconnects.labels(self.service, venue, str(shard))
         return child
+
+    def shard_connected(self, venue: str, shard: int, connected: Callable[[], bool]) -> None:
+        """Expose whether a shard is connected, asked at every scrape."""
+        self._shard_connected.labels(self.service, venue, str(shard)).set_function(lambda: float(connected()))
+
+    def universe_trimmed(self, venue: str, dropped: int) -> None:
+        """A universe was cut to the venue's budget: `dropped` symbols are not followed."""
+        self._trimmed.labels(self.service, venue).inc()
+        self._dropped.labels(self.service, venue).set(dropped)
 
     def names(self) -> set[str]:
         """Every metric name this registry exports (with _total, _bucket... suffixes)."""

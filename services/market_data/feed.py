@@ -172,6 +172,7 @@ class VenueFeed:
             )
             await self.publisher.publish(event)
             await self.publisher.flush()
+            self.rt.metrics.universe_trimmed(self.venue, len(plan.wanted) - len(plan.kept))
         return list(plan.kept)
 
     async def set_universe(self, symbols: list[str]) -> None:
@@ -215,6 +216,7 @@ class VenueFeed:
             on_reconnect=self.rt.metrics.ws_reconnect_counter(self.venue, len(self.shards)).inc,
         )
         self.shards.append(shard)
+        self.rt.metrics.shard_connected(self.venue, shard.index, shard.connected.is_set)
         # stagger first connects so hundreds of shards do not all dial at once
         self.tasks.append(asyncio.create_task(shard.run(self.rt.stop, 0.05 * shard.index)))
         return shard

@@ -115,6 +115,7 @@ async def refresh(
     await publish_batch(rt.js, [(event, headers)] + ([(trimmed, {})] if trimmed else []))
     rt.metrics.published(2 if trimmed else 1)
     if trimmed:
+        rt.metrics.universe_trimmed(event.venue, len(trimmed.dropped))
         rt.log.warning(
             "universe trimmed to market data's per-IP budget",
             venue=event.venue,

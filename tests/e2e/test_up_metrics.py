@@ -84,6 +84,7 @@ def ready(service: str, s: dict[str, list[tuple[dict[str, str], float]]]) -> boo
         return (
             has(s, "ticktape_bar_age_seconds", service=service)
             and has(s, "ticktape_ws_reconnects_total", service=service, shard="0")
+            and total(s, "ticktape_ws_shard_connected", service=service, shard="0") == 1.0
             and total(s, "ticktape_publish_ack_seconds_count", service=service) > 0
         )
     if service in ("audit", "archive"):  # the sinks' durables

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client import Histogram as PromHistogram
 
 from ticktape import telemetry_metrics as tm
+from ticktape.events import OrderCanceled
 from ticktape.metrics import HANDLE_BUCKETS, ServiceMetrics, SupervisorMetrics, exported_names
 
 
@@ -116,6 +117,15 @@ def test_every_family_ticktape_exports_is_converted_under_the_same_name():
     metrics.account("a", 1.0, 0.0, 0.0)
     metrics.halted("a", False)
     metrics.ws_reconnect_counter("binance_usdm", 0)
+    metrics.shard_connected("binance_usdm", 0, lambda: True)
+    metrics.universe_trimmed("binance_usdm", 2)
+    metrics.order_events(
+        [
+            OrderCanceled(
+                event_id="c", ts_event=1, ts_init=1, order_id="o", account="a", venue="v", symbol="s", reason="r"
+            )
+        ]
+    )
     metrics.dead_lettered()
     metrics.delivery_exhausted()
     metrics.dlq_payload_stored()

@@ -75,6 +75,7 @@ class CoreConsumer:
         publish_timeout: float = 10.0,
         crash_dir: Path | None = None,
         nc: Client | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         """max_deliver: attempts an input gets before it is dead-lettered and terminated.
         max_bytes: inputs larger than this are refused before decoding (0: the server's
@@ -85,7 +86,9 @@ class CoreConsumer:
         nc: the connection, to notice reconnects: after one, the acks (and terms) of the inputs
         handled last are sent again, since the ones sent while the server was away are lost
         (and a restarted server may have lost the consumer state that recorded them); without
-        that the inputs would stay pending until ack_wait expires and then be redelivered."""
+        that the inputs would stay pending until ack_wait expires and then be redelivered.
+        tracer: where the handle and emit spans come from (default: the process's provider,
+        ticktape.telemetry.setup)."""
         self.service = service
         self.js = js
         self.stream = stream
@@ -98,7 +101,7 @@ class CoreConsumer:
         self.ack_wait = ack_wait
         self.last_seq = 0
         self.on_processed = on_processed
-        self._tracer = trace.get_tracer(f"ticktape.{service}")
+        self._tracer = tracer or trace.get_tracer(f"ticktape.{service}")
         self._contexts: OrderedDict[str, Context] = OrderedDict()
         self._max_contexts = 100_000
         self.max_deliver = max_deliver
@@ -363,6 +366,7 @@ class CoreConsumer:
                 delay = min(delay * 2, 5.0)
             else:
                 self.metrics.published(len(outputs))
+                self.metrics.order_events(outputs)  # live outputs only: the rebuild publishes nothing
                 return True
 
     def _done(self, seq: int) -> None:
