@@ -21,6 +21,9 @@ Positive = Annotated[float, msgspec.Meta(gt=0)]
 # The NAME of an environment variable holding a credential (its value is never in the config).
 EnvName = Annotated[str, msgspec.Meta(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
 Address = Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{40}$")]
+# A loss as a fraction of equity: 0.1 = 10 %.
+LossFraction = Annotated[float, msgspec.Meta(gt=0, lt=1)]
+ShutdownPolicy = Literal["leave", "cancel_orders", "close_positions"]
 
 LIVE_UNAVAILABLE = "live trading is not available in this build"
 
@@ -36,13 +39,32 @@ class AccountLimits(_Strict, frozen=True, kw_only=True):
     max_notional_per_symbol and in all at max_gross_exposure (absolute notionals); shorts only
     with allow_short. Execution: an approval that would lift gross exposure above max_leverage x
     equity is canceled ("max_leverage"). max_gross_exposure must be <= max_leverage x
-    initial_equity, or execution would cancel approvals risk allows (checked at load)."""
+    initial_equity, or execution would cancel approvals risk allows (checked at load).
+
+    Risk that stops the bleeding (services/risk/core.py), each off unless set, so a recording
+    made before these keys replays as it ran. Halts (a RiskHalted event, risk's own, no operator
+    needed): max_drawdown (equity this fraction below its peak), max_daily_loss (below the
+    equity the UTC day of event time opened with); on_breach: "halt" (cancel pending orders) or
+    "flatten" (also close every position); sticky until `ticktape resume`, which re-arms both
+    from the equity then. Per signal: max_order_notional (one order's quantity x price),
+    max_open_positions (symbols held or on order), cooldown_minutes (no new entry in a symbol for
+    that many minutes of event time after its stop-loss). Per position: stop_loss / take_profit,
+    fractions of the average entry price: risk approves a reduce-only close on the mark that
+    crosses it. Orders that only reduce a position are never refused by these limits."""
 
     fraction: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.1
     max_notional_per_symbol: Positive = 5_000.0
     max_gross_exposure: Positive = 20_000.0
     allow_short: bool = True
     max_leverage: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 10.0
+    max_drawdown: LossFraction | None = None
+    max_daily_loss: LossFraction | None = None
+    on_breach: Literal["halt", "flatten"] = "halt"
+    max_order_notional: Positive | None = None
+    max_open_positions: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    stop_loss: LossFraction | None = None
+    take_profit: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
+    cooldown_minutes: Annotated[float, msgspec.Meta(ge=0, le=525_600)] = 0.0
 
 
 class Account(_Strict, frozen=True, kw_only=True):
@@ -53,7 +75,9 @@ class Account(_Strict, frozen=True, kw_only=True):
     build ("live" is a config error). strategies: the strategy names whose signals it trades
     ("*" = all). Credentials are environment variable names (api_key_env/api_secret_env, or for
     Hyperliquid wallet_key_env and account_address), checked for shape only and never read in
-    paper mode; vault_address: a Hyperliquid vault / sub-account to trade for."""
+    paper mode; vault_address: a Hyperliquid vault / sub-account to trade for. on_shutdown: what
+    `ticktape up`'s stop does to the account before the cores stop (ticktape.shutdown): leave
+    (default: nothing), cancel_orders, close_positions (reduce-only, paper: at the mark)."""
 
     name: Name = "paper-main"
     venue: str | None = None
@@ -66,6 +90,7 @@ class Account(_Strict, frozen=True, kw_only=True):
     wallet_key_env: EnvName | None = None
     account_address: Address | None = None
     vault_address: Address | None = None
+    on_shutdown: ShutdownPolicy = "leave"
 
 
 DEFAULT_ACCOUNTS: tuple[Account, ...] = (Account(),)
@@ -93,6 +118,15 @@ def problems(accounts: tuple[Account, ...], venues: tuple[str, ...]) -> list[str
             found.append(
                 f"{at}.limits.max_notional_per_symbol: must be <= max_gross_exposure "
                 f"(got {lim.max_notional_per_symbol:g} > {lim.max_gross_exposure:g})"
+            )
+        if lim.cooldown_minutes > 0 and lim.stop_loss is None:
+            found.append(f"{at}.limits.cooldown_minutes: applies after a stop-loss exit; set limits.stop_loss too")
+        if lim.on_breach == "flatten" and lim.max_drawdown is None and lim.max_daily_loss is None:
+            found.append(f"{at}.limits.on_breach: flatten needs limits.max_drawdown or limits.max_daily_loss")
+        if lim.max_order_notional is not None and lim.max_order_notional > lim.max_gross_exposure:
+            found.append(
+                f"{at}.limits.max_order_notional: must be <= max_gross_exposure "
+                f"(got {lim.max_order_notional:g} > {lim.max_gross_exposure:g})"
             )
         ceiling = lim.max_leverage * a.initial_equity
         if lim.max_gross_exposure > ceiling:

@@ -130,10 +130,13 @@ def _is_host(host: str) -> bool:
 class SupervisorSettings(_Section, frozen=True, kw_only=True):
     """How `ticktape up` stops (ticktape.supervisor): a service gets service_grace_s between
     SIGTERM and SIGKILL; the whole stop (drains, session record, embedded servers) ends within
-    stop_timeout_s, after which every child still running is killed."""
+    stop_timeout_s, after which every child still running is killed. shutdown_timeout_s bounds
+    applying the accounts' on_shutdown policies (ticktape.shutdown): publishing them and waiting
+    for the cores to carry them out."""
 
     service_grace_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     stop_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 90.0
+    shutdown_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 20.0
 
 
 class IpBudgetShares(_Section, frozen=True, kw_only=True):
@@ -339,6 +342,60 @@ def upcast(raw: Mapping[str, Any]) -> dict[str, Any]:
         return accts.upcast(raw)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _legacy_defaults() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(section, {key: value before the key existed}, {key: today's default}) of every service
+    whose config struct declares LEGACY_DEFAULTS: keys whose default changed behaviour."""
+    found = []
+    for info in registry.services():
+        typ = registry.config_type(info)
+        legacy: dict[str, Any] = dict(getattr(typ, "LEGACY_DEFAULTS", None) or {})
+        if not legacy:
+            continue
+        fields = {f.name: f.default for f in msgspec.structs.fields(typ)}
+        today = {k: fields[k] for k in legacy if fields.get(k, msgspec.NODEFAULT) is not msgspec.NODEFAULT}
+        if today.keys() != legacy.keys():
+            raise registry.RegistryError(
+                f"{info.config}: LEGACY_DEFAULTS must name fields with a default (got {list(legacy)})"
+            )
+        found.append((info.name, legacy, today))
+    return found
+
+
+def _with_section_keys(doc: Mapping[str, Any], section: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """doc with the keys of `values` its section lacks set (a section that is not a mapping is
+    left for the decoder to name)."""
+    out = dict(doc)
+    current = out.get(section)
+    if current is None:
+        current = {}
+    if isinstance(current, Mapping):
+        missing = {k: v for k, v in values.items() if k not in current}
+        if missing:
+            out[section] = {**current, **missing}
+    return out
+
+
+def state_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The document as a session records it: every key a service's config lists in
+    LEGACY_DEFAULTS stated explicitly (today's default unless the document sets it), so the
+    recording says how it ran and recorded_as_run can tell it from one made before the key."""
+    doc = dict(raw)
+    for section, _, today in _legacy_defaults():
+        doc = _with_section_keys(doc, section, today)
+    return doc
+
+
+def recorded_as_run(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """For replay: a recorded configuration as the code that recorded it read it. A key listed
+    in a service's LEGACY_DEFAULTS that the recording lacks was made before the key existed, and
+    gets the value that code behaved by (e.g. signal.trade_backfilled: true); recordings made
+    since state every such key (state_defaults) and are returned unchanged."""
+    out = dict(doc)
+    for section, legacy, _ in _legacy_defaults():
+        out = _with_section_keys(out, section, legacy)
+    return out
 
 
 def load_accounts(raw: Mapping[str, Any] | None = None) -> tuple[accts.Account, ...]:

@@ -25,7 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from ticktape import ids
-from ticktape.config import NatsSettings
+from ticktape.config import NatsSettings, state_defaults
 from ticktape.depset import dependency_set
 from ticktape.events import SessionStarted, SessionStopped
 from ticktape.redact import redact, redact_text
@@ -77,8 +77,10 @@ def decision_view(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 def effective_config(raw: Mapping[str, Any]) -> tuple[str, str]:
     """(canonical JSON of the merged config document without secrets, the 16-hex-char hash of
-    its decision-relevant part: locations such as NATS/PostgreSQL URLs and home are left out)."""
-    text = canonical_json(redact(raw))
+    its decision-relevant part: locations such as NATS/PostgreSQL URLs and home are left out).
+    Keys whose default changed behaviour are stated (config.state_defaults), so a replay reads
+    the recording as this code ran it (config.recorded_as_run)."""
+    text = canonical_json(redact(state_defaults(raw)))
     return text, config_hash_of(text)
 
 

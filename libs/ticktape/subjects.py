@@ -84,6 +84,12 @@ def risk_rejected(account: str, symbol: str) -> str:
     return f"risk.rejected.{token(account)}.{token(symbol)}"
 
 
+def risk_halted(account: str) -> str:
+    """Where risk publishes its own emergency stop of an account (RiskHalted): under risk.,
+    which only risk may publish and execution already reads."""
+    return f"risk.halted.{token(account)}"
+
+
 def order(account: str, symbol: str) -> str:
     return f"orders.{token(account)}.{token(symbol)}"
 
@@ -111,6 +117,7 @@ def storage_alert(resource: str) -> str:
 
 CONTROL_EMERGENCY_STOP = "control.emergency_stop"
 CONTROL_RESUME = "control.resume"
+CONTROL_SHUTDOWN = "control.shutdown"
 
 ALL_BARS = "md.bar.>"
 ALL_REJECTED_BARS = "md.rejected.>"
@@ -126,6 +133,7 @@ ALL_FILLS = "fills.>"
 ALL_POSITIONS = "positions.>"
 ALL_ACCOUNTS = "accounts.>"
 ALL_CONTROL = "control.>"
+ALL_RISK_HALTS = "risk.halted.>"
 ALL_DLQ = "dlq.>"
 ALL_OPS = "ops.>"
 
@@ -147,6 +155,8 @@ def for_event(event: ev.Event) -> str:
             return risk_approved(event.account, event.symbol)
         case ev.OrderRejected():
             return risk_rejected(event.account, event.symbol)
+        case ev.RiskHalted():
+            return risk_halted(event.account)
         case ev.OrderSubmitted() | ev.OrderCanceled():
             return order(event.account, event.symbol)
         case ev.OrderFilled():
@@ -159,6 +169,8 @@ def for_event(event: ev.Event) -> str:
             return CONTROL_EMERGENCY_STOP
         case ev.ResumeTrading():
             return CONTROL_RESUME
+        case ev.ShutdownRequested():
+            return CONTROL_SHUTDOWN
         case ev.DeadLettered():
             return dead_letter(event.service)
         case ev.TradeTick():
@@ -241,6 +253,13 @@ CHANNELS: tuple[Channel, ...] = (
         "Signals refused for a sub-account, with a reason code.",
     ),
     Channel(
+        "risk.halted.{account}",
+        EVENTS_STREAM,
+        (ev.RiskHalted,),
+        "risk",
+        "Risk's own emergency stop of a sub-account: a loss limit breached, with a reason code.",
+    ),
+    Channel(
         "orders.{account}.{symbol}",
         EVENTS_STREAM,
         (ev.OrderSubmitted, ev.OrderCanceled),
@@ -268,6 +287,13 @@ CHANNELS: tuple[Channel, ...] = (
         "Emergency stop: halt all new orders and cancel pending ones.",
     ),
     Channel(CONTROL_RESUME, EVENTS_STREAM, (ev.ResumeTrading,), "operator", "Lift an emergency stop."),
+    Channel(
+        CONTROL_SHUTDOWN,
+        EVENTS_STREAM,
+        (ev.ShutdownRequested,),
+        "operator",
+        "An account's on_shutdown policy applied by `ticktape up`'s stop: cancel its orders or close its positions.",
+    ),
     Channel(
         "md.trade.{venue}.{symbol}",
         TRADES_STREAM,

@@ -36,14 +36,18 @@ class Backend(Protocol):
     model: ReadModel
     config: ApiConfig
     token: str | None
-    stream_last_seq: int
+    undecodable: int
     workers: tuple[v.Worker, ...]
 
     def now_ns(self) -> int: ...
 
+    def followed(self) -> int: ...
+
+    async def stream_last_seq(self) -> int: ...
+
     def probe(self) -> Probe: ...
 
-    async def control(self, command: str, request: v.ControlRequest) -> v.ControlAccepted: ...
+    async def control(self, command: str, request: v.ControlRequest | v.StopRequest) -> v.ControlAccepted: ...
 
 
 class ProblemError(Exception):
@@ -222,12 +226,15 @@ async def _sessions(request: web.Request, _: Any, b: Backend) -> web.Response:
 
 async def _metrics(request: web.Request, _: Any, b: Backend) -> web.Response:
     m = b.model
+    last = await b.stream_last_seq()
+    followed = b.followed()
     return _json(
         v.MetricsSummary(
             events=dict(sorted(m.counts.items())),
-            applied_seq=m.applied_seq,
-            stream_last_seq=b.stream_last_seq,
-            behind=max(0, b.stream_last_seq - m.applied_seq),
+            applied_seq=followed,
+            stream_last_seq=last,
+            behind=max(0, last - followed),
+            undecodable=b.undecodable,
             orders=len(m.orders),
             fills=len(m.fills),
             signals=m.signal_count,
@@ -239,8 +246,10 @@ async def _metrics(request: web.Request, _: Any, b: Backend) -> web.Response:
 
 
 def _control(command: str) -> Handler:
+    body_type = v.StopRequest if command == "stop" else v.ControlRequest
+
     async def handle(request: web.Request, _: Any, b: Backend) -> web.Response:
-        body = await _read_body(request, v.ControlRequest)
+        body = await _read_body(request, body_type)
         try:
             accepted = await b.control(command, body)
         except Exception as exc:  # noqa: BLE001 - the bus refused or timed out: say so, change nothing

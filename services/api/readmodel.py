@@ -25,6 +25,7 @@ from ticktape.events import (
     OrderSubmitted,
     PositionUpdated,
     ResumeTrading,
+    RiskHalted,
     SessionStarted,
     SessionStopped,
     SignalGenerated,
@@ -240,6 +241,8 @@ class ReadModel:
                     self.halted_all, self.halted_accounts = halted, {}
                 else:
                     self.halted_accounts[event.account] = halted
+            case RiskHalted():  # risk's own halt of one account, lifted by a resume
+                self.halted_accounts[event.account] = True
             case _:
                 pass
 

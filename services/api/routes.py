@@ -91,12 +91,13 @@ ROUTES: tuple[Route, ...] = (
         "control_stop",
         "POST",
         "/api/v1/control/stop",
-        "Emergency stop (an account, or '*' for every one): risk rejects new signals, execution cancels pending orders",
+        "Emergency stop (an account, or '*' for every one): risk rejects new signals, execution cancels pending "
+        "orders; with flatten, execution also closes every position with reduce-only orders",
         q.NoQuery,
         v.ControlAccepted,
         (202,),
         control=True,
-        body=v.ControlRequest,
+        body=v.StopRequest,
     ),
     Route(
         "control_resume",

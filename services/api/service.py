@@ -48,7 +48,8 @@ class Shell:
         self.config = config
         self.token = os.environ.get(config.token_env) or None
         self.model = ReadModel(max_orders=config.max_orders, max_fills=config.max_fills)
-        self.stream_last_seq = 0
+        self._last_seq = 0
+        self._followed: dict[str, int] = {}  # stream -> the last sequence read (decodable or not)
         self.workers: tuple[v.Worker, ...] = ()
         self._services: dict[str, bool | None] = {}
         self._consumers: tuple[ConsumerProbe, ...] = ()
@@ -59,6 +60,16 @@ class Shell:
 
     def now_ns(self) -> int:
         return self.rt.clock.now_ns()
+
+    def followed(self) -> int:
+        return self._followed.get(self.rt.common.nats.stream, 0)
+
+    async def stream_last_seq(self) -> int:
+        """The events stream's last sequence, asked now (the last known when the server does not answer)."""
+        with contextlib.suppress(nats.errors.Error, OSError, TimeoutError):
+            info = await asyncio.wait_for(self.rt.js.stream_info(self.rt.common.nats.stream), timeout=2.0)
+            self._last_seq = info.state.last_seq
+        return self._last_seq
 
     def probe(self) -> Probe:
         return Probe(now_ns=self.now_ns(), services=dict(self._services), consumers=self._consumers)
@@ -123,6 +134,7 @@ class Shell:
                 if seq < next_seq:
                     continue
                 next_seq = seq + 1
+                self._followed[stream] = seq
                 try:
                     event = subjects.decode_on(msg.subject, msg.data)
                 except DecodeError:
@@ -153,8 +165,6 @@ class Shell:
     async def _poll_once(self) -> None:
         js = self.rt.js
         settings = self.rt.common.nats
-        with contextlib.suppress(NotFoundError):
-            self.stream_last_seq = (await js.stream_info(settings.stream)).state.last_seq
         expected = self._expected()
         have_run_dir = self.run_dir.is_dir()
         services: dict[str, bool | None] = {}
@@ -211,7 +221,7 @@ class Shell:
 
     # --- control ----------------------------------------------------------------------------
 
-    async def control(self, command: str, request: v.ControlRequest) -> v.ControlAccepted:
+    async def control(self, command: str, request: v.ControlRequest | v.StopRequest) -> v.ControlAccepted:
         nc = self.rt.nc
         if self.config.operator_creds:
             if self._operator is None or self._operator.is_closed:
@@ -219,10 +229,17 @@ class Shell:
                     self.rt.common.nats.url, "api-operator", creds=self.config.operator_creds
                 )
             nc = self._operator
-        event = control_event(command, request.reason, request.account, self.now_ns())
+        flatten = isinstance(request, v.StopRequest) and request.flatten
+        event = control_event(command, request.reason, request.account, self.now_ns(), flatten=flatten)
         subject = subjects.for_event(event)
         ack = await nc.jetstream(timeout=5).publish(subject, encode(event), headers=msg_headers(event))
-        self.rt.log.info("control command published", command=command, account=request.account, event_id=event.event_id)
+        self.rt.log.info(
+            "control command published",
+            command=command,
+            account=request.account,
+            flatten=flatten,
+            event_id=event.event_id,
+        )
         return v.ControlAccepted(
             command=command,  # type: ignore[arg-type]
             event_id=event.event_id,
@@ -230,6 +247,7 @@ class Shell:
             stream_seq=ack.seq,
             account=request.account,
             reason=request.reason,
+            flatten=flatten,
         )
 
     async def close(self) -> None:

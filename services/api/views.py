@@ -326,13 +326,16 @@ class Sessions(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class MetricsSummary(msgspec.Struct, frozen=True, kw_only=True):
-    """The read model's counters: events seen per type, its position in the event log against the
-    stream's last sequence (`behind` = not yet applied), dead letters per service."""
+    """The read model's counters: events seen per type, its position in the event log (the last
+    sequence it has read, `applied_seq`) against the stream's last sequence now (`behind` = not yet
+    read), messages on the log it could not decode (skipped: their consumers dead-letter them),
+    dead letters per service."""
 
     events: dict[str, int]
     applied_seq: int
     stream_last_seq: int
     behind: int
+    undecodable: int
     orders: int
     fills: int
     signals: int
@@ -350,6 +353,7 @@ class ControlAccepted(msgspec.Struct, frozen=True, kw_only=True):
     stream_seq: int
     account: str
     reason: str
+    flatten: bool = False
 
 
 class ControlRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -357,3 +361,10 @@ class ControlRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "operator"
     account: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^(\*|[A-Za-z0-9_-]+)$")] = "*"
+
+
+class StopRequest(ControlRequest, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A stop: `flatten` true also closes every position of the account(s) with reduce-only
+    orders (as `ticktape stop --flatten`; paper: filled at once at the mark)."""
+
+    flatten: bool = False

@@ -1,6 +1,12 @@
 """Pure paper-execution core: approvals become orders that fill at the next bar's open, and
 every bar marks the open positions and sub-account equity to its close.
 
+Reduce-only orders (risk's protective exits and reducing orders while halted, and the flattening
+of a stop --flatten, a risk halt with on_breach flatten or a close_positions shutdown) do not wait
+for a bar: they fill at once at the position's mark (the close of the last bar that marked it),
+moved by slippage_bps, paying taker_fee_bps, clipped to the position so they never open or flip
+one. Halted or not, they pass.
+
 Nothing is trusted: an approval whose quantity, price or notional is not finite, positive and
 sane, or that would lever the account beyond its limit, is canceled with a reason code before
 an order exists; a bar that is not sound is rejected as input (the shell dead-letters it); a
@@ -13,6 +19,7 @@ from __future__ import annotations
 import math
 
 import msgspec
+from msgspec import UNSET
 
 from services.execution import paper
 from services.execution.config import ExecutionConfig
@@ -31,6 +38,8 @@ from ticktape.events import (
     OrderSubmitted,
     PositionUpdated,
     ResumeTrading,
+    RiskHalted,
+    ShutdownRequested,
     UniverseMember,
     UniverseUpdated,
 )
@@ -73,7 +82,16 @@ class ExecutionCore:
     then PositionUpdated, or OrderCanceled "invalid_fill" if the fill would make a number
     non-finite. Then every position in the symbol is marked to the close (PositionUpdated), and
     each affected account gets an AccountUpdated. EmergencyStop cancels pending orders
-    ("emergency_stop")."""
+    ("emergency_stop"), risk's RiskHalted too ("risk_halted"); both halt the account until a
+    ResumeTrading. With `flatten` they also close every position of the account at the mark
+    (reduce-only orders, reason "flatten"). ShutdownRequested (`ticktape up`'s on_shutdown) halts
+    nothing: cancel_orders cancels the pending orders ("shutdown"), close_positions also closes
+    the positions (reason "close_positions").
+
+    A reduce-only approval passes a halt and skips the minimum notional and leverage checks (it
+    only shrinks the position); it is clipped to the position (rounded down to the lot unless it
+    closes it whole) and filled at once at the mark; with nothing to reduce it is canceled
+    ("nothing_to_reduce")."""
 
     def __init__(self, config: ExecutionConfig) -> None:
         self.config = config
@@ -110,7 +128,12 @@ class ExecutionCore:
                     raise InvalidInput(f"bar {event.venue} {event.symbol} {event.open_time}: {problem}")
                 return self._on_bar(event)
             case EmergencyStop():
-                return self._on_stop(event)
+                return self._on_stop(event, self._affected(event.account), "emergency_stop", event.flatten is True)
+            case RiskHalted():
+                return self._on_stop(event, self._affected(event.account), "risk_halted", event.flatten)
+            case ShutdownRequested():
+                flatten = event.action == "close_positions"
+                return self._cancel_and_flatten(event, self._affected(event.account), "shutdown", flatten, event.action)
             case ResumeTrading():
                 for name in self._affected(event.account):
                     self.halted[name] = False
@@ -131,6 +154,8 @@ class ExecutionCore:
         self._seen_orders.add(order_id)
         if a.account not in self.accounts:
             reason: str | None = "unknown_account"
+        elif a.reduce_only is True:
+            return self._on_reduce_only(a, order_id)
         elif self.halted[a.account]:
             reason = "halted"
         else:
@@ -220,25 +245,183 @@ class ExecutionCore:
         after = sum(abs(held[k]) * prices[k] for k in sorted(held))
         return before, after
 
-    def _on_stop(self, stop: EmergencyStop) -> list[Event]:
-        names = self._affected(stop.account)
+    def _on_stop(self, stop: EmergencyStop | RiskHalted, names: list[str], reason: str, flatten: bool) -> list[Event]:
         for name in names:
             self.halted[name] = True
+        return self._cancel_and_flatten(stop, names, reason, flatten, "flatten")
+
+    def _cancel_and_flatten(
+        self,
+        cause: EmergencyStop | RiskHalted | ShutdownRequested,
+        names: list[str],
+        reason: str,
+        flatten: bool,
+        close_reason: str,
+    ) -> list[Event]:
+        """Cancel the accounts' pending orders (`reason`), then, with `flatten`, close each of their
+        positions at the mark (reduce-only orders, `close_reason`) and update each account."""
         out: list[Event] = []
         for order_id, a in list(self.pending.items()):
             if a.account in names:
                 del self.pending[order_id]
                 out.append(
                     OrderCanceled(
-                        **_caused_by(stop, "execution.cancel", len(out), chain=a),
+                        **_caused_by(cause, "execution.cancel", len(out), chain=a),
                         order_id=order_id,
                         account=a.account,
                         venue=a.venue,
                         symbol=a.symbol,
-                        reason="emergency_stop",
+                        reason=reason,
                     )
                 )
+        if not flatten:
+            return out
+        index = 0
+        for i, name in enumerate(names):
+            account = self.accounts[name]
+            closed = False
+            for key in sorted(account.positions):
+                pos = account.positions[key]
+                if pos.quantity == 0:
+                    continue
+                order_id = ids.child_id(cause.event_id, "execution.flatten_order", index)
+                submitted = OrderSubmitted(
+                    **_caused_by(cause, "execution.flatten", index),
+                    order_id=order_id,
+                    account=name,
+                    venue=key[0],
+                    symbol=key[1],
+                    side="sell" if pos.quantity > 0 else "buy",
+                    quantity=abs(pos.quantity),
+                    mode=self.config.mode,
+                    reduce_only=True,
+                    reason=close_reason,
+                )
+                out += self._fill_at_mark(cause, index, submitted, cause)
+                closed = True
+                index += 1
+            if closed:
+                out.append(self._account_event(cause, "execution.flatten_account", i, account))
         return out
+
+    def _on_reduce_only(self, a: OrderApproved, order_id: str) -> list[Event]:
+        """A reduce-only approval: clipped to the position and filled at once at its mark."""
+        reason = self._approval_problem(a)
+        key = (a.venue, a.symbol)
+        account = self.accounts[a.account]
+        pos = account.positions.get(key)
+        held = 0.0 if pos is None else pos.quantity
+        quantity = 0.0
+        if reason is None:
+            if held == 0 or (held > 0) == (a.side == "buy"):
+                reason = "nothing_to_reduce"
+            else:
+                quantity = min(a.quantity, abs(held))
+                rules = self.instruments.get(key)
+                if quantity < abs(held) and rules is not None and rules.lot_size > 0:
+                    quantity = round(math.floor(quantity / rules.lot_size * (1 + 1e-12)) * rules.lot_size, 12)
+                    if quantity <= 0:
+                        reason = "invalid_lot"
+        if reason is not None:
+            return [
+                OrderCanceled(
+                    **_caused_by(a, "execution.cancel"),
+                    order_id=order_id,
+                    account=a.account,
+                    venue=a.venue,
+                    symbol=a.symbol,
+                    reason=reason,
+                )
+            ]
+        submitted = OrderSubmitted(
+            **_caused_by(a, _SUBMIT),
+            order_id=order_id,
+            account=a.account,
+            venue=a.venue,
+            symbol=a.symbol,
+            side=a.side,
+            quantity=quantity,
+            mode=self.config.mode,
+            approval_id=a.event_id,
+            reduce_only=True,
+            reason=a.reason if a.reason is not UNSET else "reduce_only",
+        )
+        out = self._fill_at_mark(a, 0, submitted, a)
+        if isinstance(out[-1], PositionUpdated):
+            out.append(self._account_event(a, "execution.account", 0, account))
+        return out
+
+    def _fill_at_mark(self, cause: Envelope, index: int, order: OrderSubmitted, chain: Envelope) -> list[Event]:
+        """The order, then its fill at the position's mark and the position after it; or, when the
+        fill would make a number non-finite, the order and its cancel ("invalid_fill")."""
+        key = (order.venue, order.symbol)
+        account = self.accounts[order.account]
+        pos = account.positions[key]
+        signed = order.quantity if order.side == "buy" else -order.quantity
+        price, fee = paper.fill(
+            order.side,
+            order.quantity,
+            pos.mark_price,
+            slippage_bps=self.config.slippage_bps,
+            taker_fee_bps=self.config.taker_fee_bps,
+        )
+        after = pos.after_fill(signed, price, fee)
+        after.mark_price = pos.mark_price  # still marked to the bar, not to its own fill
+        problem = (
+            (None if math.isfinite(price) and math.isfinite(fee) and price > 0 else f"price={price!r} fee={fee!r}")
+            or after.nonfinite()
+            or account.totals((key, after)).nonfinite()
+        )
+        if problem is not None:
+            canceled = OrderCanceled(
+                **_caused_by(cause, "execution.fill_cancel", index, chain=chain, causation_id=order.event_id),
+                order_id=order.order_id,
+                account=order.account,
+                venue=order.venue,
+                symbol=order.symbol,
+                reason="invalid_fill",
+            )
+            return [order, canceled]
+        account.positions[key] = after
+        filled = OrderFilled(
+            **_caused_by(cause, "execution.fill", index, chain=chain, causation_id=order.event_id),
+            order_id=order.order_id,
+            account=order.account,
+            venue=order.venue,
+            symbol=order.symbol,
+            side=order.side,
+            quantity=order.quantity,
+            price=price,
+            fee=fee,
+            mode=self.config.mode,
+        )
+        position = PositionUpdated(
+            **_caused_by(cause, "execution.position", index, chain=chain, causation_id=filled.event_id),
+            account=order.account,
+            venue=key[0],
+            symbol=key[1],
+            quantity=after.quantity,
+            avg_price=after.avg_price,
+            mark_price=after.mark_price,
+            realized_pnl=after.realized_pnl,
+            unrealized_pnl=after.unrealized_pnl,
+            fees_paid=after.fees_paid,
+        )
+        return [order, filled, position]
+
+    def _account_event(self, cause: Envelope, handler: str, index: int, account: Account) -> AccountUpdated:
+        t = account.totals()
+        return AccountUpdated(
+            **_caused_by(cause, handler, index),
+            account=account.name,
+            initial_equity=account.initial_equity,
+            equity=t.equity,
+            realized_pnl=t.realized_pnl,
+            unrealized_pnl=t.unrealized_pnl,
+            fees_paid=t.fees_paid,
+            gross_exposure=t.gross_exposure,
+            net_exposure=t.net_exposure,
+        )
 
     def _on_bar(self, bar: BarClosed) -> list[Event]:
         key = (bar.venue, bar.symbol)

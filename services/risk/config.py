@@ -1,8 +1,9 @@
-"""Typed settings of the risk service: the sub-accounts, their sizing and their limits."""
+"""Typed settings of the risk service: the sub-accounts, their sizing and their limits, and the
+limits over all of them."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -12,6 +13,7 @@ from ticktape import accounts as accts
 # "*" is reserved for "every account" in EmergencyStop/ResumeTrading.
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Positive = Annotated[float, msgspec.Meta(gt=0)]
+LossFraction = Annotated[float, msgspec.Meta(gt=0, lt=1)]
 
 
 class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -19,7 +21,8 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     a YAML key of its own): target notional = fraction x equity per signal, within the limits.
 
     `strategies` lists the strategy names whose signals this account trades ("*" = all; then
-    the latest signal for a symbol sets its target, whichever strategy sent it)."""
+    the latest signal for a symbol sets its target, whichever strategy sent it). The loss
+    limits, protective exits and cooldown are ticktape.accounts.AccountLimits'; None = off."""
 
     name: Name = "paper-main"
     initial_equity: Positive = 10_000.0
@@ -28,6 +31,14 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     max_gross_exposure: Positive = 20_000.0
     strategies: tuple[str, ...] = ("ensemble9",)
     allow_short: bool = True
+    max_drawdown: LossFraction | None = None
+    max_daily_loss: LossFraction | None = None
+    on_breach: Literal["halt", "flatten"] = "halt"
+    max_order_notional: Positive | None = None
+    max_open_positions: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    stop_loss: LossFraction | None = None
+    take_profit: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
+    cooldown_minutes: Annotated[float, msgspec.Meta(ge=0)] = 0.0
 
     def __post_init__(self) -> None:
         if not self.strategies:
@@ -49,6 +60,14 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             max_gross_exposure=lim.max_gross_exposure,
             strategies=account.strategies,
             allow_short=lim.allow_short,
+            max_drawdown=lim.max_drawdown,
+            max_daily_loss=lim.max_daily_loss,
+            on_breach=lim.on_breach,
+            max_order_notional=lim.max_order_notional,
+            max_open_positions=lim.max_open_positions,
+            stop_loss=lim.stop_loss,
+            take_profit=lim.take_profit,
+            cooldown_minutes=lim.cooldown_minutes,
         )
 
     def trades(self, strategy: str) -> bool:
@@ -58,9 +77,24 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """`accounts`: the sub-accounts risk sizes signals for, decided in this order: always the
-    top-level `accounts:` section (from_raw), which execution reads too."""
+    top-level `accounts:` section (from_raw), which execution reads too.
+
+    Global limits, over the sum of every account's equity (None = off): max_drawdown below the
+    sum's peak, max_daily_loss below the sum the UTC day opened with; a breach halts every
+    account (one RiskHalted each), on_breach "flatten" also closes their positions.
+
+    `reduce_while_halted`: while an operator's emergency stop halts an account, a signal's order
+    that reduces a position still passes (cut to what reduces it, reduce-only). Risk's own halts
+    always let such orders pass. Off by default: every run before the key refused them, and risk
+    rebuilds its state from the whole log under its current configuration, so turning it on
+    where the log holds a reducing signal refused under a stop would count a close that was never
+    sent as pending (README "Risk that stops the bleeding")."""
 
     accounts: tuple[AccountConfig, ...] = (AccountConfig(),)
+    max_drawdown: LossFraction | None = None
+    max_daily_loss: LossFraction | None = None
+    on_breach: Literal["halt", "flatten"] = "halt"
+    reduce_while_halted: bool = False
 
     def __post_init__(self) -> None:
         if not self.accounts:

@@ -1,4 +1,5 @@
-"""The risk shell: signals, positions, fills and control commands in; approvals/rejections out."""
+"""The risk shell: signals, positions, fills, accounts and control commands in; approvals,
+rejections and risk's own halts out."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from services.risk.config import RiskConfig
 from services.risk.core import FILTER_SUBJECTS, RiskCore
 from services.risk.loading import from_raw
 from ticktape import runtime
-from ticktape.events import EmergencyStop, Event, ResumeTrading
+from ticktape.events import EmergencyStop, Event, ResumeTrading, RiskHalted
 from ticktape.metrics import ServiceMetrics
 
 
@@ -17,8 +18,8 @@ def load(raw: dict[str, Any]) -> RiskConfig:
 
 
 class HaltGauge:
-    """The core, with each account's halt exported after every emergency stop or resume
-    (ticktape_account_halted): read from the core's state, so the rebuild sets it too."""
+    """The core, with each account's halt exported after every emergency stop, resume or halt of
+    risk's own (ticktape_account_halted): read from the core's state, so the rebuild sets it too."""
 
     def __init__(self, core: RiskCore, metrics: ServiceMetrics) -> None:
         self.core = core
@@ -28,7 +29,7 @@ class HaltGauge:
 
     def handle(self, event: Event) -> list[Event]:
         outputs = self.core.handle(event)
-        if isinstance(event, EmergencyStop | ResumeTrading):
+        if isinstance(event, EmergencyStop | ResumeTrading) or any(isinstance(o, RiskHalted) for o in outputs):
             for name, book in self.core.books.items():
                 self.metrics.halted(name, book.halted)
         return outputs

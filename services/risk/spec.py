@@ -12,4 +12,6 @@ from ticktape.corespec import CoreSpec
 
 def core_spec(raw: dict[str, Any]) -> CoreSpec:
     config = recorded(raw)  # a recording replays as it ran
-    return CoreSpec("risk", RiskCore(config), tuple(FILTER_SUBJECTS), (ev.OrderApproved, ev.OrderRejected))
+    return CoreSpec(
+        "risk", RiskCore(config), tuple(FILTER_SUBJECTS), (ev.OrderApproved, ev.OrderRejected, ev.RiskHalted)
+    )

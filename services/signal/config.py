@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -84,10 +84,21 @@ StrategyConfig = EmaCrossConfig | EnsembleConfig
 
 
 class SignalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """`timeframe`: which closed bars drive the strategies; `strategies`: what runs on them."""
+    """`timeframe`: which closed bars drive the strategies; `strategies`: what runs on them.
+
+    `trade_backfilled`: whether backfilled bars (a new symbol's history, the minutes an outage
+    missed) may signal. False (the default): they only warm the strategies, and a side they
+    changed is signalled on the next live bar, at its price. True: history signals like live
+    bars, as every run did before the key existed (LEGACY_DEFAULTS)."""
+
+    # Keys whose default changed behaviour when they were added: a recorded configuration whose
+    # section lacks one ran with this value (ticktape.config.recorded_as_run), and every new
+    # recording states it (ticktape.config.state_defaults), so old sessions replay as they ran.
+    LEGACY_DEFAULTS: ClassVar[dict[str, Any]] = {"trade_backfilled": True}
 
     timeframe: str = "1m"
     strategies: tuple[StrategyConfig, ...] = (EnsembleConfig(), EmaCrossConfig())
+    trade_backfilled: bool = False
 
     def __post_init__(self) -> None:
         if self.timeframe not in TIMEFRAME_NS:

@@ -1,4 +1,13 @@
-"""Pure signal core: closed bars in, SignalGenerated out whenever a strategy's side changes."""
+"""Pure signal core: closed bars in, SignalGenerated out whenever a strategy's side changes.
+
+No trading on history: a backfilled bar (market data's REST backfill: a new symbol's history, or
+the minutes an outage missed) is folded into the strategies like any bar, so they are warm, but
+it signals nothing. The side each strategy last signalled for a symbol stays what risk and
+execution have acted on; the first live bar after a backfill compares the strategy's side with
+it, so a side the history changed is signalled once, on that bar, at its close, and a side the
+history changed and changed back is not signalled at all. A signal's price is therefore always a
+live bar's close. `signal.trade_backfilled: true` restores the old behaviour (history signals),
+which recordings made before the key existed ran with (see SignalConfig.LEGACY_DEFAULTS)."""
 
 from __future__ import annotations
 
@@ -29,7 +38,9 @@ class SignalCore:
     """Runs every strategy on each new bar of the configured timeframe.
 
     A redelivered bar returns its first outputs again; any other bar whose open_time is not
-    after the last one seen for its (venue, symbol) is ignored, so no EMA moves twice.
+    after the last one seen for its (venue, symbol) is ignored, so no EMA moves twice. A
+    backfilled bar moves the EMAs but signals nothing unless config.trade_backfilled (see the
+    module docstring); `_sides` holds the sides last signalled, not the latest decisions.
     A strategy that raises is quarantined for good (all symbols) and the others keep running;
     `quarantined` maps name -> error. `strategies` replaces the ones built from the config
     (tests inject failing ones this way)."""
@@ -70,6 +81,7 @@ class SignalCore:
         if last is not None and event.open_time <= last:
             return []
         self._last_open[key] = event.open_time
+        history = event.backfilled and not self.config.trade_backfilled
         out: list[Event] = []
         for strategy in self.strategies:
             if strategy.name in self.quarantined:
@@ -79,7 +91,7 @@ class SignalCore:
             except Exception as exc:  # noqa: BLE001 - isolating strategy bugs is the point
                 self.quarantined[strategy.name] = f"{type(exc).__name__}: {exc}"
                 continue
-            if decision is None:
+            if decision is None or history:  # history only warms the strategy
                 continue
             side_key = (strategy.name, event.venue, event.symbol)
             previous = self._sides.get(side_key, "flat")

@@ -64,7 +64,9 @@ def test_a_session_is_recorded_around_its_events_and_listed(nats_url, capsys):
     assert kinds == ["SessionStarted", "BarClosed", "BarClosed", "BarClosed", "SessionStopped"]
     assert msgs[0].subject == f"sessions.{recorder.session_id}"
     assert msgs[0].headers["Nats-Msg-Id"] == started.event_id and msgs[-1].headers["Nats-Msg-Id"] == stopped.event_id
-    assert "pw-secret" not in started.config_json and json.loads(started.config_json)["signal"] == {"timeframe": "1m"}
+    assert "pw-secret" not in started.config_json
+    # keys whose default changed are stated (config.state_defaults), so a replay knows how it ran
+    assert json.loads(started.config_json)["signal"] == {"timeframe": "1m", "trade_backfilled": False}
 
     (row,) = sessions_json(nats_url, capsys)
     assert row["session_id"] == recorder.session_id and row["status"] == STOPPED

@@ -237,10 +237,18 @@ def test_risk_when_halted_then_rejects_and_resume_lifts_it() -> None:
 
 
 def test_risk_when_halted_then_closing_orders_are_rejected_too() -> None:
-    c = core()
+    c = core()  # reduce_while_halted off: how every run before the key decided
     c.handle(position(10.0))
     c.handle(stop("paper-main"))
     assert rejected(c.handle(signal("flat"))).reason == "halted"
+
+
+def test_risk_when_halted_and_reduce_while_halted_then_a_closing_order_passes_reduce_only() -> None:
+    c = RiskCore(RiskConfig(reduce_while_halted=True))
+    c.handle(position(10.0))
+    c.handle(stop("paper-main"))
+    a = approved(c.handle(signal("flat")))
+    assert (a.side, a.quantity, a.reduce_only, a.reason) == ("sell", 10.0, True, "halted_reduce")
 
 
 def test_risk_when_one_account_stopped_then_others_still_trade() -> None:

@@ -1,7 +1,8 @@
-"""`ticktape stop` and `ticktape resume`: publish control.emergency_stop / control.resume with the
-operator's credential, the only role the bus lets publish control events
-(ticktape.bus.permissions). Risk then rejects every new signal and execution cancels what is
-pending, until a resume."""
+"""`ticktape stop [--account A] [--flatten]` and `ticktape resume`: publish control.emergency_stop /
+control.resume with the operator's credential, the only role the bus lets publish control events
+(ticktape.bus.permissions). Risk then rejects every new signal that does not reduce a position and
+execution cancels what is pending, until a resume; with --flatten execution also closes every
+position of the account(s) with reduce-only orders (paper: filled at once at the mark)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--reason", default="operator", help="why (recorded in the event; default 'operator')")
         p.add_argument("--account", default="*", help="sub-account ('*', the default: every sub-account)")
+        if name == "stop":
+            p.add_argument(
+                "--flatten",
+                action="store_true",
+                help="also close every position of the account(s) with reduce-only orders (paper: at the mark)",
+            )
         p.add_argument("--nats", metavar="URL", help="NATS server (default: nats.url of the config, TICKTAPE_NATS_URL)")
         add_creds_arg(p, OPERATOR)
         p.set_defaults(func=run, control=name)
@@ -40,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         url = args.nats or cfg.load_common(cfg.load_raw()).nats.url
         creds = bus_creds(args, OPERATOR)
-        event = control_event(args.control, args.reason, args.account, time.time_ns())
+        flatten = bool(getattr(args, "flatten", False))
+        event = control_event(args.control, args.reason, args.account, time.time_ns(), flatten=flatten)
         seq = asyncio.run(_publish(url, creds, event))
     except (cfg.ConfigError, CredentialsError) as exc:
         print(f"{name}: {exc}", file=sys.stderr)
@@ -48,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - unreachable server, refused credentials or subject
         print(f"{name}: {describe_error(exc)}", file=sys.stderr)
         return 2
-    print(f"{name}: {subjects.for_event(event)} published (event {event.event_id}, stream seq {seq})")
+    what = " (flatten)" if isinstance(event, EmergencyStop) and event.flatten is True else ""
+    print(f"{name}: {subjects.for_event(event)}{what} published (event {event.event_id}, stream seq {seq})")
     return 0
 
 

@@ -9,7 +9,7 @@ reads, all of it without changing anything:
   venues        the latest md.status.<venue> (shards), symbols.universe.<venue> (universe size)
                 and md.bar.<venue>.> (the newest bar's close time and age)
   accounts      the latest accounts.<account> (equity) and positions.<account>.* (open positions)
-  halted        the operator's control.> events folded as risk folds them
+  halted        the operator's control.> events and risk's risk.halted.> folded as risk folds them
   dead letters  per service, the message count of each dlq.<service> subject
   session       the latest sessions.> event
 
@@ -61,6 +61,7 @@ from ticktape.events import (
     MarketDataStatus,
     PositionUpdated,
     ResumeTrading,
+    RiskHalted,
     SessionStarted,
     SessionStopped,
     UniverseUpdated,
@@ -186,17 +187,20 @@ async def _venues(js: JetStreamContext, stream: str, now_ns: int) -> list[Venue]
     return out
 
 
-async def _control(js: JetStreamContext, stream: str, last_seq: int) -> list[EmergencyStop | ResumeTrading]:
-    """The operator's stop and resume events, in stream order (few: one per command)."""
+async def _control(
+    js: JetStreamContext, stream: str, last_seq: int
+) -> list[EmergencyStop | ResumeTrading | RiskHalted]:
+    """The operator's stop and resume events and risk's own halts, in stream order (few)."""
     from ticktape.bus.reader import read_range
 
-    out: list[EmergencyStop | ResumeTrading] = []
-    if not await _subjects(js, stream, subjects.ALL_CONTROL):
+    out: list[EmergencyStop | ResumeTrading | RiskHalted] = []
+    filters = [f for f in (subjects.ALL_CONTROL, subjects.ALL_RISK_HALTS) if await _subjects(js, stream, f)]
+    if not filters:
         return out
-    async for msg in read_range(js, stream, [subjects.ALL_CONTROL], stop_seq=last_seq):
+    async for msg in read_range(js, stream, filters, stop_seq=last_seq):
         with contextlib.suppress(DecodeError):
             event = decode(msg.data)
-            if isinstance(event, EmergencyStop | ResumeTrading):
+            if isinstance(event, EmergencyStop | ResumeTrading | RiskHalted):
                 out.append(event)
     return out
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-from ticktape.events import EmergencyStop, ResumeTrading
+from ticktape.events import EmergencyStop, ResumeTrading, RiskHalted
 
 
 class ServiceProc(msgspec.Struct, frozen=True, kw_only=True):
@@ -254,14 +254,14 @@ def _ago(ts_ns: int | None, now_ns: int) -> str:
     return "-" if ts_ns is None else _age((now_ns - ts_ns) / 1e9)
 
 
-def halts(events: list[EmergencyStop | ResumeTrading]) -> tuple[bool, dict[str, bool]]:
-    """Fold the operator's control events in stream order as risk does: account '*' sets every
-    account (and clears per-account overrides), another account only itself. Returns (halted
-    for every account, per-account overrides)."""
+def halts(events: list[EmergencyStop | ResumeTrading | RiskHalted]) -> tuple[bool, dict[str, bool]]:
+    """Fold the operator's control events and risk's own halts in stream order as risk does:
+    account '*' sets every account (and clears per-account overrides), another account only
+    itself. Returns (halted for every account, per-account overrides)."""
     everyone = False
     accounts: dict[str, bool] = {}
     for event in events:
-        halted = isinstance(event, EmergencyStop)
+        halted = isinstance(event, EmergencyStop | RiskHalted)
         if event.account == "*":
             everyone = halted
             accounts = {}

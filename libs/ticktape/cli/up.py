@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from ticktape import config as cfg
-from ticktape import registry, sessions, telemetry_metrics
+from ticktape import registry, sessions, shutdown, telemetry_metrics
 from ticktape.bus import creds, permissions
 from ticktape.infra import cluster, nats_auth
 from ticktape.infra.nats_server import InfraError, NatsServer
@@ -193,6 +193,7 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
             signals,
             servers,
             supervisor_metrics,
+            operator_creds=bus.for_role(permissions.OPERATOR),
         )
     finally:
         telemetry_metrics.shutdown()
@@ -213,12 +214,17 @@ def _run_session(
     signals: StopSignals | None = None,
     servers: Sequence[Server] = (),
     metrics: SupervisorMetrics | None = None,
+    operator_creds: str | None = None,
 ) -> int:
     """Record the session around the supervisor: the producers stop first; the cores (services
-    with a replayable core) once their durables have drained their input; the sinks (archivers)
-    last, after the session's stop record, once they have stored everything (ticktape.registry)."""
+    with a replayable core) once their durables have drained their input, with the accounts'
+    on_shutdown policies applied in the drain (ticktape.shutdown); the sinks (archivers) last,
+    after the session's stop record, once they have stored everything (ticktape.registry)."""
     try:
-        recorder = sessions.SessionRecorder(nats, cfg.load_raw(env=env), services)
+        raw = cfg.load_raw(env=env)
+        # a policy is applied only by a session that runs execution (ticktape.shutdown)
+        accounts = cfg.load_accounts(raw) if "execution" in services else ()
+        recorder = sessions.SessionRecorder(nats, raw, services)
         recorder.start()
     except cfg.ConfigError as exc:
         print(f"ticktape up: {exc}", file=sys.stderr)
@@ -238,6 +244,7 @@ def _run_session(
     sink_durables = tuple(d for i in infos if i.kind == "sink" for d in i.durables)
     stopped: list[str] = []
     attempted: list[bool] = []
+    settings = stopping or cfg.SupervisorSettings()
 
     def record_stop() -> None:
         attempted.append(True)
@@ -259,13 +266,22 @@ def _run_session(
         home / "run",
         services,
         stop_first=producers,
-        drain=lambda alive: recorder.drain(core_durables, alive),
+        drain=lambda alive: shutdown.drain_and_apply(
+            lambda a, timeout: recorder.drain(core_durables, a, timeout),
+            alive,
+            accounts,
+            recorder.session_id,
+            nats.url,
+            operator_creds,
+            settings.shutdown_timeout_s,
+            _say,
+        ),
         stop_last=sinks,
         before_last=record_stop,
         drain_last=lambda alive: recorder.drain(sink_durables, alive),
         extra_env=service_env,
-        grace=(stopping or cfg.SupervisorSettings()).service_grace_s,
-        stop_timeout=(stopping or cfg.SupervisorSettings()).stop_timeout_s,
+        grace=settings.service_grace_s,
+        stop_timeout=settings.stop_timeout_s,
         infra=infra,
         signals=signals,
         servers=servers,
@@ -275,6 +291,10 @@ def _run_session(
     if not attempted:
         record_stop()
     return code
+
+
+def _say(text: str) -> None:
+    print(f"[ticktape] {text}", file=sys.stderr, flush=True)  # as the supervisor's own lines
 
 
 class _Metrics(NamedTuple):

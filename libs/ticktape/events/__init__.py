@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ticktape.events.control import EmergencyStop, ResumeTrading
+from ticktape.events.control import EmergencyStop, ResumeTrading, ShutdownRequested
 from ticktape.events.dlq import DeadLettered
 from ticktape.events.envelope import Envelope
 from ticktape.events.execution import (
@@ -14,7 +14,7 @@ from ticktape.events.execution import (
 )
 from ticktape.events.market import BarClosed, BarRejected, MarketDataStatus, ShardStatus, TradeTick
 from ticktape.events.ops import StorageAlert
-from ticktape.events.risk import OrderApproved, OrderRejected
+from ticktape.events.risk import OrderApproved, OrderRejected, RiskHalted
 from ticktape.events.session import SessionStarted, SessionStopped
 from ticktape.events.signals import SignalGenerated, Vote
 from ticktape.events.universe import UniverseMember, UniverseTrimmed, UniverseUpdated
@@ -40,6 +40,8 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     BarRejected,
     StorageAlert,
     UniverseTrimmed,
+    RiskHalted,
+    ShutdownRequested,
 )
 
 Event = (
@@ -63,6 +65,8 @@ Event = (
     | BarRejected
     | StorageAlert
     | UniverseTrimmed
+    | RiskHalted
+    | ShutdownRequested
 )
 
 
@@ -91,6 +95,8 @@ __all__ = [
     "OrderSubmitted",
     "PositionUpdated",
     "ResumeTrading",
+    "RiskHalted",
+    "ShutdownRequested",
     "SignalGenerated",
     "StorageAlert",
     "UniverseMember",

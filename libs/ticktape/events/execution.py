@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from typing import Literal
 
+from msgspec import UNSET, UnsetType
+
 from ticktape.events.envelope import Envelope
 from ticktape.events.risk import OrderSide
 
 
 class OrderSubmitted(Envelope, frozen=True, kw_only=True, tag="exec.order.submitted"):
+    """An order sent (paper: to the paper broker). `reduce_only` true: it may only shrink the
+    position; `reason` then says why (stop_loss, take_profit, halted_reduce from risk's
+    approval; flatten, close_positions from a stop or shutdown, approval_id empty). Both are
+    unset, and not encoded, on every other order, so those keep their old bytes."""
+
     order_id: str
     account: str
     venue: str
@@ -19,6 +26,8 @@ class OrderSubmitted(Envelope, frozen=True, kw_only=True, tag="exec.order.submit
     order_type: Literal["market"] = "market"
     mode: Literal["paper", "live"] = "paper"
     approval_id: str = ""
+    reduce_only: bool | UnsetType = UNSET
+    reason: str | UnsetType = UNSET
 
 
 class OrderCanceled(Envelope, frozen=True, kw_only=True, tag="exec.order.canceled"):

@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 
+from ticktape.config import recorded_as_run
+
 
 class Record(msgspec.Struct, frozen=True, kw_only=True):
     """A message as JetStream stored it: stream, sequence, subject, headers, the time the server
@@ -42,9 +44,11 @@ class SessionMeta(msgspec.Struct, frozen=True, kw_only=True):
     dependencies: str = ""
 
     def config_doc(self) -> dict[str, Any]:
-        """The recorded effective configuration as a document for corespec.load_specs."""
+        """The recorded effective configuration as a document for corespec.load_specs, read as
+        the code that recorded it read it (config.recorded_as_run: a key added since, whose
+        default changed behaviour, gets the value that code ran with)."""
         doc = json.loads(self.config) if self.config else {}
-        return doc if isinstance(doc, dict) else {}
+        return recorded_as_run(doc) if isinstance(doc, dict) else recorded_as_run({})
 
     @property
     def running(self) -> bool:
