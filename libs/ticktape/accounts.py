@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from ticktape.venues import BINANCE_USDM, HYPERLIQUID
+
 # An account name becomes a subject token (risk.approved.<account>.<symbol>, orders.<account>.*),
 # so no dots; "*" is reserved for "every account" in EmergencyStop/ResumeTrading.
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -24,8 +26,19 @@ Address = Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{40}$")]
 # A loss as a fraction of equity: 0.1 = 10 %.
 LossFraction = Annotated[float, msgspec.Meta(gt=0, lt=1)]
 ShutdownPolicy = Literal["leave", "cancel_orders", "close_positions"]
+# Which of a venue's networks a live account trades on (ticktape.live.endpoint).
+Network = Literal["mainnet", "testnet"]
 
 LIVE_UNAVAILABLE = "live trading is not available in this build"
+# The venues a live account may trade at (the execution clients of exchanges.trading.clients).
+LIVE_VENUES = (BINANCE_USDM, HYPERLIQUID)
+# The credential variables each live venue needs (Hyperliquid: the key of the account or of its
+# API wallet; account_address and vault_address are addresses, not secrets).
+LIVE_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    BINANCE_USDM: ("api_key_env", "api_secret_env"),
+    HYPERLIQUID: ("wallet_key_env",),
+}
+_CREDENTIAL_FIELDS = ("api_key_env", "api_secret_env", "wallet_key_env")
 
 
 class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -71,8 +84,12 @@ class Account(_Strict, frozen=True, kw_only=True):
     """One trading account.
 
     venue: the venue it will trade at (a key of `venues`); None (default) = in paper mode it
-    trades every venue's signals, as before this section existed. mode: only "paper" in this
-    build ("live" is a config error). strategies: the strategy names whose signals it trades
+    trades every venue's signals, as before this section existed. mode: "paper" (default) or
+    "live": a live account must name its venue (LIVE_VENUES) and the variables of its
+    credentials (LIVE_CREDENTIALS), and is loaded by risk and execution only when the document's
+    `live` key is true, which `ticktape up --live` sets after its checks (live_problems,
+    ticktape.live). network: mainnet or testnet for this account (None: venues.<venue>.network;
+    a live account needs one of the two). strategies: the strategy names whose signals it trades
     ("*" = all). Credentials are environment variable names (api_key_env/api_secret_env, or for
     Hyperliquid wallet_key_env and account_address), checked for shape only and never read in
     paper mode; vault_address: a Hyperliquid vault / sub-account to trade for. on_shutdown: what
@@ -82,6 +99,7 @@ class Account(_Strict, frozen=True, kw_only=True):
     name: Name = "paper-main"
     venue: str | None = None
     mode: Literal["paper", "live"] = "paper"
+    network: Network | None = None
     initial_equity: Positive = 10_000.0
     strategies: tuple[str, ...] = ("ensemble9",)
     limits: AccountLimits = AccountLimits()
@@ -108,7 +126,7 @@ def problems(accounts: tuple[Account, ...], venues: tuple[str, ...]) -> list[str
             found.append(f"{at}.name: duplicate account name {a.name!r} (also accounts[{first[a.name]}].name)")
         first.setdefault(a.name, i)
         if a.mode == "live":
-            found.append(f"{at}.mode: {LIVE_UNAVAILABLE} (use mode: paper)")
+            found.extend(_live_shape(a, at))
         if a.venue is not None and a.venue not in venues:
             found.append(f"{at}.venue: unknown venue {a.venue!r}; known: {', '.join(venues)}")
         if not a.strategies:
@@ -136,6 +154,61 @@ def problems(accounts: tuple[Account, ...], venues: tuple[str, ...]) -> list[str
                 f"cancel approvals risk allows: raise max_leverage to at least "
                 f"{lim.max_gross_exposure / a.initial_equity:g} or lower max_gross_exposure"
             )
+    return found
+
+
+def _live_shape(a: Account, at: str) -> list[str]:
+    """What a live account must declare: a venue that has an execution client and the names of
+    the variables holding its credentials (their values are checked by `ticktape up --live`).
+    Messages never put a credential key path right before a colon: ticktape.redact would mask the
+    word after it."""
+    if a.venue is None:
+        return [f"{at}.venue: a live account must name its venue ({' or '.join(LIVE_VENUES)})"]
+    if a.venue not in LIVE_VENUES:
+        return [f"{at}.venue: live trading is on {' or '.join(LIVE_VENUES)} only (got {a.venue!r})"]
+    needed = LIVE_CREDENTIALS[a.venue]
+    found = [
+        f"{at}.{key} is missing: a live {a.venue} account names the environment variable that holds its "
+        + ("API key" if key == "api_key_env" else "API secret" if key == "api_secret_env" else "private key")
+        for key in needed
+        if getattr(a, key) is None
+    ]
+    found.extend(
+        f"{at}.{key} is set but not used by a {a.venue} account (it uses {' and '.join(needed)})"
+        for key in _CREDENTIAL_FIELDS
+        if key not in needed and getattr(a, key) is not None
+    )
+    if a.venue != HYPERLIQUID:
+        found.extend(
+            f"{at}.{key} is set but is a Hyperliquid address, not used by a {a.venue} account"
+            for key in ("account_address", "vault_address")
+            if getattr(a, key) is not None
+        )
+    return found
+
+
+def credential_variables(account: Account) -> tuple[str, ...]:
+    """The names of the environment variables holding the account's credentials (set ones only)."""
+    return tuple(v for v in (getattr(account, k) for k in _CREDENTIAL_FIELDS) if v is not None)
+
+
+def live_problems(accounts: tuple[Account, ...], *, enabled: bool, available: bool) -> list[str]:
+    """Why the accounts cannot be loaded to trade (empty: they can). A live account needs the
+    document's `live` key (enabled), which only `ticktape up --live` sets, after its checks, and an
+    execution service that declares it can trade live (available); without either, loading it
+    to trade is a config error, so nothing trades a live account as paper, or live by accident."""
+    found: list[str] = []
+    for i, a in enumerate(accounts):
+        if a.mode != "live":
+            continue
+        at = f"accounts[{i}].mode"
+        if not enabled:
+            found.append(
+                f"{at}: account {a.name!r} is live: start it with `ticktape up --live`, which checks its "
+                "credentials and the bus, shows it and counts down (or use mode: paper)"
+            )
+        elif not available:
+            found.append(f"{at}: account {a.name!r}: {LIVE_UNAVAILABLE} (execution has no live path; use mode: paper)")
     return found
 
 

@@ -1,8 +1,8 @@
 """Typed configuration: `ticktape.yaml` plus TICKTAPE_* environment overrides, decoded into frozen
 msgspec structs. Unknown keys and bad values fail at start with the key path and what is allowed.
 
-Environment overrides: TICKTAPE_NATS_URL, TICKTAPE_PG_DSN, TICKTAPE_HOME and TICKTAPE_VENUE_SIM
-are aliases for nats.url, postgres.dsn, home and venue_sim; any TICKTAPE_A__B__C=value sets
+Environment overrides: TICKTAPE_NATS_URL, TICKTAPE_PG_DSN, TICKTAPE_HOME, TICKTAPE_VENUE_SIM and
+TICKTAPE_LIVE are aliases for nats.url, postgres.dsn, home, venue_sim and live; any TICKTAPE_A__B__C=value sets
 a.b.c (value parsed as YAML, so numbers and lists work). Secrets never live here: credentials are
 read from the environment by the code that needs them."""
 
@@ -30,6 +30,7 @@ ENV_ALIASES = {
     "TICKTAPE_PG_DSN": ("postgres", "dsn"),
     "TICKTAPE_HOME": ("home",),
     "TICKTAPE_VENUE_SIM": ("venue_sim",),
+    "TICKTAPE_LIVE": ("live",),  # set by `ticktape up --live` after its checks (ticktape.live)
 }
 T = TypeVar("T")
 
@@ -179,6 +180,9 @@ class VenueSettings(_Section, frozen=True, kw_only=True):
     ip_budget: IpBudgetShares = IpBudgetShares()
     on_exceed: Literal["trim", "refuse"] = "trim"
     limits: IpLimitOverrides = IpLimitOverrides()
+    # where this venue's live accounts trade (an account's own `network` wins); unset, a live
+    # account must set its own (ticktape.live.endpoint)
+    network: accts.Network | None = None
 
 
 class VenuesSettings(_Section, frozen=True, kw_only=True):
@@ -208,6 +212,9 @@ class CommonSettings(_Section, frozen=True, kw_only=True):
     # the trading accounts, read by risk and execution alike (ticktape.accounts); legacy
     # risk.accounts / execution.accounts are moved here by accounts.upcast
     accounts: tuple[accts.Account, ...] = accts.DEFAULT_ACCOUNTS
+    # true only under `ticktape up --live`, which sets it (TICKTAPE_LIVE) for the services it
+    # starts after its checks: risk and execution load live accounts only then (load_accounts)
+    live: bool = False
 
 
 COMMON_KEYS = tuple(
@@ -400,19 +407,58 @@ def recorded_as_run(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_accounts(raw: Mapping[str, Any] | None = None) -> tuple[accts.Account, ...]:
     """The accounts section alone (default: one paper account), validated: the one list risk and
-    execution build their per-account state from (services/*/loading.py from_raw)."""
+    execution build their per-account state from (services/*/loading.py from_raw). A live account
+    loads only when the document's `live` key is true (set by `ticktape up --live` after its
+    checks) and execution declares a live path (live_execution_available); otherwise a
+    ConfigError names it (accounts.live_problems). load_common, which the operator's commands
+    use (status, stop, ...), does not refuse live accounts: the kill switch works on a live config."""
     raw = upcast(load_raw() if raw is None else raw)
     if "accounts" not in raw or raw["accounts"] is None:
         return accts.DEFAULT_ACCOUNTS
     found = _convert(raw["accounts"], tuple[accts.Account, ...], "accounts")
     _check_accounts(found)
+    if any(a.mode == "live" for a in found):
+        enabled = _convert(raw.get("live") or False, bool, "live")
+        problems = accts.live_problems(found, enabled=enabled, available=enabled and live_execution_available())
+        if problems:
+            raise ConfigError("; ".join(problems))
     return found
+
+
+# The class attribute by which execution's config type declares that it can trade live accounts
+# (`LIVE_EXECUTION: ClassVar[bool] = True`); without it live accounts never load (load_accounts)
+# and `ticktape up --live` stops after its checks (ticktape.live).
+LIVE_EXECUTION = "LIVE_EXECUTION"
+
+
+def live_execution_available() -> bool:
+    """Whether this build's execution service declares a live path (LIVE_EXECUTION)."""
+    try:
+        typ = registry.config_type(registry.get("execution"))
+    except (registry.RegistryError, ImportError, AttributeError):
+        return False
+    return getattr(typ, LIVE_EXECUTION, False) is True
 
 
 def _check_accounts(found: tuple[accts.Account, ...]) -> None:
     problems = accts.problems(found, tuple(f.name for f in msgspec.structs.fields(VenuesSettings)))
+    for i, a in enumerate(found):  # a credential must never be read as configuration (and recorded)
+        for key in ("api_key_env", "api_secret_env", "wallet_key_env"):
+            name = getattr(a, key)
+            if name is not None and (name in ENV_ALIASES or (name.startswith("TICKTAPE_") and "__" in name)):
+                problems.append(
+                    f"accounts[{i}].{key} names {name}, which is read as a configuration override (and recorded "
+                    "with the session's configuration); name a variable outside TICKTAPE_*__* and the TICKTAPE_ aliases"
+                )
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def convert_at(data: Any, typ: type[T], key_path: str) -> T:
+    """Decode `data` found at `key_path` (e.g. signal.strategies[3].params) into typ, or a
+    ConfigError naming the key under it, as for a section (for values whose type is known only
+    once the section is read, such as a strategy's parameters)."""
+    return _convert(data, typ, key_path)
 
 
 def _convert(data: Any, typ: type[T], prefix: str) -> T:

@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 
 from ticktape import __version__, registry, subjects
-from ticktape.events import EVENT_TYPES, type_tag
+from ticktape.events import EVENT_TYPES, codec, type_tag
 
 PROTO_DIR = Path(__file__).resolve().parents[2] / "proto"
 
@@ -34,11 +34,14 @@ def _normalized(node: object) -> object:
     return node
 
 
-def event_schema(cls: type) -> dict[str, object]:
+def event_schema(cls: type, version: int | None = None) -> dict[str, object]:
+    """The JSON Schema of an event type; with `version`, of that older version's wire shape
+    (`schemas/<tag>.v<version>.json`: what recordings made before hold, upcast at decode)."""
     schema = _normalized(msgspec.json.schema(cls))
     assert isinstance(schema, dict)
-    schema["$id"] = f"https://ticktape.dev/proto/schemas/{type_tag(cls)}.json"
-    schema["title"] = type_tag(cls)
+    name = type_tag(cls) if version is None else f"{type_tag(cls)}.v{version}"
+    schema["$id"] = f"https://ticktape.dev/proto/schemas/{name}.json"
+    schema["title"] = name
     return schema
 
 
@@ -101,6 +104,8 @@ def _key(text: str) -> str:
 def render() -> dict[str, str]:
     """Relative path -> file content for everything under proto/."""
     files = {f"schemas/{type_tag(cls)}.json": _dump(event_schema(cls)) for cls in EVENT_TYPES}
+    for (tag, version), (shape, _) in sorted(codec.LEGACY.items()):
+        files[f"schemas/{tag}.v{version}.json"] = _dump(event_schema(shape, version))
     files["asyncapi.json"] = _dump(asyncapi())
     for name, make in registry.documents().items():  # e.g. the API's openapi.json
         files[name] = _dump(make())

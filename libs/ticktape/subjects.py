@@ -76,6 +76,12 @@ def signal(strategy: str, venue: str, symbol: str) -> str:
     return f"signals.{token(strategy)}.{token(venue)}.{token(symbol)}"
 
 
+def strategy_quarantined(strategy: str) -> str:
+    """Where the signal service reports a strategy it stopped running (StrategyQuarantined): under
+    signals.<strategy>., three tokens, so `signals.*.*.*` filters still see only signals."""
+    return f"signals.{token(strategy)}.quarantined"
+
+
 def risk_approved(account: str, symbol: str) -> str:
     return f"risk.approved.{token(account)}.{token(symbol)}"
 
@@ -106,6 +112,17 @@ def account(account_name: str) -> str:
     return f"accounts.{token(account_name)}"
 
 
+def venue_order(account: str, symbol: str) -> str:
+    """Where execution's venue gateway publishes the venue's answers about a live account's orders
+    (VenueOrderAccepted, VenueOrderRejected, VenueOrderUnknown, VenueOrderCanceled)."""
+    return f"venue.orders.{token(account)}.{token(symbol)}"
+
+
+def venue_fill(account: str, symbol: str) -> str:
+    """Where execution's venue gateway publishes a live account's fills as the venue reports them."""
+    return f"venue.fills.{token(account)}.{token(symbol)}"
+
+
 def dead_letter(service: str) -> str:
     return f"dlq.{token(service)}"
 
@@ -134,6 +151,7 @@ ALL_POSITIONS = "positions.>"
 ALL_ACCOUNTS = "accounts.>"
 ALL_CONTROL = "control.>"
 ALL_RISK_HALTS = "risk.halted.>"
+ALL_VENUE = "venue.>"
 ALL_DLQ = "dlq.>"
 ALL_OPS = "ops.>"
 
@@ -151,6 +169,8 @@ def for_event(event: ev.Event) -> str:
             return universe_trimmed(event.service, event.venue)
         case ev.SignalGenerated():
             return signal(event.strategy, event.venue, event.symbol)
+        case ev.StrategyQuarantined():
+            return strategy_quarantined(event.strategy)
         case ev.OrderApproved():
             return risk_approved(event.account, event.symbol)
         case ev.OrderRejected():
@@ -165,6 +185,10 @@ def for_event(event: ev.Event) -> str:
             return position(event.account, event.symbol)
         case ev.AccountUpdated():
             return account(event.account)
+        case ev.VenueOrderAccepted() | ev.VenueOrderRejected() | ev.VenueOrderUnknown() | ev.VenueOrderCanceled():
+            return venue_order(event.account, event.symbol)
+        case ev.VenueFill():
+            return venue_fill(event.account, event.symbol)
         case ev.EmergencyStop():
             return CONTROL_EMERGENCY_STOP
         case ev.ResumeTrading():
@@ -236,7 +260,14 @@ CHANNELS: tuple[Channel, ...] = (
         EVENTS_STREAM,
         (ev.SignalGenerated,),
         "signal",
-        "Strategy and ensemble direction changes, with every head's vote and inputs.",
+        "A strategy's side and target weight changed on a closed bar, with the price it saw and its diagnostics.",
+    ),
+    Channel(
+        "signals.{strategy}.quarantined",
+        EVENTS_STREAM,
+        (ev.StrategyQuarantined,),
+        "signal",
+        "A strategy the signal service stopped running (it raised or returned something unusable), with the reason.",
     ),
     Channel(
         "risk.approved.{account}.{symbol}",
@@ -278,6 +309,22 @@ CHANNELS: tuple[Channel, ...] = (
     ),
     Channel(
         "accounts.{account}", EVENTS_STREAM, (ev.AccountUpdated,), "execution", "Sub-account equity, P&L and exposure."
+    ),
+    Channel(
+        "venue.orders.{account}.{symbol}",
+        EVENTS_STREAM,
+        (ev.VenueOrderAccepted, ev.VenueOrderRejected, ev.VenueOrderUnknown, ev.VenueOrderCanceled),
+        "execution",
+        "A live account's orders as the venue answered: accepted, rejected (reason code), outcome unknown, "
+        "canceled or expired. Inputs of the execution core.",
+    ),
+    Channel(
+        "venue.fills.{account}.{symbol}",
+        EVENTS_STREAM,
+        (ev.VenueFill,),
+        "execution",
+        "A live account's fills as the venue reported them (id from the venue's trade id). Inputs of the "
+        "execution core.",
     ),
     Channel(
         CONTROL_EMERGENCY_STOP,
@@ -343,6 +390,7 @@ EVENTS_STREAM_SUBJECTS: tuple[str, ...] = (
     "fills.>",
     "positions.>",
     "accounts.>",
+    ALL_VENUE,
     "control.>",
     ALL_SESSIONS,
     ALL_OPS,

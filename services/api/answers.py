@@ -47,7 +47,7 @@ def signals(model: ReadModel, symbol: str, query: q.SignalsQuery) -> v.Signals |
         return None
     latest = model.signals.get(symbol, {})
     chosen = [latest[key] for key in sorted(latest) if _match(key[0], query.strategy) and _match(key[1], query.venue)]
-    return v.Signals(symbol=symbol, signals=tuple(chosen))
+    return v.Signals(symbol=symbol, signals=tuple(v.Signal.of(s) for s in chosen))
 
 
 def positions(model: ReadModel, query: q.PositionsQuery) -> v.Positions:
@@ -198,12 +198,19 @@ def scheduler_status(
 ) -> v.SchedulerStatus:
     """`configured`: (name, kind) of the strategies in the current session's config."""
     kinds = dict(configured)
-    names = sorted(set(kinds) | set(model.strategy_signals))
+    names = sorted(set(kinds) | set(model.strategy_signals) | set(model.quarantined))
     strategies = []
     for name in names:
         count, last = model.strategy_signals.get(name, (0, 0))
+        stopped = model.quarantined.get(name)
         strategies.append(
-            v.StrategyInfo(name=name, kind=kinds.get(name, ""), signals=count, last_signal_ns=last or None)
+            v.StrategyInfo(
+                name=name,
+                kind=kinds.get(name, ""),
+                signals=count,
+                last_signal_ns=last or None,
+                quarantined=f"{stopped.reason}: {stopped.error}" if stopped is not None else None,
+            )
         )
     return v.SchedulerStatus(
         workers=workers,

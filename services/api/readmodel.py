@@ -29,6 +29,7 @@ from ticktape.events import (
     SessionStarted,
     SessionStopped,
     SignalGenerated,
+    StrategyQuarantined,
     UniverseUpdated,
     type_tag,
 )
@@ -145,6 +146,7 @@ class ReadModel:
         self.strategy_signals: dict[str, tuple[int, int]] = {}  # name -> (count, last ts_event)
         self.recent_signals: deque[int] = deque()  # ts_event of the signals in the last minute
         self.last_signal_ts = 0
+        self.quarantined: dict[str, StrategyQuarantined] = {}  # strategy -> why the signal service stopped it
         self.signal_count = 0
         self._approvals: dict[str, str] = {}  # approval event id -> strategy, until its order
         self.orders: dict[str, _OrderRec] = {}
@@ -185,6 +187,8 @@ class ReadModel:
                 self.universes.setdefault(event.venue, []).append(event)
             case SignalGenerated():
                 self._signal(event)
+            case StrategyQuarantined():
+                self.quarantined[event.strategy] = event
             case OrderApproved():
                 self._approvals[event.event_id] = event.strategy
             case OrderSubmitted():

@@ -45,7 +45,7 @@ ROUTES: tuple[Route, ...] = (
         "signals",
         "GET",
         "/api/v1/signals/{symbol}",
-        "The latest signal of each strategy for a symbol, with every head's vote and its inputs",
+        "The latest signal of each strategy for a symbol, with its diagnostics (the EMA kinds: every head's vote)",
         q.SignalsQuery,
         v.Signals,
         (200, 404),

@@ -5,11 +5,12 @@ Times are integer nanoseconds since the epoch, as on the bus; amounts are in the
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
-from ticktape.events import SignalGenerated
+from ticktape.events import SignalGenerated, Vote
 
 
 class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -91,12 +92,78 @@ class Symbols(msgspec.Struct, frozen=True, kw_only=True):
 # --- signals --------------------------------------------------------------------------------
 
 
+class Signal(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="signal.generated"):
+    """A signal as the signal service published it, in today's shape whatever its version: the
+    side, the signed `target` weight, the price, and the strategy's `diagnostics`. For the EMA
+    kinds (and every version-1 signal, upcast) k, n, agree and votes are also given at the top
+    level, as this endpoint always showed them; absent for other strategies."""
+
+    event_id: str
+    ts_event: int
+    ts_init: int
+    causation_id: str | None
+    correlation_id: str | None
+    version: int
+    strategy: str
+    venue: str
+    symbol: str
+    timeframe: str
+    side: Literal["long", "short", "flat"]
+    previous_side: Literal["long", "short", "flat"]
+    price: float
+    bar_open_time: int
+    target: float
+    diagnostics: dict[str, Any]
+    k: int | UnsetType = UNSET
+    n: int | UnsetType = UNSET
+    agree: int | UnsetType = UNSET
+    votes: tuple[Vote, ...] | UnsetType = UNSET
+
+    @classmethod
+    def of(cls, event: SignalGenerated) -> Signal:
+        d = event.diagnostics
+        ema: dict[str, Any] = {}
+        if {"k", "n", "agree", "votes"} <= d.keys():
+            try:
+                fields = msgspec.convert({k: d[k] for k in ("k", "n", "agree", "votes")}, _EmaFields)
+                ema = {"k": fields.k, "n": fields.n, "agree": fields.agree, "votes": fields.votes}
+            except msgspec.ValidationError:  # a plug-in's own keys of those names: diagnostics only
+                pass
+        return cls(
+            event_id=event.event_id,
+            ts_event=event.ts_event,
+            ts_init=event.ts_init,
+            causation_id=event.causation_id,
+            correlation_id=event.correlation_id,
+            version=event.version,
+            strategy=event.strategy,
+            venue=event.venue,
+            symbol=event.symbol,
+            timeframe=event.timeframe,
+            side=event.side,
+            previous_side=event.previous_side,
+            price=event.price,
+            bar_open_time=event.bar_open_time,
+            target=event.target,
+            diagnostics=d,
+            **ema,
+        )
+
+
+class _EmaFields(msgspec.Struct, frozen=True, kw_only=True):
+    k: int
+    n: int
+    agree: int
+    votes: tuple[Vote, ...]
+
+
 class Signals(msgspec.Struct, frozen=True, kw_only=True):
-    """The latest signal of each strategy (and venue) for one symbol, with every head's vote and
-    its inputs (the EMAs), as the signal service published them."""
+    """The latest signal of each strategy (and venue) for one symbol, with the strategy's
+    diagnostics (for the EMA kinds: every head's vote and its inputs), as the signal service
+    published them."""
 
     symbol: str
-    signals: tuple[SignalGenerated, ...]
+    signals: tuple[Signal, ...]
 
 
 # --- trading --------------------------------------------------------------------------------
@@ -292,10 +359,14 @@ class Worker(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StrategyInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """`quarantined`: why the signal service stopped running the strategy (its StrategyQuarantined
+    event's reason and error), None while it runs."""
+
     name: str
     kind: str
     signals: int
     last_signal_ns: int | None
+    quarantined: str | None = None
 
 
 class SchedulerStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,4 +1,5 @@
-"""Paper execution: submits approved orders, fills them, tracks positions and accounts."""
+"""Execution: submits approved orders (paper: filled here; live: sent to the venue by its gateway),
+fills them from the venues' answers or the paper model, tracks positions and accounts."""
 
 from ticktape.serviceinfo import ServiceInfo
 

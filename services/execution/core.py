@@ -1,5 +1,6 @@
-"""Pure paper-execution core: approvals become orders that fill at the next bar's open, and
-every bar marks the open positions and sub-account equity to its close.
+"""Pure execution core: approvals become orders that fill at the next bar's open (paper
+accounts) or at the venue (live accounts: the venue's answers arrive as venue.> input events),
+and every bar marks the open positions and sub-account equity to its close.
 
 Reduce-only orders (risk's protective exits and reducing orders while halted, and the flattening
 of a stop --flatten, a risk halt with on_breach flatten or a close_positions shutdown) do not wait
@@ -21,8 +22,10 @@ import math
 import msgspec
 from msgspec import UNSET
 
+from exchanges.trading.client_ids import binance_client_order_id, hyperliquid_cloid
 from services.execution import paper
 from services.execution.config import ExecutionConfig
+from services.execution.live import LiveBook, LiveOrder
 from services.execution.portfolio import Account, Key, Position
 from ticktape import ids, subjects
 from ticktape.errors import InvalidInput
@@ -42,6 +45,11 @@ from ticktape.events import (
     ShutdownRequested,
     UniverseMember,
     UniverseUpdated,
+    VenueFill,
+    VenueOrderAccepted,
+    VenueOrderCanceled,
+    VenueOrderRejected,
+    VenueOrderUnknown,
 )
 from ticktape.events.envelope import EnvelopeFields
 from ticktape.events.market import bar_problem
@@ -53,6 +61,7 @@ FILTER_SUBJECTS: tuple[str, ...] = (
     subjects.bars(),  # every bar; the core drops timeframes other than config.timeframe
     subjects.ALL_CONTROL,
     subjects.ALL_UNIVERSES,  # UniverseUpdated: each symbol's lot size and minimum notional
+    subjects.ALL_VENUE,  # the venue's answers about live accounts' orders (execution's gateway)
 )
 
 _SUBMIT = "execution.submit"  # handler of OrderSubmitted: its id is child_id(approval, _SUBMIT, 0)
@@ -91,7 +100,19 @@ class ExecutionCore:
     A reduce-only approval passes a halt and skips the minimum notional and leverage checks (it
     only shrinks the position); it is clipped to the position (rounded down to the lot unless it
     closes it whole) and filled at once at the mark; with nothing to reduce it is canceled
-    ("nothing_to_reduce")."""
+    ("nothing_to_reduce").
+
+    Live accounts (mode live, see AccountConfig) are checked the same way (an approval for
+    another venue than the account's is canceled "venue_mismatch"), but nothing is filled here:
+    the order is OrderSubmitted with mode live, its reference price and client order id, and
+    execution's gateway sends it. The venue's answers come back as input events (venue.>):
+    VenueFill -> OrderFilled, PositionUpdated, AccountUpdated (as a paper fill, at the venue's
+    price, quantity and fee); VenueOrderRejected -> OrderCanceled with the venue's reason code;
+    VenueOrderCanceled (a remainder canceled or expired) -> OrderCanceled with its reason;
+    VenueOrderAccepted and VenueOrderUnknown change only the book (services.execution.live).
+    Reduce-only orders and the closing orders of a flatten are sent the same way (reduced by
+    what reduce-only orders in flight already close) instead of filled at the mark. A stop does
+    not cancel a live order in flight (a market order: its outcome is the venue's to tell)."""
 
     def __init__(self, config: ExecutionConfig) -> None:
         self.config = config
@@ -103,6 +124,8 @@ class ExecutionCore:
         self._seen_orders: set[str] = set()  # membership only, never iterated
         self._last_open: dict[Key, int] = {}
         self.instruments: dict[Key, UniverseMember] = {}  # the latest trading rules per venue/symbol
+        self._live_venue: dict[str, str] = {a.name: a.venue or "" for a in config.accounts if a.mode == "live"}
+        self.live = LiveBook()
 
     def handle(self, event: Event) -> list[Event]:
         """Apply one input event, return the events to publish (possibly empty).
@@ -140,6 +163,16 @@ class ExecutionCore:
             case UniverseUpdated():
                 for member in event.members:
                     self.instruments[(event.venue, member.symbol)] = member
+            case VenueFill() if event.account in self._live_venue:
+                return self._on_venue_fill(event)
+            case VenueOrderAccepted() if event.account in self._live_venue:
+                return self._on_venue_accepted(event)
+            case VenueOrderRejected() | VenueOrderCanceled() if event.account in self._live_venue:
+                return self._on_venue_closed(event)
+            case VenueOrderUnknown() if event.account in self._live_venue:
+                live = self.live.find(event.account, event.client_order_id, "")
+                if live is not None:
+                    live.unknown = True
         return []
 
     def _affected(self, account: str) -> list[str]:
@@ -154,6 +187,8 @@ class ExecutionCore:
         self._seen_orders.add(order_id)
         if a.account not in self.accounts:
             reason: str | None = "unknown_account"
+        elif a.account in self._live_venue and a.venue != self._live_venue[a.account]:
+            reason = "venue_mismatch"
         elif a.reduce_only is True:
             return self._on_reduce_only(a, order_id)
         elif self.halted[a.account]:
@@ -175,6 +210,21 @@ class ExecutionCore:
                     reason=reason,
                 )
             ]
+        if a.account in self._live_venue:
+            submitted = OrderSubmitted(
+                **_caused_by(a, _SUBMIT),
+                order_id=order_id,
+                account=a.account,
+                venue=a.venue,
+                symbol=a.symbol,
+                side=a.side,
+                quantity=a.quantity,
+                mode="live",
+                approval_id=a.event_id,
+                reference_price=a.reference_price,
+                client_order_id=_client_order_id(a.venue, order_id),
+            )
+            return self._send_live(submitted, a)
         self.pending[order_id] = a
         return [
             OrderSubmitted(
@@ -237,6 +287,11 @@ class ExecutionCore:
                 k = (pending.venue, pending.symbol)
                 held[k] = held.get(k, 0.0) + _signed(pending)
                 prices.setdefault(k, pending.reference_price)
+        for live in self.live.in_flight(account.name):  # live accounts only; submission order
+            k = (live.order.venue, live.order.symbol)
+            held[k] = held.get(k, 0.0) + live.signed_remaining
+            ref = live.order.reference_price
+            prices.setdefault(k, ref if isinstance(ref, float) else 0.0)
         key = (a.venue, a.symbol)
         prices[key] = a.reference_price
         held.setdefault(key, 0.0)
@@ -285,6 +340,27 @@ class ExecutionCore:
                 if pos.quantity == 0:
                     continue
                 order_id = ids.child_id(cause.event_id, "execution.flatten_order", index)
+                if name in self._live_venue:  # sent to the venue; filled when it says so
+                    quantity = abs(pos.quantity) - self._reducing(name, key, pos.quantity)
+                    if quantity <= abs(pos.quantity) * 1e-9:
+                        continue  # reduce-only orders in flight close it already
+                    live_order = OrderSubmitted(
+                        **_caused_by(cause, "execution.flatten", index),
+                        order_id=order_id,
+                        account=name,
+                        venue=key[0],
+                        symbol=key[1],
+                        side="sell" if pos.quantity > 0 else "buy",
+                        quantity=quantity,
+                        mode="live",
+                        reduce_only=True,
+                        reason=close_reason,
+                        reference_price=pos.mark_price,
+                        client_order_id=_client_order_id(key[0], order_id),
+                    )
+                    out += self._send_live(live_order, cause)
+                    index += 1
+                    continue
                 submitted = OrderSubmitted(
                     **_caused_by(cause, "execution.flatten", index),
                     order_id=order_id,
@@ -322,6 +398,10 @@ class ExecutionCore:
                     quantity = round(math.floor(quantity / rules.lot_size * (1 + 1e-12)) * rules.lot_size, 12)
                     if quantity <= 0:
                         reason = "invalid_lot"
+        if reason is None and a.account in self._live_venue:
+            quantity = min(quantity, abs(held) - self._reducing(a.account, key, held))
+            if quantity <= abs(held) * 1e-9:
+                reason = "nothing_to_reduce"  # reduce-only orders in flight close it already
         if reason is not None:
             return [
                 OrderCanceled(
@@ -333,6 +413,23 @@ class ExecutionCore:
                     reason=reason,
                 )
             ]
+        if a.account in self._live_venue:
+            live_order = OrderSubmitted(
+                **_caused_by(a, _SUBMIT),
+                order_id=order_id,
+                account=a.account,
+                venue=a.venue,
+                symbol=a.symbol,
+                side=a.side,
+                quantity=quantity,
+                mode="live",
+                approval_id=a.event_id,
+                reduce_only=True,
+                reason=a.reason if a.reason is not UNSET else "reduce_only",
+                reference_price=a.reference_price,
+                client_order_id=_client_order_id(a.venue, order_id),
+            )
+            return self._send_live(live_order, a)
         submitted = OrderSubmitted(
             **_caused_by(a, _SUBMIT),
             order_id=order_id,
@@ -350,6 +447,114 @@ class ExecutionCore:
         if isinstance(out[-1], PositionUpdated):
             out.append(self._account_event(a, "execution.account", 0, account))
         return out
+
+    # -- live accounts ---------------------------------------------------------------------------
+
+    def _send_live(self, order: OrderSubmitted, chain: Envelope) -> list[Event]:
+        """A live order: recorded in the book, published for the gateway to send; nothing fills."""
+        self.live.add(order, chain, order.client_order_id if isinstance(order.client_order_id, str) else "")
+        return [order]
+
+    def _reducing(self, account: str, key: Key, held: float) -> float:
+        """What the account's reduce-only orders in flight on key still close of a position `held`."""
+        total = 0.0
+        for live in self.live.in_flight(account):
+            o = live.order
+            if o.reduce_only is True and (o.venue, o.symbol) == key and (o.side == "sell") == (held > 0):
+                total += abs(live.signed_remaining)
+        return total
+
+    def _on_venue_accepted(self, event: VenueOrderAccepted) -> list[Event]:
+        live = self.live.get(event.order_id) or self.live.find(event.account, event.client_order_id, "")
+        if live is None:
+            return []
+        live.unknown = False
+        if event.status == "filled":
+            live.expected = event.filled_quantity
+        out: list[Event] = []
+        for fill in self.live.learn_venue_id(live, event.venue_order_id):  # fills that came first
+            out += self._on_venue_fill(fill)
+        if not live.closed and live.filled > 0 and live.done():
+            self.live.close(live)
+        return out
+
+    def _on_venue_closed(self, event: VenueOrderRejected | VenueOrderCanceled) -> list[Event]:
+        """The venue refused the order, or its remainder is canceled or expired: OrderCanceled with
+        the venue's reason, once (an order already closed, or not ours, changes nothing)."""
+        if isinstance(event, VenueOrderRejected):
+            live = self.live.get(event.order_id) or self.live.find(event.account, event.client_order_id, "")
+        else:
+            live = self.live.find(event.account, event.client_order_id, event.venue_order_id)
+        if live is None or live.closed:
+            return []
+        self.live.close(live)
+        o = live.order
+        return [
+            OrderCanceled(
+                **_caused_by(event, "execution.venue_cancel", chain=live.chain, causation_id=o.event_id),
+                order_id=o.order_id,
+                account=o.account,
+                venue=o.venue,
+                symbol=o.symbol,
+                reason=event.reason,
+            )
+        ]
+
+    def _on_venue_fill(self, fill: VenueFill) -> list[Event]:
+        """A live fill: OrderFilled, the position after it and the account, as for paper."""
+        if self.live.applied(fill.event_id):  # seen again (a re-query after a reconnect)
+            return []
+        problem = _fill_problem(fill)
+        if problem is not None:
+            raise InvalidInput(f"venue fill {fill.fill_id} of {fill.account}: {problem}")
+        live = self.live.find(fill.account, fill.client_order_id, fill.venue_order_id)
+        if live is None:
+            self.live.park(fill)  # its order's acceptance is still on its way, or it is not ours
+            return []
+        if fill.venue_order_id and not live.venue_order_id:
+            self.live.learn_venue_id(live, fill.venue_order_id)
+        return self._apply_live_fill(fill, live)
+
+    def _apply_live_fill(self, fill: VenueFill, live: LiveOrder) -> list[Event]:
+        o = live.order
+        key = (o.venue, o.symbol)
+        account = self.accounts[o.account]
+        signed = fill.quantity if fill.side == "buy" else -fill.quantity
+        pos = (account.positions.get(key) or Position()).after_fill(signed, fill.price, fill.fee)
+        problem = pos.nonfinite() or account.totals((key, pos)).nonfinite()
+        if problem is not None:
+            raise InvalidInput(f"venue fill {fill.fill_id} of {fill.account} would make {problem}")
+        self.live.mark_applied(fill.event_id)
+        account.positions[key] = pos
+        live.filled += fill.quantity
+        if not live.closed and live.done():
+            self.live.close(live)
+        filled = OrderFilled(
+            **_caused_by(fill, "execution.live_fill", chain=live.chain, causation_id=o.event_id),
+            order_id=o.order_id,
+            account=o.account,
+            venue=o.venue,
+            symbol=o.symbol,
+            side=fill.side,
+            quantity=fill.quantity,
+            price=fill.price,
+            fee=fill.fee,
+            liquidity=fill.liquidity,
+            mode="live",
+        )
+        position = PositionUpdated(
+            **_caused_by(fill, "execution.live_position", chain=live.chain, causation_id=filled.event_id),
+            account=o.account,
+            venue=key[0],
+            symbol=key[1],
+            quantity=pos.quantity,
+            avg_price=pos.avg_price,
+            mark_price=pos.mark_price,
+            realized_pnl=pos.realized_pnl,
+            unrealized_pnl=pos.unrealized_pnl,
+            fees_paid=pos.fees_paid,
+        )
+        return [filled, position, self._account_event(fill, "execution.live_account", 0, account)]
 
     def _fill_at_mark(self, cause: Envelope, index: int, order: OrderSubmitted, chain: Envelope) -> list[Event]:
         """The order, then its fill at the position's mark and the position after it; or, when the
@@ -561,6 +766,22 @@ class ExecutionCore:
 
 def _signed(a: OrderApproved) -> float:
     return a.quantity if a.side == "buy" else -a.quantity
+
+
+def _client_order_id(venue: str, order_id: str) -> str:
+    """The client order id the gateway's client sends for order_id at venue (exchanges.trading.client_ids)."""
+    return hyperliquid_cloid(order_id) if venue == "hyperliquid" else binance_client_order_id(order_id)
+
+
+def _fill_problem(fill: VenueFill) -> str | None:
+    """Why a venue fill cannot be applied (a number not finite, or not positive), or None."""
+    if not (math.isfinite(fill.quantity) and fill.quantity > 0):
+        return f"quantity={fill.quantity!r}"
+    if price_problem("price", fill.price) is not None:
+        return f"price={fill.price!r}"
+    if not math.isfinite(fill.fee):
+        return f"fee={fill.fee!r}"
+    return None
 
 
 def _caused_by(

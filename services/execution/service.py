@@ -1,28 +1,41 @@
-"""The execution shell: approvals, bars and control in; paper orders, fills and positions out.
+"""The execution shell: approvals, bars, control and the venues' answers in; orders, fills and
+positions out. The core (services.execution.core) runs behind the service's durable consumer;
+beside it, for accounts whose mode is live, the venue gateway (services.execution.gateway) sends
+their orders and publishes the venues' answers, which the core consumes like any input.
 
-Dry-run (paper) is the only mode of this build: `--live` is refused with a clear message."""
+Live accounts load only when the configuration allows (services.execution.loading); the `--live`
+flag of this module is refused: `ticktape up --live` is the way in."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from collections.abc import Callable
 from typing import Any
 
+from services.execution import gateway
 from services.execution.config import ExecutionConfig
 from services.execution.core import FILTER_SUBJECTS, ExecutionCore
 from services.execution.loading import from_raw
+from ticktape import config as cfg
 from ticktape import runtime
 from ticktape.events import AccountUpdated, Event
 from ticktape.metrics import ServiceMetrics
 
 LIVE_REFUSAL = (
-    "live trading is not available in this build: execution runs in dry-run (paper) mode only. "
-    "Remove --live; no order will reach an exchange."
+    "--live is not a flag of the execution service: live accounts trade only under `ticktape up --live`, "
+    "which checks them first. Remove --live; no order will reach an exchange."
 )
 
 
 def load(raw: dict[str, Any]) -> ExecutionConfig:
-    return from_raw(raw)
+    """The service's settings; with live accounts, also where each trades and that its
+    credentials are in the environment (a ConfigError, exit 78, naming the variable)."""
+    config = from_raw(raw)
+    if config.live_accounts():
+        gateway.preflight(config, cfg.load_common(raw))
+    return config
 
 
 class AccountGauges:
@@ -43,9 +56,31 @@ class AccountGauges:
         return outputs
 
 
-async def serve(rt: runtime.Runtime, config: ExecutionConfig) -> None:
-    rt.log.info("execution mode", mode=config.mode, dry_run=True)
-    await runtime.serve_core(rt, AccountGauges(ExecutionCore(config), rt.metrics, config), FILTER_SUBJECTS)
+async def serve(
+    rt: runtime.Runtime, config: ExecutionConfig, *, venue_clock_ms: Callable[[], int] | None = None
+) -> None:
+    """The core until rt.stop; with live accounts, their venue gateway beside it (a gateway that
+    fails stops the service, so the supervisor restarts both). venue_clock_ms: the venues' clock
+    for the gateway's signatures (default the wall clock; tests pass a simulator's)."""
+    live = [a.name for a in config.live_accounts()]
+    rt.log.info("execution mode", mode=config.mode, dry_run=not live, live_accounts=live)
+    core = runtime.serve_core(rt, AccountGauges(ExecutionCore(config), rt.metrics, config), FILTER_SUBJECTS)
+    if not live:
+        await core
+        return
+    tasks = [
+        asyncio.create_task(core),
+        asyncio.create_task(gateway.run(rt, config, venue_clock_ms=venue_clock_ms)),
+    ]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()  # a failure (or the gateway's config error) ends the service
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def main(argv: list[str] | None = None) -> None:

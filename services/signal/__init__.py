@@ -1,4 +1,4 @@
-"""Trading signals from closed bars (EMA-cross ensembles)."""
+"""Trading signals from closed bars: the strategies of the plug-in API (ticktape.strategy)."""
 
 from ticktape.serviceinfo import ServiceInfo
 

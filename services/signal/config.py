@@ -1,111 +1,153 @@
-"""Typed settings of the signal service: the bar timeframe and the list of strategies to run."""
+"""Typed settings of the signal service: the bar timeframe and the list of strategies to run.
+
+A strategy entry names its kind (a built-in, a kind installed through the `ticktape.strategies`
+entry-point group, or `module:Class`), its name (a subject token), its parameters (checked
+against the kind's Params struct when the service loads, services/signal/loading.py) and what it
+subscribes to. The flat form the built-in kinds were written in before (`{kind: ema_cross, fast:
+3, slow: 8}`) is still read: those keys move into `params`."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+import re
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
 from ticktape.clock import TIMEFRAME_NS
 
 # A strategy name becomes a subject token (signals.<strategy>.<venue>.<symbol>), so no dots.
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-Period = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+Kind = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^([A-Za-z0-9_-]+|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
+]
+# fnmatch-style selectors (`*`, `?`, `[...]`), matched case-sensitively
+Selector = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+BUILTIN_KINDS = ("ema_cross", "ensemble")
+# the names an entry of a built-in kind had when the config left it out (before #10 too)
+_DEFAULT_NAMES = {"ema_cross": "ema_cross_9_21", "ensemble": "ensemble9"}
+_FLAT_KEYS = ("fast", "slow", "allow_short", "heads", "k")
 
 
-class Head(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One EMA pair: votes +1 when the fast EMA is above the slow one, -1 below."""
+class Subscription(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Bars a strategy runs on: of venues matching `venue`, symbols matching any of `symbols`,
+    closed in any of `timeframes` (empty: signal.timeframe)."""
 
-    fast: Period
-    slow: Period
+    venue: Selector = "*"
+    symbols: tuple[Selector, ...] = ("*",)
+    timeframes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.fast >= self.slow:
-            raise ValueError(f"fast must be < slow (got fast={self.fast}, slow={self.slow})")
+        if not self.symbols:
+            raise ValueError("symbols must not be empty (use ['*'] for every symbol)")
+        bad = [tf for tf in self.timeframes if tf not in TIMEFRAME_NS]
+        if bad:
+            raise ValueError(f"timeframes must be among {', '.join(TIMEFRAME_NS)} (got {bad[0]!r})")
+
+
+class StrategyEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One strategy to run. `params` are the kind's parameters (its Params struct, checked at
+    load); `subscribe` empty: every venue and symbol, on signal.timeframe. `name` defaults to
+    the kind (ema_cross_9_21 and ensemble9 for the built-ins, as before).
+
+    fast, slow, allow_short, heads, k: the flat form of the built-in kinds' parameters, read
+    for configurations written before `params` existed and moved into params."""
+
+    kind: Kind
+    name: Name | None = None
+    params: dict[str, Any] = {}
+    subscribe: tuple[Subscription, ...] = ()
+    fast: Any = None
+    slow: Any = None
+    allow_short: Any = None
+    heads: Any = None
+    k: Any = None
+
+    def __post_init__(self) -> None:
+        flat = {key: getattr(self, key) for key in _FLAT_KEYS if getattr(self, key) is not None}
+        if flat:
+            if self.kind not in BUILTIN_KINDS:
+                raise ValueError(
+                    f"{', '.join(flat)}: only the built-in kinds ({', '.join(BUILTIN_KINDS)}) take parameters "
+                    "outside params; write them under params"
+                )
+            if self.params:
+                raise ValueError(f"{', '.join(flat)}: give the parameters either under params or flat, not both")
+            msgspec.structs.force_setattr(self, "params", flat)
+            for key in flat:
+                msgspec.structs.force_setattr(self, key, None)
+        if self.name is None:
+            name = _DEFAULT_NAMES.get(self.kind, self.kind)
+            if re.fullmatch(NAME_PATTERN, name) is None:
+                raise ValueError(f"name is required for kind {self.kind!r} (a subject token: letters, digits, _ -)")
+            msgspec.structs.force_setattr(self, "name", name)
 
     @property
-    def name(self) -> str:
-        return f"ema_{self.fast}_{self.slow}"
+    def label(self) -> str:
+        """The entry's name (always set once decoded)."""
+        return self.name or self.kind
 
 
-class EmaCrossConfig(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag_field="kind",
-    tag="ema_cross",
-):
-    """A single EMA crossover: long when fast > slow, short (or flat) when fast < slow."""
-
-    name: Name = "ema_cross_9_21"
-    fast: Period = 9
-    slow: Period = 21
-    allow_short: bool = True
-
-    def __post_init__(self) -> None:
-        if self.fast >= self.slow:
-            raise ValueError(f"fast must be < slow (got fast={self.fast}, slow={self.slow})")
+def EmaCrossConfig(  # the name of the pre-#10 struct, kept for its callers
+    *, name: str = "ema_cross_9_21", fast: int = 9, slow: int = 21, allow_short: bool = True
+) -> StrategyEntry:
+    """An ema_cross entry (long when the fast EMA is above the slow one, short or flat below)."""
+    return StrategyEntry(kind="ema_cross", name=name, params={"fast": fast, "slow": slow, "allow_short": allow_short})
 
 
-DEFAULT_HEADS: tuple[Head, ...] = tuple(
-    Head(fast=f, slow=s) for f, s in ((3, 10), (4, 12), (5, 15), (6, 18), (7, 21), (8, 24), (9, 27), (10, 30), (12, 36))
-)
-
-
-class EnsembleConfig(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag_field="kind",
-    tag="ensemble",
-):
-    """n EMA heads; long when at least k vote +1, short when at least k vote -1, else flat."""
-
-    name: Name = "ensemble9"
-    heads: tuple[Head, ...] = DEFAULT_HEADS
-    k: Annotated[int, msgspec.Meta(ge=1)] = 5
-    allow_short: bool = True
-
-    def __post_init__(self) -> None:
-        n = len(self.heads)
-        if n == 0:
-            raise ValueError("heads must not be empty")
-        pairs = [(h.fast, h.slow) for h in self.heads]
-        if len(set(pairs)) != n:
-            raise ValueError(f"heads must be distinct (fast, slow) pairs (got {pairs})")
-        # k > n/2 so that long and short can never both reach k on the same bar.
-        if not n < 2 * self.k <= 2 * n:
-            raise ValueError(f"k must satisfy n/2 < k <= n (got k={self.k}, n={n})")
-
-
-StrategyConfig = EmaCrossConfig | EnsembleConfig
+def EnsembleConfig(  # the name of the pre-#10 struct, kept for its callers
+    *,
+    name: str = "ensemble9",
+    heads: tuple[tuple[int, int], ...] | None = None,
+    k: int = 5,
+    allow_short: bool = True,
+) -> StrategyEntry:
+    """An ensemble entry: n EMA heads given as (fast, slow) pairs (None: the nine defaults)."""
+    params: dict[str, Any] = {"k": k, "allow_short": allow_short}
+    if heads is not None:
+        params["heads"] = [{"fast": f, "slow": s} for f, s in heads]
+    return StrategyEntry(kind="ensemble", name=name, params=params)
 
 
 class SignalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """`timeframe`: which closed bars drive the strategies; `strategies`: what runs on them.
+    """`timeframe`: the closed bars strategies run on unless they subscribe otherwise;
+    `strategies`: what runs.
 
     `trade_backfilled`: whether backfilled bars (a new symbol's history, the minutes an outage
     missed) may signal. False (the default): they only warm the strategies, and a side they
     changed is signalled on the next live bar, at its price. True: history signals like live
-    bars, as every run did before the key existed (LEGACY_DEFAULTS)."""
+    bars, as every run did before the key existed (LEGACY_DEFAULTS).
+
+    `event_version`: the SignalGenerated version emitted. 2 (the default): strategy-agnostic
+    signals (target, diagnostics) and StrategyQuarantined events. 1: what the code before issue
+    #10 emitted (EMA votes, no quarantine events), which recordings made before the key existed
+    ran with (LEGACY_DEFAULTS), so their replay writes their bytes; only the built-in kinds,
+    without subscriptions, can run that way."""
 
     # Keys whose default changed behaviour when they were added: a recorded configuration whose
     # section lacks one ran with this value (ticktape.config.recorded_as_run), and every new
     # recording states it (ticktape.config.state_defaults), so old sessions replay as they ran.
-    LEGACY_DEFAULTS: ClassVar[dict[str, Any]] = {"trade_backfilled": True}
+    LEGACY_DEFAULTS: ClassVar[dict[str, Any]] = {"trade_backfilled": True, "event_version": 1}
 
     timeframe: str = "1m"
-    strategies: tuple[StrategyConfig, ...] = (EnsembleConfig(), EmaCrossConfig())
+    strategies: tuple[StrategyEntry, ...] = (StrategyEntry(kind="ensemble"), StrategyEntry(kind="ema_cross"))
     trade_backfilled: bool = False
+    event_version: Literal[1, 2] = 2
 
     def __post_init__(self) -> None:
         if self.timeframe not in TIMEFRAME_NS:
             raise ValueError(f"timeframe must be one of {', '.join(TIMEFRAME_NS)} (got {self.timeframe!r})")
         if not self.strategies:
             raise ValueError("strategies must not be empty")
-        names = [s.name for s in self.strategies]
+        names = [s.label for s in self.strategies]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"strategy names must be unique (duplicated: {', '.join(dupes)})")
+        if self.event_version == 1:
+            odd = [s.label for s in self.strategies if s.kind not in BUILTIN_KINDS or s.subscribe]
+            if odd:
+                raise ValueError(
+                    f"event_version 1 runs only the built-in kinds ({', '.join(BUILTIN_KINDS)}) without "
+                    f"subscribe (not: {', '.join(odd)}); use event_version 2"
+                )

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.signal import loading
 from services.signal.config import SignalConfig
-from services.signal.core import SignalCore, filter_subjects
-from ticktape import config as cfg
 from ticktape import runtime
 
 
 def load(raw: dict[str, Any]) -> SignalConfig:
-    return cfg.load_section("signal", SignalConfig, raw)
+    """The section with every strategy found and checked (a ConfigError exits 78)."""
+    return loading.from_raw(raw)
 
 
 async def serve(rt: runtime.Runtime, config: SignalConfig) -> None:
-    core = SignalCore(config)
+    core = loading.core(config)
     known: set[str] = set()
 
     def report_quarantine(_seq: int) -> None:
@@ -25,7 +25,7 @@ async def serve(rt: runtime.Runtime, config: SignalConfig) -> None:
                 rt.metrics.error("strategy_quarantined")
                 rt.log.error("strategy quarantined; the others keep running", strategy=name, error=error)
 
-    await runtime.serve_core(rt, core, filter_subjects(config), on_processed=report_quarantine)
+    await runtime.serve_core(rt, core, core.filter_subjects, on_processed=report_quarantine)
 
 
 def main() -> None:

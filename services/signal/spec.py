@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.signal import loading
 from services.signal.config import SignalConfig
-from services.signal.core import SignalCore, filter_subjects
 from ticktape import config as cfg
 from ticktape import events as ev
 from ticktape.corespec import CoreSpec
 
 
 def core_spec(raw: dict[str, Any]) -> CoreSpec:
-    config = cfg.load_section("signal", SignalConfig, raw)
-    return CoreSpec("signal", SignalCore(config), tuple(filter_subjects(config)), (ev.SignalGenerated,))
+    core = loading.core(cfg.load_section("signal", SignalConfig, raw))
+    return CoreSpec("signal", core, core.filter_subjects, (ev.SignalGenerated, ev.StrategyQuarantined))

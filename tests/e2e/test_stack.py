@@ -151,7 +151,8 @@ def test_plain_nats_client_reads_signals_as_json(stack_env):
     subject, body = asyncio.run(read_signals())
     assert subject == f"signals.{body['strategy']}.{body['venue']}.{body['symbol']}"
     assert body["type"] == "signal.generated" and body["side"] in ("long", "short", "flat")
-    assert body["votes"] and {"head", "fast", "slow", "fast_ema", "slow_ema", "vote"} <= set(body["votes"][0])
+    votes = body["diagnostics"]["votes"]  # the built-in EMA kinds record their votes there (signal version 2)
+    assert body["version"] == 2 and votes and {"head", "fast", "slow", "fast_ema", "slow_ema", "vote"} <= set(votes[0])
     assert isinstance(body["ts_event"], int) and body["causation_id"]
 
 

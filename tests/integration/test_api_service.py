@@ -291,7 +291,8 @@ def test_signals_symbols_sessions_and_feeds(stack: Stack) -> None:
     for name, want in latest.items():
         sig = got[name]
         assert sig["event_id"] == want.event_id and sig["side"] == want.side
-        assert [v["fast_ema"] for v in sig["votes"]] == [v.fast_ema for v in want.votes]
+        assert sig["diagnostics"] == want.diagnostics and sig["target"] == want.target
+        assert [v["fast_ema"] for v in sig["votes"]] == [v["fast_ema"] for v in want.diagnostics["votes"]]
     _, _, one = call(stack.api, "/api/v1/signals/BTCUSDT?strategy=ensemble9")
     assert [sig["strategy"] for sig in one["signals"]] == ["ensemble9"]
     status, ctype, missing = call(stack.api, "/api/v1/signals/NOPEUSDT")

@@ -66,7 +66,11 @@ def test_a_session_is_recorded_around_its_events_and_listed(nats_url, capsys):
     assert msgs[0].headers["Nats-Msg-Id"] == started.event_id and msgs[-1].headers["Nats-Msg-Id"] == stopped.event_id
     assert "pw-secret" not in started.config_json
     # keys whose default changed are stated (config.state_defaults), so a replay knows how it ran
-    assert json.loads(started.config_json)["signal"] == {"timeframe": "1m", "trade_backfilled": False}
+    assert json.loads(started.config_json)["signal"] == {
+        "timeframe": "1m",
+        "trade_backfilled": False,
+        "event_version": 2,
+    }
 
     (row,) = sessions_json(nats_url, capsys)
     assert row["session_id"] == recorder.session_id and row["status"] == STOPPED

@@ -100,12 +100,12 @@ def test_service_with_invalid_config_then_exits_78_before_connecting(tmp_path):
 def test_execution_live_flag_then_refused_without_connecting():
     result = _run_service("services.execution", {"TICKTAPE_NATS_URL": "nats://127.0.0.1:9"}, "--live")
     assert result.returncode == 2
-    assert "dry-run" in result.stderr
+    assert "ticktape up --live" in result.stderr  # the way in, with its checks and countdown
 
 
-def test_ticktape_up_live_flag_then_refused():
+def test_ticktape_up_live_flag_without_a_live_account_then_refused_as_a_config_error():
     result = _run_service("ticktape", {}, "up", "--live")
-    assert result.returncode == 2
+    assert result.returncode == cfg.EXIT_CONFIG
 
 
 def test_execution_mode_live_in_config_then_rejected():

@@ -123,11 +123,16 @@ def test_unknown_venue_then_error_names_the_key_path():
     assert cfg.load_common({"accounts": [{"name": "a", "venue": "hyperliquid"}]}).accounts[0].venue == "hyperliquid"
 
 
-def test_live_mode_then_error_names_the_key_path():
-    message = _error({"accounts": [{"name": "a"}, {"name": "b", "mode": "live"}]})
-    assert "accounts[1].mode" in message and "not available" in message
+def test_live_mode_without_the_live_switch_then_loading_it_to_trade_names_the_key_path():
+    live = {"name": "b", "mode": "live", "venue": "binance_usdm", "api_key_env": "K", "api_secret_env": "S"}
+    raw = {"accounts": [{"name": "a"}, live]}
+    with pytest.raises(ConfigError, match=r"accounts\[1\]\.mode") as info:
+        cfg.load_accounts(raw)
+    assert "ticktape up --live" in str(info.value)
     with pytest.raises(ConfigError, match=r"accounts\[1\]\.mode"):
-        exec_loading.from_raw({"accounts": [{"name": "a"}, {"name": "b", "mode": "live"}]})
+        exec_loading.from_raw(raw)
+    # the operator's commands (status, stop --flatten) load the same configuration
+    assert cfg.load_common(raw).accounts[1].mode == "live"
 
 
 def test_leverage_below_risks_gross_exposure_then_error():

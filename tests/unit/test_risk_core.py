@@ -50,10 +50,7 @@ def signal(
         previous_side=previous,
         price=price,
         bar_open_time=60 * _n,
-        k=5,
-        n=9,
-        agree=5,
-        votes=(),
+        target={"long": 1.0, "short": -1.0, "flat": 0.0}[side],
     )
 
 

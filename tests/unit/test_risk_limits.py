@@ -58,10 +58,7 @@ def signal(side: Side, price: float = 100.0, *, symbol: str = "BTCUSDT", ts: int
         previous_side="flat",
         price=price,
         bar_open_time=ts - MINUTE_NS,
-        k=5,
-        n=9,
-        agree=5,
-        votes=(),
+        target={"long": 1.0, "short": -1.0, "flat": 0.0}[side],
     )
 
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 
-import msgspec
 import pytest
 
-from ticktape.events import MarketDataStatus, ShardStatus, SignalGenerated, Vote, codec
+from ticktape.events import MarketDataStatus, ShardStatus, SignalGenerated, codec
 from ticktape.sanity import NonFiniteOutput, amount_problem, ensure_finite, nonfinite_field, price_problem
 
 
 def signal(fast_ema: float = 1.0, price: float = 100.0) -> SignalGenerated:
-    vote = Vote(head="h", fast=2, slow=4, fast_ema=1.0, slow_ema=1.0, vote=1)
+    vote = {"head": "h", "fast": 2, "slow": 4, "fast_ema": 1.0, "slow_ema": 1.0, "vote": 1}
     return SignalGenerated(
         event_id="s",
         ts_event=1,
@@ -25,10 +24,8 @@ def signal(fast_ema: float = 1.0, price: float = 100.0) -> SignalGenerated:
         previous_side="flat",
         price=price,
         bar_open_time=0,
-        k=1,
-        n=2,
-        agree=1,
-        votes=(vote, msgspec.structs.replace(vote, fast_ema=fast_ema)),
+        target=1.0,
+        diagnostics={"k": 1, "n": 2, "agree": 1, "votes": [vote, {**vote, "fast_ema": fast_ema}]},
     )
 
 
@@ -51,7 +48,7 @@ def test_json_cannot_carry_non_finite_numbers_onto_the_bus() -> None:
 def test_nonfinite_field_names_the_path_in_nested_structs() -> None:
     assert nonfinite_field(signal()) is None
     assert nonfinite_field(signal(price=math.nan)) == "price=nan"
-    assert nonfinite_field(signal(fast_ema=-math.inf)) == "votes[1].fast_ema=-inf"
+    assert nonfinite_field(signal(fast_ema=-math.inf)) == "diagnostics['votes'][1]['fast_ema']=-inf"
     status = MarketDataStatus(
         event_id="m",
         ts_event=1,
@@ -68,7 +65,7 @@ def test_nonfinite_field_names_the_path_in_nested_structs() -> None:
 
 def test_ensure_finite_raises_naming_the_event_and_field() -> None:
     ensure_finite([signal(), signal(fast_ema=2.0)])
-    with pytest.raises(NonFiniteOutput, match=r"SignalGenerated .*votes\[1\].fast_ema=nan"):
+    with pytest.raises(NonFiniteOutput, match=r"SignalGenerated .*\['votes'\]\[1\]\['fast_ema'\]=nan"):
         ensure_finite([signal(), signal(fast_ema=math.nan)])
 
 

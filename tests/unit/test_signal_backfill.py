@@ -10,13 +10,14 @@ from hypothesis import strategies as st
 from services.signal.config import EmaCrossConfig, SignalConfig
 from services.signal.core import SignalCore
 from services.signal.service import load
-from services.signal.strategies import build
+from services.signal.strategies import EmaCross, EmaCrossParams
 from tests.support.backfill import new_symbol_then_outage
 from tests.unit.test_signal_core import FALLING, RISING, bar
 from ticktape import events as ev
 from ticktape import subjects
 from ticktape.events import BarClosed, SignalGenerated
 from ticktape.replay.simulate import simulate_session
+from ticktape.strategy import BarHistory, Context
 
 LEGACY = {"signal": {"trade_backfilled": True}}
 
@@ -44,9 +45,11 @@ def test_a_new_symbols_history_warms_the_strategy_but_signals_nothing():
     live = bar(10, 110.0)
     (signal,) = run(c, [live])
     # warm: the strategy's votes on the live bar are those of one that saw every bar
-    reference = build(EmaCrossConfig(name="x", fast=2, slow=4))
-    decisions = [reference.on_bar(b) for b in [*past, live]]
-    assert decisions[-1] is not None and signal.votes == decisions[-1].votes
+    reference = EmaCross(EmaCrossParams(fast=2, slow=4), name="x")
+    decisions = [reference.on_bar(Context(b, BarHistory({}))) for b in [*past, live]]
+    last = decisions[-1]
+    assert last is not None and callable(last.diagnostics)
+    assert signal.diagnostics["votes"] == last.diagnostics()["votes"]
     assert run(core(), [live]) == []  # a cold strategy cannot decide on one bar
 
 

@@ -77,10 +77,11 @@ def test_read_with_todays_default_the_old_recording_would_not_verify(old):
 
 
 def test_a_recorded_config_without_the_key_is_read_as_the_old_code_ran_it():
-    assert cfg.recorded_as_run({})["signal"] == {"trade_backfilled": True}
+    assert cfg.recorded_as_run({})["signal"] == {"trade_backfilled": True, "event_version": 1}
     five = cfg.recorded_as_run({"signal": {"timeframe": "5m"}})["signal"]
-    assert five == {"timeframe": "5m", "trade_backfilled": True}
-    assert cfg.recorded_as_run({"signal": {"trade_backfilled": False}})["signal"] == {"trade_backfilled": False}
+    assert five == {"timeframe": "5m", "trade_backfilled": True, "event_version": 1}
+    stated = {"trade_backfilled": False, "event_version": 2}
+    assert cfg.recorded_as_run({"signal": stated})["signal"] == stated
     assert cfg.recorded_as_run({"signal": "oops"})["signal"] == "oops"  # left for the decoder to name
     meta = msgspec.structs.replace(read(OLD)[0], config="{}")
     assert meta.config_doc()["signal"]["trade_backfilled"] is True
@@ -88,10 +89,10 @@ def test_a_recorded_config_without_the_key_is_read_as_the_old_code_ran_it():
 
 def test_a_new_recording_states_the_key_so_its_replay_keeps_todays_behaviour():
     text, _ = effective_config({"signal": {"timeframe": "1m"}})
-    assert json.loads(text)["signal"] == {"timeframe": "1m", "trade_backfilled": False}
-    assert json.loads(effective_config({})[0])["signal"] == {"trade_backfilled": False}
+    assert json.loads(text)["signal"] == {"timeframe": "1m", "trade_backfilled": False, "event_version": 2}
+    assert json.loads(effective_config({})[0])["signal"] == {"trade_backfilled": False, "event_version": 2}
     kept, _ = effective_config({"signal": {"trade_backfilled": True}})
-    assert json.loads(kept)["signal"] == {"trade_backfilled": True}
+    assert json.loads(kept)["signal"] == {"trade_backfilled": True, "event_version": 2}
     for doc in ({}, {"signal": {"trade_backfilled": True}}, {"risk": {"accounts": []}}):
         stated = json.loads(effective_config(doc)[0])
         assert cfg.recorded_as_run(stated) == stated == cfg.state_defaults(stated)

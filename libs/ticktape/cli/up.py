@@ -1,5 +1,13 @@
 """`ticktape up`: start (or find) NATS and PostgreSQL, then run every service under supervision,
-recorded as a session (SessionStarted before the services start, SessionStopped after)."""
+recorded as a session (SessionStarted before the services start, SessionStopped after).
+
+`--live` runs the live-trading gate (ticktape.live) before anything trades: the configuration and
+the credentials first (before any server starts), the bus's authorization once NATS is there,
+then every live account is shown and a countdown runs (Ctrl-C: nothing starts, exit 0; `--yes`
+skips it). Only then does up set `live` (TICKTAPE_LIVE) for the services it starts, and hand the
+live accounts' credential variables to execution alone; while this build cannot trade live
+(ticktape.live.can_trade_live: execution's live path, and reconciliation on start, which is not
+built yet) it stops there instead (exit 69)."""
 
 from __future__ import annotations
 
@@ -15,7 +23,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from ticktape import accounts as accts
 from ticktape import config as cfg
+from ticktape import live as live_gate
 from ticktape import registry, sessions, shutdown, telemetry_metrics
 from ticktape.bus import creds, permissions
 from ticktape.infra import cluster, nats_auth
@@ -27,10 +37,8 @@ from ticktape.redact import redact_text
 from ticktape.supervisor import Server, StopSignals, Supervisor, child_env
 
 API = "api"  # the HTTP API service (services.api): up chooses its port and prints its URL
-LIVE_REFUSAL = (
-    "live trading is not available in this build: ticktape runs execution in dry-run (paper) mode "
-    "only. Remove --live; no order will reach an exchange."
-)
+# What `--live` meets while execution has no live path: the whole gate runs, then this (exit 69).
+LIVE_REFUSAL = live_gate.UNAVAILABLE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +47,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--home", help="state directory (default: TICKTAPE_HOME or ./.ticktape)")
     p.add_argument("--venue-sim", dest="venue_sim", help="point every venue endpoint at this venue simulator URL")
     p.add_argument("--services", help="comma-separated subset of services to run")
-    p.add_argument("--live", action="store_true", help="refused: live trading is not available")
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="trade the accounts with mode: live, after checking their credentials and the bus's authorization, "
+        "showing each one's venue, endpoint and limits, and a 5 s countdown (Ctrl-C starts nothing)",
+    )
+    p.add_argument("--yes", action="store_true", help="with --live: skip the countdown (unattended starts)")
+    # the countdown's length, for tests; the operator's is always COUNTDOWN_S
+    p.add_argument("--countdown-s", type=_positive_int, default=live_gate.COUNTDOWN_S, help=argparse.SUPPRESS)
     p.add_argument(
         "--otlp",
         metavar="URL",
@@ -67,9 +83,16 @@ def run(args: argparse.Namespace) -> int:
         signals.ignore()
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1 (use --yes to skip the countdown)")
+    return value
+
+
 def _run(args: argparse.Namespace, signals: StopSignals) -> int:
-    if args.live:
-        print(f"ticktape up: {LIVE_REFUSAL}", file=sys.stderr)
+    if args.yes and not args.live:
+        print("ticktape up: --yes only skips the countdown of --live", file=sys.stderr)
         return 2
     env = dict(os.environ)
     if args.config:
@@ -105,6 +128,18 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
         print(f"ticktape up: unknown service {unknown[0]!r}; allowed: {', '.join(known)}", file=sys.stderr)
         return 2
     services = tuple(s for s in known if s in wanted)  # started in the registry's order
+    try:  # the live gate's first part: configuration and credentials, before anything starts
+        live = live_gate.plan(args.live, raw, common, env, services)
+    except cfg.ConfigError as exc:
+        print(f"ticktape up: {exc}", file=sys.stderr)
+        return cfg.EXIT_CONFIG
+    except live_gate.Refused as exc:
+        print(f"ticktape up: {exc}", file=sys.stderr)
+        return exc.code
+    # venue credentials stay in `env` (for execution alone, below): the embedded servers, which
+    # inherit this process's environment, never hold one
+    for variable in {v for a in common.accounts for v in accts.credential_variables(a)}:
+        os.environ.pop(variable, None)
     try:
         metrics = _serve_metrics(common.telemetry.metrics_port, services, known, common.telemetry.metrics_host)
         api = _api_address(raw, services)
@@ -126,6 +161,13 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
     except (InfraError, creds.CredentialsError) as exc:
         print(f"ticktape up: {redact_text(str(exc))}", file=sys.stderr)
         return 1
+    if live:  # the rest of the gate: the bus, what will trade where, the countdown
+        code = _live_start(live, raw, nats_url, bus, args, signals)
+        if code is not None:
+            if nats_server is not None:
+                nats_server.stop()
+            return code
+        env[live_gate.ENV] = "true"  # every service it starts loads the live accounts (cfg.load_accounts)
     try:
         pg_dsn, pg_server = ensure_postgres(common)
         if pg_server is not None:
@@ -135,9 +177,13 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
             nats_server.stop()
         print(f"ticktape up: {redact_text(str(exc))}", file=sys.stderr)
         return 1
-    children_env = child_env(env, TICKTAPE_NATS_URL=nats_url, TICKTAPE_PG_DSN=pg_dsn, TICKTAPE_HOME=str(home))
+    # no service holds a venue credential but execution, and it only those of the live accounts
+    base_env, venue_credentials = live_gate.split_credentials(env, common.accounts, live)
+    children_env = child_env(base_env, TICKTAPE_NATS_URL=nats_url, TICKTAPE_PG_DSN=pg_dsn, TICKTAPE_HOME=str(home))
     # each service connects with its own credentials file (its path, never the password, is passed)
     service_env = {s: {"TICKTAPE_NATS__CREDS": path} for s in services if (path := bus.for_role(s))}
+    if venue_credentials:
+        service_env.setdefault("execution", {}).update(venue_credentials)
     if api is not None:  # chosen here so that it is known (and printed) before the API starts
         service_env.setdefault(API, {})["TICKTAPE_API__PORT"] = str(api[1])
         if operator := bus.for_role(permissions.OPERATOR):  # control commands go out as the operator
@@ -149,7 +195,8 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
     if isinstance(nats_server, cluster.NatsCluster):
         nodes = ", ".join(f"{n.name} {n.url}" for n in nats_server.nodes)
         print(f"ticktape up: NATS cluster (R{common.nats.replicas} streams), nodes {nodes}", flush=True)
-    print(f"ticktape up: PostgreSQL {'embedded' if pg_server else 'external'}; dry-run (paper) trading", flush=True)
+    trading = f"LIVE trading: {', '.join(item.account.name for item in live)}" if live else "dry-run (paper) trading"
+    print(f"ticktape up: PostgreSQL {'embedded' if pg_server else 'external'}; {trading}", flush=True)
     if metrics is not None:  # `ticktape up` itself first, then each service in start order
         for port in (metrics.base, *metrics.ports.values()):
             print(f"ticktape up: metrics {metrics_url(common.telemetry.metrics_host, port)}", flush=True)
@@ -291,6 +338,41 @@ def _run_session(
     if not attempted:
         record_stop()
     return code
+
+
+def _live_start(
+    live: tuple[live_gate.LiveAccount, ...],
+    raw: dict[str, Any],
+    nats_url: str,
+    bus: nats_auth.BusCredentials,
+    args: argparse.Namespace,
+    signals: StopSignals,
+) -> int | None:
+    """The gate once NATS is there: its authorization, then every live account shown and the
+    countdown. An exit code when nothing may start (a refusal, 78; a stop during the countdown,
+    0; no live path in execution, 69), None when live trading starts."""
+    problem = live_gate.bus_problem(nats_url, bus.directory)
+    if problem:
+        print(f"ticktape up: {problem}", file=sys.stderr)
+        return cfg.EXIT_CONFIG
+    try:
+        lines = live_gate.announce(live, raw)
+    except cfg.ConfigError as exc:
+        print(f"ticktape up: {exc}", file=sys.stderr)
+        return cfg.EXIT_CONFIG
+    for line in lines:
+        print(f"ticktape up: {line}", flush=True)
+    if args.yes:
+        print("ticktape up: --yes: no countdown", flush=True)
+    else:
+        print("ticktape up: Ctrl-C now starts nothing", flush=True)
+        if not live_gate.countdown(args.countdown_s, lambda: signals.first is not None):
+            print("ticktape up: stopped during the countdown; nothing was started", file=sys.stderr, flush=True)
+            return 0
+    if not live_gate.can_trade_live():
+        print(f"ticktape up: {LIVE_REFUSAL}", file=sys.stderr, flush=True)
+        return live_gate.EXIT_UNAVAILABLE
+    return None
 
 
 def _say(text: str) -> None:

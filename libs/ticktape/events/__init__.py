@@ -16,8 +16,15 @@ from ticktape.events.market import BarClosed, BarRejected, MarketDataStatus, Sha
 from ticktape.events.ops import StorageAlert
 from ticktape.events.risk import OrderApproved, OrderRejected, RiskHalted
 from ticktape.events.session import SessionStarted, SessionStopped
-from ticktape.events.signals import SignalGenerated, Vote
+from ticktape.events.signals import SignalGenerated, StrategyQuarantined, Vote
 from ticktape.events.universe import UniverseMember, UniverseTrimmed, UniverseUpdated
+from ticktape.events.venue import (
+    VenueFill,
+    VenueOrderAccepted,
+    VenueOrderCanceled,
+    VenueOrderRejected,
+    VenueOrderUnknown,
+)
 
 EVENT_TYPES: tuple[type[Envelope], ...] = (
     BarClosed,
@@ -42,6 +49,12 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     UniverseTrimmed,
     RiskHalted,
     ShutdownRequested,
+    StrategyQuarantined,
+    VenueOrderAccepted,
+    VenueOrderRejected,
+    VenueOrderUnknown,
+    VenueFill,
+    VenueOrderCanceled,
 )
 
 Event = (
@@ -67,6 +80,12 @@ Event = (
     | UniverseTrimmed
     | RiskHalted
     | ShutdownRequested
+    | StrategyQuarantined
+    | VenueOrderAccepted
+    | VenueOrderRejected
+    | VenueOrderUnknown
+    | VenueFill
+    | VenueOrderCanceled
 )
 
 
@@ -99,9 +118,15 @@ __all__ = [
     "ShutdownRequested",
     "SignalGenerated",
     "StorageAlert",
+    "StrategyQuarantined",
     "UniverseMember",
     "UniverseTrimmed",
     "UniverseUpdated",
+    "VenueFill",
+    "VenueOrderAccepted",
+    "VenueOrderCanceled",
+    "VenueOrderRejected",
+    "VenueOrderUnknown",
     "Vote",
     "type_tag",
 ]

@@ -12,10 +12,14 @@ from ticktape.events.risk import OrderSide
 
 
 class OrderSubmitted(Envelope, frozen=True, kw_only=True, tag="exec.order.submitted"):
-    """An order sent (paper: to the paper broker). `reduce_only` true: it may only shrink the
-    position; `reason` then says why (stop_loss, take_profit, halted_reduce from risk's
-    approval; flatten, close_positions from a stop or shutdown, approval_id empty). Both are
-    unset, and not encoded, on every other order, so those keep their old bytes."""
+    """An order sent (paper: to the paper broker; live: to the venue by execution's gateway).
+    `reduce_only` true: it may only shrink the position; `reason` then says why (stop_loss,
+    take_profit, halted_reduce from risk's approval; flatten, close_positions from a stop or
+    shutdown, approval_id empty). Both are unset, and not encoded, on every other order, so those
+    keep their old bytes. Live orders only: `reference_price` (the price the market order is
+    checked and bounded against: the approval's, or the position's mark when closing) and
+    `client_order_id` (the venue's client id, derived from order_id: Binance newClientOrderId,
+    Hyperliquid cloid); unset on paper orders."""
 
     order_id: str
     account: str
@@ -28,9 +32,16 @@ class OrderSubmitted(Envelope, frozen=True, kw_only=True, tag="exec.order.submit
     approval_id: str = ""
     reduce_only: bool | UnsetType = UNSET
     reason: str | UnsetType = UNSET
+    reference_price: float | UnsetType = UNSET
+    client_order_id: str | UnsetType = UNSET
 
 
 class OrderCanceled(Envelope, frozen=True, kw_only=True, tag="exec.order.canceled"):
+    """An order that will not fill (any more). reason: a stable code, execution's own (halted,
+    invalid_quantity, max_leverage, ...; services/execution/core.py) or, for a live account,
+    the venue's (a refusal's code from exchanges.trading.errors, e.g. insufficient_margin;
+    "expired" or "canceled" for the unfilled rest; "not_sent": too old to send after an outage)."""
+
     order_id: str
     account: str
     venue: str
@@ -39,7 +50,8 @@ class OrderCanceled(Envelope, frozen=True, kw_only=True, tag="exec.order.cancele
 
 
 class OrderFilled(Envelope, frozen=True, kw_only=True, tag="exec.order.filled"):
-    """A (paper) fill: price includes slippage; fee is the taker fee in quote currency."""
+    """A fill. Paper: price includes slippage; fee is the taker fee in quote currency. Live: one
+    VenueFill as the venue reported it (an order may fill in several), its fee and liquidity."""
 
     order_id: str
     account: str

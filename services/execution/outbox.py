@@ -1,0 +1,129 @@
+"""The venue gateway's outbox, read back from the event log: every live order execution submitted
+(OrderSubmitted, mode live) and what the venue has answered about it so far (venue.> events).
+
+The log is the outbox: the gateway keeps no state of its own, so a gateway killed at any moment
+(before a request, after it, before or after its answer was published) finds on restart exactly
+the orders whose outcome the log does not hold, asks the venue about each by client order id
+(place with query_first: a lost answer is found, never placed twice), and the accepted orders
+whose reported fills fall short of what the venue said filled (their fills are asked for again;
+fill ids are the venue's, so nothing is stored twice). Pure: folding events, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ticktape.events import (
+    Event,
+    OrderSubmitted,
+    VenueFill,
+    VenueOrderAccepted,
+    VenueOrderCanceled,
+    VenueOrderRejected,
+    VenueOrderUnknown,
+)
+
+_FULL = 1e-9
+
+
+@dataclass
+class Entry:
+    """One live order. stored_ns: when the log stored its OrderSubmitted (the age that decides
+    whether it may still be sent). answered: accepted or rejected (an unknown outcome is not an
+    answer); unknowns: the unknown outcomes published for it; ack_filled: what the venue said
+    filled in its answer; filled: the fills reported since; ended: rejected, or its rest canceled
+    or expired."""
+
+    order: OrderSubmitted
+    stored_ns: int
+    answered: bool = False
+    unknowns: int = 0
+    venue_order_id: str = ""
+    status: str = ""
+    ack_filled: float = 0.0
+    filled: float = 0.0
+    ended: bool = False
+
+    @property
+    def client_order_id(self) -> str:
+        cid = self.order.client_order_id
+        return cid if isinstance(cid, str) else ""
+
+    def fills_missing(self) -> bool:
+        """Accepted, and the venue said more filled than the fills reported so far say."""
+        return self.answered and self.venue_order_id != "" and self.filled < self.ack_filled * (1 - _FULL)
+
+
+class Outbox:
+    def __init__(self, accounts: Iterable[str]) -> None:
+        self.accounts = set(accounts)
+        self.entries: dict[str, Entry] = {}  # order_id -> entry, in submission order
+        self._by_client: dict[str, Entry] = {}
+        self._by_venue: dict[tuple[str, str], Entry] = {}
+        self._fills: set[str] = set()  # fill event ids counted (membership only)
+
+    def apply(self, event: Event, stored_ns: int) -> Entry | None:
+        """Fold one event of the log; the entry of a live order seen for the first time, else None."""
+        entry: Entry | None
+        match event:
+            case OrderSubmitted() if event.mode == "live" and event.account in self.accounts:
+                if event.order_id in self.entries:
+                    return None
+                entry = Entry(event, stored_ns)
+                self.entries[event.order_id] = entry
+                if entry.client_order_id:
+                    self._by_client[entry.client_order_id] = entry
+                return entry
+            case VenueOrderAccepted():
+                entry = self.entries.get(event.order_id)
+                if entry is not None:
+                    entry.answered = True
+                    entry.status = event.status
+                    entry.ack_filled = max(entry.ack_filled, event.filled_quantity)
+                    self._learn(entry, event.venue_order_id)
+            case VenueOrderRejected():
+                entry = self.entries.get(event.order_id)
+                if entry is not None:
+                    entry.answered = entry.ended = True
+            case VenueOrderUnknown():
+                entry = self.entries.get(event.order_id)
+                if entry is not None:
+                    entry.unknowns += 1
+            case VenueOrderCanceled():
+                entry = self.find(event.account, event.client_order_id, event.venue_order_id)
+                if entry is not None:
+                    entry.ended = True
+                    self._learn(entry, event.venue_order_id)
+            case VenueFill():
+                entry = self.find(event.account, event.client_order_id, event.venue_order_id)
+                if entry is not None and event.event_id not in self._fills:
+                    self._fills.add(event.event_id)
+                    entry.filled += event.quantity
+                    self._learn(entry, event.venue_order_id)
+        return None
+
+    def _learn(self, entry: Entry, venue_order_id: str) -> None:
+        if venue_order_id and not entry.venue_order_id:
+            entry.venue_order_id = venue_order_id
+            self._by_venue[(entry.order.account, venue_order_id)] = entry
+
+    def find(self, account: str, client_order_id: str, venue_order_id: str) -> Entry | None:
+        entry = self._by_client.get(client_order_id) if client_order_id else None
+        if entry is None and venue_order_id:
+            entry = self._by_venue.get((account, venue_order_id))
+        return entry if entry is not None and entry.order.account == account else None
+
+    def unanswered(self) -> list[Entry]:
+        """Orders whose outcome the log does not hold (never answered, or only unknown)."""
+        return [e for e in self.entries.values() if not e.answered]
+
+    def fills_missing(self) -> list[Entry]:
+        return [e for e in self.entries.values() if e.fills_missing()]
+
+    def client_ids(self, account: str) -> dict[str, str]:
+        """venue order id -> client order id of the account's orders whose venue id is known."""
+        return {
+            e.venue_order_id: e.client_order_id
+            for e in self.entries.values()
+            if e.order.account == account and e.venue_order_id
+        }
