@@ -29,7 +29,7 @@ import msgspec
 import numpy as np
 
 from services.signal.config import SignalConfig, StrategyEntry, Subscription
-from services.signal.strategies import BUILTINS
+from services.signal.strategies import BUILTINS, build
 from ticktape import ids, subjects
 from ticktape.clock import TIMEFRAME_NS
 from ticktape.errors import InvalidInput
@@ -107,7 +107,7 @@ def _build(config: SignalConfig, kinds: Mapping[str, type[Strategy[Any]]]) -> li
             message, _, path = str(exc).partition(" - at `$")
             raise StrategySetupError(f"{where}.params{path.rstrip('`')}: {message}") from None
         try:
-            strategy = cls(params, name=entry.label)
+            strategy = build(cls, params, name=entry.label, kinds=kinds)  # a consensus: its members' kinds too
             declared: dict[Any, Any] = dict(strategy.history())  # a plug-in's: checked below
         except Exception as exc:  # noqa: BLE001 - a plug-in's constructor may fail any way: say which
             raise StrategySetupError(f"{where}: {entry.kind} cannot start: {type(exc).__name__}: {exc}") from None

@@ -10,30 +10,48 @@ from typing import Any
 
 from services.signal.config import SignalConfig
 from services.signal.core import SignalCore, StrategySetupError
-from services.signal.strategies import BUILTINS
+from services.signal.strategies import BUILTINS, Consensus, ConsensusParams
 from ticktape import config as cfg
 from ticktape.strategy import Strategy
 from ticktape.strategy.discovery import DiscoveryError, resolve
 
 
 def kinds(config: SignalConfig) -> dict[str, type[Strategy[Any]]]:
-    """The class of every kind the config names, or a ConfigError naming the entry."""
+    """The class of every kind the config names, the members of a consensus included (at any
+    depth), or a ConfigError naming the entry."""
     found: dict[str, type[Strategy[Any]]] = {}
+
+    def find(kind: str, where: str, params: object) -> None:
+        cls = found.get(kind)
+        if cls is None:
+            try:
+                cls = found[kind] = resolve(kind, BUILTINS)
+            except DiscoveryError as exc:
+                raise cfg.ConfigError(f"{where}.kind: {exc}") from None
+        if issubclass(cls, Consensus) and isinstance(params, Mapping):
+            members = params.get("members")
+            for j, member in enumerate(members if isinstance(members, list | tuple) else ()):
+                if isinstance(member, Mapping) and isinstance(member.get("kind"), str):
+                    find(member["kind"], f"{where}.params.members[{j}]", member.get("params"))
+
     for i, entry in enumerate(config.strategies):
-        if entry.kind in found:
-            continue
-        try:
-            found[entry.kind] = resolve(entry.kind, BUILTINS)
-        except DiscoveryError as exc:
-            raise cfg.ConfigError(f"signal.strategies[{i}].kind: {exc}") from None
+        find(entry.kind, f"signal.strategies[{i}]", entry.params)
     return found
 
 
 def core(config: SignalConfig) -> SignalCore:
     """The core for this config, its strategies found and their parameters checked."""
     classes = kinds(config)
+
+    def check(kind: str, params: Mapping[str, Any], where: str) -> None:
+        cls = classes[kind]
+        converted = cfg.convert_at(params, cls.params_type, where)
+        if isinstance(converted, ConsensusParams):
+            for j, member in enumerate(converted.members):
+                check(member.kind, member.params, f"{where}.members[{j}].params")
+
     for i, entry in enumerate(config.strategies):
-        cfg.convert_at(entry.params, classes[entry.kind].params_type, f"signal.strategies[{i}].params")
+        check(entry.kind, entry.params, f"signal.strategies[{i}].params")
     try:
         return SignalCore(config, kinds=classes)
     except StrategySetupError as exc:

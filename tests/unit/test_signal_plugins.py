@@ -87,7 +87,10 @@ CLOSES = [100.0, 101.0, 103.0, 102.0, 99.0, 98.0, 100.0, 104.0, 104.0, 104.0, 10
             [{"kind": "ensemble", "params": {"heads": [{"fast": 3, "slow": "x"}], "k": 1}}],
             r"signal\.strategies\[0\]\.params\.heads\[0\]\.slow: Expected `int`, got `str`",
         ),
-        ([{"kind": "ema_cross"}, {"kind": "macd"}], r"signal\.strategies\[1\]\.kind: unknown strategy kind 'macd'"),
+        (
+            [{"kind": "ema_cross"}, {"kind": "ichimoku"}],
+            r"signal\.strategies\[1\]\.kind: unknown strategy kind 'ichimoku'",
+        ),
         ([{"kind": "nope.nothing:X", "name": "x"}], r"signal\.strategies\[0\]\.kind: cannot import 'nope\.nothing:X'"),
         (
             [{"kind": f"{SUPPORT}:NOT_A_STRATEGY", "name": "x"}],

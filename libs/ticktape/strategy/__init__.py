@@ -94,6 +94,15 @@ class Context:
         self._states = states
         return self
 
+    def member(self, states: dict[tuple[str, str], dict[str, Any]]) -> Context:
+        """A context on the same bar, history windows and bounds, with another state store: what
+        a strategy made of other strategies (the built-in `consensus`) hands each member, so the
+        members' ctx.state never collide."""
+        ctx = Context(self.bar, self._history)
+        ctx._limits = self._limits
+        ctx._states = states
+        return ctx
+
     @property
     def venue(self) -> str:
         return self.bar.venue
