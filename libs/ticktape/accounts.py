@@ -80,6 +80,20 @@ class AccountLimits(_Strict, frozen=True, kw_only=True):
     cooldown_minutes: Annotated[float, msgspec.Meta(ge=0, le=525_600)] = 0.0
 
 
+class ReconcilePolicy(_Strict, frozen=True, kw_only=True):
+    """How a live account's differences with its venue are resolved (services.execution.reconcile),
+    at start and every live.reconcile_every_s. unknown_orders: an order open at the venue the log
+    does not know: cancel it (default), adopt it (its fills count) or alert (the account does not
+    trade until a reconciliation finds it gone). positions: a position the log does not agree with:
+    adopt the venue's quantity and entry price, or alert (default: the account does not trade).
+    balances: a wallet balance that differs: adopt the venue's (default; funding and transfers
+    change it) or alert."""
+
+    unknown_orders: Literal["cancel", "adopt", "alert"] = "cancel"
+    positions: Literal["adopt", "alert"] = "alert"
+    balances: Literal["adopt", "alert"] = "adopt"
+
+
 class Account(_Strict, frozen=True, kw_only=True):
     """One trading account.
 
@@ -94,7 +108,8 @@ class Account(_Strict, frozen=True, kw_only=True):
     Hyperliquid wallet_key_env and account_address), checked for shape only and never read in
     paper mode; vault_address: a Hyperliquid vault / sub-account to trade for. on_shutdown: what
     `ticktape up`'s stop does to the account before the cores stop (ticktape.shutdown): leave
-    (default: nothing), cancel_orders, close_positions (reduce-only, paper: at the mark)."""
+    (default: nothing), cancel_orders, close_positions (reduce-only, paper: at the mark).
+    reconcile: a live account's reconciliation policy (ReconcilePolicy; unused in paper mode)."""
 
     name: Name = "paper-main"
     venue: str | None = None
@@ -109,6 +124,7 @@ class Account(_Strict, frozen=True, kw_only=True):
     account_address: Address | None = None
     vault_address: Address | None = None
     on_shutdown: ShutdownPolicy = "leave"
+    reconcile: ReconcilePolicy = ReconcilePolicy()
 
 
 DEFAULT_ACCOUNTS: tuple[Account, ...] = (Account(),)

@@ -35,13 +35,14 @@ KEY = "live"  # the document key (and TICKTAPE_LIVE, its environment alias) up s
 ENV = "TICKTAPE_LIVE"
 # No account may trade before it has reconciled with its venue (issue #8 item 8): the venue's
 # open orders, positions and balances against the event log, every difference an event resolved by
-# policy. This build does not reconcile yet, so `ticktape up --live` stops after its checks even
-# though execution has a live path (tested against the venue simulator, services run directly).
-RECONCILES_ON_START = False
+# policy (services.execution.reconcile). Execution's core cancels a live account's approvals
+# ("not_reconciled") until its first AccountReconciled, and its gateway sends no order submitted
+# after it started until the core has reconciled the snapshot it took at that start.
+RECONCILES_ON_START = True
 UNAVAILABLE = (
-    f"{accts.LIVE_UNAVAILABLE}: every check passed, but this build does not yet reconcile a live account with "
-    "its venue (open orders, positions, balances) before it trades, and no account may trade before it has; "
-    "nothing was started and no order can reach an exchange. Use mode: paper to run this configuration."
+    f"{accts.LIVE_UNAVAILABLE}: every check passed, but this build cannot trade live (its execution declares "
+    "no live path, or does not reconcile a live account with its venue before it trades); nothing was started "
+    "and no order can reach an exchange. Use mode: paper to run this configuration."
 )
 
 

@@ -123,6 +123,18 @@ def venue_fill(account: str, symbol: str) -> str:
     return f"venue.fills.{token(account)}.{token(symbol)}"
 
 
+def venue_snapshot(account: str) -> str:
+    """Where execution's venue gateway publishes what the venue holds for a live account (VenueSnapshot)."""
+    return f"venue.snapshots.{token(account)}"
+
+
+def reconciliation(account: str) -> str:
+    """Where the execution core publishes a live account's reconciliation with its venue
+    (ReconciliationDifference, AccountReconciled): under accounts., three tokens, so `accounts.*`
+    filters still see only AccountUpdated."""
+    return f"accounts.{token(account)}.reconciliation"
+
+
 def dead_letter(service: str) -> str:
     return f"dlq.{token(service)}"
 
@@ -159,6 +171,12 @@ ALL_OPS = "ops.>"
 def for_event(event: ev.Event) -> str:
     """The subject an event is published on."""
     match event:
+        case ev.VenueSnapshot():
+            return venue_snapshot(event.account)
+        case ev.ReconciliationDifference() | ev.AccountReconciled():
+            return reconciliation(event.account)
+        case ev.VenueCancelRequested():
+            return order(event.account, event.symbol)
         case ev.BarClosed():
             return bar(event.venue, event.symbol, event.timeframe)
         case ev.BarRejected():
@@ -293,9 +311,10 @@ CHANNELS: tuple[Channel, ...] = (
     Channel(
         "orders.{account}.{symbol}",
         EVENTS_STREAM,
-        (ev.OrderSubmitted, ev.OrderCanceled),
+        (ev.OrderSubmitted, ev.OrderCanceled, ev.VenueCancelRequested),
         "execution",
-        "Orders submitted (paper or live) and canceled.",
+        "Orders submitted (paper or live) and canceled; cancels of a live account's venue orders its reconciliation "
+        "decided (the gateway sends them).",
     ),
     Channel(
         "fills.{account}.{symbol}", EVENTS_STREAM, (ev.OrderFilled,), "execution", "Fills with price, quantity and fee."
@@ -325,6 +344,22 @@ CHANNELS: tuple[Channel, ...] = (
         "execution",
         "A live account's fills as the venue reported them (id from the venue's trade id). Inputs of the "
         "execution core.",
+    ),
+    Channel(
+        "venue.snapshots.{account}",
+        EVENTS_STREAM,
+        (ev.VenueSnapshot,),
+        "execution",
+        "What the venue holds for a live account (open orders, positions, wallet balance), queried at start and "
+        "periodically. Inputs of the execution core's reconciliation.",
+    ),
+    Channel(
+        "accounts.{account}.reconciliation",
+        EVENTS_STREAM,
+        (ev.ReconciliationDifference, ev.AccountReconciled),
+        "execution",
+        "A live account's reconciliation with its venue: each difference with the resolution its policy took, "
+        "then AccountReconciled (until then the account does not trade).",
     ),
     Channel(
         CONTROL_EMERGENCY_STOP,

@@ -45,6 +45,7 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     wallet_key_env: str | None = None
     account_address: str | None = None
     vault_address: str | None = None
+    reconcile: accts.ReconcilePolicy = accts.ReconcilePolicy()
 
     @classmethod
     def of(cls, account: accts.Account) -> AccountConfig:
@@ -64,6 +65,7 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             wallet_key_env=account.wallet_key_env,
             account_address=account.account_address,
             vault_address=account.vault_address,
+            reconcile=account.reconcile,
         )
 
 
@@ -78,12 +80,15 @@ class LiveSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     Binance's recvWindow. slippage_bps: how far through the reference price a Hyperliquid market
     order (an aggressive IOC limit) may fill. fill_wait_s: after an answer that says some of an
     order filled, how long its fills may take on the user stream before the gateway asks for
-    them by REST."""
+    them by REST. reconcile_every_s: how often each live account's open orders, positions and
+    balance are compared with the log again (services.execution.reconcile), at a moment when none
+    of its orders is in flight; it is compared once at start before it may trade."""
 
     max_order_age_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     recv_window_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 5_000
     slippage_bps: Annotated[float, msgspec.Meta(gt=0, le=5_000)] = 500.0
     fill_wait_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0
+    reconcile_every_s: Annotated[float, msgspec.Meta(ge=1, le=86_400)] = 60.0
 
 
 class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

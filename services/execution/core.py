@@ -23,7 +23,7 @@ import msgspec
 from msgspec import UNSET
 
 from exchanges.trading.client_ids import binance_client_order_id, hyperliquid_cloid
-from services.execution import paper
+from services.execution import paper, reconcile
 from services.execution.config import ExecutionConfig
 from services.execution.live import LiveBook, LiveOrder
 from services.execution.portfolio import Account, Key, Position
@@ -50,6 +50,7 @@ from ticktape.events import (
     VenueOrderCanceled,
     VenueOrderRejected,
     VenueOrderUnknown,
+    VenueSnapshot,
 )
 from ticktape.events.envelope import EnvelopeFields
 from ticktape.events.market import bar_problem
@@ -126,6 +127,9 @@ class ExecutionCore:
         self.instruments: dict[Key, UniverseMember] = {}  # the latest trading rules per venue/symbol
         self._live_venue: dict[str, str] = {a.name: a.venue or "" for a in config.accounts if a.mode == "live"}
         self.live = LiveBook()
+        # A live account trades only once it has reconciled with its venue (services.execution.reconcile).
+        self.reconciled: dict[str, bool] = {name: False for name in self._live_venue}
+        self._policy = {a.name: a.reconcile for a in config.accounts if a.mode == "live"}
 
     def handle(self, event: Event) -> list[Event]:
         """Apply one input event, return the events to publish (possibly empty).
@@ -169,6 +173,8 @@ class ExecutionCore:
                 return self._on_venue_accepted(event)
             case VenueOrderRejected() | VenueOrderCanceled() if event.account in self._live_venue:
                 return self._on_venue_closed(event)
+            case VenueSnapshot() if event.account in self._live_venue:
+                return reconcile.on_snapshot(self, event)
             case VenueOrderUnknown() if event.account in self._live_venue:
                 live = self.live.find(event.account, event.client_order_id, "")
                 if live is not None:
@@ -189,6 +195,8 @@ class ExecutionCore:
             reason: str | None = "unknown_account"
         elif a.account in self._live_venue and a.venue != self._live_venue[a.account]:
             reason = "venue_mismatch"
+        elif a.account in self._live_venue and not self.reconciled[a.account]:
+            reason = "not_reconciled"  # no live order before the account agrees with its venue
         elif a.reduce_only is True:
             return self._on_reduce_only(a, order_id)
         elif self.halted[a.account]:
@@ -341,6 +349,8 @@ class ExecutionCore:
                     continue
                 order_id = ids.child_id(cause.event_id, "execution.flatten_order", index)
                 if name in self._live_venue:  # sent to the venue; filled when it says so
+                    if not self.reconciled[name]:
+                        continue  # its positions are not known to be the venue's: nothing is sent
                     quantity = abs(pos.quantity) - self._reducing(name, key, pos.quantity)
                     if quantity <= abs(pos.quantity) * 1e-9:
                         continue  # reduce-only orders in flight close it already

@@ -47,17 +47,26 @@ from exchanges.trading.clients import credentials
 from exchanges.trading.clients._common import VenueCallFailed, wall_ms
 from exchanges.trading.clients.binance_usdm import BinanceUsdmClient
 from exchanges.trading.clients.hyperliquid import HyperliquidClient
-from exchanges.trading.model import Fill, OrderAck, OrderIntent, OrderRejected, OrderState, OutcomeUnknown
+from exchanges.trading.model import (
+    CancelAck,
+    Fill,
+    OrderAck,
+    OrderIntent,
+    OrderRejected,
+    OrderState,
+    OutcomeUnknown,
+)
 from services.execution import reports
 from services.execution.config import AccountConfig, ExecutionConfig
-from services.execution.outbox import Entry, Outbox
+from services.execution.outbox import CancelEntry, Entry, Outbox
 from ticktape import accounts as accts
 from ticktape import config as cfg
 from ticktape import live as live_gate
 from ticktape import subjects
 from ticktape.bus.publisher import publish_batch
 from ticktape.bus.reader import read_range
-from ticktape.events import Event
+from ticktape.events import AccountReconciled, Event, VenueOpenOrder, VenuePosition, VenueSnapshot
+from ticktape.events import venue as venue_ids
 from ticktape.events.codec import DecodeError
 from ticktape.runtime import Runtime
 from ticktape.venues import BINANCE_USDM, HYPERLIQUID
@@ -78,6 +87,9 @@ CLOCK_SYNC_S = 300.0  # how often a venue's clock is measured again
 UNKNOWN_RETRY_S, UNKNOWN_RETRY_MAX_S = 5.0, 300.0
 STREAM_READY_WAIT_S = 10.0  # at start, how long orders wait for the user streams to connect
 STOP_GRACE_S = 5.0  # at a stop, how long the orders already read may take to go out (within runtime's 10 s)
+NOT_RECONCILED = "not_reconciled"
+SETTLE_POLL_S = 0.2  # how often reconciliation looks whether the account's orders have settled
+START_SETTLE_WAIT_S = 60.0  # at start, how long the first snapshot waits for the log's open orders to settle
 
 
 def ws_url(endpoint: live_gate.Endpoint) -> str:
@@ -90,11 +102,12 @@ def ws_url(endpoint: live_gate.Endpoint) -> str:
 
 
 def account_filters(names: list[str]) -> list[str]:
-    """The log subjects the gateway reads for these accounts: their orders and the venue's answers."""
+    """The log subjects the gateway reads for these accounts: their orders, the venue's answers and
+    the core's reconciliation (AccountReconciled opens the account to new orders)."""
     out = []
     for name in names:
         t = subjects.token(name)
-        out += [f"orders.{t}.*", f"venue.orders.{t}.*", f"venue.fills.{t}.*"]
+        out += [f"orders.{t}.*", f"venue.orders.{t}.*", f"venue.fills.{t}.*", subjects.reconciliation(name)]
     return out
 
 
@@ -122,9 +135,11 @@ class Link:
         self.client = client
         self.endpoint = endpoint
         self.clock = clock
-        self.queue: asyncio.Queue[tuple[Entry, bool]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[Entry | CancelEntry, bool]] = asyncio.Queue()
         self.cloids: dict[str, str] = {}  # venue order id -> client order id (Hyperliquid's fills lack it)
         self.stream_up = asyncio.Event()
+        self.snapshots: set[str] = set()  # ids of the VenueSnapshots this process published
+        self.reconciled = asyncio.Event()  # the core reconciled one of them: new orders may go out
 
     @property
     def name(self) -> str:
@@ -303,6 +318,10 @@ class Gateway:
                     self._dispatch(entry, recovering=True)
                 for entry in self.outbox.fills_missing():
                     self._spawn(self._recover_fills(self.links[entry.order.account], entry, wait=False))
+                for cancel in self.outbox.unanswered_cancels():
+                    self._dispatch(cancel, recovering=True)
+                for link in self.links.values():  # no account trades before its first snapshot reconciles it
+                    self._spawn(self._reconcile(link))
                 self.ready.set()
                 await self._follow()
                 with contextlib.suppress(TimeoutError):  # a stop: let the orders read so far go out
@@ -332,20 +351,26 @@ class Gateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _dispatch(self, entry: Entry, *, recovering: bool) -> None:
-        link = self.links.get(entry.order.account)
+    def _dispatch(self, entry: Entry | CancelEntry, *, recovering: bool) -> None:
+        account = entry.request.account if isinstance(entry, CancelEntry) else entry.order.account
+        link = self.links.get(account)
         if link is not None:
             link.queue.put_nowait((entry, recovering))
 
     # -- the log ---------------------------------------------------------------------------------
 
-    def _apply(self, msg: Any) -> Entry | None:
+    def _apply(self, msg: Any) -> Entry | CancelEntry | None:
         try:
             event = subjects.decode_on(msg.subject, msg.data)
         except DecodeError:
             return None
         stored = msg.metadata.timestamp
         stored_ns = int(stored.timestamp() * 1e9) if stored is not None else time.time_ns()
+        if isinstance(event, AccountReconciled):
+            link = self.links.get(event.account)
+            if link is not None and event.snapshot_id in link.snapshots:
+                link.reconciled.set()
+            return None
         return self.outbox.apply(event, stored_ns)
 
     async def _read_log(self) -> None:
@@ -431,18 +456,25 @@ class Gateway:
         while True:
             entry, recovering = await link.queue.get()
             try:
+                if isinstance(entry, CancelEntry):
+                    await self._cancel(link, entry)
+                    continue
                 await self._settle(link, entry, recovering=recovering)
             except Exception as exc:  # noqa: BLE001 - one order's failure must not stop the account
-                self.rt.log.error(
-                    "live order failed; asked again later", account=link.name, order_id=entry.order.order_id,
-                    error=repr(exc),
-                )  # fmt: skip
+                if isinstance(entry, CancelEntry):
+                    self.rt.log.error("venue cancel failed; sent again later", account=link.name, error=repr(exc))
+                else:
+                    self.rt.log.error(
+                        "live order failed; asked again later", account=link.name, order_id=entry.order.order_id,
+                        error=repr(exc),
+                    )  # fmt: skip
                 self._retry_later(link, entry)
             finally:
                 link.queue.task_done()
 
-    def _retry_later(self, link: Link, entry: Entry) -> None:
-        delay = min(UNKNOWN_RETRY_MAX_S, UNKNOWN_RETRY_S * 2 ** min(entry.unknowns, 6))
+    def _retry_later(self, link: Link, entry: Entry | CancelEntry) -> None:
+        unknowns = entry.unknowns if isinstance(entry, Entry) else 0
+        delay = min(UNKNOWN_RETRY_MAX_S, UNKNOWN_RETRY_S * 2 ** min(unknowns, 6))
 
         async def later() -> None:
             await self._pause(delay)
@@ -475,6 +507,17 @@ class Gateway:
             return
         if (now_ns - entry.stored_ns) / 1e9 > self.settings.max_order_age_s:
             await self._look_up(link, entry)
+            return
+        if not recovering and entry.unknowns == 0 and not link.reconciled.is_set():
+            # submitted after this process started and before its start snapshot reconciled the
+            # account (the core still held the previous start's reconciliation): never sent
+            message = "not sent: the account has not reconciled with the venue since execution started"
+            rejected = reports.rejected(order, NOT_RECONCILED, message, venue_ms=link.clock.now_ms(),
+                                        received_ns=time.time_ns())  # fmt: skip
+            await self._publish([rejected])
+            entry.answered = True
+            self.rt.log.warning("live order refused before reconciliation", account=link.name,
+                                order_id=order.order_id)  # fmt: skip
             return
         query_first = recovering or entry.unknowns > 0
         if recovering and isinstance(link.client, BinanceUsdmClient):
@@ -588,6 +631,118 @@ class Gateway:
                                   received_ns=time.time_ns())  # fmt: skip
         await self._publish(list(events))
         self.rt.log.info("fills asked for by REST", account=link.name, order_id=order.order_id, fills=len(events))
+
+    # -- reconciliation ----------------------------------------------------------------------------
+
+    async def _cancel(self, link: Link, entry: CancelEntry) -> None:
+        """Send a cancel the core's reconciliation decided; the venue's VenueOrderCanceled is published
+        (its id is the user stream's report of the same cancel: stored once)."""
+        if entry.answered:
+            return
+        r = entry.request
+        result: CancelAck | OrderRejected | OutcomeUnknown
+        if isinstance(link.client, BinanceUsdmClient):
+            result = await link.client.cancel(r.symbol, order_id=int(r.venue_order_id))
+        else:
+            result = await link.client.cancel(r.symbol, int(r.venue_order_id))
+        self.rt.log.info("venue cancel answered", account=link.name, venue_order_id=r.venue_order_id,
+                         reason=r.reason, answer=type(result).__name__)  # fmt: skip
+        if isinstance(result, OutcomeUnknown):
+            self._retry_later(link, entry)
+            return
+        entry.answered = True
+        if isinstance(result, CancelAck):
+            end = "canceled" if result.status == "canceled" else "expired" if result.status == "expired" else None
+            if end is not None:
+                now_ms, now_ns = link.clock.now_ms(), time.time_ns()
+                event = reports.canceled(link.name, r.venue, r.symbol, r.venue_order_id, r.client_order_id, end,
+                                         Decimal(0), venue_ms=now_ms, received_ns=now_ns)  # fmt: skip
+                await self._publish([event])
+
+    async def _snapshot(self, link: Link, reason: str) -> VenueSnapshot:
+        """What the venue holds for the account now (VenueCallFailed when it cannot say)."""
+        client = link.client
+        if isinstance(client, BinanceUsdmClient):
+            orders = await client.open_orders()
+            positions = await client.positions()
+            account = await client.account()
+        else:
+            orders = await client.open_orders()
+            account = await client.account()
+            positions = list(account.positions)
+        received, venue_ms = time.time_ns(), link.clock.now_ms()
+        open_orders = tuple(
+            VenueOpenOrder(
+                symbol=o.symbol,
+                venue_order_id=str(o.venue_order_id),
+                client_order_id=o.client_order_id or "",
+                side=o.side,
+                quantity=float(o.quantity),
+                filled_quantity=float(o.filled_quantity),
+                price=float(o.price) if o.price is not None else 0.0,
+                reduce_only=o.reduce_only is True,
+            )  # fmt: skip
+            for o in sorted(orders, key=lambda o: (o.symbol, o.venue_order_id))
+        )
+        held = tuple(
+            VenuePosition(symbol=p.symbol, quantity=float(p.quantity), entry_price=float(p.entry_price))
+            for p in sorted(positions, key=lambda p: p.symbol)
+            if p.quantity != 0
+        )
+        return VenueSnapshot(
+            event_id=venue_ids.snapshot_id(link.endpoint.venue, link.name, venue_ms, reason),
+            ts_event=venue_ms * 1_000_000,
+            ts_init=received,
+            account=link.name,
+            venue=link.endpoint.venue,
+            reason="start" if reason == "start" else "periodic",
+            open_orders=open_orders,
+            positions=held,
+            wallet_balance=float(account.wallet_balance),
+            equity=float(account.equity),
+        )
+
+    async def _settled(self, link: Link, timeout: float | None) -> bool:
+        """Wait until none of the account's orders or cancels is in flight in the log (at most
+        timeout seconds; None: check once)."""
+        deadline = time.monotonic() + (timeout or 0.0)
+        while not self.rt.stop.is_set():
+            busy = self.outbox.in_flight(link.name) or any(
+                c.request.account == link.name for c in self.outbox.unanswered_cancels()
+            )
+            if not busy and link.queue.empty():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await self._pause(SETTLE_POLL_S)
+        return False
+
+    async def _reconcile(self, link: Link) -> None:
+        """At start (once the orders the log left open have settled, or after START_SETTLE_WAIT_S)
+        and then every live.reconcile_every_s when nothing is in flight: publish a VenueSnapshot,
+        which the execution core reconciles (the account trades only after its AccountReconciled)."""
+        reason = "start"
+        while not self.rt.stop.is_set():
+            if reason == "start":
+                if not await self._settled(link, START_SETTLE_WAIT_S) and not self.rt.stop.is_set():
+                    self.rt.log.warning("live orders still in flight; reconciling anyway", account=link.name)
+            elif not await self._settled(link, None):
+                await self._pause(1.0)  # an order in flight: its reports would race the snapshot
+                continue
+            if self.rt.stop.is_set():
+                return
+            try:
+                snapshot = await self._snapshot(link, reason)
+            except VenueCallFailed as exc:
+                self.rt.log.warning("venue snapshot failed; asked again", account=link.name, reason=exc.error.reason)
+                await self._pause(STREAM_BACKOFF_S if reason == "start" else self.settings.reconcile_every_s)
+                continue
+            link.snapshots.add(snapshot.event_id)
+            await self._publish([snapshot])
+            self.rt.log.info("venue snapshot", account=link.name, reason=reason, open_orders=len(snapshot.open_orders),
+                             positions=len(snapshot.positions))  # fmt: skip
+            reason = "periodic"
+            await self._pause(self.settings.reconcile_every_s)
 
     # -- user streams ----------------------------------------------------------------------------
 

@@ -63,7 +63,8 @@ class LiveBook:
         live = LiveOrder(order, chain, client_order_id)
         self.open[order.order_id] = live
         self._by_order[order.order_id] = live
-        self._by_client[client_order_id] = live
+        if client_order_id:
+            self._by_client[client_order_id] = live
         return live
 
     def get(self, order_id: str) -> LiveOrder | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ticktape.events import (
     Event,
     OrderSubmitted,
+    VenueCancelRequested,
     VenueFill,
     VenueOrderAccepted,
     VenueOrderCanceled,
@@ -53,6 +54,25 @@ class Entry:
         """Accepted, and the venue said more filled than the fills reported so far say."""
         return self.answered and self.venue_order_id != "" and self.filled < self.ack_filled * (1 - _FULL)
 
+    def settled(self) -> bool:
+        """Its outcome is all in the log: refused, ended, or filled (as far as the venue said it filled)."""
+        if not self.answered:
+            return False
+        if self.ended:
+            return True
+        target = self.ack_filled if self.status == "filled" and self.ack_filled > 0 else self.order.quantity
+        return self.filled >= target * (1 - _FULL)
+
+
+@dataclass
+class CancelEntry:
+    """A cancel of a venue order the execution core's reconciliation decided (VenueCancelRequested);
+    answered once the log holds the venue's VenueOrderCanceled of that order, or the venue said it
+    has no such open order."""
+
+    request: VenueCancelRequested
+    answered: bool = False
+
 
 class Outbox:
     def __init__(self, accounts: Iterable[str]) -> None:
@@ -61,11 +81,18 @@ class Outbox:
         self._by_client: dict[str, Entry] = {}
         self._by_venue: dict[tuple[str, str], Entry] = {}
         self._fills: set[str] = set()  # fill event ids counted (membership only)
+        self.cancels: dict[tuple[str, str], CancelEntry] = {}  # (account, venue order id) -> cancel
 
-    def apply(self, event: Event, stored_ns: int) -> Entry | None:
-        """Fold one event of the log; the entry of a live order seen for the first time, else None."""
+    def apply(self, event: Event, stored_ns: int) -> Entry | CancelEntry | None:
+        """Fold one event of the log; the entry of a live order or cancel seen for the first time, else None."""
         entry: Entry | None
         match event:
+            case VenueCancelRequested() if event.account in self.accounts:
+                key = (event.account, event.venue_order_id)
+                if key in self.cancels:
+                    return None
+                self.cancels[key] = CancelEntry(event)
+                return self.cancels[key]
             case OrderSubmitted() if event.mode == "live" and event.account in self.accounts:
                 if event.order_id in self.entries:
                     return None
@@ -90,6 +117,9 @@ class Outbox:
                 if entry is not None:
                     entry.unknowns += 1
             case VenueOrderCanceled():
+                cancel = self.cancels.get((event.account, event.venue_order_id))
+                if cancel is not None:
+                    cancel.answered = True
                 entry = self.find(event.account, event.client_order_id, event.venue_order_id)
                 if entry is not None:
                     entry.ended = True
@@ -116,6 +146,14 @@ class Outbox:
     def unanswered(self) -> list[Entry]:
         """Orders whose outcome the log does not hold (never answered, or only unknown)."""
         return [e for e in self.entries.values() if not e.answered]
+
+    def unanswered_cancels(self) -> list[CancelEntry]:
+        return [c for c in self.cancels.values() if not c.answered]
+
+    def in_flight(self, account: str) -> list[Entry]:
+        """The account's orders whose outcome is not settled in the log: not answered, or accepted
+        and neither ended nor reported filled in full (what the venue said filled, or the order)."""
+        return [e for e in self.entries.values() if e.order.account == account and not e.settled()]
 
     def fills_missing(self) -> list[Entry]:
         return [e for e in self.entries.values() if e.fills_missing()]

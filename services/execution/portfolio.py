@@ -66,11 +66,13 @@ class Position:
 
 @dataclass
 class Account:
-    """A paper sub-account: equity = initial + realized + unrealized - fees."""
+    """A sub-account: equity = initial + realized + unrealized - fees (+ adjustment: the wallet
+    differences a live account's reconciliation adopted from its venue; 0 for paper accounts)."""
 
     name: str
     initial_equity: float
     positions: dict[Key, Position] = field(default_factory=dict)
+    adjustment: float = 0.0
 
     def position(self, key: Key) -> Position:
         """The position in key, created flat on first use."""
@@ -92,6 +94,8 @@ class Account:
             gross += abs(p.quantity * p.mark_price)
             net += p.quantity * p.mark_price
         equity = self.initial_equity + realized + unrealized - fees
+        if self.adjustment:
+            equity += self.adjustment
         return AccountTotals(equity, realized, unrealized, fees, gross, net)
 
 

@@ -16,5 +16,14 @@ def core_spec(raw: dict[str, Any]) -> CoreSpec:
         "execution",
         ExecutionCore(config),
         tuple(FILTER_SUBJECTS),
-        (ev.OrderSubmitted, ev.OrderCanceled, ev.OrderFilled, ev.PositionUpdated, ev.AccountUpdated),
+        (
+            ev.OrderSubmitted,
+            ev.OrderCanceled,
+            ev.OrderFilled,
+            ev.PositionUpdated,
+            ev.AccountUpdated,
+            ev.ReconciliationDifference,
+            ev.AccountReconciled,
+            ev.VenueCancelRequested,
+        ),
     )

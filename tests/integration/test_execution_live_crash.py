@@ -54,6 +54,7 @@ from tests.integration.test_execution_live_venuesim import (
     events_of,
     live_sim,
     publish,
+    reconciled,
     records,
     sim_requests,
     verify,
@@ -214,6 +215,7 @@ async def test_sigkill_between_the_venues_acceptance_and_its_answer_finds_the_or
             await eventually(
                 lambda: venue.listening(base), timeout=60, what="the first execution process on its user stream"
             )
+            await reconciled(admin_js, account)  # the clean venue account, before any order
             await publish(nats_auth, "market_data", bars)
             await publish(nats_auth, "risk", [approval(bars[-1], account, "buy", 0.01, price, "crash-buy")])
             await eventually(proxy.held.is_set, timeout=30, what="the order accepted at the venue, its answer held")
@@ -242,6 +244,9 @@ async def test_sigkill_between_the_venues_acceptance_and_its_answer_finds_the_or
             await eventually(
                 lambda: events_of(admin_js, PositionUpdated, account), timeout=30, what="the position of the fill"
             )
+            # reconciled again at the restart, after the recovered order and its fill: nothing differs
+            again = (await reconciled(admin_js, account, 2))[1]
+            assert (again.reason, again.differences) == ("start", 0)
         finally:
             second.send_signal(signal.SIGTERM)
             await asyncio.to_thread(second.wait, 30)

@@ -45,6 +45,7 @@ from ticktape.bus.reader import read_range
 from ticktape.clock import NS_PER_MS
 from ticktape.config import CommonSettings, NatsSettings
 from ticktape.events import (
+    AccountReconciled,
     AccountUpdated,
     BarClosed,
     Event,
@@ -203,6 +204,18 @@ async def events_of(js: JetStreamContext, kind: type, account: str | None = None
     return [e for e in found if isinstance(e, kind) and (account is None or getattr(e, "account", None) == account)]
 
 
+async def reconciled(js: JetStreamContext, account: str, n: int = 1) -> list[AccountReconciled]:
+    """The account's AccountReconciled events, once there are n (its gateway's start snapshot,
+    reconciled by the core: before it the account does not trade)."""
+
+    async def found() -> list[AccountReconciled] | None:
+        done = await events_of(js, AccountReconciled, account)
+        return done if len(done) >= n else None
+
+    result: list[AccountReconciled] = await eventually(found, timeout=60, what=f"{account} reconciled")
+    return result
+
+
 def verify(raw: dict[str, Any], recs: list[Record]) -> None:
     """What `ticktape replay --verify` proves, over the stream's records: execution re-run over its
     recorded inputs (bars, approvals, the venue's answers) publishes the recorded outputs exactly."""
@@ -243,6 +256,7 @@ async def test_binance_live_account_trades_at_the_simulator_and_replays_byte_for
     price = float(btc.fields(NOW_BAR)[1])  # the open of the bar in progress: what a market order fills at
 
     async with running_service("execution", serve, from_raw(raw), common):
+        await reconciled(admin_js, "alpha")
         await publish(nats_auth, "market_data", bars)
         await publish(nats_auth, "risk", [
             approval(bars[-1], "alpha", "buy", 0.01, price, "buy"),
@@ -315,6 +329,7 @@ async def test_hyperliquid_sub_account_trades_at_the_simulator_and_replays_byte_
     price = float(btc.fields(NOW_BAR)[1])
 
     async with running_service("execution", serve, from_raw(raw), common):
+        await reconciled(admin_js, "hl-sub")
         await publish(nats_auth, "market_data", bars)
         await publish(nats_auth, "risk", [approval(bars[-1], "hl-sub", "sell", 0.003, price, "hl-sell")])
 
@@ -419,6 +434,7 @@ async def test_orders_are_signed_on_the_venues_clock_when_it_is_not_this_hosts(
     common = CommonSettings(home=str(tmp_path / "home"), venue_sim=base, nats=nats_auth.settings("execution"))
     bar = bar_event(btc, 0, "binance_usdm", "BTCUSDT")
     async with running_service("execution", serve, from_raw(config(BINANCE_LIVE)), common):
+        await reconciled(admin_js, "alpha")
         await publish(nats_auth, "risk", [approval(bar, "alpha", "buy", 0.01, bar.open, "old-clock")])
         [fill] = await eventually(
             lambda: events_of(admin_js, VenueFill, "alpha"), timeout=30, what="the order filled at the venue"

@@ -14,6 +14,7 @@ from ticktape import ids, subjects
 from ticktape.clock import MINUTE_NS, NS_PER_MS
 from ticktape.errors import InvalidInput
 from ticktape.events import (
+    AccountReconciled,
     AccountUpdated,
     BarClosed,
     EmergencyStop,
@@ -28,6 +29,7 @@ from ticktape.events import (
     VenueOrderCanceled,
     VenueOrderRejected,
     VenueOrderUnknown,
+    VenueSnapshot,
     codec,
 )
 from ticktape.events import venue as venue_ids
@@ -37,6 +39,25 @@ T0 = 1_700_000_000 * 1_000_000_000
 LIVE = AccountConfig(name="live-a", mode="live", venue="binance_usdm", network="testnet", initial_equity=1000.0)
 PAPER = AccountConfig(name="paper-main")
 CONFIG = ExecutionConfig(accounts=(LIVE, PAPER))
+
+
+def live_core(config: ExecutionConfig) -> ExecutionCore:
+    """A core whose live accounts have reconciled with a clean venue (no order, no position, the
+    wallet at the initial equity): before that they do not trade (test_execution_reconcile)."""
+    core = ExecutionCore(config)
+    for a in config.live_accounts():
+        out = core.handle(
+            VenueSnapshot(
+                event_id=f"snapshot-{a.name}",
+                ts_event=1,
+                ts_init=2,
+                account=a.name,
+                venue=a.venue or "",
+                wallet_balance=a.initial_equity,
+            )  # fmt: skip
+        )
+        assert [type(e) for e in out] == [AccountReconciled]
+    return core
 
 
 def bar(i: int, price: float, *, venue: str = "binance_usdm", symbol: str = "BTCUSDT") -> BarClosed:
@@ -139,7 +160,7 @@ def submit(core: ExecutionCore, a: OrderApproved) -> OrderSubmitted:
 
 
 def test_a_live_approval_becomes_a_live_order_that_no_bar_fills():
-    core = ExecutionCore(CONFIG)
+    core = live_core(CONFIG)
     core.handle(bar(0, 100.0))
     order = submit(core, approval("buy", 2.0))
     assert (order.mode, order.order_id, order.quantity) == ("live", order_id_for("appr-live-a-buy-2.0"), 2.0)
@@ -152,13 +173,13 @@ def test_a_live_approval_becomes_a_live_order_that_no_bar_fills():
 
 def test_a_hyperliquid_account_gets_the_cloid_of_its_order():
     account = AccountConfig(name="hl", mode="live", venue="hyperliquid", network="testnet")
-    core = ExecutionCore(ExecutionConfig(accounts=(account,)))
+    core = live_core(ExecutionConfig(accounts=(account,)))
     order = submit(core, approval("sell", 1.0, account="hl", venue="hyperliquid"))
     assert order.client_order_id == hyperliquid_cloid(order.order_id)
 
 
 def test_a_venue_fill_fills_the_order_and_updates_position_and_account():
-    core = ExecutionCore(CONFIG)
+    core = live_core(CONFIG)
     order = submit(core, approval("buy", 2.0))
     out = core.handle(fill(order, "t1", 2.0, 100.5, fee=0.1))
     filled, position, account = out
@@ -174,7 +195,7 @@ def test_a_venue_fill_fills_the_order_and_updates_position_and_account():
 
 
 def test_partial_fills_then_the_rest_expires():
-    core = ExecutionCore(CONFIG)
+    core = live_core(CONFIG)
     order = submit(core, approval("buy", 3.0))
     assert len(core.handle(fill(order, "t1", 1.0, 100.0))) == 3
     assert order.order_id in core.live.open
@@ -192,7 +213,7 @@ def test_partial_fills_then_the_rest_expires():
 
 def test_a_fill_that_comes_before_its_acceptance_waits_for_it():
     """Hyperliquid's fills carry no client id; the order's venue id comes with its acceptance."""
-    core = ExecutionCore(CONFIG)
+    core = live_core(CONFIG)
     order = submit(core, approval("buy", 1.0))
     early = fill(order, "t9", 1.0, 99.0, venue_order_id="555", with_client_id=False)
     assert core.handle(early) == []  # parked
@@ -203,7 +224,7 @@ def test_a_fill_that_comes_before_its_acceptance_waits_for_it():
 
 
 def test_the_same_fill_twice_is_applied_once_even_past_the_input_memo():
-    core = ExecutionCore(CONFIG)
+    core = live_core(CONFIG)
     order = submit(core, approval("buy", 2.0))
     first = fill(order, "t1", 1.0, 100.0)
     assert len(core.handle(first)) == 3
@@ -213,7 +234,7 @@ def test_the_same_fill_twice_is_applied_once_even_past_the_input_memo():
 
 
 def test_a_rejection_cancels_with_the_venues_reason_once():
-    core = ExecutionCore(CONFIG)
+    core = live_core(CONFIG)
     order = submit(core, approval("buy", 50.0))
     cid = order.client_order_id
     assert isinstance(cid, str)
@@ -234,7 +255,7 @@ def test_a_rejection_cancels_with_the_venues_reason_once():
 
 
 def test_an_unknown_outcome_keeps_the_order_open_until_the_venue_answers():
-    core = ExecutionCore(CONFIG)
+    core = live_core(CONFIG)
     order = submit(core, approval("buy", 1.0))
     cid = order.client_order_id
     assert isinstance(cid, str)
@@ -248,13 +269,13 @@ def test_an_unknown_outcome_keeps_the_order_open_until_the_venue_answers():
 
 
 def test_an_approval_for_another_venue_than_the_live_accounts_is_canceled():
-    core = ExecutionCore(CONFIG)
+    core = live_core(CONFIG)
     [out] = core.handle(approval("buy", 1.0, venue="hyperliquid"))
     assert isinstance(out, OrderCanceled) and out.reason == "venue_mismatch"
 
 
 def test_a_venue_fill_that_is_not_finite_or_not_positive_is_invalid_input():
-    core = ExecutionCore(CONFIG)
+    core = live_core(CONFIG)
     order = submit(core, approval("buy", 1.0))
     with pytest.raises(InvalidInput):
         core.handle(fill(order, "t1", 0.0, 100.0))
@@ -264,7 +285,7 @@ def test_a_venue_fill_that_is_not_finite_or_not_positive_is_invalid_input():
 
 
 def test_a_flatten_of_a_live_account_sends_reduce_only_orders_once():
-    core = ExecutionCore(CONFIG)
+    core = live_core(CONFIG)
     order = submit(core, approval("buy", 2.0))
     core.handle(fill(order, "t1", 2.0, 100.0))
     core.handle(bar(1, 103.0))
@@ -283,7 +304,7 @@ def test_a_flatten_of_a_live_account_sends_reduce_only_orders_once():
 
 
 def test_a_paper_account_beside_a_live_one_fills_at_the_next_bar_as_before():
-    core = ExecutionCore(CONFIG)
+    core = live_core(CONFIG)
     core.handle(bar(0, 100.0))
     [paper_order] = core.handle(approval("buy", 1.0, account="paper-main"))
     assert isinstance(paper_order, OrderSubmitted) and paper_order.mode == "paper"
@@ -295,7 +316,7 @@ def test_a_paper_account_beside_a_live_one_fills_at_the_next_bar_as_before():
 
 def test_two_cores_fed_the_same_venue_answers_publish_the_same_bytes():
     def run() -> list[bytes]:
-        core = ExecutionCore(CONFIG)
+        core = live_core(CONFIG)
         order = submit(core, approval("buy", 1.0))
         inputs: list[Event] = [
             bar(0, 100.0),

@@ -179,9 +179,11 @@ def test_countdown_stops_as_soon_as_asked():
 
 
 def test_live_trading_stays_off_until_accounts_reconcile_on_start(monkeypatch):
-    """Execution's live path exists, but no account may trade before it has reconciled with its
-    venue (issue #8 item 8), which this build does not do: up's gate stops after its checks."""
+    """Execution's live path exists and reconciles every live account on start before it trades
+    (issue #8 item 8: services.execution.reconcile, tests/integration/test_execution_reconcile_venuesim.py),
+    so up's gate lets live trading start; a build without either stops after its checks."""
     assert cfg.live_execution_available() is True
-    assert live.can_trade_live() is False
-    monkeypatch.setattr(live, "RECONCILES_ON_START", True)
+    assert live.RECONCILES_ON_START is True
     assert live.can_trade_live() is True
+    monkeypatch.setattr(live, "RECONCILES_ON_START", False)
+    assert live.can_trade_live() is False

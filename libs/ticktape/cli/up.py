@@ -5,9 +5,9 @@ recorded as a session (SessionStarted before the services start, SessionStopped 
 the credentials first (before any server starts), the bus's authorization once NATS is there,
 then every live account is shown and a countdown runs (Ctrl-C: nothing starts, exit 0; `--yes`
 skips it). Only then does up set `live` (TICKTAPE_LIVE) for the services it starts, and hand the
-live accounts' credential variables to execution alone; while this build cannot trade live
-(ticktape.live.can_trade_live: execution's live path, and reconciliation on start, which is not
-built yet) it stops there instead (exit 69)."""
+live accounts' credential variables to execution alone; a build that cannot trade live
+(ticktape.live.can_trade_live: execution's live path, and reconciliation on start) stops there
+instead (exit 69)."""
 
 from __future__ import annotations
 

@@ -14,16 +14,20 @@ from ticktape.events.execution import (
 )
 from ticktape.events.market import BarClosed, BarRejected, MarketDataStatus, ShardStatus, TradeTick
 from ticktape.events.ops import StorageAlert
+from ticktape.events.reconciliation import AccountReconciled, ReconciliationDifference, VenueCancelRequested
 from ticktape.events.risk import OrderApproved, OrderRejected, RiskHalted
 from ticktape.events.session import SessionStarted, SessionStopped
 from ticktape.events.signals import SignalGenerated, StrategyQuarantined, Vote
 from ticktape.events.universe import UniverseMember, UniverseTrimmed, UniverseUpdated
 from ticktape.events.venue import (
     VenueFill,
+    VenueOpenOrder,
     VenueOrderAccepted,
     VenueOrderCanceled,
     VenueOrderRejected,
     VenueOrderUnknown,
+    VenuePosition,
+    VenueSnapshot,
 )
 
 EVENT_TYPES: tuple[type[Envelope], ...] = (
@@ -55,6 +59,10 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     VenueOrderUnknown,
     VenueFill,
     VenueOrderCanceled,
+    VenueSnapshot,
+    ReconciliationDifference,
+    AccountReconciled,
+    VenueCancelRequested,
 )
 
 Event = (
@@ -86,6 +94,10 @@ Event = (
     | VenueOrderUnknown
     | VenueFill
     | VenueOrderCanceled
+    | VenueSnapshot
+    | ReconciliationDifference
+    | AccountReconciled
+    | VenueCancelRequested
 )
 
 
@@ -94,6 +106,7 @@ def type_tag(cls: type[Envelope]) -> str:
 
 
 __all__ = [
+    "AccountReconciled",
     "AccountUpdated",
     "BarClosed",
     "BarRejected",
@@ -113,6 +126,7 @@ __all__ = [
     "OrderRejected",
     "OrderSubmitted",
     "PositionUpdated",
+    "ReconciliationDifference",
     "ResumeTrading",
     "RiskHalted",
     "ShutdownRequested",
@@ -122,11 +136,15 @@ __all__ = [
     "UniverseMember",
     "UniverseTrimmed",
     "UniverseUpdated",
+    "VenueCancelRequested",
     "VenueFill",
     "VenueOrderAccepted",
     "VenueOrderCanceled",
     "VenueOrderRejected",
+    "VenueOpenOrder",
     "VenueOrderUnknown",
+    "VenuePosition",
+    "VenueSnapshot",
     "Vote",
     "type_tag",
 ]

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+import msgspec
+
 from ticktape import ids
 from ticktape.events.envelope import Envelope
 from ticktape.events.risk import OrderSide
@@ -133,3 +135,47 @@ def fill_id(venue: str, account: str, symbol: str, venue_fill_id: str) -> str:
 
 def canceled_id(venue: str, account: str, venue_order_id: str) -> str:
     return ids.derive("venue.canceled", venue, account, venue_order_id)
+
+
+class VenueOpenOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """One order open at the venue, as its open-orders query lists it. client_order_id: empty
+    when the order has none (placed by hand without one); price 0: none (a market order)."""
+
+    symbol: str
+    venue_order_id: str
+    client_order_id: str = ""
+    side: OrderSide
+    quantity: float
+    filled_quantity: float = 0.0
+    price: float = 0.0
+    reduce_only: bool = False
+
+
+class VenuePosition(msgspec.Struct, frozen=True, kw_only=True):
+    """One position the venue holds for the account: signed quantity (short < 0), entry price."""
+
+    symbol: str
+    quantity: float
+    entry_price: float
+
+
+class VenueSnapshot(Envelope, frozen=True, kw_only=True, tag="venue.snapshot"):
+    """What the venue said a live account holds, queried by execution's gateway at start (reason
+    "start", once the orders the log left open are settled) and every live.reconcile_every_s
+    while no order is in flight ("periodic"): its open orders, its non-flat positions and its
+    wallet balance (the margin asset, without unrealized P&L). The execution core compares it
+    with the state it built from the log (services.execution.reconcile). ts_event: the venue's
+    time of the query (as the gateway measures its clock), ts_init: when the gateway had the
+    answers."""
+
+    account: str
+    venue: str
+    reason: Literal["start", "periodic"] = "start"
+    open_orders: tuple[VenueOpenOrder, ...] = ()
+    positions: tuple[VenuePosition, ...] = ()
+    wallet_balance: float
+    equity: float = 0.0
+
+
+def snapshot_id(venue: str, account: str, venue_ms: int, reason: str) -> str:
+    return ids.derive("venue.snapshot", venue, account, venue_ms, reason)
