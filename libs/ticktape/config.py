@@ -402,7 +402,26 @@ def recorded_as_run(doc: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(doc)
     for section, legacy, _ in _legacy_defaults():
         out = _with_section_keys(out, section, legacy)
-    return out
+    return _with_credential_names(out)
+
+
+# What a replay reads for a live account's credential variable the recording lacks: the session
+# record drops secret-named keys (ticktape.redact: api_key_env, api_secret_env), and a replay
+# never reads a credential, but the account's check wants each name.
+RECORDED_WITHOUT_NAME = "RECORDED_WITHOUT_CREDENTIAL_NAME"
+
+
+def _with_credential_names(doc: dict[str, Any]) -> dict[str, Any]:
+    items = doc.get("accounts")
+    if not isinstance(items, list):
+        return doc
+    filled = []
+    for item in items:
+        needed = accts.LIVE_CREDENTIALS.get(item.get("venue", "")) if isinstance(item, Mapping) else None
+        if isinstance(item, Mapping) and item.get("mode") == "live" and needed:
+            item = {**{key: RECORDED_WITHOUT_NAME for key in needed}, **item}
+        filled.append(item)
+    return {**doc, "accounts": filled}
 
 
 def load_accounts(raw: Mapping[str, Any] | None = None) -> tuple[accts.Account, ...]:

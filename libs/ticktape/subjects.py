@@ -53,6 +53,11 @@ def trade(venue: str, symbol: str) -> str:
     return f"md.trade.{token(venue)}.{token(symbol)}"
 
 
+def funding(venue: str, symbol: str) -> str:
+    """Where market data publishes a perpetual's settled funding rates (FundingRate)."""
+    return f"md.funding.{token(venue)}.{token(symbol)}"
+
+
 def status(venue: str) -> str:
     return f"md.status.{token(venue)}"
 
@@ -152,6 +157,7 @@ ALL_BARS = "md.bar.>"
 ALL_REJECTED_BARS = "md.rejected.>"
 ALL_TRADES = "md.trade.>"
 ALL_STATUS = "md.status.>"
+ALL_FUNDING = "md.funding.>"
 ALL_MD_TRIMMED = "md.trimmed.>"
 ALL_SESSIONS = "sessions.>"
 ALL_UNIVERSES = "symbols.universe.>"
@@ -219,6 +225,8 @@ def for_event(event: ev.Event) -> str:
             return trade(event.venue, event.symbol)
         case ev.MarketDataStatus():
             return status(event.venue)
+        case ev.FundingRate():
+            return funding(event.venue, event.symbol)
         case ev.SessionStarted() | ev.SessionStopped():
             return session(event.session_id)
         case ev.StorageAlert():
@@ -384,6 +392,13 @@ CHANNELS: tuple[Channel, ...] = (
         "Public trades, normalized across venues.",
     ),
     Channel(
+        "md.funding.{venue}.{symbol}",
+        EVENTS_STREAM,
+        (ev.FundingRate,),
+        "market_data",
+        "A perpetual's settled funding rates from the venue's funding history (rate, mark), once per settlement.",
+    ),
+    Channel(
         "md.status.{venue}",
         EVENTS_STREAM,
         (ev.MarketDataStatus,),
@@ -418,6 +433,7 @@ EVENTS_STREAM_SUBJECTS: tuple[str, ...] = (
     ALL_REJECTED_BARS,
     ALL_STATUS,
     ALL_MD_TRIMMED,
+    ALL_FUNDING,
     "symbols.>",
     "signals.>",
     "risk.>",

@@ -116,6 +116,9 @@ def serve_parser() -> argparse.ArgumentParser:
                    help="JSON file of trading accounts: Binance USDT-M API keys and secrets, Hyperliquid "
                         "users, agents and sub-accounts, starting balances (see venuesim.trading_config); "
                         "without it nobody can trade")  # fmt: skip
+    p.add_argument("--funding", type=Path, metavar="FILE",
+                   help="recorded Hyperliquid fundingHistory (JSON array or VCR cassette) whose rates the perp "
+                   "venues' funding histories serve, cycled over their settlement times (default: none)")  # fmt: skip
     p.add_argument("--capture", type=_flag(parse_capture), action="append", default=[], metavar="VENUE=FILE",
                    help="replay a raw capture (gzip or plain; lines `<receive_ns> <json frame>`, hftbacktest's "
                         "layout) to that venue's WebSocket clients, byte for byte, to the subscribers of each "
@@ -179,17 +182,20 @@ def main(argv: list[str] | None = None) -> int:
     if args_list[:1] == ["convert"]:
         return _convert(convert_parser().parse_args(args_list[1:]))
     args = serve_parser().parse_args(args_list)
+    from venuesim.funding import load_rates
     from venuesim.server import VenueSim, serve  # aiohttp is only needed to serve
     from venuesim.trading_config import load as load_accounts
 
     try:
         trading = load_accounts(args.accounts) if args.accounts is not None else None
+        funding = load_rates(args.funding) if args.funding is not None else None
         sim = VenueSim(
             venues=venues.load_venues(args.data, aligned=args.align), speed=args.speed, start_ms=args.start,
             captures=args.capture, faults=fault_config(args), hl_max_connections=args.hl_max_connections,
             hl_max_subscriptions=args.hl_max_subscriptions,
             hl_max_messages_per_minute=args.hl_max_messages_per_minute,
             hl_max_rest_weight_per_minute=args.hl_max_rest_weight_per_minute, trading=trading,
+            funding=funding,
         )  # fmt: skip
     except (BarDataError, ValueError, OSError) as exc:
         print(f"venue-sim: bad input: {exc}", file=sys.stderr)

@@ -17,9 +17,11 @@ from aiohttp import web
 from venuesim import binance_usdm as wire
 from venuesim.clock import SimClock
 from venuesim.exchange_info import exchange_info
+from venuesim.funding import FundingRates, binance_records
 from venuesim.market import Market, Series
 
 KLINES_DEFAULT_LIMIT, KLINES_MAX_LIMIT = 500, 1500
+FUNDING_DEFAULT_LIMIT, FUNDING_MAX_LIMIT = 100, 1000
 _encode = msgspec.json.Encoder().encode
 
 
@@ -38,9 +40,10 @@ class Rest:
     PATH = "/fapi/v1"
     MAX_LIMIT = KLINES_MAX_LIMIT
 
-    def __init__(self, market: Market, clock: SimClock) -> None:
+    def __init__(self, market: Market, clock: SimClock, funding: FundingRates | None = None) -> None:
         self.market = market
         self.clock = clock
+        self.funding = funding  # None: no settlement recorded, GET /fapi/v1/fundingRate answers []
 
     def routes(self, prefix: str = "") -> list[web.RouteDef]:
         base = prefix + self.PATH
@@ -50,6 +53,7 @@ class Rest:
             web.get(f"{base}/exchangeInfo", self.exchange_info),
             web.get(f"{base}/ticker/24hr", self.ticker_24hr),
             web.get(f"{base}/klines", self.klines),
+            *([web.get(f"{base}/fundingRate", self.funding_rate)] if self.PATH == "/fapi/v1" else []),
         ]
 
     def exchange_info_doc(self) -> dict[str, Any]:
@@ -97,6 +101,36 @@ class Rest:
             return json_response(wire.err_invalid_value("limit"), 400)
         picked = series.closed_range(self.clock.now_ms(), start, end, limit)
         return json_response([wire.kline_row(series, i) for i in picked])
+
+    async def funding_rate(self, request: web.Request) -> web.Response:
+        """GET /fapi/v1/fundingRate: symbol (optional: every symbol), startTime, endTime, limit
+        (default 100, max 1000); from startTime forward, else the latest `limit`; ascending.
+        Settlements from venuesim.funding (none without recorded rates)."""
+        query = request.query
+        try:
+            start = _int_param(query, "startTime")
+            end = _int_param(query, "endTime")
+            limit = _int_param(query, "limit")
+        except _BadRequest as exc:
+            return json_response(exc.body, 400)
+        if limit is None:
+            limit = FUNDING_DEFAULT_LIMIT
+        elif not 1 <= limit <= FUNDING_MAX_LIMIT:
+            return json_response(wire.err_invalid_value("limit"), 400)
+        symbol = query.get("symbol")
+        if symbol is not None:
+            one = self.market.get(symbol)
+            if one is None:
+                return json_response(wire.ERR_INVALID_SYMBOL, 400)
+            served = [one]
+        else:
+            served = list(self.market.series.values())
+        if self.funding is None:
+            return json_response([])
+        now = self.clock.now_ms()
+        rows = [r for s in served for r in binance_records(self.funding, s, now, start, end, limit)]
+        rows.sort(key=lambda r: (r["fundingTime"], r["symbol"]))
+        return json_response(rows[:limit] if start is not None else rows[-limit:])
 
 
 def _required(query: Any, name: str) -> str:

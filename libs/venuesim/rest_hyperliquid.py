@@ -26,6 +26,7 @@ from aiohttp import web
 from venuesim import hyperliquid as wire
 from venuesim import hyperliquid_orders
 from venuesim.clock import SimClock
+from venuesim.funding import FundingRates, hyperliquid_records
 from venuesim.iplimits import IpLimits
 from venuesim.market import Market
 from venuesim.rest import json_response
@@ -35,11 +36,12 @@ if TYPE_CHECKING:
 
 _INFO_TYPES = (
     "meta", "metaAndAssetCtxs", "candleSnapshot", "allMids", "spotMeta",
-    "clearinghouseState", "openOrders", "frontendOpenOrders", "orderStatus", "userFills",
+    "clearinghouseState", "openOrders", "frontendOpenOrders", "orderStatus", "userFills", "fundingHistory",
 )  # fmt: skip
 _USER_TYPES = ("clearinghouseState", "openOrders", "frontendOpenOrders", "orderStatus", "userFills")
 INFO_WEIGHT = 20
 CANDLES_PER_EXTRA_WEIGHT = 60
+FUNDING_PER_EXTRA_WEIGHT = 20  # fundingHistory: "additional rate limit weight per 20 items returned"
 
 
 class _Rejected(Exception):
@@ -54,12 +56,15 @@ class HyperliquidRest:
         clock: SimClock,
         limits: IpLimits | None = None,
         trading: HyperliquidTrading | None = None,
+        funding: FundingRates | None = None,
     ) -> None:
+        self.funding = funding  # None: no settlement recorded, fundingHistory answers []
         self.market = market
         self.clock = clock
         self.limits = limits if limits is not None else IpLimits()
         self.trading = trading  # None: nobody trades, every user is empty
         self.candles = 0  # candles in the last candleSnapshot answer
+        self.extra_weight = 0  # the last fundingHistory answer's weight beyond INFO_WEIGHT
 
     def routes(self, prefix: str = "/hyperliquid") -> list[web.RouteDef]:
         return [web.post(f"{prefix}/info", self.info)]
@@ -72,12 +77,12 @@ class HyperliquidRest:
         candles = 0
         try:
             body = await _read_json(request)
-            self.candles = 0
+            self.candles = self.extra_weight = 0
             response = self._answer(body)  # synchronous: self.candles is this request's
             candles = self.candles
         except _Rejected as exc:
             response = web.Response(status=exc.status, text=exc.text)
-        self.limits.rest_spent(ip, INFO_WEIGHT + candles // CANDLES_PER_EXTRA_WEIGHT)
+        self.limits.rest_spent(ip, INFO_WEIGHT + candles // CANDLES_PER_EXTRA_WEIGHT + self.extra_weight)
         return response
 
     def _answer(self, body: Any) -> web.Response:
@@ -93,6 +98,8 @@ class HyperliquidRest:
             trading = self.trading
             mids = trading.all_mids() if trading is not None else {}
             return json_response(mids)
+        if kind == "fundingHistory":
+            return self._funding_history(body, now)
         if kind in _USER_TYPES:
             return json_response(self._user_answer(kind, body))
         if kind != "candleSnapshot":
@@ -116,6 +123,23 @@ class HyperliquidRest:
         picked = wire.snapshot_range(series, now, start, end)
         self.candles = len(picked)  # the request weight counts them
         return json_response([wire.snapshot_candle(series, i, now) for i in picked])
+
+    def _funding_history(self, body: Any, now: int) -> web.Response:
+        """fundingHistory: `coin`, `startTime` (required), `endTime`; at most 500 records from
+        startTime, ascending (venuesim.funding); a coin not listed: HTTP 500 `null`."""
+        coin = _field(body, "coin", str, "")
+        start = _field(body, "startTime", int, "")
+        end = body.get("endTime")
+        if start < 0 or not (end is None or (type(end) is int and end >= 0)):
+            raise _Rejected(422, wire.deserialize_error("startTime/endTime: expected u64"))
+        series = self.market.get(coin)
+        if series is None:
+            return json_response(None, 500)
+        if self.funding is None:
+            return json_response([])
+        records = hyperliquid_records(self.funding, series, now, start, end)
+        self.extra_weight = len(records) // FUNDING_PER_EXTRA_WEIGHT
+        return json_response(records)
 
     def _user_answer(self, kind: str, body: Any) -> Any:
         user = _field(body, "user", str, "").lower()

@@ -28,6 +28,7 @@ from venuesim.control import Control
 from venuesim.exchange_hyperliquid import HyperliquidExchange
 from venuesim.faults import FaultConfig
 from venuesim.feed import Hub
+from venuesim.funding import FundingRates
 from venuesim.hyperliquid import CandleFrames
 from venuesim.hyperliquid_trading import HyperliquidTrading, hyperliquid_instruments
 from venuesim.injector import Injector
@@ -68,7 +69,8 @@ class VenueSim:
     hl_max_rest_weight_per_minute:
     Hyperliquid's per-IP limits (None: not enforced), see venuesim.iplimits; GET /_sim/stats shows
     the peaks reached and the refusals under ip_limits.hyperliquid. trading: who may trade with
-    what (venuesim.trading_config; None: nobody, every signed request is refused)."""
+    what (venuesim.trading_config; None: nobody, every signed request is refused). funding: the
+    recorded rates its perpetual venues' funding histories serve (venuesim.funding; None: none)."""
 
     def __init__(
         self,
@@ -86,6 +88,7 @@ class VenueSim:
         hl_max_messages_per_minute: int | None = MAX_MESSAGES_PER_MINUTE_PER_IP,
         hl_max_rest_weight_per_minute: int | None = MAX_REST_WEIGHT_PER_MINUTE_PER_IP,
         trading: TradingConfig | None = None,
+        funding: FundingRates | None = None,
     ) -> None:
         venues = venues if venues is not None else venue_series(series or {})
         self.markets = {venue: Market(venues.get(venue, {})) for venue in ALL}
@@ -106,7 +109,7 @@ class VenueSim:
         self.captures = _group_captures(captures)
         self._capture_starts = {venue: capture_start_ns(venue, paths) for venue, paths in self.captures.items()}
 
-        self.rest = Rest(self.market, self.clock)
+        self.rest = Rest(self.market, self.clock, funding)
         config = trading or TradingConfig()
         self._wakes = {venue: asyncio.Event() for venue in (BINANCE_USDM, HYPERLIQUID)}
         self.binance_trading = BinanceTrading(
@@ -153,7 +156,9 @@ class VenueSim:
             + self.binance_trading.routes("/binance_usdm")
             + SpotRest(self.markets[BINANCE_SPOT], self.clock).routes("/binance_spot")
             + spot_ws.routes("/binance_spot")
-            + HyperliquidRest(self.markets[HYPERLIQUID], self.clock, hl_limits, self.hl_trading).routes("/hyperliquid")
+            + HyperliquidRest(
+                self.markets[HYPERLIQUID], self.clock, hl_limits, self.hl_trading, funding
+            ).routes("/hyperliquid")
             + HyperliquidExchange(self.hl_trading, hl_limits).routes("/hyperliquid")
             + hl_ws.routes("/hyperliquid")
             + Control(self.injector, self.stats, self.clock).routes()

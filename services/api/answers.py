@@ -133,7 +133,9 @@ def performance(model: ReadModel, query: q.PerformanceQuery, default_window_s: f
             continue
         curve = model.equity[name]
         trades = [t for (acct, _), book in sorted(model.books.items()) if acct == name for t in book.curve.trades]
-        measured = perf.Curve(base=curve.base, marks=curve.marks, trades=sorted(trades, key=lambda t: t.seq))
+        measured = perf.Curve(
+            base=curve.base, marks=curve.marks, trades=sorted(trades, key=lambda t: t.seq), funding=curve.funding
+        )
         account_out.append(
             v.AccountPerformance(
                 account=name,

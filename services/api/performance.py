@@ -36,14 +36,19 @@ class Trade:
 @dataclass(slots=True)
 class Curve:
     """An equity curve (marks in stream order) and the fills that moved it; `base` is its value
-    before the first mark (the initial equity)."""
+    before the first mark (the initial equity). `funding` marks the funding received so far (< 0:
+    paid; AccountUpdated.funding) with each equity mark of an account; empty for a strategy."""
 
     base: float
     marks: list[Mark] = field(default_factory=list)
     trades: list[Trade] = field(default_factory=list)
+    funding: list[Mark] = field(default_factory=list)
 
     def mark(self, seq: int, ts: int, value: float) -> None:
         self.marks.append(Mark(seq, ts, value))
+
+    def mark_funding(self, seq: int, ts: int, received: float) -> None:
+        self.funding.append(Mark(seq, ts, received))
 
 
 class Span:
@@ -81,7 +86,7 @@ def stats(curve: Curve, span: Span, offset: float = 0.0) -> Stats:
         to_ns=inside[-1].ts if inside else None,
         pnl=values[-1] - values[0],
         fees=math.fsum(t.fee for t in trades),
-        funding=0.0,
+        funding=funding_paid(curve, span),
         trades=len(closed),
         wins=wins,
         win_rate=wins / len(closed) if closed else None,
@@ -90,6 +95,19 @@ def stats(curve: Curve, span: Span, offset: float = 0.0) -> Stats:
         sharpe=sharpe(values, [m.ts for m in inside]),
         marks=len(inside),
     )
+
+
+def funding_paid(curve: Curve, span: Span) -> float:
+    """The funding paid in the span (< 0: received): the funding received before it less the
+    funding received by its last mark. 0.0 when nothing was settled."""
+    before = 0.0
+    last: Mark | None = None
+    for m in curve.funding:
+        if span.holds(m.seq, m.ts):
+            last = m
+        elif last is None:
+            before = m.value
+    return before - last.value if last is not None else 0.0
 
 
 def max_drawdown(values: list[float]) -> tuple[float, float]:

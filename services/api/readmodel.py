@@ -210,6 +210,7 @@ class ReadModel:
                 self.accounts[event.account] = event
                 curve = self.equity.setdefault(event.account, perf.Curve(base=event.initial_equity))
                 curve.mark(seq, event.ts_event, event.equity)
+                curve.mark_funding(seq, event.ts_event, event.funding or 0.0)
             case DeadLettered():
                 self.dead_letters[event.service] = self.dead_letters.get(event.service, 0) + 1
                 self.dead_letter_stored.append(stored_ns)

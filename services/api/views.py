@@ -304,8 +304,9 @@ class StrategyPerformance(msgspec.Struct, frozen=True, kw_only=True):
 
 class Performance(msgspec.Struct, frozen=True, kw_only=True):
     """`session` is everything in the log since the current session started (the whole log when
-    no session is recorded); `window` its last `window_s` seconds of event time. Funding is 0:
-    paper accounts pay none and no venue funding event is recorded yet."""
+    no session is recorded); `window` its last `window_s` seconds of event time. Funding is what
+    paper accounts paid at the perpetual funding settlements (FundingRate) in the span, from their
+    AccountUpdated.funding; strategies' funding is not attributed (0)."""
 
     window_s: float
     accounts: tuple[AccountPerformance, ...]

@@ -18,9 +18,10 @@ account total stays finite; and every output is checked for NaN and infinity bef
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import msgspec
-from msgspec import UNSET
+from msgspec import UNSET, UnsetType
 
 from exchanges.trading.client_ids import binance_client_order_id, hyperliquid_cloid
 from services.execution import paper, reconcile
@@ -35,6 +36,7 @@ from ticktape.events import (
     EmergencyStop,
     Envelope,
     Event,
+    FundingRate,
     OrderApproved,
     OrderCanceled,
     OrderFilled,
@@ -63,7 +65,11 @@ FILTER_SUBJECTS: tuple[str, ...] = (
     subjects.ALL_CONTROL,
     subjects.ALL_UNIVERSES,  # UniverseUpdated: each symbol's lot size and minimum notional
     subjects.ALL_VENUE,  # the venue's answers about live accounts' orders (execution's gateway)
+    subjects.ALL_FUNDING,  # FundingRate: perpetual funding settlements, applied to paper positions
 )
+
+# The perpetual venues: a FundingRate of another venue (none is published) changes nothing.
+PERP_VENUES: frozenset[str] = frozenset({"binance_usdm", "hyperliquid"})
 
 _SUBMIT = "execution.submit"  # handler of OrderSubmitted: its id is child_id(approval, _SUBMIT, 0)
 
@@ -113,7 +119,15 @@ class ExecutionCore:
     VenueOrderAccepted and VenueOrderUnknown change only the book (services.execution.live).
     Reduce-only orders and the closing orders of a flatten are sent the same way (reduced by
     what reduce-only orders in flight already close) instead of filled at the mark. A stop does
-    not cancel a live order in flight (a market order: its outcome is the venue's to tell)."""
+    not cancel a live order in flight (a market order: its outcome is the venue's to tell).
+
+    FundingRate (a perpetual's settled funding, from market data) -> for each paper account
+    holding that venue/symbol: payment = -quantity x mark x rate (longs pay a positive rate,
+    shorts receive it), mark being the venue's mark at the settlement or, when the venue gives
+    none, the position's mark (the close of the last bar that marked it); added to the position's
+    and account's `funding` and to equity: PositionUpdated then AccountUpdated. A settlement at
+    or before the last one applied to the symbol changes nothing (a re-poll, a redelivery). Live
+    accounts are left to their venue: its funding reaches them at reconciliation (wallet)."""
 
     def __init__(self, config: ExecutionConfig) -> None:
         self.config = config
@@ -124,6 +138,7 @@ class ExecutionCore:
         self.pending: dict[str, OrderApproved] = {}  # order_id -> approval, in arrival order
         self._seen_orders: set[str] = set()  # membership only, never iterated
         self._last_open: dict[Key, int] = {}
+        self._last_funding: dict[Key, int] = {}  # the last settlement applied per venue/symbol
         self.instruments: dict[Key, UniverseMember] = {}  # the latest trading rules per venue/symbol
         self._live_venue: dict[str, str] = {a.name: a.venue or "" for a in config.accounts if a.mode == "live"}
         self.live = LiveBook()
@@ -164,6 +179,8 @@ class ExecutionCore:
             case ResumeTrading():
                 for name in self._affected(event.account):
                     self.halted[name] = False
+            case FundingRate():
+                return self._on_funding(event)
             case UniverseUpdated():
                 for member in event.members:
                     self.instruments[(event.venue, member.symbol)] = member
@@ -180,6 +197,45 @@ class ExecutionCore:
                 if live is not None:
                     live.unknown = True
         return []
+
+    def _on_funding(self, f: FundingRate) -> list[Event]:
+        if f.venue not in PERP_VENUES:
+            return []
+        if not (math.isfinite(f.rate) and abs(f.rate) < 1.0):  # 100% per settlement is not a rate
+            raise InvalidInput(f"funding {f.venue} {f.symbol} {f.funding_time}: rate={f.rate!r}")
+        if f.mark_price and price_problem("mark_price", f.mark_price) is not None:
+            raise InvalidInput(f"funding {f.venue} {f.symbol} {f.funding_time}: mark_price={f.mark_price!r}")
+        key = (f.venue, f.symbol)
+        last = self._last_funding.get(key)
+        if last is not None and f.funding_time <= last:
+            return []
+        self._last_funding[key] = f.funding_time
+        out: list[Event] = []
+        for index, account in enumerate(self.accounts.values()):
+            pos = account.positions.get(key)
+            if account.name in self._live_venue or pos is None or pos.quantity == 0:
+                continue
+            mark = f.mark_price or pos.mark_price
+            after = replace(pos, funding=pos.funding + funding_payment(pos.quantity, mark, f.rate))
+            problem = after.nonfinite() or account.totals((key, after)).nonfinite()
+            if problem is not None:
+                raise InvalidInput(f"funding {f.venue} {f.symbol} {f.funding_time} would make {problem}")
+            account.positions[key] = after
+            position = PositionUpdated(
+                **_caused_by(f, "execution.funding_position", index),
+                account=account.name,
+                venue=key[0],
+                symbol=key[1],
+                quantity=after.quantity,
+                avg_price=after.avg_price,
+                mark_price=after.mark_price,
+                realized_pnl=after.realized_pnl,
+                unrealized_pnl=after.unrealized_pnl,
+                fees_paid=after.fees_paid,
+                funding=_unless_zero(after.funding),
+            )
+            out += [position, self._account_event(f, "execution.funding_account", index, account)]
+        return out
 
     def _affected(self, account: str) -> list[str]:
         if account == "*":
@@ -621,6 +677,7 @@ class ExecutionCore:
             realized_pnl=after.realized_pnl,
             unrealized_pnl=after.unrealized_pnl,
             fees_paid=after.fees_paid,
+            funding=_unless_zero(after.funding),
         )
         return [order, filled, position]
 
@@ -636,6 +693,7 @@ class ExecutionCore:
             fees_paid=t.fees_paid,
             gross_exposure=t.gross_exposure,
             net_exposure=t.net_exposure,
+            funding=_unless_zero(t.funding),
         )
 
     def _on_bar(self, bar: BarClosed) -> list[Event]:
@@ -675,6 +733,7 @@ class ExecutionCore:
                     fees_paid=t.fees_paid,
                     gross_exposure=t.gross_exposure,
                     net_exposure=t.net_exposure,
+                    funding=_unless_zero(t.funding),
                 )
             )
         return out
@@ -771,7 +830,21 @@ class ExecutionCore:
             realized_pnl=pos.realized_pnl,
             unrealized_pnl=pos.unrealized_pnl,
             fees_paid=pos.fees_paid,
+            funding=_unless_zero(pos.funding),
         )
+
+
+def funding_payment(quantity: float, mark: float, rate: float) -> float:
+    """What a position of signed `quantity` receives at a funding settlement of `rate` with the
+    perpetual marked at `mark`: -quantity x mark x rate (a long pays a positive rate, a short
+    receives it; both the other way round when the rate is negative)."""
+    return -quantity * mark * rate
+
+
+def _unless_zero(value: float) -> float | UnsetType:
+    """A funding total as an event field: unset (not encoded) while zero, so events of accounts that
+    never saw a funding keep the bytes they had before funding existed."""
+    return value if value else UNSET
 
 
 def _signed(a: OrderApproved) -> float:

@@ -14,13 +14,16 @@ _ZERO = 1e-12
 @dataclass
 class Position:
     """One symbol in one account. quantity is signed (short < 0); avg_price is the average
-    entry of the open quantity (0 when flat); realized_pnl excludes fees."""
+    entry of the open quantity (0 when flat); realized_pnl excludes fees and funding. funding is
+    what the position received from perpetual funding settlements (< 0: paid), summed since it
+    was first held; it stays when the position closes, as realized_pnl does."""
 
     quantity: float = 0.0
     avg_price: float = 0.0
     mark_price: float = 0.0
     realized_pnl: float = 0.0
     fees_paid: float = 0.0
+    funding: float = 0.0
 
     @property
     def unrealized_pnl(self) -> float:
@@ -34,7 +37,7 @@ class Position:
 
     def nonfinite(self) -> str | None:
         """The first field (unrealized P&L included) that is NaN or infinite, or None."""
-        for name in ("quantity", "avg_price", "mark_price", "realized_pnl", "fees_paid", "unrealized_pnl"):
+        for name in ("quantity", "avg_price", "mark_price", "realized_pnl", "fees_paid", "unrealized_pnl", "funding"):
             value = getattr(self, name)
             if not math.isfinite(value):
                 return f"{name}={value!r}"
@@ -67,7 +70,9 @@ class Position:
 @dataclass
 class Account:
     """A sub-account: equity = initial + realized + unrealized - fees (+ adjustment: the wallet
-    differences a live account's reconciliation adopted from its venue; 0 for paper accounts)."""
+    differences a live account's reconciliation adopted from its venue; 0 for paper accounts)
+    (+ funding: its positions' funding, added only when non-zero so that the floats of an account
+    that never saw a funding are what they always were)."""
 
     name: str
     initial_equity: float
@@ -85,7 +90,7 @@ class Account:
         """Sums over positions in sorted symbol order, so the floats are reproducible;
         `replacing` = (key, position) computes them as if that position were in key."""
         positions = self.positions if replacing is None else {**self.positions, replacing[0]: replacing[1]}
-        realized = unrealized = fees = gross = net = 0.0
+        realized = unrealized = fees = gross = net = funding = 0.0
         for key in sorted(positions):
             p = positions[key]
             realized += p.realized_pnl
@@ -93,10 +98,13 @@ class Account:
             fees += p.fees_paid
             gross += abs(p.quantity * p.mark_price)
             net += p.quantity * p.mark_price
+            funding += p.funding
         equity = self.initial_equity + realized + unrealized - fees
         if self.adjustment:
             equity += self.adjustment
-        return AccountTotals(equity, realized, unrealized, fees, gross, net)
+        if funding:
+            equity += funding
+        return AccountTotals(equity, realized, unrealized, fees, gross, net, funding)
 
 
 @dataclass(frozen=True)
@@ -107,10 +115,19 @@ class AccountTotals:
     fees_paid: float
     gross_exposure: float
     net_exposure: float
+    funding: float = 0.0
 
     def nonfinite(self) -> str | None:
         """The first total that is NaN or infinite, or None."""
-        for name in ("equity", "realized_pnl", "unrealized_pnl", "fees_paid", "gross_exposure", "net_exposure"):
+        for name in (
+            "equity",
+            "realized_pnl",
+            "unrealized_pnl",
+            "fees_paid",
+            "gross_exposure",
+            "net_exposure",
+            "funding",
+        ):
             value = getattr(self, name)
             if not math.isfinite(value):
                 return f"{name}={value!r}"

@@ -70,6 +70,11 @@ class MarketDataConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     status_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     publish_window: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000
     bar_checks: BarChecks = BarChecks()
+    # Perpetual funding (FundingRate on md.funding.<venue>.<symbol>): every funding_poll_s each
+    # perp venue's funding history is asked for the followed symbols' settlements since the last
+    # one published (on a stream without one: since funding_lookback_s ago). None: not polled.
+    funding_poll_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    funding_lookback_s: Annotated[float, msgspec.Meta(gt=0)] = 8 * 3600.0
 
     def __post_init__(self) -> None:
         if self.timeframe != "1m":

@@ -9,8 +9,10 @@ from typing import Any
 
 import aiohttp
 
+from exchanges.funding import FUNDING_VENUES
 from services.market_data.config import MarketDataConfig
 from services.market_data.feed import VenueFeed
+from services.market_data.funding import FundingPoller
 from ticktape import config as cfg
 from ticktape import runtime
 from ticktape.bus.pipeline import PipelinedPublisher
@@ -43,6 +45,13 @@ async def serve(rt: runtime.Runtime, config: MarketDataConfig) -> None:
     async with aiohttp.ClientSession(timeout=timeout) as session:
         feeds = [VenueFeed(rt, config, v, session, publisher) for v in config.venues]
         feed_tasks = [asyncio.create_task(f.run()) for f in feeds]
+        if config.funding_poll_s is not None:  # perpetual funding settlements, polled
+            pollers = [
+                FundingPoller(f, config.funding_poll_s, config.funding_lookback_s)
+                for f in feeds
+                if f.venue in FUNDING_VENUES
+            ]
+            feed_tasks += [asyncio.create_task(p.run()) for p in pollers]
         tasks = [
             *feed_tasks,
             asyncio.create_task(_report(rt, feeds, publisher, config.status_interval_s)),

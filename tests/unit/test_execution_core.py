@@ -249,7 +249,7 @@ def test_execution_when_same_inputs_twice_then_byte_identical() -> None:
 
 
 def test_filter_subjects_when_listed_then_cover_every_input() -> None:
-    assert FILTER_SUBJECTS == ("risk.>", "md.bar.*.*.*", "control.>", "symbols.universe.>", "venue.>")
+    assert FILTER_SUBJECTS == ("risk.>", "md.bar.*.*.*", "control.>", "symbols.universe.>", "venue.>", "md.funding.>")
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from ticktape.events.execution import (
     OrderSubmitted,
     PositionUpdated,
 )
-from ticktape.events.market import BarClosed, BarRejected, MarketDataStatus, ShardStatus, TradeTick
+from ticktape.events.market import BarClosed, BarRejected, FundingRate, MarketDataStatus, ShardStatus, TradeTick
 from ticktape.events.ops import StorageAlert
 from ticktape.events.reconciliation import AccountReconciled, ReconciliationDifference, VenueCancelRequested
 from ticktape.events.risk import OrderApproved, OrderRejected, RiskHalted
@@ -63,6 +63,7 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     ReconciliationDifference,
     AccountReconciled,
     VenueCancelRequested,
+    FundingRate,
 )
 
 Event = (
@@ -98,6 +99,7 @@ Event = (
     | ReconciliationDifference
     | AccountReconciled
     | VenueCancelRequested
+    | FundingRate
 )
 
 
@@ -113,6 +115,7 @@ __all__ = [
     "DeadLettered",
     "EVENT_TYPES",
     "EmergencyStop",
+    "FundingRate",
     "MarketDataStatus",
     "SessionStarted",
     "SessionStopped",

@@ -67,8 +67,11 @@ class OrderFilled(Envelope, frozen=True, kw_only=True, tag="exec.order.filled"):
 
 
 class PositionUpdated(Envelope, frozen=True, kw_only=True, tag="exec.position.updated"):
-    """A sub-account's position in one symbol after a fill or a mark to the latest close.
-    quantity is signed (short < 0)."""
+    """A sub-account's position in one symbol after a fill, a mark to the latest close or a
+    funding settlement. quantity is signed (short < 0). `funding`: the perpetual funding the
+    position has received (< 0: paid) since it was first held, summed over settlements (paper
+    accounts, from FundingRate); unset, and not encoded, while it is zero, so positions that never
+    saw a funding keep their old bytes."""
 
     account: str
     venue: str
@@ -79,10 +82,13 @@ class PositionUpdated(Envelope, frozen=True, kw_only=True, tag="exec.position.up
     realized_pnl: float
     unrealized_pnl: float
     fees_paid: float
+    funding: float | UnsetType = UNSET
 
 
 class AccountUpdated(Envelope, frozen=True, kw_only=True, tag="exec.account.updated"):
-    """A sub-account's equity and exposure: equity = initial + realized + unrealized - fees."""
+    """A sub-account's equity and exposure: equity = initial + realized + unrealized - fees
+    (+ funding). `funding`: the sum of its positions' funding (see PositionUpdated), unset and not
+    encoded while zero."""
 
     account: str
     initial_equity: float
@@ -92,3 +98,4 @@ class AccountUpdated(Envelope, frozen=True, kw_only=True, tag="exec.account.upda
     fees_paid: float
     gross_exposure: float
     net_exposure: float
+    funding: float | UnsetType = UNSET

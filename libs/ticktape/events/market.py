@@ -94,3 +94,19 @@ class MarketDataStatus(Envelope, frozen=True, kw_only=True, tag="md.status"):
 
     venue: str
     shards: tuple[ShardStatus, ...]
+
+
+class FundingRate(Envelope, frozen=True, kw_only=True, tag="md.funding"):
+    """One settled funding of a perpetual, as the venue's funding history reports it (Binance
+    USDT-M GET /fapi/v1/fundingRate, every 8 h for most symbols; Hyperliquid /info
+    fundingHistory, every hour). funding_time (ns) is the settlement; rate is per settlement
+    (0.0001 = 0.01%): holders of long positions pay `quantity x mark x rate` when it is positive,
+    shorts receive it. mark_price is the venue's mark at the settlement, 0.0 when the venue does
+    not say (Hyperliquid; Binance's older records). The id derives from (venue, symbol,
+    funding_time), so a re-poll of the same settlement is the same event. ts_event = funding_time."""
+
+    venue: str
+    symbol: str
+    funding_time: int
+    rate: float
+    mark_price: float = 0.0
