@@ -264,16 +264,7 @@ class ExecutionCore:
             if reason is None:
                 reason = self._leverage_problem(a)
         if reason is not None:
-            return [
-                OrderCanceled(
-                    **_caused_by(a, "execution.cancel"),
-                    order_id=order_id,
-                    account=a.account,
-                    venue=a.venue,
-                    symbol=a.symbol,
-                    reason=reason,
-                )
-            ]
+            return [_canceled(_caused_by(a, "execution.cancel"), a, order_id, reason)]
         if a.account in self._live_venue:
             submitted = OrderSubmitted(
                 **_caused_by(a, _SUBMIT),
@@ -383,16 +374,7 @@ class ExecutionCore:
         for order_id, a in list(self.pending.items()):
             if a.account in names:
                 del self.pending[order_id]
-                out.append(
-                    OrderCanceled(
-                        **_caused_by(cause, "execution.cancel", len(out), chain=a),
-                        order_id=order_id,
-                        account=a.account,
-                        venue=a.venue,
-                        symbol=a.symbol,
-                        reason=reason,
-                    )
-                )
+                out.append(_canceled(_caused_by(cause, "execution.cancel", len(out), chain=a), a, order_id, reason))
         if not flatten:
             return out
         index = 0
@@ -469,16 +451,7 @@ class ExecutionCore:
             if quantity <= abs(held) * 1e-9:
                 reason = "nothing_to_reduce"  # reduce-only orders in flight close it already
         if reason is not None:
-            return [
-                OrderCanceled(
-                    **_caused_by(a, "execution.cancel"),
-                    order_id=order_id,
-                    account=a.account,
-                    venue=a.venue,
-                    symbol=a.symbol,
-                    reason=reason,
-                )
-            ]
+            return [_canceled(_caused_by(a, "execution.cancel"), a, order_id, reason)]
         if a.account in self._live_venue:
             live_order = OrderSubmitted(
                 **_caused_by(a, _SUBMIT),
@@ -556,13 +529,11 @@ class ExecutionCore:
         self.live.close(live)
         o = live.order
         return [
-            OrderCanceled(
-                **_caused_by(event, "execution.venue_cancel", chain=live.chain, causation_id=o.event_id),
-                order_id=o.order_id,
-                account=o.account,
-                venue=o.venue,
-                symbol=o.symbol,
-                reason=event.reason,
+            _canceled(
+                _caused_by(event, "execution.venue_cancel", chain=live.chain, causation_id=o.event_id),
+                o,
+                o.order_id,
+                event.reason,
             )
         ]
 
@@ -644,13 +615,11 @@ class ExecutionCore:
             or account.totals((key, after)).nonfinite()
         )
         if problem is not None:
-            canceled = OrderCanceled(
-                **_caused_by(cause, "execution.fill_cancel", index, chain=chain, causation_id=order.event_id),
-                order_id=order.order_id,
-                account=order.account,
-                venue=order.venue,
-                symbol=order.symbol,
-                reason="invalid_fill",
+            canceled = _canceled(
+                _caused_by(cause, "execution.fill_cancel", index, chain=chain, causation_id=order.event_id),
+                order,
+                order.order_id,
+                "invalid_fill",
             )
             return [order, canceled]
         account.positions[key] = after
@@ -760,15 +729,13 @@ class ExecutionCore:
         submitted_id = ids.child_id(a.event_id, _SUBMIT, 0)
         if problem is not None:
             return [
-                OrderCanceled(
-                    **_caused_by(
+                _canceled(
+                    _caused_by(
                         bar, "execution.fill_cancel", index, ts_event=bar.close_time, chain=a, causation_id=submitted_id
                     ),
-                    order_id=order_id,
-                    account=a.account,
-                    venue=a.venue,
-                    symbol=a.symbol,
-                    reason="invalid_fill",
+                    a,
+                    order_id,
+                    "invalid_fill",
                 )
             ]
         account.positions[key] = pos
@@ -865,6 +832,15 @@ def _fill_problem(fill: VenueFill) -> str | None:
     if not math.isfinite(fill.fee):
         return f"fee={fill.fee!r}"
     return None
+
+
+def _canceled(
+    fields: EnvelopeFields, order: OrderApproved | OrderSubmitted, order_id: str, reason: str
+) -> OrderCanceled:
+    """The cancel of `order_id` (an approval's or a submitted order's account, venue, symbol)."""
+    return OrderCanceled(
+        **fields, order_id=order_id, account=order.account, venue=order.venue, symbol=order.symbol, reason=reason
+    )
 
 
 def _caused_by(
