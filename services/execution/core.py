@@ -27,7 +27,7 @@ from exchanges.trading.client_ids import binance_client_order_id, hyperliquid_cl
 from services.execution import paper, reconcile
 from services.execution.config import ExecutionConfig
 from services.execution.live import LiveBook, LiveOrder
-from services.execution.portfolio import Account, Key, Position
+from services.execution.portfolio import Account, Key, Position, position_updated
 from ticktape import ids, subjects
 from ticktape.errors import InvalidInput
 from ticktape.events import (
@@ -221,19 +221,7 @@ class ExecutionCore:
             if problem is not None:
                 raise InvalidInput(f"funding {f.venue} {f.symbol} {f.funding_time} would make {problem}")
             account.positions[key] = after
-            position = PositionUpdated(
-                **_caused_by(f, "execution.funding_position", index),
-                account=account.name,
-                venue=key[0],
-                symbol=key[1],
-                quantity=after.quantity,
-                avg_price=after.avg_price,
-                mark_price=after.mark_price,
-                realized_pnl=after.realized_pnl,
-                unrealized_pnl=after.unrealized_pnl,
-                fees_paid=after.fees_paid,
-                funding=_unless_zero(after.funding),
-            )
+            position = position_updated(_caused_by(f, "execution.funding_position", index), account.name, key, after)
             out += [position, self._account_event(f, "execution.funding_account", index, account)]
         return out
 
@@ -579,17 +567,11 @@ class ExecutionCore:
             liquidity=fill.liquidity,
             mode="live",
         )
-        position = PositionUpdated(
-            **_caused_by(fill, "execution.live_position", chain=live.chain, causation_id=filled.event_id),
-            account=o.account,
-            venue=key[0],
-            symbol=key[1],
-            quantity=pos.quantity,
-            avg_price=pos.avg_price,
-            mark_price=pos.mark_price,
-            realized_pnl=pos.realized_pnl,
-            unrealized_pnl=pos.unrealized_pnl,
-            fees_paid=pos.fees_paid,
+        position = position_updated(
+            _caused_by(fill, "execution.live_position", chain=live.chain, causation_id=filled.event_id),
+            o.account,
+            key,
+            pos,
         )
         return [filled, position, self._account_event(fill, "execution.live_account", 0, account)]
 
@@ -635,18 +617,11 @@ class ExecutionCore:
             fee=fee,
             mode=self.config.mode,
         )
-        position = PositionUpdated(
-            **_caused_by(cause, "execution.position", index, chain=chain, causation_id=filled.event_id),
-            account=order.account,
-            venue=key[0],
-            symbol=key[1],
-            quantity=after.quantity,
-            avg_price=after.avg_price,
-            mark_price=after.mark_price,
-            realized_pnl=after.realized_pnl,
-            unrealized_pnl=after.unrealized_pnl,
-            fees_paid=after.fees_paid,
-            funding=_unless_zero(after.funding),
+        position = position_updated(
+            _caused_by(cause, "execution.position", index, chain=chain, causation_id=filled.event_id),
+            order.account,
+            key,
+            after,
         )
         return [order, filled, position]
 
@@ -786,18 +761,11 @@ class ExecutionCore:
         chain: Envelope | None = None,
         causation_id: str | None = None,
     ) -> PositionUpdated:
-        return PositionUpdated(
-            **_caused_by(bar, handler, index, ts_event=bar.close_time, chain=chain, causation_id=causation_id),
-            account=account,
-            venue=key[0],
-            symbol=key[1],
-            quantity=pos.quantity,
-            avg_price=pos.avg_price,
-            mark_price=pos.mark_price,
-            realized_pnl=pos.realized_pnl,
-            unrealized_pnl=pos.unrealized_pnl,
-            fees_paid=pos.fees_paid,
-            funding=_unless_zero(pos.funding),
+        return position_updated(
+            _caused_by(bar, handler, index, ts_event=bar.close_time, chain=chain, causation_id=causation_id),
+            account,
+            key,
+            pos,
         )
 
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from msgspec import UNSET
+
+from ticktape.events import PositionUpdated
+from ticktape.events.envelope import EnvelopeFields
+
 Key = tuple[str, str]  # (venue, symbol)
 
 # A quantity this small relative to the trade is float noise from closing a position.
@@ -132,3 +137,21 @@ class AccountTotals:
             if not math.isfinite(value):
                 return f"{name}={value!r}"
         return None
+
+
+def position_updated(fields: EnvelopeFields, account: str, key: Key, pos: Position) -> PositionUpdated:
+    """The event of one position's state. Funding is left unset while zero, so the events of an
+    account that never saw a funding settlement keep the bytes they had before funding existed."""
+    return PositionUpdated(
+        **fields,
+        account=account,
+        venue=key[0],
+        symbol=key[1],
+        quantity=pos.quantity,
+        avg_price=pos.avg_price,
+        mark_price=pos.mark_price,
+        realized_pnl=pos.realized_pnl,
+        unrealized_pnl=pos.unrealized_pnl,
+        fees_paid=pos.fees_paid,
+        funding=pos.funding if pos.funding else UNSET,
+    )

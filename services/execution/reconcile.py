@@ -32,7 +32,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from services.execution.live import LiveOrder
-from services.execution.portfolio import Key, Position
+from services.execution.portfolio import Key, Position, position_updated
 from ticktape import ids
 from ticktape.errors import InvalidInput
 from ticktape.events import (
@@ -47,6 +47,7 @@ from ticktape.events import (
     VenueCancelRequested,
     VenueSnapshot,
 )
+from ticktape.events.envelope import EnvelopeFields
 
 if TYPE_CHECKING:
     from services.execution.core import ExecutionCore
@@ -58,15 +59,15 @@ QUANTITY_REL = 1e-9
 BALANCE_REL, BALANCE_ABS = 1e-6, 0.01
 
 
-def _fields(cause: Envelope, handler: str, index: int, chain: Envelope | None = None) -> dict[str, Any]:
+def _fields(cause: Envelope, handler: str, index: int, chain: Envelope | None = None) -> EnvelopeFields:
     corr = chain if chain is not None else cause
-    return {
-        "event_id": ids.child_id(cause.event_id, handler, index),
-        "ts_event": cause.ts_event,
-        "ts_init": cause.ts_init,
-        "causation_id": cause.event_id,
-        "correlation_id": corr.correlation_id or corr.event_id,
-    }
+    return EnvelopeFields(
+        event_id=ids.child_id(cause.event_id, handler, index),
+        ts_event=cause.ts_event,
+        ts_init=cause.ts_init,
+        causation_id=cause.event_id,
+        correlation_id=corr.correlation_id or corr.event_id,
+    )
 
 
 def snapshot_problem(snap: VenueSnapshot) -> str | None:
@@ -250,15 +251,4 @@ def _adopt_position(pos: Position, quantity: float, entry: float) -> Position:
 
 
 def _position_event(snap: VenueSnapshot, index: int, account: str, key: Key, pos: Position) -> PositionUpdated:
-    return PositionUpdated(
-        **_fields(snap, "execution.reconcile_position", index),
-        account=account,
-        venue=key[0],
-        symbol=key[1],
-        quantity=pos.quantity,
-        avg_price=pos.avg_price,
-        mark_price=pos.mark_price,
-        realized_pnl=pos.realized_pnl,
-        unrealized_pnl=pos.unrealized_pnl,
-        fees_paid=pos.fees_paid,
-    )
+    return position_updated(_fields(snap, "execution.reconcile_position", index), account, key, pos)
