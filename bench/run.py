@@ -10,7 +10,18 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("md_decode.py", "md_publish.py", "md_burst.py", "replay_vs_nautilus.py", "ws_client.py")
+BENCHMARKS = (
+    "md_decode.py",
+    "md_publish.py",
+    "md_burst.py",
+    "md_burst_stack.py",
+    "replay_vs_nautilus.py",
+    "replay_command.py",
+    "restart.py",
+    "strategies_scale.py",
+    "tick_to_order.py",
+    "ws_client.py",
+)
 
 
 def main() -> int:

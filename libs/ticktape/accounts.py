@@ -63,7 +63,10 @@ class AccountLimits(_Strict, frozen=True, kw_only=True):
     max_open_positions (symbols held or on order), cooldown_minutes (no new entry in a symbol for
     that many minutes of event time after its stop-loss). Per position: stop_loss / take_profit,
     fractions of the average entry price: risk approves a reduce-only close on the mark that
-    crosses it. Orders that only reduce a position are never refused by these limits."""
+    crosses it. max_margin_use: an order to a non-flat target is refused when the initial margin
+    of the account's gross exposure after it (gross / max_leverage) would take more than this
+    fraction of equity ("max_margin_use"). Orders that only reduce a position are never refused
+    by these limits."""
 
     fraction: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.1
     max_notional_per_symbol: Positive = 5_000.0
@@ -78,6 +81,7 @@ class AccountLimits(_Strict, frozen=True, kw_only=True):
     stop_loss: LossFraction | None = None
     take_profit: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
     cooldown_minutes: Annotated[float, msgspec.Meta(ge=0, le=525_600)] = 0.0
+    max_margin_use: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
 
 
 class ReconcilePolicy(_Strict, frozen=True, kw_only=True):

@@ -66,6 +66,16 @@ class NatsSettings(_Section, frozen=True, kw_only=True):
     dlq_inline_bytes: Annotated[int, msgspec.Meta(ge=0, le=256 * 1024)] = 64 * 1024
     dlq_payloads_bucket: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")] = "TICKTAPE_DLQ_PAYLOADS"
     dlq_payloads_max_bytes: Annotated[int, msgspec.Meta(ge=1024 * 1024)] = 1024**3
+    # State snapshots (ticktape.snapshots): a core service snapshots its core's state every
+    # snapshot_every_inputs inputs or snapshot_every_s seconds (0: never by that rule; both 0: no
+    # snapshots, every start re-runs the core over its whole input) and at a clean stop, into its
+    # object store bucket <snapshots_bucket>_<service> (at most snapshots_max_bytes), keeping the
+    # newest snapshots_kept; at start it restores the latest and rebuilds only from there.
+    snapshots_bucket: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")] = "TICKTAPE_SNAPSHOTS"
+    snapshot_every_inputs: Annotated[int, msgspec.Meta(ge=0)] = 20_000
+    snapshot_every_s: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    snapshots_kept: Annotated[int, msgspec.Meta(ge=1, le=100)] = 4
+    snapshots_max_bytes: Annotated[int, msgspec.Meta(ge=1024 * 1024)] = 256 * 1024**2
     # Storage limits (ticktape.bus.provision; README "Storage limits"): every stream is bounded in
     # bytes, so JetStream never fills the disk silently. max_bytes bounds the event log, which then
     # refuses new events (discard new: publishes fail loudly; nothing recorded is ever dropped);

@@ -6,7 +6,7 @@ importing a service module by name."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +24,10 @@ class CoreSpec:
     core: Core
     filter_subjects: tuple[str, ...]
     outputs: tuple[type[Envelope], ...]
+    # run as several workers (ticktape.workers): the partition of each output. Outputs of one
+    # partition are published in order, the partitions' interleaved as the workers ran, so a
+    # replay is checked per partition (ticktape.replay.verify). None: one ordered sequence.
+    lane: Callable[[Event], int] | None = None
 
 
 def load_specs(raw_config: Mapping[str, Any], names: Sequence[str] | None = None) -> list[CoreSpec]:

@@ -89,6 +89,12 @@ class ServiceMetrics:
             labels,
             registry=self.registry,
         )
+        self._snapshots = Counter(
+            "ticktape_snapshots",
+            "State snapshots by outcome: taken, failed, restored, not_restored, unreadable, disabled",
+            labels + ["outcome"],
+            registry=self.registry,
+        )
         self._storage = Gauge(
             "ticktape_storage_used_fraction",
             "Bytes used / limit of a store: a stream against its max_bytes, a disk against its size",
@@ -234,6 +240,9 @@ class ServiceMetrics:
 
     def retried(self, kind: str) -> None:
         self._retries.labels(self.service, kind).inc()
+
+    def snapshot(self, outcome: str) -> None:
+        self._snapshots.labels(self.service, outcome).inc()
 
     def delivery_exhausted(self) -> None:
         self._exhausted.labels(self.service).inc()

@@ -20,6 +20,7 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
+from ticktape import workers
 from ticktape.serviceinfo import KINDS, STREAMS, Kind, ServiceInfo
 
 if TYPE_CHECKING:
@@ -48,6 +49,19 @@ def core_spec_factory(info: ServiceInfo) -> Callable[[dict[str, Any]], CoreSpec]
         raise RegistryError(f"service {info.name!r} is a {info.kind}, not a core: it has no core_spec")
     factory: Callable[[dict[str, Any]], CoreSpec] = _load(info, "core_spec", info.core_spec)
     return factory
+
+
+def worker_plan(info: ServiceInfo, raw: dict[str, Any]) -> workers.WorkerPlan:
+    """How many worker processes this service runs as (one unless it declares a workers planner)."""
+    if info.workers is None:
+        return workers.WorkerPlan(1, "1")
+    planner: Callable[[dict[str, Any]], workers.WorkerPlan] = _load(info, "workers", info.workers)
+    return planner(raw)
+
+
+def durables(info: ServiceInfo, count: int = 1) -> tuple[str, ...]:
+    """The durables the service's processes read through when run as `count` workers."""
+    return tuple(workers.durable(d, i, count) for d in info.durables for i in range(count))
 
 
 def documents() -> dict[str, Callable[[], Any]]:
@@ -117,7 +131,9 @@ def validate(infos: Iterable[ServiceInfo]) -> tuple[ServiceInfo, ...]:
             )
         if info.order in by_order:
             raise RegistryError(f"services {by_order[info.order]!r} and {info.name!r} share start order {info.order}")
-        for field, ref in (("config", info.config), ("core_spec", info.core_spec)):
+        if info.workers is not None and info.kind != "core":
+            raise RegistryError(f"service {info.name!r}: only a core runs as several workers (kind {info.kind!r})")
+        for field, ref in (("config", info.config), ("core_spec", info.core_spec), ("workers", info.workers)):
             if ref is not None and not _REF.match(ref):
                 raise RegistryError(f"service {info.name!r}: {field} must be 'module:attribute' (got {ref!r})")
         for durable in info.durables:

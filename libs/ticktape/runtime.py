@@ -29,6 +29,7 @@ from ticktape.bus.deadletter import DeadLetters
 from ticktape.bus.provision import ensure_streams, stream_configs
 from ticktape.clock import Clock
 from ticktape.metrics import ServiceMetrics
+from ticktape.snapshots.store import SnapshotStore, bucket_name
 
 C = TypeVar("C")
 
@@ -165,10 +166,15 @@ async def serve_core(
     core: Any,
     filter_subjects: tuple[str, ...] | list[str],
     on_processed: Callable[[int], None] | None = None,
+    *,
+    durable: str | None = None,
+    accept: Callable[[str], bool] | None = None,
 ) -> None:
-    """Run a pure core over its inputs from the events stream until rt.stop is set."""
+    """Run a pure core over its inputs from the events stream until rt.stop is set (as one of
+    several workers: through its own `durable`, taking the inputs `accept` says are its own)."""
     from ticktape.bus.consumer import CoreConsumer
 
+    nats = rt.common.nats
     consumer = CoreConsumer(
         service=rt.name,
         js=rt.js,
@@ -183,6 +189,13 @@ async def serve_core(
         dead_letters=dead_letters(rt),
         crash_dir=Path(rt.common.home) / "run" / "crashguard",
         nc=rt.nc,
+        durable=durable,
+        accept=accept,
+        snapshots=SnapshotStore(rt.js, bucket_name(nats, rt.name), durable or rt.name, nats.snapshots_kept)
+        if nats.snapshot_every_inputs or nats.snapshot_every_s
+        else None,
+        snapshot_every_inputs=nats.snapshot_every_inputs,
+        snapshot_every_s=nats.snapshot_every_s,
     )
     await consumer.run(rt.stop)
 

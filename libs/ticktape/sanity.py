@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterable
 
 import msgspec
+import msgspec.inspect as mi
 
 # No listed asset trades outside these in any quote currency (the smallest Binance tick is
 # 1e-8); 1e308 is a bug or a forgery, 1e-320 (a subnormal float) is garbage.
@@ -48,11 +49,36 @@ def amount_problem(name: str, value: float, *, high: float = MAX_AMOUNT) -> str 
 def nonfinite_field(event: msgspec.Struct) -> str | None:
     """The path of the first NaN or infinite float in `event` (nested Structs, tuples, lists
     and dict values included), e.g. 'fee=inf' or 'votes[2].fast_ema=nan', or None."""
-    for name in event.__struct_fields__:
+    for name in _may_hold_floats(type(event)):
         found = _nonfinite(getattr(event, name), name)
         if found is not None:
             return found
     return None
+
+
+_PLAIN = (mi.StrType, mi.BoolType, mi.NoneType, mi.BytesType)
+_PLANS: dict[type[msgspec.Struct], tuple[str, ...]] = {}
+
+
+def _plain(t: mi.Type) -> bool:
+    """A field type no arithmetic fills: strings, bools, string literals and unions of them (an
+    int field is still looked into: a core's arithmetic could put a float there)."""
+    if isinstance(t, mi.LiteralType):
+        return all(isinstance(v, str) for v in t.values)
+    if isinstance(t, mi.UnionType):
+        return all(_plain(u) for u in t.types)
+    return isinstance(t, _PLAIN)
+
+
+def _may_hold_floats(cls: type[msgspec.Struct]) -> tuple[str, ...]:
+    """The fields of a Struct type worth looking into: all but those typed as text or flags."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        info = mi.type_info(cls)
+        fields = info.fields if isinstance(info, mi.StructType) else ()
+        plan = tuple(f.name for f in fields if not _plain(f.type)) if fields else tuple(cls.__struct_fields__)
+        _PLANS[cls] = plan
+    return plan
 
 
 def _nonfinite(value: object, path: str) -> str | None:

@@ -34,6 +34,10 @@ class ServiceInfo:
     documents: (file name under proto/, "module:function" returning a JSON document) of the
                contracts it serves besides events (the API's OpenAPI document); `ticktape proto`
                writes them and the drift test checks them
+    workers:   "module:function" planning how many worker processes `ticktape up` runs the service
+               as (a ticktape.workers.WorkerPlan from the raw config document; cores only), each on
+               its partition of the symbols through its own durable (ticktape.workers.durable);
+               the count is its section's `workers` key
     """
 
     name: str
@@ -45,3 +49,4 @@ class ServiceInfo:
     core_spec: str | None = None
     reads: tuple[str, ...] = ("events",)
     documents: tuple[tuple[str, str], ...] = ()
+    workers: str | None = None

@@ -27,7 +27,7 @@ from nats.js.errors import NotFoundError
 from ticktape import ids
 from ticktape.config import NatsSettings, state_defaults
 from ticktape.depset import dependency_set
-from ticktape.events import SessionStarted, SessionStopped
+from ticktape.events import Event, SessionStarted, SessionStopped
 from ticktape.redact import redact, redact_text
 
 # SessionStopped.reason values. Only "stopped" promises that every recorded input was processed.
@@ -214,7 +214,11 @@ class SessionRecorder:
         except TimeoutError:
             return False
 
-    async def _publish(self, event: SessionStarted | SessionStopped) -> None:
+    def record(self, event: Event, timeout: float = 10.0) -> None:
+        """Publish another record about the run (e.g. WorkersChosen) on the events stream."""
+        asyncio.run(asyncio.wait_for(self._publish(event), timeout))
+
+    async def _publish(self, event: Event) -> None:
         from ticktape.bus.connect import connect
         from ticktape.bus.provision import ensure_streams
         from ticktape.bus.publisher import publish_batch

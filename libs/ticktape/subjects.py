@@ -7,6 +7,7 @@ proto/ is generated from it."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -87,6 +88,11 @@ def strategy_quarantined(strategy: str) -> str:
     return f"signals.{token(strategy)}.quarantined"
 
 
+def strategy_changed(strategy: str) -> str:
+    """Where `ticktape strategies` (the operator) publishes a change of a managed strategy."""
+    return f"strategies.{token(strategy)}"
+
+
 def risk_approved(account: str, symbol: str) -> str:
     return f"risk.approved.{token(account)}.{token(symbol)}"
 
@@ -113,6 +119,11 @@ def position(account: str, symbol: str) -> str:
     return f"positions.{token(account)}.{token(symbol)}"
 
 
+def positions(account: str) -> str:
+    """Every position of an account (a filter)."""
+    return f"positions.{token(account)}.*"
+
+
 def account(account_name: str) -> str:
     return f"accounts.{token(account_name)}"
 
@@ -128,6 +139,11 @@ def venue_fill(account: str, symbol: str) -> str:
     return f"venue.fills.{token(account)}.{token(symbol)}"
 
 
+def venue_funding(account: str, symbol: str) -> str:
+    """Where execution's venue gateway publishes the funding a live account's venue booked."""
+    return f"venue.funding.{token(account)}.{token(symbol)}"
+
+
 def venue_snapshot(account: str) -> str:
     """Where execution's venue gateway publishes what the venue holds for a live account (VenueSnapshot)."""
     return f"venue.snapshots.{token(account)}"
@@ -138,6 +154,11 @@ def reconciliation(account: str) -> str:
     (ReconciliationDifference, AccountReconciled): under accounts., three tokens, so `accounts.*`
     filters still see only AccountUpdated."""
     return f"accounts.{token(account)}.reconciliation"
+
+
+def workers_chosen(service: str) -> str:
+    """Where `ticktape up` records how many worker processes it runs a service as (WorkersChosen)."""
+    return f"ops.workers.{token(service)}"
 
 
 def dead_letter(service: str) -> str:
@@ -162,6 +183,7 @@ ALL_MD_TRIMMED = "md.trimmed.>"
 ALL_SESSIONS = "sessions.>"
 ALL_UNIVERSES = "symbols.universe.>"
 ALL_SIGNALS = "signals.>"
+ALL_STRATEGIES = "strategies.>"
 ALL_RISK = "risk.>"
 ALL_ORDERS = "orders.>"
 ALL_FILLS = "fills.>"
@@ -195,6 +217,8 @@ def for_event(event: ev.Event) -> str:
             return signal(event.strategy, event.venue, event.symbol)
         case ev.StrategyQuarantined():
             return strategy_quarantined(event.strategy)
+        case ev.StrategyChanged():
+            return strategy_changed(event.strategy)
         case ev.OrderApproved():
             return risk_approved(event.account, event.symbol)
         case ev.OrderRejected():
@@ -213,6 +237,8 @@ def for_event(event: ev.Event) -> str:
             return venue_order(event.account, event.symbol)
         case ev.VenueFill():
             return venue_fill(event.account, event.symbol)
+        case ev.VenueFunding():
+            return venue_funding(event.account, event.symbol)
         case ev.EmergencyStop():
             return CONTROL_EMERGENCY_STOP
         case ev.ResumeTrading():
@@ -231,6 +257,8 @@ def for_event(event: ev.Event) -> str:
             return session(event.session_id)
         case ev.StorageAlert():
             return storage_alert(event.resource)
+        case ev.WorkersChosen():
+            return workers_chosen(event.service)
     raise SubjectError(f"no subject for {type(event).__name__}")
 
 
@@ -296,6 +324,14 @@ CHANNELS: tuple[Channel, ...] = (
         "A strategy the signal service stopped running (it raised or returned something unusable), with the reason.",
     ),
     Channel(
+        "strategies.{strategy}",
+        EVENTS_STREAM,
+        (ev.StrategyChanged,),
+        "operator",
+        "A managed strategy added, paused, resumed or retired (`ticktape strategies`), with its whole entry and "
+        "revision; the signal service applies it while running.",
+    ),
+    Channel(
         "risk.approved.{account}.{symbol}",
         EVENTS_STREAM,
         (ev.OrderApproved,),
@@ -352,6 +388,14 @@ CHANNELS: tuple[Channel, ...] = (
         "execution",
         "A live account's fills as the venue reported them (id from the venue's trade id). Inputs of the "
         "execution core.",
+    ),
+    Channel(
+        "venue.funding.{account}.{symbol}",
+        EVENTS_STREAM,
+        (ev.VenueFunding,),
+        "execution",
+        "Funding settlements a live account's venue booked on its positions (id from the account, symbol and "
+        "settlement time). Inputs of the execution core.",
     ),
     Channel(
         "venue.snapshots.{account}",
@@ -426,6 +470,14 @@ CHANNELS: tuple[Channel, ...] = (
         "archive",
         "A stream or disk above its storage alert threshold (bytes used, limit, fraction), before it is full.",
     ),
+    Channel(
+        "ops.workers.{service}",
+        EVENTS_STREAM,
+        (ev.WorkersChosen,),
+        "ticktape up",
+        "How many worker processes a service runs as in a session, each owning a partition of the symbols, and "
+        "why (configured, or chosen from the strategies' measured evaluation time).",
+    ),
 )
 
 EVENTS_STREAM_SUBJECTS: tuple[str, ...] = (
@@ -436,6 +488,7 @@ EVENTS_STREAM_SUBJECTS: tuple[str, ...] = (
     ALL_FUNDING,
     "symbols.>",
     "signals.>",
+    ALL_STRATEGIES,
     "risk.>",
     "orders.>",
     "fills.>",
@@ -470,10 +523,16 @@ class SubjectMismatch(DecodeError):
 _CHANNEL_PATTERNS = tuple((re.sub(r"\{[^}]+\}", "*", ch.template), ch.payloads) for ch in CHANNELS)
 
 
+@functools.lru_cache(maxsize=65_536)
+def _channel_payloads(subject: str) -> tuple[type[ev.Envelope], ...] | None:
+    """The payload types of the first channel whose template matches `subject` (None: no channel)."""
+    return next((p for pattern, p in _CHANNEL_PATTERNS if matches(pattern, subject)), None)
+
+
 def expect(subject: str, event: ev.Event) -> ev.Event:
     """The event, if its type is a payload of the channel whose template matches `subject` and
     `subject` is the event's own subject (for_event); else SubjectMismatch saying why."""
-    payloads = next((p for pattern, p in _CHANNEL_PATTERNS if matches(pattern, subject)), None)
+    payloads = _channel_payloads(subject)
     tag = event.__struct_config__.tag
     if payloads is None:
         raise SubjectMismatch(f"a {tag} event on {subject}, which is no ticktape channel")

@@ -36,6 +36,8 @@ from typing import Protocol, TypeVar
 from ticktape import registry
 from ticktape.config import EXIT_CONFIG
 from ticktape.metrics import SupervisorMetrics
+from ticktape.workers import ENV as WORKER_ENV
+from ticktape.workers import child_name
 
 RESTART_MIN_S = 0.5
 RESTART_MAX_S = 10.0
@@ -106,9 +108,10 @@ class Watched:
 
 @dataclass
 class Child:
-    name: str
+    name: str  # the service's, or its worker's (ticktape.workers.child_name): pid file, restarts
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    service: str = ""  # the service it runs (its name when empty)
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restarts: int = 0
@@ -131,6 +134,7 @@ class Supervisor:
         before_last: Callable[[], None] | None = None,
         drain_last: Callable[[Callable[[], bool]], bool] | None = None,
         extra_env: dict[str, dict[str, str]] | None = None,
+        workers: dict[str, int] | None = None,
         grace: float = 15.0,
         stop_timeout: float = 90.0,
         infra: Sequence[subprocess.Popen[bytes]] = (),
@@ -160,14 +164,25 @@ class Supervisor:
         self.before_last = before_last
         self.drain_last = drain_last
         # every registered service unless told which, each run as `python -m <its module>`, with
-        # env plus its extra_env (e.g. the path of its own bus credentials: never a secret in argv)
+        # env plus its extra_env (e.g. the path of its own bus credentials: never a secret in argv);
+        # a service run as n `workers` is n children, each told its index (ticktape.workers.ENV)
+        # and given the extra_env of its own name too (its metrics port)
+        extra = extra_env or {}
         self.children = [
             Child(
-                name,
+                child_name(name, index, count),
                 [sys.executable, "-m", registry.get(name).module, *(extra_args or {}).get(name, [])],
-                {**env, **(extra_env or {}).get(name, {})},
+                {
+                    **env,
+                    **extra.get(name, {}),
+                    **extra.get(child_name(name, index, count), {}),
+                    **({WORKER_ENV: str(index)} if count > 1 else {}),
+                },
+                service=name,
             )
             for name in (registry.names() if services is None else services)
+            for count in [(workers or {}).get(name, 1)]
+            for index in range(count)
         ]
         self.stopping = False
         self.exit_code = 0
@@ -309,8 +324,8 @@ class Supervisor:
         _write_state(self.run_dir, "stopping")
         self._say("stopping services")
         self.stop_deadline = time.monotonic() + self.stop_timeout
-        last = [c for c in self.children if c.name in self.stop_last]
-        first = [c for c in self.children if c.name in self.stop_first and c not in last]
+        last = [c for c in self.children if (c.service or c.name) in self.stop_last]
+        first = [c for c in self.children if (c.service or c.name) in self.stop_first and c not in last]
         rest = [c for c in self.children if c not in first and c not in last]
         self._stop(first)
         if self.drain is not None and self.exit_code == 0:

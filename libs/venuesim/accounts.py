@@ -5,8 +5,9 @@ Pure and exact: Decimal arithmetic, no clock, no I/O. A fill moves the position 
 on the part that reduces it; the balance takes the realized P&L and pays the fee. Equity is the
 balance plus the unrealized P&L at the given marks; initial margin is notional / leverage.
 
-Not modelled (the simulator says so in its module docs): funding, liquidation, maintenance-margin
-calls, isolated margin, hedge mode."""
+Funding settlements move the balance (venuesim.trading.Engine.settle_funding). Not modelled (the
+simulator says so in its module docs): liquidation, maintenance-margin calls, isolated margin,
+hedge mode."""
 
 from __future__ import annotations
 

@@ -245,3 +245,17 @@ def account_update(
             }],
         },
     }  # fmt: skip
+
+
+def funding_income(symbol: str, amount: Decimal, time_ms: int, tran_id: int) -> dict[str, Any]:
+    """One GET /fapi/v1/income record of a funding fee (income: received, < 0 paid)."""
+    return {
+        "symbol": symbol, "incomeType": "FUNDING_FEE", "income": money(amount), "asset": QUOTE, "info": "",
+        "time": time_ms, "tranId": tran_id, "tradeId": "",
+    }  # fmt: skip
+
+
+def funding_update(acct: Account, amount: Decimal, time_ms: int) -> dict[str, Any]:
+    """The ACCOUNT_UPDATE (reason FUNDING_FEE) of a funding fee in cross margin: the balance only."""
+    balance = [{"a": QUOTE, "wb": money(acct.balance), "cw": money(acct.balance), "bc": money(amount)}]
+    return {"e": "ACCOUNT_UPDATE", "E": time_ms, "T": time_ms, "a": {"m": "FUNDING_FEE", "B": balance, "P": []}}

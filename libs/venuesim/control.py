@@ -1,5 +1,9 @@
 """The simulator's own endpoints for tests: POST /_sim/fault (fault injection at a chosen moment,
-see venuesim.injector for the keys) and GET /_sim/stats (venuesim.stats)."""
+see venuesim.injector for the keys), GET /_sim/stats (venuesim.stats) and GET /_sim/clock: the
+simulated clock as a client needs it to keep time with it, `{"now_ms", "speed", "started"}`
+(simulated ms per wall ms once started; frozen at now_ms before): a real venue's clock runs at
+the wall clock's pace, so its clients learn only its offset (Binance's GET /fapi/v1/time), while
+a simulator at --speed X runs X times faster, which a client cannot tell from one reading."""
 
 from __future__ import annotations
 
@@ -18,7 +22,11 @@ class Control:
         self.clock = clock
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/_sim/fault", self.fault), web.get("/_sim/stats", self.get_stats)]
+        return [
+            web.post("/_sim/fault", self.fault),
+            web.get("/_sim/stats", self.get_stats),
+            web.get("/_sim/clock", self.get_clock),
+        ]
 
     async def fault(self, request: web.Request) -> web.Response:
         """Body: any of drop_every, stall ("S@E"), malformed_every, skip_minutes, refuse_reconnect
@@ -35,3 +43,6 @@ class Control:
 
     async def get_stats(self, request: web.Request) -> web.Response:
         return json_response(self.stats.snapshot(self.clock))
+
+    async def get_clock(self, request: web.Request) -> web.Response:
+        return json_response({"now_ms": self.clock.now_ms(), "speed": self.clock.speed, "started": self.clock.started})

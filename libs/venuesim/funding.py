@@ -119,3 +119,33 @@ def hyperliquid_records(
         record["time"] = t
         out.append(record)
     return out
+
+
+class Settlements:
+    """When a trading venue books funding on its accounts: every `interval_ms` of sim time, from
+    the venue's first step on (nothing is booked for the time before: no position existed)."""
+
+    def __init__(self, interval_ms: int) -> None:
+        self.interval_ms = interval_ms
+        self._booked_ms: int | None = None  # settlements up to here are booked
+
+    def due(self, now_ms: int) -> list[int]:
+        """The settlement times not booked yet up to now_ms, oldest first (now counted booked)."""
+        if self._booked_ms is None:
+            self._booked_ms = now_ms
+        first = (self._booked_ms // self.interval_ms + 1) * self.interval_ms
+        self._booked_ms = max(self._booked_ms, now_ms)
+        return list(range(first, now_ms + 1, self.interval_ms))
+
+    def next_after(self, now_ms: int) -> int:
+        after = self._booked_ms if self._booked_ms is not None else now_ms
+        return (after // self.interval_ms + 1) * self.interval_ms
+
+
+def next_due(engine_due: int | None, settlements: Settlements | None, holding: bool, now_ms: int) -> int | None:
+    """When a trading venue's matcher must look next: its engine's next feed event for a resting
+    order, or the next settlement (settlements: None without funding) while a position is open."""
+    if settlements is None or not holding:
+        return engine_due
+    settle = settlements.next_after(now_ms)
+    return settle if engine_due is None else min(engine_due, settle)

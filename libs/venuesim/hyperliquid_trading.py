@@ -11,7 +11,13 @@ Channels (venuesim.ws_hyperliquid): `orderUpdates` (WsOrder[] per order change: 
 the order's state after immediate matching), `userFills` (a snapshot, `isSnapshot: true`, on
 subscribe, then each batch of fills) and `userEvents` (channel `user`, `{"fills": [...]}`).
 A fill's `hash` is the hash of the action that made it (the L1 action hash) or, for a resting
-order crossed by the feed, a keccak of the trade id (the simulator has no blocks)."""
+order crossed by the feed, a keccak of the trade id (the simulator has no blocks).
+
+Funding (with recorded rates, venuesim.funding): at every hourly settlement in sim time after the
+venue's first step, each open position receives -size x mark x rate (the served price as mark)
+into its balance, pushed on `userFundings` (a snapshot of the user's settlements on subscribe,
+then each new one) and on `userEvents` as `{"funding": {...}}`. Deviation: the real venue settles
+1/8 of an 8-hour rate every hour; the recorded rates are used as they are."""
 
 from __future__ import annotations
 
@@ -26,17 +32,23 @@ from eth_utils import keccak
 from venuesim import hyperliquid_orders as wire
 from venuesim.clock import SimClock
 from venuesim.feed import Hub
+from venuesim.funding import HYPERLIQUID_INTERVAL_MS, FundingRates, Settlements, next_due
 from venuesim.market import Market
 from venuesim.trading import Engine, Event, Fill, Instrument, Order
 from venuesim.trading_config import HyperliquidAccount
+from venuesim.trading_faults import TradingFaults
 from venuesim.venues import HYPERLIQUID
 
 MIN_ORDER_VALUE = Decimal(10)  # USDC, Hyperliquid's documented minimum order value
 MAX_PRICE_DECIMALS = 6  # perps: a price has at most 6 - szDecimals decimals (and 5 significant figures)
 NONCES_KEPT = 100
 USER_FILLS_MAX = 2000
-USER_CHANNELS = ("orderUpdates", "userFills", "userEvents")
+USER_CHANNELS = ("orderUpdates", "userFills", "userEvents", "userFundings")
 _encode = msgspec.json.Encoder().encode
+
+
+def _frame(channel: str, data: Any) -> str:
+    return _encode({"channel": channel, "data": data}).decode()
 
 
 def channel_key(kind: str, user: str) -> str:
@@ -69,8 +81,14 @@ class HyperliquidTrading:
         *,
         mainnet: bool = False,
         wake: Callable[[], None] = lambda: None,
+        faults: TradingFaults | None = None,
+        funding: FundingRates | None = None,
     ) -> None:
         self.engine = engine
+        self.funding = funding
+        self.settlements = Settlements(HYPERLIQUID_INTERVAL_MS)
+        self.fundings: dict[str, list[dict[str, Any]]] = {}  # user -> its settlements, oldest first
+        self.faults = faults if faults is not None else TradingFaults([engine])
         self.clock = clock
         self.hub = hub
         self.mainnet = mainnet
@@ -115,7 +133,43 @@ class HyperliquidTrading:
     # the matcher and the channels -------------------------------------------------------------
 
     def advance(self) -> None:
-        self.publish(self.engine.advance(self.clock.now_ms()))
+        """Match up to now, booking each funding settlement passed on the way at its time."""
+        now = self.clock.now_ms()
+        for t in self._settlements(now):
+            self.publish(self.engine.advance(t))
+            self._settle(t)
+        self.publish(self.engine.advance(now))
+
+    def next_event_ms(self) -> int | None:
+        """When the matcher must look next (venuesim.funding.next_due)."""
+        settlements = self.settlements if self.funding is not None else None
+        return next_due(self.engine.next_event_ms(), settlements, self.engine.holds_positions(), self.clock.now_ms())
+
+    def _settlements(self, now: int) -> list[int]:
+        return self.settlements.due(now) if self.funding is not None else []
+
+    def _settle(self, t: int) -> None:
+        """Book the settlement at t (venuesim.funding's rate for it, the served price as mark) and
+        push it on the user channels: userFundings, and userEvents' `funding`."""
+        assert self.funding is not None
+        rate = self.funding.rate_at(t, HYPERLIQUID_INTERVAL_MS).rate
+        frames: list[tuple[str, str, bool]] = []
+        for coin in self.engine.instruments:
+            mark = self.engine.price(coin, t)
+            if mark is None:
+                continue
+            for user, size, amount in self.engine.settle_funding(coin, Decimal(rate), mark):
+                doc = {"time": t, "coin": coin, "usdc": wire.usd(amount), "szi": wire.num(size), "fundingRate": rate}
+                self.fundings.setdefault(user, []).append(doc)
+                frames.append(
+                    (
+                        channel_key("userFundings", user),
+                        _frame("userFundings", {"user": user, "fundings": [doc]}),
+                        False,
+                    )
+                )
+                frames.append((channel_key("userEvents", user), _frame("user", {"funding": doc}), False))
+        self.faults.send(self.hub, frames)
 
     def publish(self, events: list[Event], tx_hash: str | None = None) -> None:
         """Push the events to the accounts' channels; remember each fill's hash."""
@@ -129,23 +183,28 @@ class HyperliquidTrading:
                 fills.setdefault(user, []).append(self.fill_doc(event.fill))
             if last_event[event.order.oid] == i:  # one update per order per batch: its latest state
                 updates.setdefault(user, []).append(wire.ws_order(event.order, event.time_ms))
+        if self.funding is not None and fills:
+            self.wake()  # a position moved: the matcher's next settlement may be due now
+        frames: list[tuple[str, str, bool]] = []  # (channel key, frame, a fill's) in venue order
         for user, data in updates.items():
-            self._push(channel_key("orderUpdates", user), {"channel": "orderUpdates", "data": data})
+            frames.append((channel_key("orderUpdates", user), _frame("orderUpdates", data), False))
         for user, data in fills.items():
-            self._push(channel_key("userFills", user), {"channel": "userFills", "data": {"user": user, "fills": data}})
-            self._push(channel_key("userEvents", user), {"channel": "user", "data": {"fills": data}})
-
-    def _push(self, key: str, body: dict[str, Any]) -> None:
-        if self.hub.wanted(key):
-            self.hub.publish(key, _encode(body).decode())
+            frames.append((channel_key("userFills", user), _frame("userFills", {"user": user, "fills": data}), True))
+            frames.append((channel_key("userEvents", user), _frame("user", {"fills": data}), True))
+        self.faults.send(self.hub, frames)
 
     def snapshot(self, subscription: dict[str, Any]) -> list[str]:
-        """Frames a new subscription gets after its subscriptionResponse (userFills: its snapshot)."""
-        if subscription.get("type") != "userFills":
-            return []
-        user = str(subscription["user"]).lower()
+        """Frames a new subscription gets after its subscriptionResponse (userFills: its snapshot),
+        then the fills a fault replays (venuesim.trading_faults)."""
+        kind, user = subscription.get("type"), str(subscription.get("user", "")).lower()
+        replayed = self.faults.replay(channel_key(str(kind), user)) if kind in USER_CHANNELS else []
+        if kind == "userFundings":
+            data = {"isSnapshot": True, "user": user, "fundings": self.fundings.get(user, [])}
+            return [_frame("userFundings", data), *replayed]
+        if kind != "userFills":
+            return replayed
         data = {"isSnapshot": True, "user": user, "fills": self.user_fills(user)}
-        return [_encode({"channel": "userFills", "data": data}).decode()]
+        return [_frame("userFills", data), *replayed]
 
     # /info documents --------------------------------------------------------------------------
 

@@ -1,11 +1,12 @@
 """Every request the simulator received, verbatim, for checks made from outside: GET /_sim/requests
 returns them oldest first as `{"method", "path" (with the raw query string), "headers" ([name,
-value] pairs as sent), "body" (text)}`, so a test can recompute a Binance HMAC or recover a
-Hyperliquid signer independently of the simulator's own checks. The simulator's own /_sim/
-requests are not recorded; the last `max_kept` are kept."""
+value] pairs as sent), "body" (text), "time" (when it arrived: host epoch seconds)}`, so a test
+can recompute a Binance HMAC or recover a Hyperliquid signer independently of the simulator's own
+checks. The simulator's own /_sim/ requests are not recorded; the last `max_kept` are kept."""
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Any
 
@@ -29,6 +30,7 @@ class RequestLog:
                 "path": request.raw_path,
                 "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.raw_headers],
                 "body": body.decode("utf-8", errors="replace"),
+                "time": time.time(),
             })  # fmt: skip
         response: web.StreamResponse = await handler(request)
         return response

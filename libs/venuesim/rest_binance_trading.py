@@ -3,11 +3,13 @@ keys, and the user data stream, mounted beside the market data (root and /binanc
 
     POST/DELETE/GET /fapi/v1/order     (GET/DELETE by orderId or origClientOrderId)
     GET /fapi/v1/openOrders            GET /fapi/v2/account      GET /fapi/v2/positionRisk
+    GET /fapi/v1/income                (FUNDING_FEE records of the funding it books)
     POST/PUT/DELETE /fapi/v1/listenKey (USER_STREAM: API key only)
 
 Authentication as Binance does it: the `X-MBX-APIKEY` header names a configured key (missing:
 -2014, unknown: -2015, both HTTP 401); SIGNED endpoints need `timestamp` (ms) within `recvWindow`
-(default 5000, at most 60000) of the simulator's clock and not 1000 ms or more ahead of it (-1021),
+(default 5000, at most 60000) of the simulator's clock and not 1000 ms or more ahead of it (-1021;
+both windows in wall-clock ms: at --speed X, X times as many simulated ms),
 and `signature` = hex HMAC-SHA256 with the key's secret of the total params, the query string
 concatenated with the form body, as sent, without the signature itself (-1022). Errors are
 `{"code":..,"msg":..}` with HTTP 400 unless stated.
@@ -21,6 +23,10 @@ venuesim.trading. Deviations: STOP/TAKE_PROFIT/TRAILING types are answered -1116
 User data stream: `/ws/<listenKey>` (or `/stream?streams=<listenKey>`) on the same port gets the
 account's ORDER_TRADE_UPDATE for each new, traded, canceled or expired order, and an
 ACCOUNT_UPDATE (reason ORDER) after each trade. A POST while a key is active returns the same key.
+Trading faults (timeouts after accept, replayed fills, reordered frames, 429s): venuesim.trading_faults.
+Funding (with recorded rates, venuesim.funding): at every 8-hourly settlement in sim time after
+the venue's first step, each open position receives -size x mark x rate into the balance, as a
+FUNDING_FEE income record and an ACCOUNT_UPDATE (reason FUNDING_FEE) on the user stream.
 Deviation: keys do not expire after 60 minutes, and no listenKeyExpired is sent."""
 
 from __future__ import annotations
@@ -41,10 +47,12 @@ from venuesim.binance_usdm import err_illegal_chars, err_invalid_value, err_mand
 from venuesim.clock import SimClock
 from venuesim.exchange_info import MIN_NOTIONAL
 from venuesim.feed import Hub
+from venuesim.funding import BINANCE_INTERVAL_MS, FundingRates, Settlements, next_due
 from venuesim.market import Market
 from venuesim.rest import json_response
 from venuesim.trading import Engine, Event, Instrument, NotFound, OrderRequest, Rejected
 from venuesim.trading_config import BinanceAccount
+from venuesim.trading_faults import WAITED_MS, TradingFaults
 from venuesim.venues import BINANCE_USDM
 
 DEFAULT_RECV_WINDOW, MAX_RECV_WINDOW, MAX_AHEAD_MS = 5000, 60000, 1000
@@ -83,8 +91,15 @@ class BinanceTrading:
         accounts: Sequence[BinanceAccount],
         hub: Hub,
         wake: Callable[[], None] = lambda: None,
+        faults: TradingFaults | None = None,
+        funding: FundingRates | None = None,
     ) -> None:
         self.engine = engine
+        self.funding = funding
+        self.settlements = Settlements(BINANCE_INTERVAL_MS)
+        self.income: dict[str, list[dict[str, Any]]] = {}  # account -> its FUNDING_FEE records
+        self._tran_id = 0
+        self.faults = faults if faults is not None else TradingFaults([engine])
         self.clock = clock
         self.keys = {a.api_key: a for a in accounts}
         self.hub = hub
@@ -101,6 +116,7 @@ class BinanceTrading:
             web.get(f"{base}/v1/openOrders", self.open_orders),
             web.get(f"{base}/v2/account", self.account),
             web.get(f"{base}/v2/positionRisk", self.position_risk),
+            web.get(f"{base}/v1/income", self.income_history),
             web.post(f"{base}/v1/listenKey", self.listen_key_new),
             web.put(f"{base}/v1/listenKey", self.listen_key_keepalive),
             web.delete(f"{base}/v1/listenKey", self.listen_key_close),
@@ -110,10 +126,45 @@ class BinanceTrading:
 
     def advance(self) -> None:
         """Match resting orders against the feed up to now and push what happened."""
-        now = self.clock.now_ms()
+        self._step(self.clock.now_ms())
+
+    def _step(self, now: int) -> None:
+        """Match up to now, booking each funding settlement passed on the way at its time."""
+        for t in self.settlements.due(now) if self.funding is not None else []:
+            self.publish(self.engine.advance(t), t)
+            self._settle(t)
         self.publish(self.engine.advance(now), now)
 
+    def next_event_ms(self) -> int | None:
+        """When the matcher must look next (venuesim.funding.next_due)."""
+        settlements = self.settlements if self.funding is not None else None
+        return next_due(self.engine.next_event_ms(), settlements, self.engine.holds_positions(), self.clock.now_ms())
+
+    def _settle(self, t: int) -> None:
+        """Book the settlement at t (venuesim.funding's rate, the served price as mark): a
+        FUNDING_FEE income record per position, and the ACCOUNT_UPDATE Binance pushes for it in
+        cross margin (the balance only: `bc` the fee, no position, no symbol)."""
+        assert self.funding is not None
+        rate = Decimal(self.funding.rate_at(t, BINANCE_INTERVAL_MS).rate)
+        frames: list[tuple[str, str, bool]] = []
+        for symbol in self.engine.instruments:
+            mark = self.engine.price(symbol, t)
+            if mark is None:
+                continue
+            for name, _size, amount in self.engine.settle_funding(symbol, rate, mark):
+                self._tran_id += 1
+                records = self.income.setdefault(name, [])
+                records.append(wire.funding_income(symbol, amount, t, self._tran_id))
+                key = self.listen_keys.get(name)
+                if key is not None:
+                    update = wire.funding_update(self.engine.accounts[name], amount, t)
+                    frames.append((key, _encode(update).decode(), False))
+        self.faults.send(self.hub, frames)
+
     def publish(self, events: list[Event], now: int) -> None:
+        if self.funding is not None and any(e.fill is not None for e in events):
+            self.wake()  # a position moved: the matcher's next settlement may be due now
+        frames: list[tuple[str, str, bool]] = []  # (listen key, frame, a fill's) in venue order
         for event in events:
             order = event.order
             key = self.listen_keys.get(order.account)
@@ -127,14 +178,18 @@ class BinanceTrading:
                     bid += o.remaining * px
                 else:
                     ask += o.remaining * px
-            self._push(key, wire.order_trade_update(event, inst, now, bid, ask))
-            if event.fill is not None:
+            fill = event.fill is not None
+            frames.append((key, _encode(wire.order_trade_update(event, inst, now, bid, ask)).decode(), fill))
+            if fill:
                 acct = self.engine.accounts[order.account]
                 mark = self.engine.price(order.symbol, now)
-                self._push(key, wire.account_update(acct, order.symbol, mark, inst, event.time_ms, now))
+                update = wire.account_update(acct, order.symbol, mark, inst, event.time_ms, now)
+                frames.append((key, _encode(update).decode(), False))
+        self.faults.send(self.hub, frames)
 
-    def _push(self, key: str, body: dict[str, Any]) -> None:
-        self.hub.publish(key, _encode(body).decode())
+    def user_stream_opened(self, streams: list[str]) -> list[str]:
+        """Frames a (re)connected user stream gets first: the fills a fault replays."""
+        return [frame for key in streams if key in self.listen_keys.values() for frame in self.faults.replay(key)]
 
     # handlers ---------------------------------------------------------------------------------
 
@@ -156,13 +211,16 @@ class BinanceTrading:
     async def position_risk(self, request: web.Request) -> web.Response:
         return await self._handle(request, self._position_risk)
 
+    async def income_history(self, request: web.Request) -> web.Response:
+        return await self._handle(request, self._income)
+
     async def _handle(
         self, request: web.Request, action: Callable[[BinanceAccount, dict[str, str], int], Any]
     ) -> web.Response:
         try:
             account, params = await self._signed(request)
             now = self.clock.now_ms()
-            self.publish(self.engine.advance(now), now)
+            self._step(now)
             return json_response(action(account, params, now))
         except _Refused as exc:
             return json_response(exc.body, exc.status)
@@ -271,6 +329,23 @@ class BinanceTrading:
             for s in symbols
         ]
 
+    def _income(self, account: BinanceAccount, params: dict[str, str], now: int) -> list[dict[str, Any]]:
+        """GET /fapi/v1/income: the account's FUNDING_FEE records (the only income type booked
+        here besides fills, which userTrades lists), filtered by incomeType, symbol and
+        startTime/endTime; the first `limit` (default 100, at most 1000) from startTime, else the
+        latest, ascending."""
+        kind, symbol = params.get("incomeType"), params.get("symbol")
+        start, end = _ms(params, "startTime"), _ms(params, "endTime")
+        limit = _ms(params, "limit") or 100
+        if not 1 <= limit <= 1000:
+            raise _Refused(err_invalid_value("limit"))
+        rows = [
+            r for r in self.income.get(account.name, [])
+            if (kind is None or r["incomeType"] == kind) and (symbol is None or r["symbol"] == symbol)
+            and (start is None or r["time"] >= start) and (end is None or r["time"] <= end)
+        ]  # fmt: skip
+        return rows[:limit] if start is not None else rows[-limit:]
+
     # listen keys (USER_STREAM: the API key, no signature) -------------------------------------
 
     async def listen_key_new(self, request: web.Request) -> web.Response:
@@ -334,10 +409,14 @@ class BinanceTrading:
         window = int(window_text)
         if window > MAX_RECV_WINDOW:
             raise _Refused(wire.ERR_BAD_RECV_WINDOW)
-        now, ts = self.clock.now_ms(), int(stamp)
-        if ts >= now + MAX_AHEAD_MS:
+        # As of its arrival (latency_s held it that long). The windows bound a network's delay and
+        # a host clock's error, which do not speed up with the simulation: at --speed X they are X
+        # times as many simulated ms (a client keeping the simulator's time: GET /_sim/clock).
+        speed = self.clock.speed
+        now, ts = self.clock.now_ms() - int(request.get(WAITED_MS, 0) * speed), int(stamp)
+        if ts >= now + MAX_AHEAD_MS * speed:
             raise _Refused(wire.ERR_AHEAD)
-        if now - ts > window:
+        if now - ts > window * speed:
             raise _Refused(wire.ERR_RECV_WINDOW)
         signature = _required(params, "signature")
         expected = hmac.new(account.secret.encode(), signed_payload(query, body).encode(), hashlib.sha256).hexdigest()
@@ -376,6 +455,15 @@ def _required(params: dict[str, str], name: str) -> str:
     if not value:
         raise _Refused(err_mandatory(name))
     return value
+
+
+def _ms(params: dict[str, str], name: str) -> int | None:
+    text = params.get(name)
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 20:
+        raise _Refused(err_illegal_chars(name))
+    return int(text)
 
 
 def _decimal(params: dict[str, str], name: str, *, required: bool) -> Decimal | None:

@@ -3,9 +3,10 @@ one clock, one bar pump per venue, capture replays, fault injection.
 
 Routes: Binance USDT-M at the root (/fapi/v1/..., /fapi/v2/..., /stream, /ws) and the same venue
 under /binance_usdm; Binance spot under /binance_spot (/api/v3/..., /stream, /ws); Hyperliquid under
-/hyperliquid (POST /info, POST /exchange, /ws); the simulator's own /_sim/fault, /_sim/stats and
-/_sim/requests. Trading (venuesim.trading) runs on Binance USDT-M and Hyperliquid for the accounts
-of a TradingConfig, with one matcher task per venue that fills resting orders as the feed moves."""
+/hyperliquid (POST /info, POST /exchange, /ws); the simulator's own /_sim/fault, /_sim/stats,
+/_sim/trading_fault (venuesim.trading_faults) and /_sim/requests. Trading (venuesim.trading) runs
+on Binance USDT-M and Hyperliquid for the accounts of a TradingConfig, with one matcher task per
+venue that fills resting orders as the feed moves."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from venuesim.rest_spot import SpotRest
 from venuesim.stats import Stats
 from venuesim.trading import Engine
 from venuesim.trading_config import TradingConfig
+from venuesim.trading_faults import TradingFaults
 from venuesim.venues import ALL, BINANCE_SPOT, BINANCE_USDM, HYPERLIQUID, VenueSeries, venue_series
 from venuesim.ws import WsEndpoint
 from venuesim.ws_hyperliquid import (
@@ -112,25 +114,28 @@ class VenueSim:
         self.rest = Rest(self.market, self.clock, funding)
         config = trading or TradingConfig()
         self._wakes = {venue: asyncio.Event() for venue in (BINANCE_USDM, HYPERLIQUID)}
-        self.binance_trading = BinanceTrading(
-            Engine(
-                self.market, binance_instruments(self.market), config.binance_fees,
-                accounts={a.name: a.balance for a in config.binance}, leverage=config.leverage,
-            ),
-            self.clock, config.binance, self.hub, wake=self._wakes[BINANCE_USDM].set,
+        binance_engine = Engine(
+            self.market, binance_instruments(self.market), config.binance_fees,
+            accounts={a.name: a.balance for a in config.binance}, leverage=config.leverage,
         )  # fmt: skip
         hl_market = self.markets[HYPERLIQUID]
+        hl_engine = Engine(
+            hl_market, hyperliquid_instruments(hl_market), config.hl_fees,
+            accounts={a.address: a.balance for a in config.hyperliquid}, leverage=config.leverage, client_ids="all",
+        )  # fmt: skip
+        self.trading_faults = TradingFaults([binance_engine, hl_engine])
+        self.binance_trading = BinanceTrading(
+            binance_engine, self.clock, config.binance, self.hub, wake=self._wakes[BINANCE_USDM].set,
+            faults=self.trading_faults, funding=funding,
+        )  # fmt: skip
         self.hl_trading = HyperliquidTrading(
-            Engine(
-                hl_market, hyperliquid_instruments(hl_market), config.hl_fees,
-                accounts={a.address: a.balance for a in config.hyperliquid}, leverage=config.leverage,
-                client_ids="all",
-            ),
-            self.clock, config.hyperliquid, self.hubs[HYPERLIQUID], mainnet=config.hl_mainnet,
-            wake=self._wakes[HYPERLIQUID].set,
+            hl_engine, self.clock, config.hyperliquid, self.hubs[HYPERLIQUID], mainnet=config.hl_mainnet,
+            wake=self._wakes[HYPERLIQUID].set, faults=self.trading_faults, funding=funding,
         )  # fmt: skip
         self.requests = RequestLog()
-        self.ws = WsEndpoint(self.hub, heartbeat, BINANCE_USDM, self.injector)
+        self.ws = WsEndpoint(
+            self.hub, heartbeat, BINANCE_USDM, self.injector, on_open=self.binance_trading.user_stream_opened
+        )
         spot_ws = WsEndpoint(self.hubs[BINANCE_SPOT], heartbeat, BINANCE_SPOT, self.injector)
         hl_limits = IpLimits(
             max_connections=hl_max_connections,
@@ -148,7 +153,9 @@ class VenueSim:
             user_feed=self.hl_trading,
         )
         self._endpoints = (self.ws, spot_ws, hl_ws)
-        self.app = web.Application(middlewares=[self.requests.middleware, self._venue_date])
+        self.app = web.Application(
+            middlewares=[self.requests.middleware, self._venue_date, self.trading_faults.middleware]
+        )
         self.app.add_routes(
             self.rest.routes() + self.ws.routes()  # the root stays Binance USDT-M, as before venues existed
             + self.binance_trading.routes()
@@ -162,6 +169,7 @@ class VenueSim:
             + HyperliquidExchange(self.hl_trading, hl_limits).routes("/hyperliquid")
             + hl_ws.routes("/hyperliquid")
             + Control(self.injector, self.stats, self.clock).routes()
+            + self.trading_faults.routes()
             + self.requests.routes()
         )  # fmt: skip
         self.app.cleanup_ctx.append(self._lifecycle)
@@ -245,11 +253,12 @@ MATCHER_MIN_WAIT_S = 0.001
 
 
 async def run_matcher(trader: BinanceTrading | HyperliquidTrading, clock: SimClock, wake: asyncio.Event) -> None:
-    """Fill a venue's resting orders as the feed crosses them: sleep until the next bar event of
-    a symbol with resting orders (or until woken: an order rested, the clock started), then let
-    the trader match and push what happened."""
+    """Fill a venue's resting orders as the feed crosses them (and book funding settlements):
+    sleep until the trader's next event (a bar event of a symbol with resting orders, a
+    settlement) or until woken (an order rested, the clock started), then let the trader match
+    and push what happened."""
     while True:
-        due = trader.engine.next_event_ms()
+        due = trader.next_event_ms()
         wait = None if due is None else clock.wall_seconds_until(due)
         if wait is None or wait > 0:
             timeout = None if wait is None or wait == float("inf") else max(wait, MATCHER_MIN_WAIT_S)

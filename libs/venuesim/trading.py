@@ -19,7 +19,8 @@ Matching:
   an order placed mid-bar is not matched against the part of the bar it may have missed). Events
   at one instant: a bar's close before the next bar's open, symbols in name order.
 - reduce-only fills at most the position it reduces; with nothing left to reduce it is canceled.
-No partial fills against bar volume, no queue position, no self-trade rules, no trigger orders.
+No partial fills against bar volume (a fault can make taker fills partial: venuesim.trading_faults),
+no queue position, no self-trade rules, no trigger orders.
 
 Checks at placement, in order: unknown account/symbol, size (> 0, lot), price (venue rule),
 duplicate client id, reduce-only direction, post-only crossing, a market price to trade at, min
@@ -252,6 +253,8 @@ class Engine:
         self._by_client: dict[tuple[str, str], int] = {}  # (account, client id) -> latest oid
         self._next_oid = first_oid
         self._next_tid = 1
+        # a fault (venuesim.trading_faults): a taker fill takes only this fraction of the order
+        self.partial_fill: Decimal | None = None
 
     # queries ----------------------------------------------------------------------------------
 
@@ -401,6 +404,22 @@ class Engine:
                     times.append(t)
         return min(times) if times else None
 
+    def settle_funding(self, symbol: str, rate: Decimal, mark: Decimal) -> list[tuple[str, Decimal, Decimal]]:
+        """A funding settlement of `symbol` at `rate` with the perpetual marked at `mark`: every
+        account holding it receives -size x mark x rate (a long pays a positive rate) into its
+        balance. Returns (account, size, amount) per account paid, in account order."""
+        out = []
+        for name, acct in self.accounts.items():
+            size = acct.size(symbol)
+            if size:
+                amount = -size * mark * rate
+                acct.balance += amount
+                out.append((name, size, amount))
+        return out
+
+    def holds_positions(self) -> bool:
+        return any(p.size for acct in self.accounts.values() for p in acct.positions.values())
+
     # internals --------------------------------------------------------------------------------
 
     def _check_size(self, inst: Instrument, qty: Decimal) -> None:
@@ -442,6 +461,9 @@ class Engine:
         acct = self.accounts[order.account]
         start = acct.size(order.symbol)
         qty = order.remaining
+        if not maker and self.partial_fill is not None:
+            lot = self.instruments[order.symbol].lot
+            qty = min(qty, max(lot, (order.qty * self.partial_fill) // lot * lot))
         if order.reduce_only:
             reducible = abs(start) if start and (start > 0) != (order.signed > 0) else ZERO
             qty = min(qty, reducible)

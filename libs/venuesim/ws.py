@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -29,12 +30,18 @@ class WsEndpoint:
     """aiohttp handler for the stream endpoints; tracks open sockets so shutdown can close them."""
 
     def __init__(
-        self, hub: Hub, heartbeat: float | None, venue: str = "binance_usdm", injector: Injector | None = None
+        self,
+        hub: Hub,
+        heartbeat: float | None,
+        venue: str = "binance_usdm",
+        injector: Injector | None = None,
+        on_open: Callable[[list[str]], list[str]] | None = None,
     ) -> None:
         self.hub = hub
         self.heartbeat = heartbeat
         self.venue = venue
         self.injector = injector
+        self.on_open = on_open  # frames a connection gets first for its path's streams (a user stream's)
         self.sockets: set[web.WebSocketResponse] = set()
 
     def routes(self, prefix: str = "") -> list[web.RouteDef]:
@@ -63,6 +70,8 @@ class WsEndpoint:
         writer = asyncio.create_task(sub.run_writer())
         try:
             self.hub.subscribe(sub, streams)
+            for frame in self.on_open(streams) if self.on_open is not None else ():
+                sub.push(frame, True)
             async for msg in self.injector.messages(ws, tap) if self.injector and tap else ws:
                 if msg.type == WSMsgType.TEXT:
                     sub.push(_encode(self.control(sub, msg.data)).decode())

@@ -3,8 +3,8 @@
 Subscriptions: `candle` (coin served, interval 1m: frames from the bars, see venuesim.pump and
 venuesim.hyperliquid), `trades` and `l2Book` (any coin: frames only from replayed captures; the bars
 hold no trades or books, so none are invented), and a `user`'s `orderUpdates`, `userFills` (with
-its snapshot first) and `userEvents` (channel `user`) from the simulator's trading
-(venuesim.hyperliquid_trading). Replies: `{"channel":"subscriptionResponse","data":
+its snapshot first), `userEvents` (channel `user`) and `userFundings` (its snapshot first) from
+the simulator's trading (venuesim.hyperliquid_trading). Replies: `{"channel":"subscriptionResponse","data":
 {"method":..,"subscription":..}}`, `{"channel":"pong"}`, and `{"channel":"error","data":"<text>"}`
 with Hyperliquid's texts: `Invalid subscription <json>`, `Already subscribed: <json>`, `Already
 unsubscribed: <json>` (the last one unconfirmed) and, beyond the cap of 1,000 subscriptions per IP

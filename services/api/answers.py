@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -14,6 +14,7 @@ from services.api import queries as q
 from services.api import views as v
 from services.api.health import NS
 from services.api.readmodel import ReadModel
+from ticktape.workers import configured_count
 
 T = TypeVar("T")
 
@@ -162,7 +163,8 @@ def performance(model: ReadModel, query: q.PerformanceQuery, default_window_s: f
     return v.Performance(window_s=window_s, accounts=tuple(account_out), strategies=tuple(strategy_out))
 
 
-def websocket_status(model: ReadModel, now_ns: int) -> v.WebsocketStatus:
+def websocket_status(model: ReadModel, now_ns: int, workers: tuple[v.Worker, ...] = ()) -> v.WebsocketStatus:
+    """`workers`: the signal workers probed, each reading the bars of its partition of the symbols."""
     out = []
     for venue in sorted(set(model.feeds) | set(model.bar_feeds)):
         status, stored = model.feeds.get(venue, (None, None))
@@ -192,26 +194,31 @@ def websocket_status(model: ReadModel, now_ns: int) -> v.WebsocketStatus:
                 last_bar_age_s=max(0.0, (now_ns - last_stored) / NS) if last_stored else None,
             )
         )
-    return v.WebsocketStatus(venues=tuple(out))
+    return v.WebsocketStatus(venues=tuple(out), signal_workers=workers)
 
 
 def scheduler_status(
     model: ReadModel, workers: tuple[v.Worker, ...], configured: tuple[tuple[str, str], ...]
 ) -> v.SchedulerStatus:
-    """`configured`: (name, kind) of the strategies in the current session's config."""
+    """`configured`: (name, kind) of the strategies in the current session's config; the managed
+    ones come from the read model (their latest StrategyChanged)."""
     kinds = dict(configured)
-    names = sorted(set(kinds) | set(model.strategy_signals) | set(model.quarantined))
+    names = sorted(set(kinds) | set(model.strategy_signals) | set(model.quarantined) | set(model.managed))
     strategies = []
     for name in names:
         count, last = model.strategy_signals.get(name, (0, 0))
         stopped = model.quarantined.get(name)
+        managed = model.managed.get(name)
         strategies.append(
             v.StrategyInfo(
                 name=name,
-                kind=kinds.get(name, ""),
+                kind=managed.kind if managed is not None else kinds.get(name, ""),
                 signals=count,
                 last_signal_ns=last or None,
                 quarantined=f"{stopped.reason}: {stopped.error}" if stopped is not None else None,
+                status=managed.status if managed is not None else None,
+                account=managed.account if managed is not None else None,
+                revision=managed.version if managed is not None else None,
             )
         )
     return v.SchedulerStatus(
@@ -222,13 +229,30 @@ def scheduler_status(
     )
 
 
-def configured_strategies(config_json: str) -> tuple[tuple[str, str], ...]:
-    """(name, kind) of each strategy in a session's recorded configuration (signal.strategies)."""
+def _doc(config_json: str) -> dict[str, Any]:
+    """A session's recorded configuration ({} when absent or not a JSON object)."""
     try:
         doc = msgspec.json.decode(config_json or "{}")
     except msgspec.DecodeError:
-        return ()
-    section = doc.get("signal") if isinstance(doc, dict) else None
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def worker_count(model: ReadModel, service: str, fallback: int = 1) -> int:
+    """How many worker processes `service` runs as in the current session: its WorkersChosen, else
+    its section's `workers` in the session's configuration, else `fallback` (no session recorded:
+    what this API's own configuration says)."""
+    chosen = model.workers_chosen.get(service)
+    if chosen is not None:
+        return chosen
+    if model.session_id:
+        return configured_count(_doc(model.session_config), service) or 1
+    return fallback
+
+
+def configured_strategies(config_json: str) -> tuple[tuple[str, str], ...]:
+    """(name, kind) of each strategy in a session's recorded configuration (signal.strategies)."""
+    section = _doc(config_json).get("signal")
     listed = section.get("strategies") if isinstance(section, dict) else None
     out = []
     for entry in listed if isinstance(listed, list) else ():

@@ -19,12 +19,14 @@ from aiohttp import web
 
 from services.api import answers
 from services.api import queries as q
+from services.api import strategies as st
 from services.api import views as v
 from services.api.config import ApiConfig
 from services.api.health import Probe, score
 from services.api.openapi import PROBLEM_JSON, document
 from services.api.readmodel import ReadModel
 from services.api.routes import ROUTES, Route
+from ticktape import strategies_table as table
 
 PROBLEM_BASE = "https://ticktape.dev/problems/"
 MAX_BODY = 16 * 1024
@@ -48,6 +50,10 @@ class Backend(Protocol):
     def probe(self) -> Probe: ...
 
     async def control(self, command: str, request: v.ControlRequest | v.StopRequest) -> v.ControlAccepted: ...
+
+    async def strategy_change(
+        self, action: str, strategy_id: str, request: st.StrategyRequest | None
+    ) -> st.StrategyAccepted: ...
 
 
 class ProblemError(Exception):
@@ -213,7 +219,7 @@ async def _performance(request: web.Request, query: q.PerformanceQuery, b: Backe
 
 
 async def _websocket(request: web.Request, _: Any, b: Backend) -> web.Response:
-    return _json(answers.websocket_status(b.model, b.now_ns()))
+    return _json(answers.websocket_status(b.model, b.now_ns(), b.workers))
 
 
 async def _scheduler(request: web.Request, _: Any, b: Backend) -> web.Response:
@@ -264,6 +270,43 @@ def _control(command: str) -> Handler:
     return handle
 
 
+async def _strategies(request: web.Request, _: Any, b: Backend) -> web.Response:
+    return _json(st.Strategies(strategies=list(b.model.managed.values())))
+
+
+def _strategy_change(action: str) -> Handler:
+    async def handle(request: web.Request, _: Any, b: Backend) -> web.Response:
+        body: st.StrategyRequest | None = None
+        if action == "add":
+            raw = await request.read()
+            if not raw.strip():
+                raise ProblemError(400, "invalid-body", "Invalid request body", "the strategy to add is required")
+            body = await _read_body(request, st.StrategyRequest)
+            strategy_id = body.id
+        else:
+            strategy_id = request.match_info["id"]
+        try:
+            accepted = await b.strategy_change(action, strategy_id, body)
+        except st.NoDatabase as exc:
+            raise ProblemError(403, "strategies-disabled", "Strategy changes disabled", str(exc)) from None
+        except table.UnknownStrategy as exc:
+            raise ProblemError(404, "unknown-strategy", "Unknown strategy", f"{strategy_id}: {exc}") from None
+        except table.StrategyConflict as exc:
+            raise ProblemError(409, "conflict", "Change not allowed", str(exc)) from None
+        except table.StrategyError as exc:
+            raise ProblemError(400, "invalid-strategy", "Invalid strategy", str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - PostgreSQL or the bus refused or timed out: nothing changed
+            raise ProblemError(
+                503,
+                "unavailable",
+                "Change not made",
+                f"PostgreSQL or the event log did not accept it ({type(exc).__name__}); nothing changed",
+            ) from None
+        return _json(accepted, 202)
+
+    return handle
+
+
 HANDLERS: dict[str, Handler] = {
     "health": _health,
     "symbols": _symbols,
@@ -279,6 +322,11 @@ HANDLERS: dict[str, Handler] = {
     "metrics": _metrics,
     "control_stop": _control("stop"),
     "control_resume": _control("resume"),
+    "strategies": _strategies,
+    "strategy_add": _strategy_change("add"),
+    "strategy_pause": _strategy_change("pause"),
+    "strategy_resume": _strategy_change("resume"),
+    "strategy_retire": _strategy_change("retire"),
 }
 
 

@@ -17,9 +17,10 @@ PROBLEM_JSON = "application/problem+json"
 ERRORS = {
     400: "The request is malformed: a parameter or the body is invalid",
     401: "The bearer token is missing or wrong",
-    403: "Control is disabled: no token is configured",
+    403: "Control is disabled: no token is configured (strategy changes: or no PostgreSQL)",
     404: "Not found",
     405: "Method not allowed",
+    409: "The change conflicts with the current state (the id exists, or the status does not allow it)",
     503: "Unhealthy (GET /health), or the bus refused the command",
 }
 

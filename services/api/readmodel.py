@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from services.api import performance as perf
+from services.api.strategies import ManagedStrategy, fold
 from services.api.views import Fill, Member, Order, Position, SessionInfo, Universe
 from ticktape.events import (
     AccountUpdated,
@@ -29,8 +30,10 @@ from ticktape.events import (
     SessionStarted,
     SessionStopped,
     SignalGenerated,
+    StrategyChanged,
     StrategyQuarantined,
     UniverseUpdated,
+    WorkersChosen,
     type_tag,
 )
 
@@ -163,10 +166,13 @@ class ReadModel:
         self.sessions: dict[str, SessionInfo] = {}
         self.session_start_seq = 0  # the current (latest) session's start; 0: the whole log
         self.session_config = ""  # the current session's effective configuration (JSON)
+        self.session_id = ""  # the current session's
+        self.workers_chosen: dict[str, int] = {}  # service -> its worker count in the current session
         self.dead_letters: dict[str, int] = {}  # per service
         self.dead_letter_stored: deque[int] = deque(maxlen=10_000)  # when the newest were stored
         self.halted_all = False
         self.halted_accounts: dict[str, bool] = {}
+        self.managed: dict[str, ManagedStrategy] = {}  # `ticktape strategies`, by id, oldest first
 
     # --- folding ------------------------------------------------------------------------------
 
@@ -189,6 +195,8 @@ class ReadModel:
                 self._signal(event)
             case StrategyQuarantined():
                 self.quarantined[event.strategy] = event
+            case StrategyChanged():
+                fold(self.managed, event)
             case OrderApproved():
                 self._approvals[event.event_id] = event.strategy
             case OrderSubmitted():
@@ -228,6 +236,10 @@ class ReadModel:
                 )
                 self.session_start_seq = seq
                 self.session_config = event.config_json
+                self.session_id, self.workers_chosen = event.session_id, {}
+            case WorkersChosen():
+                if event.session_id == self.session_id:
+                    self.workers_chosen[event.service] = event.workers
             case SessionStopped():
                 info = self.sessions.get(event.session_id)
                 if info is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.api import queries as q
+from services.api import strategies as st
 from services.api import views as v
 
 
@@ -87,6 +88,43 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("sessions", "GET", "/api/v1/sessions", "Recorded sessions, newest first", q.NoQuery, v.Sessions),
     Route("metrics", "GET", "/api/v1/metrics", "The read model's counters as JSON", q.NoQuery, v.MetricsSummary),
+    Route(
+        "strategies",
+        "GET",
+        "/api/v1/strategies",
+        "The managed strategies (`ticktape strategies`): entry, status, version, when added and last changed",
+        q.NoQuery,
+        st.Strategies,
+    ),
+    Route(
+        "strategy_add",
+        "POST",
+        "/api/v1/strategies",
+        "Add a managed strategy: checked like a config entry (400 naming the field), stored and published; "
+        "the signal service warms it up and runs it from the next bar",
+        q.NoQuery,
+        st.StrategyAccepted,
+        (202, 409),
+        control=True,
+        body=st.StrategyRequest,
+    ),
+    *(
+        Route(
+            f"strategy_{action}",
+            "POST",
+            f"/api/v1/strategies/{{id}}/{action}",
+            summary,
+            q.NoQuery,
+            st.StrategyAccepted,
+            (202, 404, 409),
+            control=True,
+        )
+        for action, summary in (
+            ("pause", "Pause a managed strategy: it stays warm and signals nothing; its last target stays"),
+            ("resume", "Resume a paused strategy: the next bar signals its target if it changed"),
+            ("retire", "Retire a managed strategy for good"),
+        )
+    ),
     Route(
         "control_stop",
         "POST",

@@ -10,7 +10,7 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nats.errors
 from aiohttp import web
@@ -18,6 +18,8 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from services.api import answers
+from services.api import strategies as st
 from services.api import views as v
 from services.api.config import ApiConfig
 from services.api.health import ConsumerProbe, Probe
@@ -25,11 +27,17 @@ from services.api.http import make_app
 from services.api.readmodel import ReadModel
 from ticktape import config as cfg
 from ticktape import registry, runtime, subjects
+from ticktape import strategies_table as table
 from ticktape.bus.connect import connect
 from ticktape.bus.publisher import msg_headers
 from ticktape.control import control_event
+from ticktape.events import StrategyChanged
 from ticktape.events.codec import DecodeError, encode
+from ticktape.events.strategies import StrategyAction
+from ticktape.serviceinfo import ServiceInfo
 from ticktape.supervisor import alive, pid_of
+from ticktape.workers import MAX_WORKERS, child_name, configured_count
+from ticktape.workers import durable as workers_durable
 
 NAME = "api"
 FETCH = 1024
@@ -147,13 +155,25 @@ class Shell:
     # --- what the log does not hold -------------------------------------------------------------
 
     def _expected(self) -> list[str]:
-        """The services of the current session (but this one), else those with a pid file."""
+        """The services of the current session (but this one), else those with a pid file (of
+        their own, or of their first worker's)."""
         if self.model.sessions:
             latest = list(self.model.sessions.values())[-1]
             names = [s for s in latest.services if s != NAME]
             if names:
                 return names
-        return [s for s in registry.names() if s != NAME and pid_of(self.run_dir, s) is not None]
+        return [
+            s
+            for s in registry.names()
+            if s != NAME and any(pid_of(self.run_dir, p) is not None for p in (s, child_name(s, 0, MAX_WORKERS)))
+        ]
+
+    def _worker_count(self, info: ServiceInfo) -> int:
+        """How many worker processes the service runs as (answers.worker_count; one unless it
+        declares workers), with this API's own configuration as the fallback."""
+        if info.workers is None:
+            return 1
+        return answers.worker_count(self.model, info.name, configured_count(self.rt.raw, info.name) or 1)
 
     async def poll(self) -> None:
         while not self.rt.stop.is_set():
@@ -162,73 +182,78 @@ class Shell:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.rt.stop.wait(), timeout=self.config.poll_s)
 
+    def _alive(self, process: str) -> bool | None:
+        """Whether the process of that name (its pid file) lives; None without a run directory."""
+        if not self.run_dir.is_dir():
+            return None
+        pid = pid_of(self.run_dir, process)
+        return pid is not None and alive(pid)
+
     async def _poll_once(self) -> None:
-        js = self.rt.js
-        settings = self.rt.common.nats
-        expected = self._expected()
-        have_run_dir = self.run_dir.is_dir()
+        """Each expected service's processes (its workers' with signal.workers > 1) and durables."""
         services: dict[str, bool | None] = {}
-        for name in expected:
-            pid = pid_of(self.run_dir, name)
-            services[name] = None if not have_run_dir else (pid is not None and alive(pid))
         consumers: list[ConsumerProbe] = []
         workers: list[v.Worker] = []
         now = self.now_ns()
-        for name in expected:
+        for name in self._expected():
             try:
                 info = registry.get(name)
             except Exception:  # noqa: BLE001 - a service of an older session this build does not know
+                services[name] = self._alive(name)
                 continue
-            for durable in info.durables:
-                try:
-                    ci = await js.consumer_info(settings.stream, durable)
-                except NotFoundError:
-                    consumers.append(ConsumerProbe(name, durable, present=False))
-                    if info.kind == "core" and name == "signal":
-                        workers.append(
-                            v.Worker(
-                                service=name,
-                                durable=durable,
-                                present=False,
-                                pending=0,
-                                ack_pending=0,
-                                rate_per_s=None,
-                                alive=services.get(name),
-                            )
-                        )
-                    continue
-                pending, ack_pending = ci.num_pending or 0, ci.num_ack_pending or 0
-                consumers.append(ConsumerProbe(name, durable, True, pending, ack_pending))
-                if name == "signal":
-                    floor = ci.ack_floor.consumer_seq if ci.ack_floor is not None else 0
-                    before = self._acked.get(durable)
+            count = self._worker_count(info)
+            for index in range(count):
+                process = child_name(name, index, count)
+                services[process] = self._alive(process)
+                for base in info.durables:
+                    durable = workers_durable(base, index, count)
+                    probe, floor = await self._consumer(name, durable)
+                    consumers.append(probe)
+                    if info.workers is None:
+                        continue
                     rate = None
-                    if before is not None and now > before[1]:
-                        rate = max(0.0, (floor - before[0]) / ((now - before[1]) / 1e9))
-                    self._acked[durable] = (floor, now)
+                    if probe.present:
+                        before = self._acked.get(durable)
+                        if before is not None and now > before[1]:
+                            rate = max(0.0, (floor - before[0]) / ((now - before[1]) / 1e9))
+                        self._acked[durable] = (floor, now)
                     workers.append(
                         v.Worker(
                             service=name,
                             durable=durable,
-                            present=True,
-                            pending=pending,
-                            ack_pending=ack_pending,
+                            present=probe.present,
+                            pending=probe.pending,
+                            ack_pending=probe.ack_pending,
                             rate_per_s=rate,
-                            alive=services.get(name),
+                            alive=services[process],
+                            process=process,
+                            index=index,
+                            workers=count,
                         )
                     )
         self._services, self._consumers, self.workers = services, tuple(consumers), tuple(workers)
 
+    async def _consumer(self, service: str, durable: str) -> tuple[ConsumerProbe, int]:
+        """(the durable on the events stream, its ack floor as a consumer sequence)."""
+        try:
+            ci = await self.rt.js.consumer_info(self.rt.common.nats.stream, durable)
+        except NotFoundError:
+            return ConsumerProbe(service, durable, present=False), 0
+        floor = ci.ack_floor.consumer_seq if ci.ack_floor is not None else 0
+        return ConsumerProbe(service, durable, True, ci.num_pending or 0, ci.num_ack_pending or 0), floor
+
     # --- control ----------------------------------------------------------------------------
 
+    async def _operator_nc(self) -> Client:
+        """The connection operator commands are published on: the operator's when configured."""
+        if not self.config.operator_creds:
+            return self.rt.nc
+        if self._operator is None or self._operator.is_closed:
+            self._operator = await connect(self.rt.common.nats.url, "api-operator", creds=self.config.operator_creds)
+        return self._operator
+
     async def control(self, command: str, request: v.ControlRequest | v.StopRequest) -> v.ControlAccepted:
-        nc = self.rt.nc
-        if self.config.operator_creds:
-            if self._operator is None or self._operator.is_closed:
-                self._operator = await connect(
-                    self.rt.common.nats.url, "api-operator", creds=self.config.operator_creds
-                )
-            nc = self._operator
+        nc = await self._operator_nc()
         flatten = isinstance(request, v.StopRequest) and request.flatten
         event = control_event(command, request.reason, request.account, self.now_ns(), flatten=flatten)
         subject = subjects.for_event(event)
@@ -248,6 +273,52 @@ class Shell:
             account=request.account,
             reason=request.reason,
             flatten=flatten,
+        )
+
+    async def strategy_change(
+        self, action: str, strategy_id: str, request: st.StrategyRequest | None
+    ) -> st.StrategyAccepted:
+        """A managed strategy's change as `ticktape strategies` makes it (ticktape.strategies_table):
+        checked, stored in PostgreSQL and published as the operator before the commit."""
+        import psycopg
+
+        dsn = self.rt.common.postgres.dsn
+        if not dsn:
+            raise st.NoDatabase("no PostgreSQL is configured (postgres.dsn) on this API")
+        check = table.checker(self.rt.raw, self.rt.common) if action == "add" else None
+        new = None
+        if request is not None:
+            new = {
+                "kind": request.kind,
+                "params": request.params,
+                "venue": request.venue,
+                "symbols": list(request.symbols),
+                "timeframes": list(request.timeframes),
+                "account": request.account,
+                "status": "paused" if request.paused else "live",
+            }
+        nc = await self._operator_nc()
+        seq = 0
+
+        async def publish(event: StrategyChanged) -> None:
+            nonlocal seq
+            ack = await nc.jetstream(timeout=5).publish(
+                subjects.for_event(event), encode(event), headers=msg_headers(event)
+            )
+            seq = ack.seq
+
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            await table.apply_migrations(conn)
+            change = cast(StrategyAction, action)  # the routes name only the four actions
+            event = await table.apply(conn, strategy_id, change, self.now_ns(), publish, new=new, check=check)
+        self.rt.log.info("strategy changed", strategy=event.strategy, action=event.action, revision=event.revision)
+        held = self.model.managed.get(event.strategy)
+        return st.StrategyAccepted(
+            action=event.action,
+            strategy=st.view(event, created_ns=held.created_ns if held is not None else event.ts_event),
+            event_id=event.event_id,
+            subject=subjects.for_event(event),
+            stream_seq=seq,
         )
 
     async def close(self) -> None:

@@ -341,14 +341,12 @@ class VenueFeed(msgspec.Struct, frozen=True, kw_only=True):
     last_bar_age_s: float | None
 
 
-class WebsocketStatus(msgspec.Struct, frozen=True, kw_only=True):
-    venues: tuple[VenueFeed, ...]
-
-
 class Worker(msgspec.Struct, frozen=True, kw_only=True):
-    """A durable consumer of a strategy-running service: `pending` not yet delivered, `ack_pending`
-    delivered and not yet acknowledged, `rate_per_s` inputs acknowledged per second since the
-    previous look (None on the first)."""
+    """One worker process of a strategy-running service and its durable consumer: `process` its
+    name (pid file; the service's own for one worker, `<service>-p<index>` for several, each
+    reading its partition of the symbols through the durable of the same name), `pending` not yet
+    delivered, `ack_pending` delivered and not yet acknowledged, `rate_per_s` inputs acknowledged
+    per second since the previous look (None on the first), `alive` None without a run directory."""
 
     service: str
     durable: str
@@ -357,22 +355,39 @@ class Worker(msgspec.Struct, frozen=True, kw_only=True):
     ack_pending: int
     rate_per_s: float | None
     alive: bool | None
+    process: str = ""
+    index: int = 0
+    workers: int = 1
+
+
+class WebsocketStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """The venues' feeds, and the signal workers that read their bars (one per partition of the
+    symbols with signal.workers > 1), with each one's lag."""
+
+    venues: tuple[VenueFeed, ...]
+    signal_workers: tuple[Worker, ...] = ()
 
 
 class StrategyInfo(msgspec.Struct, frozen=True, kw_only=True):
     """`quarantined`: why the signal service stopped running the strategy (its StrategyQuarantined
-    event's reason and error), None while it runs."""
+    event's reason and error), None while it runs. A managed strategy (`ticktape strategies`) also
+    has its `status` (live, paused, retired), the `account` that trades it ("": the accounts whose
+    `strategies` list it) and its `revision`, from its latest StrategyChanged; a configured one has None."""
 
     name: str
     kind: str
     signals: int
     last_signal_ns: int | None
     quarantined: str | None = None
+    status: Literal["live", "paused", "retired"] | None = None
+    account: str | None = None
+    revision: int | None = None
 
 
 class SchedulerStatus(msgspec.Struct, frozen=True, kw_only=True):
-    """The signal workers, the strategies they run (from the session's config and the signals in
-    the log), signals per second of event time over the last minute, and their lag."""
+    """The signal workers (one per partition with signal.workers > 1), the strategies they run
+    (from the session's config, the managed strategies' changes and the signals in the log),
+    signals per second of event time over the last minute, and their lag (the workers' sum)."""
 
     workers: tuple[Worker, ...]
     strategies: tuple[StrategyInfo, ...]

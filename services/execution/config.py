@@ -81,14 +81,18 @@ class LiveSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     order (an aggressive IOC limit) may fill. fill_wait_s: after an answer that says some of an
     order filled, how long its fills may take on the user stream before the gateway asks for
     them by REST. reconcile_every_s: how often each live account's open orders, positions and
-    balance are compared with the log again (services.execution.reconcile), at a moment when none
-    of its orders is in flight; it is compared once at start before it may trade."""
+    balance are compared with the log again (services.execution.reconcile), preferably at a moment
+    when none of its orders is in flight (waiting at most one more period); it is compared once at
+    start before it may trade.
+    request_timeout_s: how long a request to the venue may go unanswered before its outcome is
+    unknown (an order is then looked up by client order id, never simply sent again)."""
 
     max_order_age_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     recv_window_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 5_000
     slippage_bps: Annotated[float, msgspec.Meta(gt=0, le=5_000)] = 500.0
     fill_wait_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0
     reconcile_every_s: Annotated[float, msgspec.Meta(ge=1, le=86_400)] = 60.0
+    request_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
 
 
 class ExecutionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

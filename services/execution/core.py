@@ -26,6 +26,7 @@ from msgspec import UNSET, UnsetType
 from exchanges.trading.client_ids import binance_client_order_id, hyperliquid_cloid
 from services.execution import paper, reconcile
 from services.execution.config import ExecutionConfig
+from services.execution.held import HeldAt
 from services.execution.live import LiveBook, LiveOrder
 from services.execution.portfolio import Account, Key, Position, position_updated
 from ticktape import ids, subjects
@@ -48,6 +49,7 @@ from ticktape.events import (
     UniverseMember,
     UniverseUpdated,
     VenueFill,
+    VenueFunding,
     VenueOrderAccepted,
     VenueOrderCanceled,
     VenueOrderRejected,
@@ -58,6 +60,7 @@ from ticktape.events.envelope import EnvelopeFields
 from ticktape.events.market import bar_problem
 from ticktape.memo import InputMemo
 from ticktape.sanity import MAX_NOTIONAL, ensure_finite, price_problem
+from ticktape.snapshots.codec import StateSnapshots
 
 FILTER_SUBJECTS: tuple[str, ...] = (
     subjects.ALL_RISK,  # OrderApproved; OrderRejected is ignored
@@ -82,7 +85,7 @@ def order_id_for(approval_id: str) -> str:
     return ids.child_id(approval_id, "execution.order", 0)
 
 
-class ExecutionCore:
+class ExecutionCore(StateSnapshots):
     """Paper broker for the configured sub-accounts.
 
     OrderApproved -> OrderSubmitted, or OrderCanceled with a reason: "unknown_account",
@@ -122,12 +125,15 @@ class ExecutionCore:
     not cancel a live order in flight (a market order: its outcome is the venue's to tell).
 
     FundingRate (a perpetual's settled funding, from market data) -> for each paper account
-    holding that venue/symbol: payment = -quantity x mark x rate (longs pay a positive rate,
+    that held that venue/symbol at the settlement's funding_time (services.execution.held: the
+    quantity then, not when the rate arrives with a later poll; a fill at that very instant comes
+    after it): payment = -quantity x mark x rate (longs pay a positive rate,
     shorts receive it), mark being the venue's mark at the settlement or, when the venue gives
     none, the position's mark (the close of the last bar that marked it); added to the position's
     and account's `funding` and to equity: PositionUpdated then AccountUpdated. A settlement at
     or before the last one applied to the symbol changes nothing (a re-poll, a redelivery). Live
-    accounts are left to their venue: its funding reaches them at reconciliation (wallet)."""
+    accounts are paid what their venue booked instead: VenueFunding (from the gateway) ->
+    PositionUpdated, AccountUpdated, once per settlement."""
 
     def __init__(self, config: ExecutionConfig) -> None:
         self.config = config
@@ -139,12 +145,14 @@ class ExecutionCore:
         self._seen_orders: set[str] = set()  # membership only, never iterated
         self._last_open: dict[Key, int] = {}
         self._last_funding: dict[Key, int] = {}  # the last settlement applied per venue/symbol
+        self.held = HeldAt()  # paper perpetual positions over time: funding pays what was held at settlement
         self.instruments: dict[Key, UniverseMember] = {}  # the latest trading rules per venue/symbol
         self._live_venue: dict[str, str] = {a.name: a.venue or "" for a in config.accounts if a.mode == "live"}
         self.live = LiveBook()
         # A live account trades only once it has reconciled with its venue (services.execution.reconcile).
         self.reconciled: dict[str, bool] = {name: False for name in self._live_venue}
         self._policy = {a.name: a.reconcile for a in config.accounts if a.mode == "live"}
+        self.reports = reconcile.ReportTrail()
 
     def handle(self, event: Event) -> list[Event]:
         """Apply one input event, return the events to publish (possibly empty).
@@ -161,6 +169,8 @@ class ExecutionCore:
         return out
 
     def _apply(self, event: Event) -> list[Event]:
+        if isinstance(event, reconcile.REPORTS) and event.account in self._live_venue:
+            self.reports.record(event)  # in log order: what a snapshot may not reflect yet
         match event:
             case OrderApproved():
                 return self._on_approval(event)
@@ -188,6 +198,8 @@ class ExecutionCore:
                 return self._on_venue_fill(event)
             case VenueOrderAccepted() if event.account in self._live_venue:
                 return self._on_venue_accepted(event)
+            case VenueFunding() if event.account in self._live_venue:
+                return self._on_venue_funding(event)
             case VenueOrderRejected() | VenueOrderCanceled() if event.account in self._live_venue:
                 return self._on_venue_closed(event)
             case VenueSnapshot() if event.account in self._live_venue:
@@ -213,17 +225,25 @@ class ExecutionCore:
         out: list[Event] = []
         for index, account in enumerate(self.accounts.values()):
             pos = account.positions.get(key)
-            if account.name in self._live_venue or pos is None or pos.quantity == 0:
+            if account.name in self._live_venue or pos is None:
+                continue
+            held = self.held.at(account.name, key, f.funding_time, pos.quantity)  # at the settlement
+            if held == 0:
                 continue
             mark = f.mark_price or pos.mark_price
-            after = replace(pos, funding=pos.funding + funding_payment(pos.quantity, mark, f.rate))
+            after = replace(pos, funding=pos.funding + funding_payment(held, mark, f.rate))
             problem = after.nonfinite() or account.totals((key, after)).nonfinite()
             if problem is not None:
                 raise InvalidInput(f"funding {f.venue} {f.symbol} {f.funding_time} would make {problem}")
             account.positions[key] = after
             position = position_updated(_caused_by(f, "execution.funding_position", index), account.name, key, after)
             out += [position, self._account_event(f, "execution.funding_account", index, account)]
+        self.held.settled(key, f.funding_time)
         return out
+
+    def _held_from(self, account: str, key: Key, time_ns: int, pos: Position) -> None:
+        if key[0] in PERP_VENUES and account not in self._live_venue:
+            self.held.filled(account, key, time_ns, pos.quantity)
 
     def _affected(self, account: str) -> list[str]:
         if account == "*":
@@ -496,6 +516,7 @@ class ExecutionCore:
         if live is None:
             return []
         live.unknown = False
+        live.reported = max(live.reported, event.filled_quantity)
         if event.status == "filled":
             live.expected = event.filled_quantity
         out: list[Event] = []
@@ -512,7 +533,11 @@ class ExecutionCore:
             live = self.live.get(event.order_id) or self.live.find(event.account, event.client_order_id, "")
         else:
             live = self.live.find(event.account, event.client_order_id, event.venue_order_id)
-        if live is None or live.closed:
+        if live is None:
+            return []
+        if isinstance(event, VenueOrderCanceled):
+            live.reported = event.filled_quantity  # its end says what filled in all
+        if live.closed:
             return []
         self.live.close(live)
         o = live.order
@@ -539,6 +564,23 @@ class ExecutionCore:
         if fill.venue_order_id and not live.venue_order_id:
             self.live.learn_venue_id(live, fill.venue_order_id)
         return self._apply_live_fill(fill, live)
+
+    def _on_venue_funding(self, f: VenueFunding) -> list[Event]:
+        """A live account's funding as its venue booked it: into the position's and the account's
+        funding (and so equity, and the wallet reconciliation compares), once per settlement."""
+        if self.live.applied(f.event_id):
+            return []
+        key = (f.venue, f.symbol)
+        account = self.accounts[f.account]
+        pos = account.positions.get(key) or Position()
+        after = replace(pos, funding=pos.funding + f.amount)
+        problem = after.nonfinite() or account.totals((key, after)).nonfinite()
+        if problem is not None:
+            raise InvalidInput(f"venue funding {f.symbol} {f.funding_time} of {f.account} would make {problem}")
+        self.live.mark_applied(f.event_id)
+        account.positions[key] = after
+        position = position_updated(_caused_by(f, "execution.venue_funding_position"), f.account, key, after)
+        return [position, self._account_event(f, "execution.venue_funding_account", 0, account)]
 
     def _apply_live_fill(self, fill: VenueFill, live: LiveOrder) -> list[Event]:
         o = live.order
@@ -605,6 +647,7 @@ class ExecutionCore:
             )
             return [order, canceled]
         account.positions[key] = after
+        self._held_from(order.account, key, cause.ts_event, after)
         filled = OrderFilled(
             **_caused_by(cause, "execution.fill", index, chain=chain, causation_id=order.event_id),
             order_id=order.order_id,
@@ -714,6 +757,7 @@ class ExecutionCore:
                 )
             ]
         account.positions[key] = pos
+        self._held_from(a.account, key, bar.open_time, pos)  # filled at the bar's open
         # Ids derive from the bar that triggered the fill; causation follows the order's chain
         # (submitted -> filled -> position), which the consumer also uses to parent traces.
         filled = OrderFilled(

@@ -5,8 +5,9 @@ mode live, published by the execution core), sends each with the account's execu
 (exchanges.trading.clients: signed, paced, placed at most once by client order id), and publishes
 the venue's answer as an event (venue.orders.<account>.*: VenueOrderAccepted, VenueOrderRejected,
 VenueOrderUnknown); it listens to the account's user stream (Binance's listenKey stream,
-Hyperliquid's orderUpdates and userFills) and publishes what it reports (venue.fills.<account>.*
-VenueFill, VenueOrderCanceled). The execution core consumes those events like any input, so no
+Hyperliquid's orderUpdates, userFills and userFundings) and publishes what it reports
+(venue.fills.<account>.* VenueFill, VenueOrderCanceled; venue.funding.<account>.* VenueFunding:
+services.execution.venue_funding). The execution core consumes those events like any input, so no
 core ever talks to the network and a replay re-runs the core over the recorded answers.
 
 Crash safety: the gateway keeps no state but the log (services.execution.outbox). At start it
@@ -17,9 +18,12 @@ have it). An unknown outcome is asked about again with a growing pause. An accep
 fills have not all been reported within live.fill_wait_s (a user stream that dropped) has its
 fills asked for by REST; fill ids are the venue's, so a fill reported twice is stored once.
 
-Signing uses the venue's clock as measured here (VenueClock: Binance's serverTime, a simulator's
-Date), so a host clock that is off, or a simulator whose clock runs from its recorded bars, does
-not put Binance's timestamps outside its recvWindow.
+Signing, and the venue times on the events it makes, use the venue's clock as measured here
+(VenueClock: Binance's serverTime; a simulator's time and pace, GET /_sim/clock), so a host clock
+that is off, or a simulator whose clock runs from its recorded bars at any --speed, does not put
+Binance's timestamps outside its recvWindow. Its own rhythms (reconciliation, funding and clock
+polls, listenKey keepalives, waits for a request to outlive recvWindow) are wall-clock time: they
+pace requests and bound network delays, which do not speed up with a simulation.
 
 Paper accounts never reach this module: the gateway is started only for accounts whose mode is
 live, reads only their subjects, and sends only OrderSubmitted events whose mode is live.
@@ -30,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -56,7 +59,7 @@ from exchanges.trading.model import (
     OrderState,
     OutcomeUnknown,
 )
-from services.execution import reports
+from services.execution import reconcile, reports, venue_funding
 from services.execution.config import AccountConfig, ExecutionConfig
 from services.execution.outbox import CancelEntry, Entry, Outbox
 from ticktape import accounts as accts
@@ -112,19 +115,42 @@ def account_filters(names: list[str]) -> list[str]:
 
 
 class VenueClock:
-    """A venue's clock as seen from here: the wall clock plus the offset last measured against the
-    venue's own time (Binance's serverTime; a simulator's HTTP Date), so that Binance's timestamp
-    (which must fall within recvWindow of its clock) and Hyperliquid's nonce (within days of its
-    clock) are in the venue's windows even when this host's clock is off, or the venue is a
-    simulator whose clock runs from its recorded bars (at --speed 1: the offset stays right).
+    """A venue's clock as seen from here: venue ms = the venue's time at the last measurement plus
+    the wall time since, times its pace. A real venue's clock runs at the wall clock's pace (1): it
+    is measured as real clients do (Binance's GET /fapi/v1/time; Hyperliquid, whose nonce window is
+    days wide, keeps the wall clock), so a host clock that is off does not put Binance's
+    timestamps outside recvWindow. A simulator's runs from its recorded bars at its --speed: it
+    says its time and pace (GET /_sim/clock; 0 while frozen, before its first subscription), so
+    signatures, nonces and the times put on its events keep its time at any speed.
     source: a clock to use as it is instead (tests)."""
 
     def __init__(self, source: ClockMs | None = None) -> None:
         self.source = source
-        self.offset_ms = 0
+        self.wall_at_ms: int | None = None  # the wall clock at the last measurement
+        self.venue_at_ms = 0  # the venue's clock then
+        self.rate = 1.0  # venue ms per wall ms
+
+    def set(self, wall_ms_: int, venue_ms: int, rate: float = 1.0) -> None:
+        self.wall_at_ms, self.venue_at_ms, self.rate = wall_ms_, venue_ms, rate
+
+    @property
+    def offset_ms(self) -> int:
+        """The venue's clock minus the wall clock at the last measurement."""
+        return 0 if self.wall_at_ms is None else self.venue_at_ms - self.wall_at_ms
+
+    @property
+    def pace(self) -> float:
+        """Venue ms per wall ms for converting a span of wall time (a frozen clock counts as 1)."""
+        return self.rate if self.rate > 0 else 1.0
+
+    def at_ms(self, wall: int) -> int:
+        """The venue's time at the wall clock's `wall` ms."""
+        if self.wall_at_ms is None:
+            return wall
+        return self.venue_at_ms + round((wall - self.wall_at_ms) * self.rate)
 
     def now_ms(self) -> int:
-        return self.source() if self.source is not None else wall_ms() + self.offset_ms
+        return self.source() if self.source is not None else self.at_ms(wall_ms())
 
 
 class Link:
@@ -140,6 +166,8 @@ class Link:
         self.stream_up = asyncio.Event()
         self.snapshots: set[str] = set()  # ids of the VenueSnapshots this process published
         self.reconciled = asyncio.Event()  # the core reconciled one of them: new orders may go out
+        self.since_ms: int | None = None  # funding history from here is ours (Gateway._since_ms)
+        self.last_report = ""  # the id of the account's last venue report read back from the log
 
     @property
     def name(self) -> str:
@@ -211,7 +239,13 @@ class Gateway:
                 account.api_key_env or "", account.api_secret_env or "", environ=self.environ
             )
             return BinanceUsdmClient(
-                http, creds, base_url=endpoint.url, recv_window_ms=self.settings.recv_window_ms, clock_ms=clock.now_ms
+                http,
+                creds,
+                base_url=endpoint.url,
+                recv_window_ms=self.settings.recv_window_ms,
+                clock_ms=clock.now_ms,
+                clock_pace=lambda: clock.pace,
+                timeout_s=self.settings.request_timeout_s,
             )
         signer = credentials.hyperliquid_signer(
             account.wallet_key_env or "",
@@ -226,33 +260,41 @@ class Gateway:
             is_mainnet=endpoint.mainnet,
             slippage=Decimal(str(self.settings.slippage_bps)) / 10_000,
             clock_ms=clock.now_ms,
+            timeout_s=self.settings.request_timeout_s,
         )
 
     async def _sync_clock(self, http: aiohttp.ClientSession, link: Link) -> None:
-        """Measure the venue's clock (see VenueClock): Binance's GET /fapi/v1/time; a simulated
-        Hyperliquid's HTTP Date (the real one's nonce window is days wide: the wall clock does).
-        A failure keeps the offset it had."""
+        """Measure the venue's clock (see VenueClock): Binance's GET /fapi/v1/time (a simulated
+        Binance's too, its pace from GET /_sim/clock); a simulated Hyperliquid's GET /_sim/clock.
+        A failure keeps what was measured before."""
         if link.clock.source is not None:
             return
-        url = link.endpoint.url
-        try:
+        endpoint = link.endpoint
+        sim = endpoint.url.removesuffix("/" + endpoint.venue) if endpoint.simulated else None
+
+        async def ask(url: str) -> tuple[int, Any, int]:
             before = wall_ms()
-            if link.endpoint.venue == BINANCE_USDM:
-                async with http.get(f"{url}/fapi/v1/time", timeout=aiohttp.ClientTimeout(total=10)) as resp:
-                    venue_ms = int((await resp.json(content_type=None))["serverTime"])
-            elif link.endpoint.simulated:
-                async with http.post(f"{url}/info", json={"type": "meta"},
-                                     timeout=aiohttp.ClientTimeout(total=10)) as resp:  # fmt: skip
-                    date = resp.headers.get("Date")
-                    venue_ms = int(email.utils.parsedate_to_datetime(date or "").timestamp() * 1000) + 500
-            else:
-                return
-            after = wall_ms()
+            async with http.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                doc = await resp.json(content_type=None)
+            return before, doc, wall_ms()
+
+        try:
+            rate, venue_ms = 1.0, None
+            if sim is not None:
+                before, doc, after = await ask(f"{sim}/_sim/clock")
+                rate = float(doc["speed"]) if doc["started"] else 0.0
+                venue_ms = int(doc["now_ms"])
+            if endpoint.venue == BINANCE_USDM:
+                before, doc, after = await ask(f"{endpoint.url}/fapi/v1/time")
+                venue_ms = int(doc["serverTime"])
+            if venue_ms is None:
+                return  # a real Hyperliquid: the wall clock
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError, TypeError) as exc:
             self.rt.log.warning("venue clock not measured", account=link.name, error=type(exc).__name__)
             return
-        link.clock.offset_ms = venue_ms - (before + after) // 2
-        self.rt.log.info("venue clock measured", account=link.name, offset_ms=link.clock.offset_ms)
+        # the answer was made about halfway through the round trip (at a pace of `rate`)
+        link.clock.set(after, venue_ms + round((after - before) / 2 * rate), rate)
+        self.rt.log.info("venue clock measured", account=link.name, offset_ms=link.clock.offset_ms, rate=rate)
 
     async def _keep_clock(self, http: aiohttp.ClientSession, link: Link) -> None:
         while True:
@@ -371,6 +413,8 @@ class Gateway:
             if link is not None and event.snapshot_id in link.snapshots:
                 link.reconciled.set()
             return None
+        if isinstance(event, reconcile.REPORTS) and event.account in self.links:
+            self.links[event.account].last_report = event.event_id  # a snapshot asked from now reflects it
         return self.outbox.apply(event, stored_ns)
 
     async def _read_log(self) -> None:
@@ -660,7 +704,9 @@ class Gateway:
                 await self._publish([event])
 
     async def _snapshot(self, link: Link, reason: str) -> VenueSnapshot:
-        """What the venue holds for the account now (VenueCallFailed when it cannot say)."""
+        """What the venue holds for the account now (VenueCallFailed when it cannot say), with the
+        last venue report read back from the log before asking (what the answers surely reflect)."""
+        marker = link.last_report
         client = link.client
         if isinstance(client, BinanceUsdmClient):
             orders = await client.open_orders()
@@ -700,6 +746,7 @@ class Gateway:
             positions=held,
             wallet_balance=float(account.wallet_balance),
             equity=float(account.equity),
+            last_report_id=marker,
         )
 
     async def _settled(self, link: Link, timeout: float | None) -> bool:
@@ -719,16 +766,15 @@ class Gateway:
 
     async def _reconcile(self, link: Link) -> None:
         """At start (once the orders the log left open have settled, or after START_SETTLE_WAIT_S)
-        and then every live.reconcile_every_s when nothing is in flight: publish a VenueSnapshot,
-        which the execution core reconciles (the account trades only after its AccountReconciled)."""
+        and then every live.reconcile_every_s (once nothing is in flight, or after another period):
+        publish a VenueSnapshot, which the execution core reconciles (the account trades only after
+        its AccountReconciled). A quiet moment only spares comparisons: what races the snapshot
+        is left by the core to the next one (services.execution.reconcile)."""
         reason = "start"
         while not self.rt.stop.is_set():
-            if reason == "start":
-                if not await self._settled(link, START_SETTLE_WAIT_S) and not self.rt.stop.is_set():
-                    self.rt.log.warning("live orders still in flight; reconciling anyway", account=link.name)
-            elif not await self._settled(link, None):
-                await self._pause(1.0)  # an order in flight: its reports would race the snapshot
-                continue
+            wait_s = START_SETTLE_WAIT_S if reason == "start" else self.settings.reconcile_every_s
+            if not await self._settled(link, wait_s) and not self.rt.stop.is_set():
+                self.rt.log.warning("live orders still in flight; reconciling anyway", account=link.name)
             if self.rt.stop.is_set():
                 return
             try:
@@ -787,8 +833,12 @@ class Gateway:
             alive = asyncio.create_task(keepalive())
             try:
                 await self._on_stream_connected(link)
+                self._spawn(self._binance_fundings(link, client))  # what a gap may have missed
                 async for msg in ws:
                     if msg.type != aiohttp.WSMsgType.TEXT:
+                        continue
+                    if venue_funding.binance_funding_fee(msg.data):  # the frame names no symbol: ask
+                        self._spawn(self._binance_fundings(link, client))
                         continue
                     try:
                         events = reports.binance_user_frame(link.name, msg.data, received_ns=time.time_ns())
@@ -799,9 +849,24 @@ class Gateway:
             finally:
                 alive.cancel()
 
+    async def _binance_fundings(self, link: Link, client: BinanceUsdmClient) -> None:
+        """The account's FUNDING_FEE income since _since_ms, published as VenueFunding (ids from the
+        account, symbol and time: what was published before is stored once)."""
+        since = self._since_ms(link)
+        try:
+            records = await client.income("FUNDING_FEE", start_time_ms=since)
+            events = venue_funding.binance_fundings(link.name, records, since_ms=since, received_ns=time.time_ns())
+        except VenueCallFailed as exc:
+            self.rt.log.warning("cannot ask the venue for funding", account=link.name, reason=exc.error.reason)
+            return
+        except venue_funding.FundingReportError as exc:
+            self.rt.log.warning("funding records skipped", account=link.name, error=str(exc)[:200])
+            return
+        await self._publish(list(events))
+
     async def _hyperliquid_stream(self, http: aiohttp.ClientSession, link: Link, client: HyperliquidClient) -> None:
         async with http.ws_connect(ws_url(link.endpoint), heartbeat=60.0, max_msg_size=16 * 1024 * 1024) as ws:
-            for kind in ("orderUpdates", "userFills"):
+            for kind in ("orderUpdates", "userFills", "userFundings"):
                 subscribe = {"method": "subscribe", "subscription": {"type": kind, "user": client.user}}
                 await ws.send_str(msgspec.json.encode(subscribe).decode())
 
@@ -818,12 +883,25 @@ class Gateway:
                         continue
                     try:
                         frame = reports.hyperliquid_user_frame(msg.data)
-                    except reports.ReportError as exc:
+                        fundings = venue_funding.hyperliquid_fundings(
+                            link.name, msg.data, since_ms=self._since_ms(link), received_ns=time.time_ns()
+                        )
+                    except (reports.ReportError, venue_funding.FundingReportError) as exc:
                         self.rt.log.warning("user stream frame skipped", account=link.name, error=str(exc)[:200])
                         continue
-                    await self._publish(self._hyperliquid_events(link, frame))
+                    await self._publish(self._hyperliquid_events(link, frame) + list(fundings))
             finally:
                 pinger.cancel()
+
+    def _since_ms(self, link: Link) -> int:
+        """From when the venue's funding history is the account's in the log: its first live order
+        (before it the positions were not ours), else when this gateway started."""
+        stored = [e.stored_ns for e in self.outbox.entries.values() if e.order.account == link.name]
+        if stored:
+            return link.clock.at_ms(min(stored) // 1_000_000)
+        if link.since_ms is None:
+            link.since_ms = link.clock.now_ms()
+        return link.since_ms
 
     def _hyperliquid_events(self, link: Link, frame: reports.HyperliquidUserFrame) -> list[Event]:
         link.cloids.update(frame.cloids)

@@ -27,7 +27,11 @@ class LiveOrder:
     """One order sent to a venue. chain: the event whose correlation its fills keep (the approval,
     or the stop or shutdown that closed the position); expected: what the venue said filled in
     an answer whose status was "filled" (it may be less than `quantity`: the venue rounds the
-    quantity down to its lot), else None."""
+    quantity down to its lot), else None; reported: the most the venue said had filled (an
+    answer's, or the filled quantity of its end): a closed order whose fills fall short of it
+    still has fills on their way; deferred_by: the snapshot that first left a comparison involving
+    it to the next one (not listed at the venue, its end perhaps on its way; or closed with fills
+    still to come): the next snapshot decides (services.execution.reconcile)."""
 
     order: OrderSubmitted
     chain: Envelope
@@ -37,6 +41,8 @@ class LiveOrder:
     expected: float | None = None
     unknown: bool = False
     closed: bool = False
+    reported: float = 0.0
+    deferred_by: str = ""
 
     @property
     def signed_remaining(self) -> float:
@@ -115,6 +121,13 @@ class LiveBook:
             if gone is not None:
                 self._by_client.pop(gone.client_order_id, None)
                 self._by_venue.pop((gone.order.account, gone.venue_order_id), None)
+
+    def awaiting_fills(self, account: str) -> list[LiveOrder]:
+        """The account's closed orders (remembered) whose reported fills have not all come yet."""
+        return [
+            o for o in self._by_order.values()
+            if o.closed and o.order.account == account and o.filled < o.reported * (1 - _FULL)
+        ]  # fmt: skip
 
     def in_flight(self, account: str) -> list[LiveOrder]:
         """The account's open orders, in submission order."""

@@ -6,7 +6,10 @@ The log is the outbox: the gateway keeps no state of its own, so a gateway kille
 the orders whose outcome the log does not hold, asks the venue about each by client order id
 (place with query_first: a lost answer is found, never placed twice), and the accepted orders
 whose reported fills fall short of what the venue said filled (their fills are asked for again;
-fill ids are the venue's, so nothing is stored twice). Pure: folding events, no I/O."""
+fill ids are the venue's, so nothing is stored twice). A fill that comes before the answer naming
+its venue order id is parked until that answer, as the execution core does (services.execution.live):
+otherwise, once stored, its copy asked for by REST would be dropped as a duplicate and the order
+would stay in flight for good. Pure: folding events, no I/O."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from ticktape.events import (
 )
 
 _FULL = 1e-9
+PARKED_MAX = 10_000  # fills waiting for their order's venue id; beyond, the oldest are dropped
 
 
 @dataclass
@@ -82,6 +86,7 @@ class Outbox:
         self._by_venue: dict[tuple[str, str], Entry] = {}
         self._fills: set[str] = set()  # fill event ids counted (membership only)
         self.cancels: dict[tuple[str, str], CancelEntry] = {}  # (account, venue order id) -> cancel
+        self._parked: dict[tuple[str, str], list[VenueFill]] = {}  # fills of venue ids not learnt yet
 
     def apply(self, event: Event, stored_ns: int) -> Entry | CancelEntry | None:
         """Fold one event of the log; the entry of a live order or cancel seen for the first time, else None."""
@@ -126,16 +131,31 @@ class Outbox:
                     self._learn(entry, event.venue_order_id)
             case VenueFill():
                 entry = self.find(event.account, event.client_order_id, event.venue_order_id)
-                if entry is not None and event.event_id not in self._fills:
-                    self._fills.add(event.event_id)
-                    entry.filled += event.quantity
-                    self._learn(entry, event.venue_order_id)
+                if entry is not None:
+                    self._count(entry, event)
+                elif event.account in self.accounts and event.venue_order_id:
+                    # before the answer that names its venue order id (Hyperliquid's fills carry
+                    # only that): counted once the answer comes, as the core does
+                    self._parked.setdefault((event.account, event.venue_order_id), []).append(event)
+                    while sum(len(p) for p in self._parked.values()) > PARKED_MAX:
+                        oldest = next(iter(self._parked))
+                        del self._parked[oldest][0]
+                        if not self._parked[oldest]:
+                            del self._parked[oldest]
         return None
+
+    def _count(self, entry: Entry, fill: VenueFill) -> None:
+        if fill.event_id not in self._fills:
+            self._fills.add(fill.event_id)
+            entry.filled += fill.quantity
+            self._learn(entry, fill.venue_order_id)
 
     def _learn(self, entry: Entry, venue_order_id: str) -> None:
         if venue_order_id and not entry.venue_order_id:
             entry.venue_order_id = venue_order_id
             self._by_venue[(entry.order.account, venue_order_id)] = entry
+        for fill in self._parked.pop((entry.order.account, venue_order_id), []) if venue_order_id else []:
+            self._count(entry, fill)
 
     def find(self, account: str, client_order_id: str, venue_order_id: str) -> Entry | None:
         entry = self._by_client.get(client_order_id) if client_order_id else None

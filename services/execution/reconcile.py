@@ -19,17 +19,36 @@ from the log, in log order, and resolves every difference by the account's polic
   account's adjustment (in its equity); alert.
 
 Positions and balance are compared only when none of the core's own orders is in flight on
-them (their fills would be counted twice); the gateway takes its snapshots when the log holds
-no order in flight, so this holds but for a report racing a snapshot, which the next periodic
-one corrects. Every difference is a ReconciliationDifference; if none was only alerted the
-account is reconciled (AccountReconciled) and may trade; otherwise it may not until a snapshot
-reconciles it. Pure: everything from the snapshot and the core's state, ids derived from the
-snapshot's id."""
+them (their fills would be counted twice).
+
+The race with the user stream. The venue is asked over REST while its user stream keeps
+reporting, and the gateway publishes those reports as they come: the log may hold, before the
+snapshot, a fill or an answer the venue's answer does not reflect yet (it was asked first), and
+the venue's answer may reflect a fill or an end whose report is not in the log yet. A snapshot
+carries the id of the last venue report the gateway had read back from the log before it asked
+(`last_report_id`): the reports up to it are reflected at the venue; those after it (ReportTrail)
+may not be. So, for a snapshot that carries it, the core compares only what both sides have
+seen, and leaves the rest to the next snapshot (AccountReconciled.deferred counts it):
+- an order the venue lists that a report after the marker closed is not unknown;
+- an order the venue does not list whose acceptance (or a fill or end) came after the marker is
+  not missing; one accepted before it is missing only when the next snapshot does not list it
+  either (its end, or its fills, may be on their way: a venue that filled or canceled it);
+- positions with a fill after the marker, or an order of ours in flight, or a closed order whose
+  venue-reported fills have not all come (once, as above), are not compared; nor is the balance
+  then, or after a funding report after the marker.
+A snapshot recorded without the marker (None) is compared as before it existed, so old
+recordings replay as they ran. Every difference is a ReconciliationDifference; if none was only
+alerted the account is reconciled (AccountReconciled) and may trade; otherwise it may not until a
+snapshot reconciles it. Pure: everything from the snapshot and the core's state, ids derived
+from the snapshot's id."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from msgspec import UNSET
 
 from services.execution.live import LiveOrder
 from services.execution.portfolio import Key, Position, position_updated
@@ -45,6 +64,12 @@ from ticktape.events import (
     PositionUpdated,
     ReconciliationDifference,
     VenueCancelRequested,
+    VenueFill,
+    VenueFunding,
+    VenueOrderAccepted,
+    VenueOrderCanceled,
+    VenueOrderRejected,
+    VenueOrderUnknown,
     VenueSnapshot,
 )
 from ticktape.events.envelope import EnvelopeFields
@@ -57,6 +82,69 @@ MISSING = "missing_at_venue"
 UNKNOWN_ORDER = "reconcile_unknown_order"  # the reason of a VenueCancelRequested
 QUANTITY_REL = 1e-9
 BALANCE_REL, BALANCE_ABS = 1e-6, 0.01
+TRAIL_MAX = 10_000  # venue reports remembered per account after the last snapshot's marker
+REPORTS = (VenueFill, VenueOrderAccepted, VenueOrderRejected, VenueOrderUnknown, VenueOrderCanceled, VenueFunding)
+Report = VenueFill | VenueOrderAccepted | VenueOrderRejected | VenueOrderUnknown | VenueOrderCanceled | VenueFunding
+
+
+@dataclass
+class Late:
+    """What the venue reports after a snapshot's marker touched (membership only)."""
+
+    symbols: set[str] = field(default_factory=set)  # with a fill
+    orders: set[str] = field(default_factory=set)  # client and venue order ids named
+    funding: bool = False
+
+    def names(self, live: LiveOrder, venue_order_id: str = "") -> bool:
+        ids_ = (live.client_order_id, live.venue_order_id, venue_order_id)
+        return any(i and i in self.orders for i in ids_)
+
+
+class ReportTrail:
+    """Each live account's venue reports, in the order the core applied them (the log's), from
+    the one the last marked snapshot named on (at most TRAIL_MAX): (kind, symbol, client order
+    id, venue order id) by event id."""
+
+    def __init__(self) -> None:
+        self._trails: dict[str, dict[str, tuple[str, str, str, str]]] = {}
+
+    def record(self, event: Report) -> None:
+        trail = self._trails.setdefault(event.account, {})
+        if isinstance(event, VenueFunding):
+            trail[event.event_id] = ("funding", event.symbol, "", "")
+        elif isinstance(event, VenueFill):
+            trail[event.event_id] = ("fill", event.symbol, event.client_order_id, event.venue_order_id)
+        else:
+            vid = event.venue_order_id if isinstance(event, VenueOrderAccepted | VenueOrderCanceled) else ""
+            trail[event.event_id] = ("order", event.symbol, event.client_order_id, vid)
+        if len(trail) > TRAIL_MAX:
+            del trail[next(iter(trail))]
+
+    def after(self, account: str, report_id: str) -> Late:
+        """What the reports after report_id touched (all remembered when it is "" or not found:
+        then it is older than all of them)."""
+        entries = list(self._trails.get(account, {}).items())
+        start = 0
+        for i in range(len(entries) - 1, -1, -1) if report_id else ():
+            if entries[i][0] == report_id:
+                start = i + 1
+                break
+        late = Late()
+        for _, (kind, symbol, cid, vid) in entries[start:]:
+            late.orders.update(x for x in (cid, vid) if x)
+            if kind == "fill":
+                late.symbols.add(symbol)
+            elif kind == "funding":
+                late.funding = True
+        return late
+
+    def forget_before(self, account: str, report_id: str) -> None:
+        """Drop the reports before report_id (a later snapshot's marker is at it or after it)."""
+        trail = self._trails.get(account)
+        if not trail or report_id not in trail:
+            return
+        while (first := next(iter(trail))) != report_id:
+            del trail[first]
 
 
 def _fields(cause: Envelope, handler: str, index: int, chain: Envelope | None = None) -> EnvelopeFields:
@@ -92,6 +180,9 @@ def on_snapshot(core: ExecutionCore, snap: VenueSnapshot) -> list[Event]:
     out: list[Event] = []
     differences: list[ReconciliationDifference] = []
     alerted = changed = False
+    marked = snap.last_report_id is not None
+    late = core.reports.after(name, snap.last_report_id or "") if marked else Late()
+    deferred = 0
 
     def difference(**kw: Any) -> ReconciliationDifference:
         d = ReconciliationDifference(
@@ -114,6 +205,10 @@ def on_snapshot(core: ExecutionCore, snap: VenueSnapshot) -> list[Event]:
                 for fill in core.live.learn_venue_id(live, o.venue_order_id):  # reported before its acceptance
                     out += core._on_venue_fill(fill)
             seen.add(live.order.order_id)
+            live.deferred_by = ""
+            continue
+        if live is not None and late.names(live, o.venue_order_id):
+            deferred += 1  # closed by a report the venue had not reflected when it was asked
             continue
         rest = max(0.0, o.quantity - o.filled_quantity)
         common = {"symbol": o.symbol, "venue_order_id": o.venue_order_id, "client_order_id": o.client_order_id,
@@ -156,6 +251,9 @@ def on_snapshot(core: ExecutionCore, snap: VenueSnapshot) -> list[Event]:
     for index, live in enumerate(core.live.in_flight(name)):
         if live.order.order_id in seen or not live.venue_order_id or live.expected is not None or live.unknown:
             continue  # listed, or not accepted yet, or filled at the venue with its fills still to come
+        if marked and _defer(live, late, snap):  # accepted (or reported on) since; or its end on its way
+            deferred += 1
+            continue
         core.live.close(live)
         mine = live.order
         difference(kind="missing_open_order", resolution="close", symbol=mine.symbol, order_id=mine.order_id,
@@ -174,10 +272,14 @@ def on_snapshot(core: ExecutionCore, snap: VenueSnapshot) -> list[Event]:
 
     # -- positions and balance: only where none of our own orders is in flight -----------------
     busy = {(lv.order.venue, lv.order.symbol) for lv in core.live.in_flight(name) if not _adopted(lv)}
+    if marked:
+        busy |= {(lv.order.venue, lv.order.symbol) for lv in core.live.awaiting_fills(name) if _defer(lv, late, snap)}
+        busy |= {(venue, symbol) for symbol in late.symbols}
     at_venue = {(venue, p.symbol): p for p in snap.positions}
     keys = sorted({k for k, p in account.positions.items() if k[0] == venue and p.quantity != 0} | set(at_venue))
     for index, key in enumerate(keys):
         if key in busy:
+            deferred += int(marked)
             continue
         pos = account.positions.get(key) or Position()
         theirs = at_venue.get(key)
@@ -195,9 +297,11 @@ def on_snapshot(core: ExecutionCore, snap: VenueSnapshot) -> list[Event]:
         account.positions[key] = adopted_pos
         changed = True
         out.append(_position_event(snap, index, name, key, adopted_pos))
-    if not busy:
+    if busy or late.funding:
+        deferred += int(marked)
+    else:
         t = account.totals()
-        log_wallet = account.initial_equity + account.adjustment + t.realized_pnl - t.fees_paid
+        log_wallet = account.initial_equity + account.adjustment + t.realized_pnl - t.fees_paid + t.funding
         if not math.isclose(log_wallet, snap.wallet_balance, rel_tol=BALANCE_REL, abs_tol=BALANCE_ABS):
             resolution = policy.balances
             difference(kind="balance_mismatch", resolution=resolution, log_balance=log_wallet,
@@ -232,9 +336,25 @@ def on_snapshot(core: ExecutionCore, snap: VenueSnapshot) -> list[Event]:
                 snapshot_id=snap.event_id,
                 reason=snap.reason,
                 differences=len(differences),
+                deferred=deferred or UNSET,
             )
         )
+    if marked:
+        core.reports.forget_before(name, snap.last_report_id or "")
     return out
+
+
+def _defer(live: LiveOrder, late: Late, snap: VenueSnapshot) -> bool:
+    """Whether a comparison involving this order waits for the next snapshot: a report on it came
+    after the snapshot's marker (it waits again), or none did and no earlier snapshot deferred it
+    (it waits once: its end or its fills may still be on their way; the next snapshot decides)."""
+    if late.names(live):
+        live.deferred_by = ""
+        return True
+    if live.deferred_by and live.deferred_by != snap.event_id:
+        return False
+    live.deferred_by = snap.event_id
+    return True
 
 
 def _adopted(live: LiveOrder) -> bool:

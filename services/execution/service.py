@@ -22,6 +22,7 @@ from ticktape import config as cfg
 from ticktape import runtime
 from ticktape.events import AccountUpdated, Event
 from ticktape.metrics import ServiceMetrics
+from ticktape.snapshots.gauged import GaugedCore
 
 LIVE_REFUSAL = (
     "--live is not a flag of the execution service: live accounts trade only under `ticktape up --live`, "
@@ -38,15 +39,20 @@ def load(raw: dict[str, Any]) -> ExecutionConfig:
     return config
 
 
-class AccountGauges:
+class AccountGauges(GaugedCore[ExecutionCore]):
     """The core, with each AccountUpdated it emits exported as the account's equity, peak equity
     and exposure gauges (the rebuild replays them too, so they survive a restart)."""
 
     def __init__(self, core: ExecutionCore, metrics: ServiceMetrics, config: ExecutionConfig) -> None:
-        self.core = core
+        super().__init__(core)
         self.metrics = metrics
         for account in config.accounts:  # flat at its initial equity until its first update
             metrics.account(account.name, account.initial_equity, 0.0, 0.0)
+
+    def export(self) -> None:
+        for name, account in self.core.accounts.items():  # what the last AccountUpdated said
+            totals = account.totals()
+            self.metrics.account(name, totals.equity, totals.gross_exposure, totals.net_exposure)
 
     def handle(self, event: Event) -> list[Event]:
         outputs = self.core.handle(event)

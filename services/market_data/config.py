@@ -69,6 +69,10 @@ class MarketDataConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     reconnect_backoff_max_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     status_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     publish_window: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000
+    # Bars go to the event log as JetStream atomic batches (ticktape.bus.atomic): one fsync per
+    # batch instead of per bar under nats.sync_interval `always`, acked only once stored. false:
+    # one publish per bar (pipelined). A server without atomic batches turns them off by itself.
+    atomic_batches: bool = True
     bar_checks: BarChecks = BarChecks()
     # Perpetual funding (FundingRate on md.funding.<venue>.<symbol>): every funding_poll_s each
     # perp venue's funding history is asked for the followed symbols' settlements since the last

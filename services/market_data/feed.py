@@ -22,8 +22,8 @@ from services.market_data.core import MarketDataCore
 from services.market_data.shard import Shard
 from ticktape import config as cfg
 from ticktape import ids, runtime, subjects, telemetry
+from ticktape.bus.atomic import Publisher
 from ticktape.bus.deadletter import dead_letter
-from ticktape.bus.pipeline import PipelinedPublisher
 from ticktape.bus.publisher import max_payload
 from ticktape.events import BarClosed, BarRejected, MarketDataStatus, TradeTick, UniverseUpdated
 from ticktape.events.codec import DecodeError, decode
@@ -48,7 +48,7 @@ class VenueFeed:
         config: MarketDataConfig,
         vcfg: VenueFeedConfig,
         session: aiohttp.ClientSession,
-        publisher: PipelinedPublisher,
+        publisher: Publisher,
     ) -> None:
         self.rt = rt
         self.config = config
@@ -79,6 +79,13 @@ class VenueFeed:
         self._status_mark: dict[int, tuple[float, int]] = {}
         self._date_header: str | None = None
         self._trade_subjects: dict[str, str] = {}
+        # Roll-ups (5m..1d) of live frames wait until every followed symbol's 1m bar of their
+        # minute is out (see publish_later), so a window-closing minute's 1m bars are not queued
+        # behind up to five roll-ups each on the way to JetStream.
+        self._later: list[BarClosed] = []
+        self._later_symbols: set[str] = set()
+        self._minute = -1  # open time (ns) of the newest live 1m bar published
+        self._minute_symbols: set[str] = set()  # symbols whose 1m bar of that minute is out
         self.dead_letters = runtime.dead_letters(rt)  # its object store keeps frames too large to inline
 
     @property
@@ -242,11 +249,46 @@ class VenueFeed:
         except FrameError as exc:
             await self._reject_frame(shard, data, str(exc))
             return
-        await self.publish(events)
+        if self.core.aggregator is None:
+            await self.publish(events)
+        else:
+            await self._publish_base_now(events)
         for symbol in self.core.gaps():
             self.rt.log.info("gap: backfilling before the held live bar", venue=self.venue, symbol=symbol)
             await self.backfill([symbol])
             await self.publish(self.core.release(symbol))
+
+    async def _publish_base_now(self, events: Sequence[BarClosed | BarRejected | TradeTick]) -> None:
+        """Publish a live frame's events but its roll-ups, which wait in _later; once every
+        followed symbol's 1m bar of the minute is out, the roll-ups follow."""
+        now: list[BarClosed | BarRejected | TradeTick] = []
+        later: list[BarClosed] = []
+        base = self.config.timeframe
+        for event in events:
+            if isinstance(event, BarClosed) and event.timeframe != base:
+                later.append(event)
+            else:
+                now.append(event)
+                if isinstance(event, BarClosed):
+                    if event.open_time > self._minute:
+                        self._minute = event.open_time
+                        self._minute_symbols.clear()
+                    if event.open_time == self._minute:
+                        self._minute_symbols.add(event.symbol)
+        await self.publish(now)
+        self._later.extend(later)  # after their 1m bar is sent: the flusher may publish them any time
+        self._later_symbols.update(bar.symbol for bar in later)
+        if self._later and len(self._minute_symbols) >= sum(len(shard.symbols) for shard in self.shards):
+            await asyncio.sleep(0)  # the publisher's sender takes the 1m bars before the roll-ups are encoded
+            await self.publish_later()
+
+    async def publish_later(self) -> None:
+        """Publish the queued roll-ups. Also called by the service's flusher every 0.2 s (a
+        symbol whose 1m bar never came holds them that long at most) and at stop."""
+        later, self._later = self._later, []
+        self._later_symbols.clear()
+        if later:
+            await self.publish(later)
 
     async def _reject_frame(self, shard: int, data: bytes, error: str) -> None:
         self.rt.metrics.rejected("malformed_frame")
@@ -272,6 +314,15 @@ class VenueFeed:
         self.rt.metrics.dead_lettered()
 
     async def publish(self, events: Sequence[BarClosed | BarRejected | TradeTick]) -> None:
+        await self._publish_later_of(events)
+        await self._send(events)
+
+    async def _publish_later_of(self, events: Sequence[BarClosed | BarRejected | TradeTick]) -> None:
+        """A symbol's queued roll-ups go before its next bar (backfill, catch-up after a stall)."""
+        if self._later_symbols and any(e.symbol in self._later_symbols for e in events):
+            await self.publish_later()
+
+    async def _send(self, events: Sequence[BarClosed | BarRejected | TradeTick]) -> None:
         for event in events:
             if isinstance(event, BarRejected):
                 self.rt.metrics.rejected("invalid_bar")

@@ -15,6 +15,7 @@ from services.market_data.feed import VenueFeed
 from services.market_data.funding import FundingPoller
 from ticktape import config as cfg
 from ticktape import runtime
+from ticktape.bus.atomic import AtomicBatchPublisher, Publisher
 from ticktape.bus.pipeline import PipelinedPublisher
 
 
@@ -22,7 +23,7 @@ def load(raw: dict[str, Any]) -> MarketDataConfig:
     return cfg.load_section("market_data", MarketDataConfig, raw)
 
 
-async def _report(rt: runtime.Runtime, feeds: list[VenueFeed], publisher: PipelinedPublisher, interval: float) -> None:
+async def _report(rt: runtime.Runtime, feeds: list[VenueFeed], publisher: Publisher, interval: float) -> None:
     while not rt.stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(rt.stop.wait(), timeout=interval)
@@ -31,16 +32,26 @@ async def _report(rt: runtime.Runtime, feeds: list[VenueFeed], publisher: Pipeli
         await publisher.flush()
 
 
-async def _flusher(rt: runtime.Runtime, publisher: PipelinedPublisher) -> None:
-    """Settle acks regularly so a failed publish is retried within a fraction of a second."""
+async def _flusher(rt: runtime.Runtime, feeds: list[VenueFeed], publisher: Publisher) -> None:
+    """Settle acks regularly so a failed publish is retried within a fraction of a second; roll-ups
+    still waiting for their minute's last 1m bar go out too."""
     while not rt.stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(rt.stop.wait(), timeout=0.2)
+        for feed in feeds:
+            await feed.publish_later()
         await publisher.flush()
 
 
 async def serve(rt: runtime.Runtime, config: MarketDataConfig) -> None:
-    publisher = PipelinedPublisher(rt.js, window=config.publish_window, observe=rt.metrics.publish_acked)
+    pipelined = PipelinedPublisher(rt.js, window=config.publish_window, observe=rt.metrics.publish_acked)
+    publisher: Publisher = pipelined
+    if config.atomic_batches:
+        publisher = AtomicBatchPublisher(
+            pipelined,
+            observe=rt.metrics.publish_acked,
+            on_disabled=lambda why: rt.log.warning("atomic batches off: publishing bars one by one", reason=why),
+        )
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         feeds = [VenueFeed(rt, config, v, session, publisher) for v in config.venues]
@@ -55,7 +66,7 @@ async def serve(rt: runtime.Runtime, config: MarketDataConfig) -> None:
         tasks = [
             *feed_tasks,
             asyncio.create_task(_report(rt, feeds, publisher, config.status_interval_s)),
-            asyncio.create_task(_flusher(rt, publisher)),
+            asyncio.create_task(_flusher(rt, feeds, publisher)),
         ]
         stopper = asyncio.create_task(rt.stop.wait())
         try:
@@ -74,7 +85,11 @@ async def serve(rt: runtime.Runtime, config: MarketDataConfig) -> None:
             for task in feed_tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for feed in feeds:  # roll-ups whose 1m bars are published
+                await feed.publish_later()
             await publisher.flush()
+            if isinstance(publisher, AtomicBatchPublisher):
+                await publisher.aclose()
 
 
 def main() -> None:

@@ -3,7 +3,7 @@ limits over all of them."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -39,6 +39,8 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     stop_loss: LossFraction | None = None
     take_profit: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
     cooldown_minutes: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    max_margin_use: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
+    max_leverage: Positive = 10.0  # margin = notional / max_leverage (for max_margin_use)
 
     def __post_init__(self) -> None:
         if not self.strategies:
@@ -68,6 +70,8 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             stop_loss=lim.stop_loss,
             take_profit=lim.take_profit,
             cooldown_minutes=lim.cooldown_minutes,
+            max_margin_use=lim.max_margin_use,
+            max_leverage=lim.max_leverage,
         )
 
     def trades(self, strategy: str) -> bool:
@@ -84,17 +88,22 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     account (one RiskHalted each), on_breach "flatten" also closes their positions.
 
     `reduce_while_halted`: while an operator's emergency stop halts an account, a signal's order
-    that reduces a position still passes (cut to what reduces it, reduce-only). Risk's own halts
-    always let such orders pass. Off by default: every run before the key refused them, and risk
-    rebuilds its state from the whole log under its current configuration, so turning it on
-    where the log holds a reducing signal refused under a stop would count a close that was never
-    sent as pending (README "Risk that stops the bleeding")."""
+    that reduces a position still passes (cut to what reduces it, reduce-only), so a halted
+    account can still be closed. Risk's own halts always let such orders pass. On by default;
+    recordings made before the key existed refused them and replay that way (LEGACY_DEFAULTS,
+    ticktape.config.recorded_as_run). Risk rebuilds its state from the whole log under its
+    current configuration: where the log holds a reducing signal refused under an operator's stop
+    by a run with it off, the rebuild approves a close that was never sent, and forgets it when
+    execution answers a later order (RiskCore._answered; README "Risk that stops the bleeding")."""
+
+    # Recordings whose risk section lacks a key ran with this value (see SignalConfig's).
+    LEGACY_DEFAULTS: ClassVar[dict[str, Any]] = {"reduce_while_halted": False}
 
     accounts: tuple[AccountConfig, ...] = (AccountConfig(),)
     max_drawdown: LossFraction | None = None
     max_daily_loss: LossFraction | None = None
     on_breach: Literal["halt", "flatten"] = "halt"
-    reduce_while_halted: bool = False
+    reduce_while_halted: bool = True
 
     def __post_init__(self) -> None:
         if not self.accounts:

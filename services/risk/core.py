@@ -5,8 +5,8 @@ Sizing: target = sign x fraction x equity / price (long +, short -, flat 0); the
 target minus what the account holds (its position plus approved-but-unfilled orders). Checks,
 first failure wins: invalid_size (a size that is not finite or absurd, refused whatever else
 holds), halted, no_equity, then for an order to a non-flat target: cooldown, max_order_notional,
-max_notional_per_symbol, max_open_positions, max_gross_exposure. An order to a flat target only
-reduces risk, so it skips no_equity and the limits.
+max_notional_per_symbol, max_open_positions, max_gross_exposure, max_margin_use. An order to a
+flat target only reduces risk, so it skips no_equity and the limits.
 
 Halts. An operator's emergency stop (EmergencyStop) or risk's own (RiskHalted, below) halts an
 account: a signal's order is rejected "halted", unless it reduces a position: then it is cut to
@@ -28,7 +28,11 @@ Automatic stops (each off unless configured, ticktape.accounts.AccountLimits / R
 Input is checked, never propagated: a signal whose price is not finite and within
 ticktape.sanity's band, or an account, position or fill event with a non-finite number, is
 rejected as input (InvalidInput: the shell dead-letters it and nothing changes); and every
-output is checked for NaN and infinity before it leaves."""
+output is checked for NaN and infinity before it leaves.
+
+Routing: an account trades the signals of the strategies its `strategies` lists (or all, '*'); a
+managed strategy whose StrategyChanged names an account, that account's alone; a retired one,
+none (services.risk.routing)."""
 
 from __future__ import annotations
 
@@ -38,7 +42,8 @@ from dataclasses import dataclass, field
 from msgspec import UNSET
 
 from services.risk.config import AccountConfig, RiskConfig
-from services.risk.limits import Breach, LossWatch, exit_reason
+from services.risk.limits import Breach, LossWatch, exit_reason, margin_use
+from services.risk.routing import Routes
 from ticktape import ids, subjects
 from ticktape.clock import MINUTE_NS
 from ticktape.errors import InvalidInput
@@ -56,11 +61,13 @@ from ticktape.events import (
     ResumeTrading,
     RiskHalted,
     SignalGenerated,
+    StrategyChanged,
 )
 from ticktape.events.envelope import EnvelopeFields
 from ticktape.events.risk import OrderSide
 from ticktape.memo import InputMemo
 from ticktape.sanity import MAX_NOTIONAL, ensure_finite, price_problem
+from ticktape.snapshots.codec import StateSnapshots
 
 FILTER_SUBJECTS: tuple[str, ...] = (
     subjects.ALL_SIGNALS,
@@ -69,6 +76,7 @@ FILTER_SUBJECTS: tuple[str, ...] = (
     subjects.ALL_FILLS,
     subjects.ALL_ORDERS,  # OrderCanceled, and OrderSubmitted as execution's answer to an approval
     subjects.ALL_CONTROL,
+    subjects.ALL_STRATEGIES,  # StrategyChanged: the account a managed strategy trades on (routing.py)
 )
 
 # How many recent inputs' outputs a core remembers to answer redeliveries identically.
@@ -122,7 +130,7 @@ class _Book:
         return self.config.initial_equity if self.equity is None else self.equity
 
 
-class RiskCore:
+class RiskCore(StateSnapshots):
     """Decides OrderApproved/OrderRejected per subscribed account for each SignalGenerated."""
 
     def __init__(self, config: RiskConfig) -> None:
@@ -133,6 +141,7 @@ class RiskCore:
         self._approvals = 0  # approvals made so far: numbers the pending orders
         self.watch = LossWatch(self._total_equity())  # the global limits, over every account
         self.global_tripped = False
+        self.routes = Routes()  # the managed strategies' accounts
 
     def handle(self, event: Event) -> list[Event]:
         """Apply one input event, return the events to publish (possibly empty).
@@ -180,6 +189,8 @@ class RiskCore:
             case EmergencyStop():
                 for book in self._affected(event.account):
                     book.halted, book.halted_by = True, OPERATOR
+            case StrategyChanged():
+                self.routes.apply(event)
             case ResumeTrading():
                 for book in self._affected(event.account):
                     if book.halted_by not in (None, OPERATOR):  # lifting risk's own halt re-arms its limits
@@ -306,7 +317,7 @@ class RiskCore:
 
     def _decide(self, book: _Book, signal: SignalGenerated) -> Event | None:
         cfg = book.config
-        if not cfg.trades(signal.strategy):
+        if not self.routes.trades(cfg, signal.strategy):
             return None
         price = signal.price
         if price_problem("price", price) is not None:
@@ -410,6 +421,14 @@ class RiskCore:
             return "max_gross_exposure", (
                 f"gross exposure after this order {gross:.2f} exceeds max_gross_exposure {cfg.max_gross_exposure:g}"
             )
+        if cfg.max_margin_use is not None:
+            use = margin_use(gross, cfg.max_leverage, book.current_equity)
+            if use > cfg.max_margin_use:
+                return "max_margin_use", (
+                    f"margin after this order {gross / cfg.max_leverage:.2f} (gross {gross:.2f} / max_leverage "
+                    f"{cfg.max_leverage:g}) is {use:.2%} of equity {book.current_equity:.2f}; max_margin_use is "
+                    f"{cfg.max_margin_use:g}"
+                )
         return None
 
     def _open_positions(self, book: _Book, besides: Key) -> int:

@@ -1,11 +1,12 @@
 """Pure rules behind risk's automatic stops: loss limits measured on equity (drawdown from the peak,
-loss since the UTC day opened) and protective exits measured on a position's mark.
+loss since the UTC day opened), protective exits measured on a position's mark, and margin use.
 
 Time is the events' own (AccountUpdated.ts_event, the close of the bar that marked the account),
 never a clock, so a replay crosses the same day boundaries at the same events."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ticktape.clock import NS_PER_S
@@ -84,3 +85,11 @@ def exit_reason(
     if take_profit is not None and gain >= take_profit:
         return "take_profit"
     return None
+
+
+def margin_use(gross_exposure: float, leverage: float, equity: float) -> float:
+    """The fraction of equity the initial margin of `gross_exposure` takes at `leverage`
+    (gross / leverage / equity); infinite when there is no equity to hold it."""
+    if equity <= 0:
+        return math.inf
+    return gross_exposure / leverage / equity

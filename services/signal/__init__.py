@@ -11,4 +11,5 @@ SERVICE = ServiceInfo(
     config="services.signal.config:SignalConfig",
     durables=("signal",),
     core_spec="services.signal.spec:core_spec",
+    workers="services.signal.workers:plan",
 )

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 
 from ticktape.clock import TIMEFRAME_NS
+from ticktape.workers import MAX_WORKERS
 
 # A strategy name becomes a subject token (signals.<strategy>.<venue>.<symbol>), so no dots.
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -49,7 +50,9 @@ class Subscription(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 class StrategyEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """One strategy to run. `params` are the kind's parameters (its Params struct, checked at
     load); `subscribe` empty: every venue and symbol, on signal.timeframe. `name` defaults to
-    the kind (ema_cross_9_21 and ensemble9 for the built-ins, as before).
+    the kind (ema_cross_9_21 and ensemble9 for the built-ins, as before). `rotate_every: R` (an
+    expensive strategy): evaluated on one bar in R of each symbol, in a deterministic rotation
+    (services/signal/rotation.py), so on about 1/R of the symbols at each close.
 
     fast, slow, allow_short, heads, k: the flat form of the built-in kinds' parameters, read
     for configurations written before `params` existed and moved into params."""
@@ -58,6 +61,7 @@ class StrategyEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     name: Name | None = None
     params: dict[str, Any] = {}
     subscribe: tuple[Subscription, ...] = ()
+    rotate_every: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1
     fast: Any = None
     slow: Any = None
     allow_short: Any = None
@@ -123,7 +127,20 @@ class SignalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     signals (target, diagnostics) and StrategyQuarantined events. 1: what the code before issue
     #10 emitted (EMA votes, no quarantine events), which recordings made before the key existed
     ran with (LEGACY_DEFAULTS), so their replay writes their bytes; only the built-in kinds,
-    without subscriptions, can run that way."""
+    without subscriptions, can run that way.
+
+    Managed strategies (`ticktape strategies`, StrategyChanged events on strategies.>) run beside
+    these: `managed_timeframes` are the timeframes they may subscribe to or read (empty:
+    `timeframe`), whose bars the service reads whether or not a strategy runs on them;
+    `warmup_bars` how many of the latest bars of each (venue, symbol) of those timeframes it keeps,
+    so that a strategy added at run time is first fed them (warming up, signalling nothing).
+    0: a managed strategy starts cold.
+
+    `workers`: how many processes `ticktape up` runs the service as, each owning a partition of
+    the symbols (ticktape.workers); `auto`: chosen at start from the strategies and their measured
+    evaluation time (services/signal/workers.py), so that one bar of every symbol is evaluated
+    within `evaluation_budget_ms`; the choice is recorded (WorkersChosen) and written into the
+    session's configuration. Run by hand (`python -m services.signal`), `auto` is one worker."""
 
     # Keys whose default changed behaviour when they were added: a recorded configuration whose
     # section lacks one ran with this value (ticktape.config.recorded_as_run), and every new
@@ -134,12 +151,21 @@ class SignalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     strategies: tuple[StrategyEntry, ...] = (StrategyEntry(kind="ensemble"), StrategyEntry(kind="ema_cross"))
     trade_backfilled: bool = False
     event_version: Literal[1, 2] = 2
+    managed_timeframes: tuple[str, ...] = ()
+    warmup_bars: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 500
+    workers: int | Literal["auto"] = 1
+    evaluation_budget_ms: Annotated[float, msgspec.Meta(gt=0, le=60_000)] = 1000.0
 
     def __post_init__(self) -> None:
         if self.timeframe not in TIMEFRAME_NS:
             raise ValueError(f"timeframe must be one of {', '.join(TIMEFRAME_NS)} (got {self.timeframe!r})")
+        bad = [tf for tf in self.managed_timeframes if tf not in TIMEFRAME_NS]
+        if bad:
+            raise ValueError(f"managed_timeframes must be among {', '.join(TIMEFRAME_NS)} (got {bad[0]!r})")
         if not self.strategies:
             raise ValueError("strategies must not be empty")
+        if isinstance(self.workers, int) and not 1 <= self.workers <= MAX_WORKERS:
+            raise ValueError(f"workers must be 1..{MAX_WORKERS} or auto (got {self.workers})")
         names = [s.label for s in self.strategies]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -151,3 +177,8 @@ class SignalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
                     f"event_version 1 runs only the built-in kinds ({', '.join(BUILTIN_KINDS)}) without "
                     f"subscribe (not: {', '.join(odd)}); use event_version 2"
                 )
+
+
+def managed_timeframes(config: SignalConfig) -> tuple[str, ...]:
+    """The timeframes a managed strategy may use: signal.managed_timeframes, else signal.timeframe."""
+    return config.managed_timeframes or (config.timeframe,)

@@ -310,15 +310,10 @@ class MtfTrend(Strategy[MtfTrendParams]):
         elif trend == -1 and close < lower and p.allow_short:
             side = "short"
         state["side"] = side
-        hour = int(hours.open_time[-1])
-        return Target(
-            side,
-            diagnostics={
-                "trend": trend,
-                "trend_close": last,
-                "trend_sma": sma,
-                "trend_bar": hour,
-                "upper": upper,
-                "lower": lower,
-            },
-        )
+        return Target(side, diagnostics=mtf_diagnostics(trend, last, sma, int(hours.open_time[-1]), upper, lower))
+
+
+def mtf_diagnostics(trend: int, last: float, sma: float, hour: int, upper: float, lower: float) -> dict[str, Any]:
+    """What an mtf_trend decision carries: the trend, the hour's close, SMA and open time, the
+    entry channel."""
+    return {"trend": trend, "trend_close": last, "trend_sma": sma, "trend_bar": hour, "upper": upper, "lower": lower}

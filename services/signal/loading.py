@@ -5,7 +5,7 @@ parameters checked against the kind's Params, every problem a ConfigError naming
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.signal.config import SignalConfig
@@ -39,6 +39,29 @@ def kinds(config: SignalConfig) -> dict[str, type[Strategy[Any]]]:
     return found
 
 
+class _Kinds(Mapping[str, type[Strategy[Any]]]):
+    """The classes found for the configuration, and any other kind found on lookup (a managed
+    strategy's, named at run time): built in, installed, or `module:Class`."""
+
+    def __init__(self, found: Mapping[str, type[Strategy[Any]]]) -> None:
+        self._found = dict(found)
+
+    def __getitem__(self, kind: str) -> type[Strategy[Any]]:
+        cls = self._found.get(kind)
+        if cls is None:
+            try:
+                cls = self._found[kind] = resolve(kind, BUILTINS)
+            except DiscoveryError:
+                raise KeyError(kind) from None
+        return cls
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._found)
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+
 def core(config: SignalConfig) -> SignalCore:
     """The core for this config, its strategies found and their parameters checked."""
     classes = kinds(config)
@@ -53,7 +76,7 @@ def core(config: SignalConfig) -> SignalCore:
     for i, entry in enumerate(config.strategies):
         check(entry.kind, entry.params, f"signal.strategies[{i}].params")
     try:
-        return SignalCore(config, kinds=classes)
+        return SignalCore(config, kinds=_Kinds(classes))
     except StrategySetupError as exc:
         raise cfg.ConfigError(f"signal.{exc}") from None
 

@@ -435,9 +435,12 @@ def test_live_session_on_both_venues_signed_reconciled_replayed_and_without_a_cr
     planted_gz = tmp_path / "planted.gz"
     planted_gz.write_bytes(gzip.compress(b"{" + keys.bn_key.encode() + b"}"))
     assert leaks([("gz", session_file(planted_gz))], material) == ["binance api key in gz"]
-    witness = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", keys.agent_key],
-                               stdin=subprocess.PIPE)  # fmt: skip
+    waits = "import sys; print(flush=True); sys.stdin.read()"
+    witness = subprocess.Popen([sys.executable, "-c", waits, keys.agent_key],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
     try:
+        assert witness.stdout is not None
+        witness.stdout.readline()  # it runs: its argv is the one given, no longer the forking parent's
         assert f"hyperliquid key in /proc/{witness.pid}/cmdline" in leaks(argvs(), material)
     finally:
         witness.kill()

@@ -105,6 +105,9 @@ def test_sessions_replay_byte_for_byte_also_after_sigkill_and_restart(tmp_path, 
         counts = {f["family"]: f["recorded"] for f in result["families"]}
         assert counts["signals"] and counts["fills"] and counts["positions"], counts
         assert result["cores"] == list(CORES) and not result["unconfirmed"]
+        # each core's state snapshots (each stack's clean stop took one; the second stack's cores
+        # restored the first's) equal the replayed state at their sequences
+        assert sorted(result["snapshots"]["checked"]) == sorted(CORES), result["snapshots"]
 
     path = tmp_path / "s2.ttsession.gz"
     done = ticktape("export", s2["session_id"], str(path), "--nats", bus.url, "--creds", bus.creds(ADMIN))

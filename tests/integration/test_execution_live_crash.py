@@ -23,7 +23,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import aiohttp
 import pytest
@@ -31,23 +31,16 @@ from aiohttp import web
 from nats.js import JetStreamContext
 from yarl import URL
 
-from exchanges.trading.binance_sign import BinanceCredentials
-from exchanges.trading.client_ids import binance_client_order_id, hyperliquid_cloid
-from exchanges.trading.clients.binance_usdm import BinanceUsdmClient
-from exchanges.trading.clients.hyperliquid import HyperliquidClient
-from exchanges.trading.hyperliquid_sign import HyperliquidSigner
-from tests.integration.test_execution_live_venuesim import (
+from tests.integration.test_venue_sim import series, start_sim
+from tests.support.live_trading import BINANCE, HYPERLIQUID, Venue
+from tests.support.live_venue import (
     AGENT_ENV,
     AGENT_KEY,
-    BINANCE_LIVE,
-    HL_LIVE,
     KEY,
     KEY_ENV,
     NOW_BAR,
     SECRET,
     SECRET_ENV,
-    SUB,
-    USER,
     admin_js,
     approval,
     bar_event,
@@ -56,10 +49,8 @@ from tests.integration.test_execution_live_venuesim import (
     publish,
     reconciled,
     records,
-    sim_requests,
     verify,
 )
-from tests.integration.test_venue_sim import series, start_sim
 from ticktape.events import OrderFilled, OrderSubmitted, PositionUpdated, VenueFill, VenueOrderAccepted
 from ticktape.testing import eventually
 from ticktape.testing.auth import AuthorizedNats
@@ -153,49 +144,6 @@ def start_execution(
         return subprocess.Popen(
             [sys.executable, "-m", "services.execution"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
-
-
-class Venue(NamedTuple):
-    name: str
-    account: dict[str, Any]
-    symbol: str
-    secrets: tuple[str, ...]
-
-    def client_id(self, order_id: str) -> str:
-        return binance_client_order_id(order_id) if self.name == "binance_usdm" else hyperliquid_cloid(order_id)
-
-    async def placements(self, base: str, cid: str) -> list[dict[str, Any]]:
-        if self.name == "binance_usdm":
-            posts = [r for r in await sim_requests(base) if r["method"] == "POST" and "/fapi/v1/order?" in r["path"]]
-            return [r for r in posts if f"newClientOrderId={cid}" in r["path"]]
-        sent = [json.loads(r["body"]) for r in await sim_requests(base) if r["path"] == "/hyperliquid/exchange"]
-        return [s for s in sent if s["action"]["type"] == "order" and s["action"]["orders"][0].get("c") == cid]
-
-    async def lookups(self, base: str, cid: str) -> list[dict[str, Any]]:
-        if self.name == "binance_usdm":
-            return [
-                r for r in await sim_requests(base) if r["method"] == "GET" and f"origClientOrderId={cid}" in r["path"]
-            ]
-        asked = [json.loads(r["body"]) for r in await sim_requests(base) if r["path"] == "/hyperliquid/info"]
-        return [a for a in asked if a.get("type") == "orderStatus" and a.get("oid") == cid]
-
-    async def listening(self, base: str) -> bool:
-        ending = "/fapi/v1/listenKey" if self.name == "binance_usdm" else "/hyperliquid/ws"
-        return any(r["path"].endswith(ending) for r in await sim_requests(base))
-
-    async def position(self, base: str) -> float:
-        async with aiohttp.ClientSession() as http:
-            if self.name == "binance_usdm":
-                client = BinanceUsdmClient(http, BinanceCredentials(KEY, SECRET), base_url=f"{base}/binance_usdm")
-                [found] = await client.positions()
-            else:
-                signer = HyperliquidSigner.from_key(AGENT_KEY, account_address=USER.address, vault_address=SUB)
-                [found] = await HyperliquidClient(http, signer, base_url=f"{base}/hyperliquid").positions()
-        return float(found.quantity)
-
-
-BINANCE = Venue("binance_usdm", BINANCE_LIVE, "BTCUSDT", (KEY, SECRET))
-HYPERLIQUID = Venue("hyperliquid", HL_LIVE, "BTC", (AGENT_KEY, AGENT_KEY[2:]))
 
 
 @pytest.mark.parametrize("venue", [BINANCE, HYPERLIQUID], ids=lambda v: v.name)

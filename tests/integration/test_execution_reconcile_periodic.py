@@ -20,19 +20,21 @@ from nats.js import JetStreamContext
 from exchanges.trading.model import OrderIntent
 from services.execution.loading import from_raw
 from services.execution.service import serve
-from tests.integration.test_execution_live_venuesim import (
+from tests.integration.test_execution_reconcile_venuesim import by_hand_binance, verify_blocked
+from tests.integration.test_venue_sim import series, start_sim
+from tests.support.live_trading import binance
+from tests.support.live_venue import (
     BINANCE_LIVE,
     NOW_BAR,
     admin_js,
     config,
     credentials_in_env,
     events_of,
+    execution_common,
     live_sim,
     records,
     sim_requests,
 )
-from tests.integration.test_execution_reconcile_venuesim import binance, by_hand_binance, common_for, verify_blocked
-from tests.integration.test_venue_sim import series, start_sim
 from ticktape.events import (
     AccountReconciled,
     ReconciliationDifference,
@@ -68,7 +70,7 @@ async def test_a_periodic_pass_finds_an_order_placed_at_the_venue_by_hand_and_ca
         done = [r for r in await events_of(admin_js, AccountReconciled, "alpha") if r.reason == reason]
         return done if len(done) >= n else None
 
-    async with running_service("execution", serve, from_raw(raw), common_for(base, nats_auth, tmp_path)):
+    async with running_service("execution", serve, from_raw(raw), execution_common(base, nats_auth, tmp_path)):
         [start] = await eventually(lambda: passes("start", 1), timeout=60, what="reconciled on start")
         assert start.differences == 0
         # a second snapshot, and its reconciliation, after start: the periodic pass runs, finding nothing

@@ -15,37 +15,29 @@ from typing import Any
 import aiohttp
 import pytest
 
-from exchanges.trading.binance_sign import BinanceCredentials
-from exchanges.trading.clients.binance_usdm import BinanceUsdmClient
-from exchanges.trading.clients.hyperliquid import HyperliquidClient
-from exchanges.trading.hyperliquid_sign import HyperliquidSigner
 from exchanges.trading.model import OrderAck, OrderIntent
 from services.execution.loading import from_raw
 from services.execution.service import serve
-from tests.integration.test_execution_live_venuesim import (
-    AGENT_KEY,
+from tests.integration.test_venue_sim import series, start_sim
+from tests.support.live_trading import binance, hyperliquid
+from tests.support.live_venue import (
     BINANCE_LIVE,
     HL_LIVE,
-    KEY,
     NOW_BAR,
-    SECRET,
-    SUB,
-    USER,
     admin_js,
     approval,
     bar_event,
     config,
     credentials_in_env,
     events_of,
+    execution_common,
     live_sim,
     publish,
     reconciled,
     records,
     sim_requests,
 )
-from tests.integration.test_execution_live_venuesim import verify as verify_replay
-from tests.integration.test_venue_sim import series, start_sim
-from ticktape.config import CommonSettings
+from tests.support.live_venue import verify as verify_replay
 from ticktape.events import (
     AccountReconciled,
     OrderCanceled,
@@ -65,15 +57,6 @@ __all__ = ["admin_js", "credentials_in_env", "series", "start_sim"]  # fixtures 
 pytestmark = pytest.mark.timeout(120)
 
 
-def binance(base: str, http: aiohttp.ClientSession) -> BinanceUsdmClient:
-    return BinanceUsdmClient(http, BinanceCredentials(KEY, SECRET), base_url=f"{base}/binance_usdm")
-
-
-def hyperliquid(base: str, http: aiohttp.ClientSession) -> HyperliquidClient:
-    signer = HyperliquidSigner.from_key(AGENT_KEY, account_address=USER.address, vault_address=SUB)
-    return HyperliquidClient(http, signer, base_url=f"{base}/hyperliquid")
-
-
 async def by_hand_binance(base: str, intent: OrderIntent) -> OrderAck:
     """An order placed at the simulated venue by hand (not through ticktape): the log never sees it."""
     async with aiohttp.ClientSession() as http:
@@ -82,10 +65,6 @@ async def by_hand_binance(base: str, intent: OrderIntent) -> OrderAck:
         ack = await client.place(intent)
     assert isinstance(ack, OrderAck), ack
     return ack
-
-
-def common_for(base: str, nats_auth: Any, tmp_path: Any) -> CommonSettings:
-    return CommonSettings(home=str(tmp_path / "home"), venue_sim=base, nats=nats_auth.settings("execution"))
 
 
 def verify_reconciliation(raw: dict[str, Any], recs: list[Record]) -> None:
@@ -106,7 +85,7 @@ async def test_an_order_left_open_by_hand_is_canceled_on_start_then_the_account_
     assert hand.status == "open"
     raw = config(BINANCE_LIVE)  # reconcile: default policy, unknown_orders cancel
     bars = [bar_event(btc, i, "binance_usdm", "BTCUSDT") for i in range(NOW_BAR - 2, NOW_BAR)]
-    async with running_service("execution", serve, from_raw(raw), common_for(base, nats_auth, tmp_path)):
+    async with running_service("execution", serve, from_raw(raw), execution_common(base, nats_auth, tmp_path)):
         [done] = await reconciled(admin_js, "alpha")
         [diff] = await events_of(admin_js, ReconciliationDifference, "alpha")
         assert (diff.kind, diff.resolution, diff.venue_order_id, diff.side) == (
@@ -145,7 +124,7 @@ async def test_an_order_left_open_by_hand_is_adopted_by_policy(
     hand = await by_hand_binance(base, OrderIntent(event_id="by-hand-2", symbol="BTCUSDT", side="buy",
                                                    quantity=Decimal("0.02"), price=far))  # fmt: skip
     raw = config({**BINANCE_LIVE, "reconcile": {"unknown_orders": "adopt"}})
-    async with running_service("execution", serve, from_raw(raw), common_for(base, nats_auth, tmp_path)):
+    async with running_service("execution", serve, from_raw(raw), execution_common(base, nats_auth, tmp_path)):
         [done] = await reconciled(admin_js, "alpha")
     [diff] = await events_of(admin_js, ReconciliationDifference, "alpha")
     assert (diff.kind, diff.resolution, diff.venue_order_id) == (
@@ -171,7 +150,7 @@ async def test_a_position_opened_by_hand_is_adopted_and_then_closed_through_tick
         [held] = await binance(base, http).positions()
     raw = config({**BINANCE_LIVE, "reconcile": {"positions": "adopt"}})
     bars = [bar_event(btc, i, "binance_usdm", "BTCUSDT") for i in range(NOW_BAR - 2, NOW_BAR)]
-    async with running_service("execution", serve, from_raw(raw), common_for(base, nats_auth, tmp_path)):
+    async with running_service("execution", serve, from_raw(raw), execution_common(base, nats_auth, tmp_path)):
         [done] = await reconciled(admin_js, "alpha")
         diffs = {d.kind: d for d in await events_of(admin_js, ReconciliationDifference, "alpha")}
         position = diffs["position_mismatch"]
@@ -210,7 +189,7 @@ async def test_a_position_opened_by_hand_is_alerted_and_the_account_stays_blocke
         assert isinstance(ack, OrderAck) and ack.status == "filled"
     raw = config(HL_LIVE)  # default policy: positions alert
     bars = [bar_event(btc, i, "hyperliquid", "BTC") for i in range(NOW_BAR - 2, NOW_BAR)]
-    async with running_service("execution", serve, from_raw(raw), common_for(base, nats_auth, tmp_path)):
+    async with running_service("execution", serve, from_raw(raw), execution_common(base, nats_auth, tmp_path)):
         [snapshot] = await eventually(
             lambda: events_of(admin_js, VenueSnapshot, "hl-sub"), timeout=60, what="the start snapshot"
         )
@@ -237,20 +216,4 @@ async def test_a_position_opened_by_hand_is_alerted_and_the_account_stays_blocke
 
 def verify_blocked(raw: dict[str, Any], recs: list[Record]) -> None:
     """replay --verify of a session without fills: every recorded output of execution re-made."""
-    import json
-
-    from services.execution.spec import core_spec
-    from ticktape.replay.records import SessionMeta
-    from ticktape.replay.verify import Verifier
-
-    session = SessionMeta(
-        session_id="blocked", start_seq=1, stop_seq=recs[-1].seq, started_ns=0, stopped_ns=1, reason="stopped",
-        config_hash="", config=json.dumps(raw), code_version="test", services=("execution",),
-    )  # fmt: skip
-    verifier = Verifier([core_spec(session.config_doc())], session)
-    for rec in recs:
-        verifier.feed(rec)
-    result = verifier.finish()
-    assert result.ok, (result.problems, result.divergences[:2])
-    counts = {f.family: (f.recorded_count, f.replayed_count) for f in result.families}
-    assert counts["accounts"][0] == counts["accounts"][1] > 0 and counts["orders"][0] == counts["orders"][1] > 0
+    verify_replay(raw, recs, families=("accounts", "orders"))

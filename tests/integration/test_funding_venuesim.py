@@ -23,16 +23,17 @@ from services.execution.service import serve
 from services.market_data.config import MarketDataConfig, VenueFeedConfig
 from services.market_data.feed import VenueFeed
 from services.market_data.funding import FundingPoller
-from tests.integration.test_execution_live_venuesim import (
+from tests.integration.test_venue_sim import FakeWall, get, series, start_sim
+from tests.support.live_venue import (
     admin_js,
     approval,
     bar_event,
     events_of,
+    execution_common,
     publish,
     records,
     verify,
 )
-from tests.integration.test_venue_sim import FakeWall, get, series, start_sim
 from ticktape.bus.pipeline import PipelinedPublisher
 from ticktape.clock import NS_PER_MS
 from ticktape.config import CommonSettings
@@ -80,7 +81,7 @@ async def test_market_data_polls_the_simulators_funding_and_execution_pays_it(
     sim, base = await start_sim(series, start_ms=last + MINUTE_MS, heartbeat=None, funding=load_rates(CASSETTE))
     rates = recorded_rates()
     raw = {"accounts": [{"name": "paper-main", "strategies": ["*"]}]}
-    common = CommonSettings(home=str(tmp_path / "home"), venue_sim=base, nats=nats_auth.settings("execution"))
+    common = execution_common(base, nats_auth, tmp_path)
     hl_bars = [bar_event(btc, i, "hyperliquid", "BTC") for i in range(2)]  # Hyperliquid names coins
     bn_bars = [bar_event(btc, i, "binance_usdm", "BTCUSDT") for i in range(2)]
     qty = 0.01

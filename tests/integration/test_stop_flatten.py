@@ -17,7 +17,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -31,16 +31,14 @@ from services.execution.service import serve as serve_execution
 from services.risk.loading import from_raw as risk_config
 from services.risk.service import serve as serve_risk
 from tests.support.bars import wave_bars
+from tests.support.live_venue import admin_js, publish
 from ticktape import config as cfg
 from ticktape import sessions, shutdown, subjects
 from ticktape.bus.permissions import ADMIN, OPERATOR
-from ticktape.bus.provision import ensure_streams
-from ticktape.bus.publisher import publish_batch
 from ticktape.config import CommonSettings, NatsSettings
 from ticktape.events import (
     BarClosed,
     EmergencyStop,
-    Event,
     OrderApproved,
     OrderCanceled,
     OrderFilled,
@@ -63,6 +61,8 @@ BARS = wave_bars(n=12)  # binance_usdm BTCUSDT, closes around 100
 ETH = wave_bars("ETHUSDT", n=12, period=30)
 TWO = {"accounts": [{"name": "a"}, {"name": "b"}]}
 
+__all__ = ["admin_js"]  # fixtures used here
+
 
 def approval(bar: BarClosed, account: str, side: str, qty: float, name: str) -> OrderApproved:
     """As risk publishes one (on the risk role's subject): an order sized at the bar's close."""
@@ -82,23 +82,6 @@ def approval(bar: BarClosed, account: str, side: str, qty: float, name: str) -> 
         signal_id=f"signal-{name}",
         bar_open_time=bar.open_time,
     )
-
-
-@pytest.fixture
-async def admin_js(nats_auth: AuthorizedNats) -> AsyncIterator[JetStreamContext]:
-    nc = await nats_auth.connect(ADMIN)
-    js = nc.jetstream()
-    await ensure_streams(js, NatsSettings())
-    yield js
-    await nc.close()
-
-
-async def publish(nats_auth: AuthorizedNats, role: str, events: Sequence[Event]) -> None:
-    nc = await nats_auth.connect(role)
-    try:
-        await publish_batch(nc.jetstream(), [(e, {}) for e in events])
-    finally:
-        await nc.close()
 
 
 @asynccontextmanager
@@ -370,6 +353,7 @@ async def test_on_shutdown_policies_applied_as_up_applies_them(
             nats_auth.creds(OPERATOR),
             20.0,
             said.append,
+            flat=shutdown.flat_on(nats_auth.url, nats_auth.creds(ADMIN), subjects.EVENTS_STREAM),
         )
         assert drained, said
         requests = await events_of(admin_js, ShutdownRequested, subjects.ALL_CONTROL)

@@ -367,6 +367,16 @@ async def test_place_when_answer_lost_and_venue_has_the_order_then_found_by_clie
     assert time.sleeps == [pytest.approx((RECV_WINDOW + 1000) / 1000)]
 
 
+async def test_outliving_a_request_when_the_venue_clock_runs_at_pace_10_then_waits_in_wall_clock_time(make, time):
+    """recvWindow (+ the 1000 ms ahead allowance) bounds a request's delay in wall-clock time, also
+    at a simulator running ten times faster: a request stamped one wall second ago (ten venue
+    seconds) can still be executed for RECV_WINDOW + 1000 - 1000 wall ms, not for none."""
+    client = make(clock_ms=lambda: time.now_ms() * 10, clock_pace=lambda: 10.0)
+    stamped = client.clock_ms() - 10_000
+    assert await client._outlive(stamped, deadline=time.monotonic() + 60)
+    assert time.sleeps == [pytest.approx(RECV_WINDOW / 1000)]
+
+
 async def test_place_when_answer_lost_and_venue_does_not_know_the_order_then_sent_again_with_the_same_id(venue, make):
     standin, _ = venue
     client = make(timeout_s=0.3)

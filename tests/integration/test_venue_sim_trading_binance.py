@@ -212,6 +212,23 @@ async def test_signed_request_when_key_signature_or_time_wrong_then_refused_with
     assert signers == [["forged"], ["poor"], [], ["alpha"], ["alpha"], ["alpha"], ["alpha"]]
 
 
+async def test_signed_request_windows_when_the_sim_runs_at_speed_x_then_are_wall_clock_time(series, start_sim, http):
+    """recvWindow and the 1000 ms allowance bound a network's delay and a host clock's error,
+    which do not speed up with the simulation: at --speed 10 they are 10 times as many simulated
+    ms. GET /_sim/clock gives a client the simulator's time and pace to stamp requests with."""
+    bars = series["BTCUSDT"]
+    sim, base = await start_sim(series, start_ms=bars.open_times[5], speed=10.0, wall=FakeWall(), trading=ACCOUNTS)
+    alpha = Client(http, base, sim.clock)
+    now = sim.clock.now_ms()
+    async with http.get(f"{base}/_sim/clock") as resp:
+        assert await resp.json() == {"now_ms": now, "speed": 10.0, "started": True}
+    path = "/fapi/v2/account"
+    assert (await alpha.send("GET", path, alpha.query({}, timestamp=now - 49_999)))[0] == 200  # 5 s of wall time
+    assert (await alpha.send("GET", path, alpha.query({}, timestamp=now - 50_001)))[1]["code"] == -1021
+    assert (await alpha.send("GET", path, alpha.query({}, timestamp=now + 9_999)))[0] == 200  # 1 s ahead
+    assert (await alpha.send("GET", path, alpha.query({}, timestamp=now + 10_000)))[1]["code"] == -1021
+
+
 def breakout(highs: list[Decimal], lookback: int) -> int:
     """The first bar whose high is above every high of the `lookback` bars before it."""
     return next(j for j in range(lookback, len(highs)) if highs[j] > max(highs[j - lookback : j]))

@@ -106,3 +106,17 @@ class NeedsEven(Strategy[LookbackParams]):
 
 
 NOT_A_STRATEGY = 42
+
+
+class Guarded(Strategy[NoParams]):
+    """Always long, with a lock in its instance state: not plain data, so the signal service cannot
+    snapshot its state (it falls back to a full rebuild at each start)."""
+
+    def __init__(self, params: NoParams, *, name: str) -> None:
+        super().__init__(params, name=name)
+        import threading
+
+        self.lock = threading.Lock()
+
+    def on_bar(self, ctx: Context) -> Target | None:
+        return Target("long")

@@ -64,7 +64,7 @@ def test_the_limits_reach_risk_from_the_one_accounts_section() -> None:
         "flatten",
         True,
     )
-    assert risk_loading.from_raw({}).reduce_while_halted is False  # off unless set
+    assert risk_loading.from_raw({}).reduce_while_halted is True  # on unless set (recordings without it: off)
 
 
 def test_on_shutdown_defaults_to_leave_and_makes_one_request_per_other_account() -> None:
@@ -90,6 +90,7 @@ def test_on_shutdown_defaults_to_leave_and_makes_one_request_per_other_account()
         ({"max_drawdown": 1.5}, "accounts[0].limits.max_drawdown"),
         ({"stop_loss": 0}, "accounts[0].limits.stop_loss"),
         ({"on_breach": "panic"}, "accounts[0].limits.on_breach"),
+        ({"max_margin_use": 1.5}, "accounts[0].limits.max_margin_use"),
     ],
 )
 def test_a_bad_limit_is_a_config_error_naming_the_key(limits: dict, message: str) -> None:

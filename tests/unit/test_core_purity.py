@@ -229,3 +229,20 @@ def test_deterministic_code_that_looks_alike_is_not_reported(tmp_path):
 def test_the_problem_names_file_and_line():
     problem = purity.Problem(Path("services/x/core.py"), 7, "uses time.time")
     assert str(problem) == "services/x/core.py:7: uses time.time"
+
+
+def test_id_is_waived_only_as_an_identity_key_on_a_line_that_says_so(tmp_path: Path) -> None:
+    problems = _check(
+        tmp_path,
+        {
+            "core": """
+            def memo(seen, obj):
+                key = id(obj)  # purity: identity only
+                return seen.setdefault(key, len(seen))
+
+            def leak(obj):
+                return id(obj)  # bad: an address in an output
+            """
+        },
+    )
+    assert [(p.line, p.what.split(" (")[0]) for p in problems] == [(6, "uses builtins.id")]

@@ -265,3 +265,42 @@ def test_api_performance_funding_is_what_the_settlements_cost_in_the_span() -> N
         quiet.apply(event, seq, 0)
     (before,) = answers.performance(quiet, q.PerformanceQuery(), 10**9).accounts
     assert before.session.funding == 0.0
+
+
+def settlement(at_ns: int, rate: float = 0.0001, mark: float = 100_000.0) -> FundingRate:
+    """A settlement at `at_ns` (on a minute boundary + 30 s: between two bars' opens)."""
+    record = FundingRecord(symbol="BTC", time_ms=at_ns // NS_PER_MS, rate=rate, mark_price=mark)
+    (event,) = funding_events("hyperliquid", [record], after_ms=0, ts_init=at_ns + 5 * MINUTE_NS)
+    return event
+
+
+def test_core_when_position_opened_after_the_settlement_but_before_its_poll_then_not_charged() -> None:
+    core = ExecutionCore(ExecutionConfig(slippage_bps=0.0, taker_fee_bps=0.0))
+    settled_at = T0 + MINUTE_NS // 2  # during bar 0; the position opens at bar 1's open, after it
+    core.handle(approval("buy", 0.5))
+    core.handle(bar(1, 100_000.0))
+    assert core.handle(settlement(settled_at)) == []  # the poll brings it now: nothing was held then
+    assert core.accounts["paper-main"].positions[("hyperliquid", "BTC")].funding == 0.0
+
+
+def test_core_when_position_changed_after_the_settlement_then_charged_what_was_held_at_it() -> None:
+    core = holding("buy", 0.5)  # opened at bar 1's open
+    settled_at = T0 + MINUTE_NS + MINUTE_NS // 2  # during bar 1: 0.5 held
+    more = msgspec.structs.replace(approval("buy", 0.25), event_id="appr-more", bar_open_time=T0 + MINUTE_NS)
+    core.handle(more)
+    core.handle(bar(2, 100_000.0))  # grown to 0.75 at bar 2's open, after the settlement
+    (pos,) = of(core.handle(settlement(settled_at)), PositionUpdated)
+    assert (pos.quantity, pos.funding) == (0.75, pytest.approx(-5.0, abs=1e-9))  # 0.5 x 100,000 x 0.0001
+
+
+def test_core_when_position_closed_after_the_settlement_then_still_charged() -> None:
+    core = holding("buy", 0.5)
+    settled_at = T0 + MINUTE_NS + MINUTE_NS // 2  # during bar 1: 0.5 held
+    close = msgspec.structs.replace(approval("sell", 0.5), event_id="appr-close", bar_open_time=T0 + MINUTE_NS)
+    core.handle(close)
+    core.handle(bar(2, 100_000.0))  # flat from bar 2's open, before the poll brings the settlement
+    out = core.handle(settlement(settled_at))
+    (pos,) = of(out, PositionUpdated)
+    (acct,) = of(out, AccountUpdated)
+    assert (pos.quantity, pos.funding) == (0.0, pytest.approx(-5.0, abs=1e-9))
+    assert acct.equity == pytest.approx(10_000.0 - 5.0, abs=1e-9)

@@ -12,7 +12,7 @@ import pytest
 from services.execution.config import AccountConfig, ExecutionConfig
 from services.execution.core import ExecutionCore
 from services.execution.outbox import CancelEntry, Outbox
-from ticktape import accounts as accts
+from tests.support.live_account import T0, live_account, venue_snapshot
 from ticktape import subjects
 from ticktape.errors import InvalidInput
 from ticktape.events import (
@@ -36,15 +36,9 @@ from ticktape.events import (
 )
 from ticktape.events import venue as venue_ids
 
-T0 = 1_700_000_000 * 1_000_000_000
-
 
 def config(**policy: Any) -> ExecutionConfig:
-    live = AccountConfig(
-        name="live-a", mode="live", venue="binance_usdm", network="testnet", initial_equity=1000.0,
-        reconcile=accts.ReconcilePolicy(**policy),
-    )  # fmt: skip
-    return ExecutionConfig(accounts=(live, AccountConfig(name="paper-main")))
+    return ExecutionConfig(accounts=(live_account(**policy), AccountConfig(name="paper-main")))
 
 
 def snapshot(
@@ -55,10 +49,7 @@ def snapshot(
     balance: float = 1000.0,
     reason: str = "start",
 ) -> VenueSnapshot:
-    return VenueSnapshot(
-        event_id=f"snap-{tag}", ts_event=T0, ts_init=T0 + 1, account="live-a", venue="binance_usdm",
-        reason=reason, open_orders=orders, positions=positions, wallet_balance=balance,  # type: ignore[arg-type]
-    )  # fmt: skip
+    return venue_snapshot(tag, reason=reason, orders=orders, positions=positions, balance=balance)
 
 
 HAND_ORDER = VenueOpenOrder(

@@ -113,3 +113,20 @@ def test_the_outbox_holds_the_live_orders_the_log_has_no_answer_for():
     assert [e.order.order_id for e in box.fills_missing()] == ["a"]
     box.apply(fill(a, "t1", 1.0, 100.0, venue_order_id="1", with_client_id=False), 7)
     assert box.fills_missing() == [] and box.client_ids("live-a") == {"1": "cid-a"}
+
+
+def test_the_outbox_counts_a_fill_that_came_before_the_answer_naming_its_venue_order_id():
+    """Hyperliquid's fills name only the venue's order id: one that arrives before the placement's
+    answer is counted once the answer names that id, so the order settles (its copy from a REST
+    query would be the same stored event, never seen again) and nothing stays in flight."""
+    from tests.unit.test_execution_live import accepted, fill
+
+    box = Outbox(["live-a"])
+    a = order("a")
+    box.apply(a, 5)
+    box.apply(fill(a, "t1", 1.0, 100.0, venue_order_id="9", with_client_id=False), 6)  # before the answer
+    assert [e.order.order_id for e in box.in_flight("live-a")] == ["a"]
+    box.apply(accepted(a, venue_order_id="9", filled=1.0), 7)
+    assert box.in_flight("live-a") == [] and box.fills_missing() == []
+    box.apply(fill(a, "t1", 1.0, 100.0, venue_order_id="9", with_client_id=False), 8)  # seen again: once
+    assert box.entries["a"].filled == 1.0

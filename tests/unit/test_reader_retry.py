@@ -37,3 +37,19 @@ async def test_still_unavailable_at_the_deadline_raises_and_other_errors_at_once
     with pytest.raises(NotFoundError):
         await when_available(missing, wait_s=5)
     assert len(calls) == 1
+
+
+async def test_a_request_unanswered_in_time_is_asked_again() -> None:
+    """A node that just restarted may not answer a JetStream request within its timeout."""
+    import nats.errors
+
+    calls = []
+
+    async def slow_then_answered() -> str:
+        calls.append(1)
+        if len(calls) < 2:
+            raise nats.errors.TimeoutError()
+        return "consumer"
+
+    assert await when_available(slow_then_answered, wait_s=5) == "consumer"
+    assert len(calls) == 2

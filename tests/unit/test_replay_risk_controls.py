@@ -79,7 +79,7 @@ def test_a_session_recorded_before_the_risk_controls_replays_byte_for_byte(
 def test_it_replays_with_reduce_while_halted_off_as_it_ran_and_would_diverge_with_it_on(path: Path) -> None:
     meta, records = read(path)
     doc = meta.config_doc()
-    assert "reduce_while_halted" not in doc.get("risk", {})  # absent: off, the default
+    assert doc["risk"]["reduce_while_halted"] is False  # absent from the recording: off, as it ran
     assert verify(meta, records).ok
     today = {**doc, "risk": {**doc.get("risk", {}), "reduce_while_halted": True}}
     result = verify(meta, records, today)

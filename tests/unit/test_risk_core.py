@@ -233,15 +233,15 @@ def test_risk_when_halted_then_rejects_and_resume_lifts_it() -> None:
     assert approved(c.handle(signal("long"))).quantity == 10.0
 
 
-def test_risk_when_halted_then_closing_orders_are_rejected_too() -> None:
-    c = core()  # reduce_while_halted off: how every run before the key decided
+def test_risk_when_halted_with_reduce_while_halted_off_then_closing_orders_are_rejected_too() -> None:
+    c = RiskCore(RiskConfig(reduce_while_halted=False))  # how every run before the key decided
     c.handle(position(10.0))
     c.handle(stop("paper-main"))
     assert rejected(c.handle(signal("flat"))).reason == "halted"
 
 
-def test_risk_when_halted_and_reduce_while_halted_then_a_closing_order_passes_reduce_only() -> None:
-    c = RiskCore(RiskConfig(reduce_while_halted=True))
+def test_risk_when_halted_then_a_closing_order_passes_reduce_only_by_default() -> None:
+    c = RiskCore(RiskConfig())
     c.handle(position(10.0))
     c.handle(stop("paper-main"))
     a = approved(c.handle(signal("flat")))
@@ -332,7 +332,15 @@ def test_risk_when_approved_then_position_plus_order_reaches_target(
 
 
 def test_filter_subjects_when_listed_then_cover_every_input() -> None:
-    assert set(FILTER_SUBJECTS) == {"signals.>", "accounts.>", "positions.>", "fills.>", "orders.>", "control.>"}
+    assert set(FILTER_SUBJECTS) == {
+        "signals.>",
+        "accounts.>",
+        "positions.>",
+        "fills.>",
+        "orders.>",
+        "control.>",
+        "strategies.>",
+    }
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from services.risk.config import AccountConfig, RiskConfig
 from services.risk.core import RiskCore, order_id_for
-from services.risk.limits import DAY_NS
+from services.risk.limits import DAY_NS, margin_use
 from ticktape import ids, subjects
 from ticktape.clock import MINUTE_NS
 from ticktape.events import (
@@ -326,6 +326,38 @@ def test_max_order_notional_never_refuses_a_close() -> None:
     c.handle(position(50.0))
     a = one(c.handle(signal("flat")), OrderApproved)
     assert a.notional == 5_000.0
+
+
+# --- max_margin_use -------------------------------------------------------------------------
+
+
+def test_max_margin_use_refuses_an_order_whose_margin_would_take_more_than_the_fraction_of_equity() -> None:
+    """45 BTC held at 100 (4,500) and a 1,000 ETH order: gross 5,500, margin at max_leverage 10 is
+    550, 5.5 % of the 10,000 equity."""
+    c = core(account(max_margin_use=0.05))
+    c.handle(position(45.0, symbol="BTCUSDT"))
+    r = one(c.handle(signal("long", symbol="ETHUSDT")), OrderRejected)
+    assert (r.reason, r.quantity) == ("max_margin_use", 10.0)
+    roomier = core(account(max_margin_use=0.055))  # 5.5 %: at the limit, allowed
+    roomier.handle(position(45.0, symbol="BTCUSDT"))
+    assert isinstance(roomier.handle(signal("long", symbol="ETHUSDT"))[0], OrderApproved)
+    levered = core(account(max_margin_use=0.05, max_leverage=20.0))  # the same at 20x: 2.75 %
+    levered.handle(position(45.0, symbol="BTCUSDT"))
+    assert isinstance(levered.handle(signal("long", symbol="ETHUSDT"))[0], OrderApproved)
+
+
+def test_max_margin_use_follows_equity_and_never_refuses_a_close() -> None:
+    c = core(account(max_margin_use=0.1))
+    c.handle(position(50.0))  # 5,000 gross: 500 margin
+    c.handle(equity(4_000.0))  # 12.5 % of what is left
+    r = one(c.handle(signal("long", symbol="ETHUSDT")), OrderRejected)
+    assert r.reason == "max_margin_use"
+    assert isinstance(c.handle(signal("flat"))[0], OrderApproved)  # reducing is always allowed
+
+
+def test_margin_use_without_equity_is_unbounded() -> None:
+    assert margin_use(1_000.0, 10.0, 10_000.0) == pytest.approx(0.01)
+    assert margin_use(1_000.0, 10.0, 0.0) == float("inf")
 
 
 # --- stop_loss / take_profit ----------------------------------------------------------------

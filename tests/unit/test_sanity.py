@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import pytest
 
 from ticktape.events import MarketDataStatus, ShardStatus, SignalGenerated, codec
@@ -61,6 +62,13 @@ def test_nonfinite_field_names_the_path_in_nested_structs() -> None:
         ),
     )
     assert nonfinite_field(status) == "shards[0].frames_per_s=inf"
+
+
+def test_nonfinite_field_looks_into_int_fields_and_skips_only_text_and_flags() -> None:
+    """Struct constructors do not check types: a core's arithmetic may leave a float in a field
+    typed int, so only text, flags and string literals are skipped."""
+    assert nonfinite_field(msgspec.structs.replace(signal(), bar_open_time=math.inf)) == "bar_open_time=inf"
+    assert nonfinite_field(msgspec.structs.replace(signal(), symbol=math.nan)) is None  # a str field: not arithmetic
 
 
 def test_ensure_finite_raises_naming_the_event_and_field() -> None:

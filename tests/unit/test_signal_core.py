@@ -310,7 +310,7 @@ def test_default_config_when_a_few_hundred_bars_then_both_strategies_signal() ->
 def test_filter_subjects_when_listed_then_cover_bars() -> None:
     assert FILTER_SUBJECTS == ("md.bar.*.*.*",)
     assert filter_subjects(SignalConfig(timeframe="5m")) == ("md.bar.*.*.5m",)
-    assert SignalCore(SignalConfig(timeframe="5m")).filter_subjects == ("md.bar.*.*.5m",)
+    assert SignalCore(SignalConfig(timeframe="5m")).filter_subjects == ("md.bar.*.*.5m", "strategies.>")
 
 
 @pytest.mark.parametrize(

@@ -384,7 +384,7 @@ def test_mtf_trend_on_real_1m_and_1h_bars_then_enters_on_1m_breakouts_in_the_1h_
 
 def test_mtf_trend_reads_the_1h_window_without_subscribing_to_it() -> None:
     core = core_of({"kind": "mtf_trend", "params": {"trend_period": 3}})
-    assert core.filter_subjects == ("md.bar.*.*.1m", "md.bar.*.*.1h")
+    assert core.filter_subjects == ("md.bar.*.*.1m", "md.bar.*.*.1h", "strategies.>")
     (strategy,) = core.strategies
     assert dict(strategy.history()) == {"1h": 3, "1m": 31}
 

@@ -113,7 +113,7 @@ def test_loading_when_kind_is_an_import_path_then_params_are_the_typed_struct() 
     (strategy,) = core.strategies
     assert isinstance(strategy, Lookback) and strategy.name == "lb"
     assert (strategy.params.period, strategy.params.threshold) == (4, 0.01)
-    assert core.filter_subjects == ("md.bar.*.*.1m",)
+    assert core.filter_subjects == ("md.bar.*.*.1m", "strategies.>")
 
 
 # --- history windows -------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def test_history_arrays_are_read_only_numpy_views() -> None:
 
 def test_multi_timeframe_when_subscribed_to_1m_and_reading_1h_then_sees_the_last_closed_hour() -> None:
     core = core_of({"kind": f"{SUPPORT}:HourlyBias", "name": "hb", "subscribe": [{"timeframes": ["1m"]}]})
-    assert core.filter_subjects == ("md.bar.*.*.1m", "md.bar.*.*.1h")
+    assert core.filter_subjects == ("md.bar.*.*.1m", "md.bar.*.*.1h", "strategies.>")
     assert signals(core.handle(bar(0, 100.0))) == []  # no hour closed yet: no opinion
     assert core.handle(bar(0, 100.0, timeframe="1h")) == []  # read as history only
     (up,) = signals(core.handle(bar(61, 101.0)))
@@ -181,7 +181,7 @@ def test_subscriptions_when_selecting_venue_symbols_and_timeframe_then_only_thos
             "subscribe": [{"venue": "binance", "symbols": ["BTC*", "SOLUSDT"], "timeframes": ["5m"]}],
         }
     )
-    assert core.filter_subjects == ("md.bar.*.*.5m",)
+    assert core.filter_subjects == ("md.bar.*.*.5m", "md.bar.*.*.1m", "strategies.>")  # 1m: managed
     runs = {
         (venue, symbol, tf): bool(signals(core.handle(bar(0, 100.0, symbol=symbol, timeframe=tf, venue=venue))))
         for venue, symbol, tf in [

@@ -10,6 +10,7 @@ from ticktape.cli.status_view import (
     Account,
     Consumer,
     Health,
+    ManagedStrategy,
     Position,
     ServiceProc,
     Session,
@@ -17,6 +18,7 @@ from ticktape.cli.status_view import (
     Snapshot,
     Thresholds,
     Venue,
+    Worker,
     halts,
     health,
     render,
@@ -200,6 +202,8 @@ def test_the_snapshot_encodes_to_json_with_stable_keys():
         "dead_letters",
         "session",
         "health",
+        "workers",
+        "strategies",
     ]
     assert doc["accounts"][0]["open_positions"][0]["quantity"] == 0.015
     assert msgspec.json.decode(msgspec.json.encode(snapshot()), type=Snapshot) == snapshot()
@@ -220,3 +224,46 @@ def test_halts_fold_the_latest_control_event_per_account():
     assert halts([_stop("*"), _resume("a")]) == (True, {"a": False})
     assert halts([_stop("a"), _stop("*"), _resume("*")]) == (False, {})
     assert halts([_stop("a"), _stop("b"), _resume("b")]) == (False, {"a": True, "b": False})
+
+
+def worker(index: int, *, pid: int | None = 100, alive: bool = True, present: bool = True, pending: int = 0) -> Worker:
+    return Worker(
+        service="signal",
+        index=index,
+        workers=3,
+        process=f"signal-p{index}",
+        pid=pid,
+        alive=alive,
+        durable=f"signal-p{index}",
+        present=present,
+        num_pending=pending,
+    )
+
+
+def test_the_workers_and_the_managed_strategies_are_shown():
+    snap = snapshot(
+        workers=(worker(0, pending=7), worker(1, pid=101, alive=False), worker(2, pid=None, present=False)),
+        strategies=(
+            ManagedStrategy(id="mom", kind="ema_cross", status="paused", account="paper-b", revision=2),
+            ManagedStrategy(id="rev", kind="rsi_reversion", status="live", account="", revision=1),
+        ),
+    )
+    screen = render(snap, NOW)
+    rows = screen.split("WORKERS\n")[1].split("\n\n")[0].splitlines()
+    assert rows[1].split() == ["signal-p0", "1/3", "up", "(pid", "100)", "signal-p0", "7", "0"]
+    assert rows[2].split() == ["signal-p1", "2/3", "DOWN", "(pid", "101)", "signal-p1", "0", "0"]
+    assert rows[3].split() == ["signal-p2", "3/3", "-", "signal-p2", "missing"]
+    managed = screen.split("MANAGED STRATEGIES\n")[1].split("\n\n")[0].splitlines()
+    assert [r.split() for r in managed[1:]] == [
+        ["mom", "ema_cross", "paused", "paper-b", "2"],
+        ["rev", "rsi_reversion", "live", "-", "1"],
+    ]
+
+
+def test_a_worker_durable_missing_is_degraded_unless_its_process_was_not_started():
+    started = snapshot(workers=(worker(0), worker(1, present=False)))
+    assert health(started, Thresholds()).reasons == ("durable signal-p1 of worker signal-p1 missing on TICKTAPE",)
+    not_started = snapshot(workers=(worker(0), worker(1, pid=None, present=False)))
+    assert health(not_started, Thresholds()).status == "OK"
+    here_unknown = snapshot(stack_state=None, workers=(worker(0), worker(1, pid=None, present=False)))
+    assert health(here_unknown, Thresholds()).status == "DEGRADED"

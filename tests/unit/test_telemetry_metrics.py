@@ -129,6 +129,7 @@ def test_every_family_ticktape_exports_is_converted_under_the_same_name():
     metrics.dead_lettered()
     metrics.delivery_exhausted()
     metrics.dlq_payload_stored()
+    metrics.snapshot("taken")
     audit.archived("S", 1)
     audit.skipped("S", 1)
     audit.checkpoint("S")

@@ -22,6 +22,7 @@ from venuesim.bars import MINUTE_MS, BarSeries
 from venuesim.clock import SimClock
 from venuesim.exchange_hyperliquid import HyperliquidExchange
 from venuesim.feed import Hub
+from venuesim.funding import HOUR_MS, Settlements, next_due
 from venuesim.hyperliquid_trading import HyperliquidTrading, hyperliquid_instruments
 from venuesim.market import Market
 from venuesim.rest_hyperliquid import _Rejected, parse_body
@@ -273,3 +274,34 @@ def test_hyperliquid_exchange_on_hostile_bodies_answers_or_refuses_and_never_rai
         return
     assert answer["status"] in ("ok", "err")
     msgspec.json.encode(answer)
+
+
+def test_funding_settlement_moves_the_balance_of_each_open_position_by_its_payment():
+    e = engine()
+    e.place("a", market("SELL", "2"), at(0, 10))  # short 2 at 100.00
+    balance = e.accounts["a"].balance
+    [(name, size, amount)] = e.settle_funding("BTCUSDT", D("0.0001"), D("101.00"))
+    assert (name, size, amount) == ("a", D(-2), D("0.0202"))  # a short receives a positive rate
+    assert e.accounts["a"].balance == balance + D("0.0202")
+    assert engine().settle_funding("BTCUSDT", D("0.0001"), D("100")) == []  # nothing held, nothing paid
+
+
+def test_settlements_are_due_on_the_interval_from_the_venues_first_step_and_once():
+    s = Settlements(HOUR_MS)
+    assert s.due(5 * HOUR_MS + 10) == []  # the first step: nothing before it is booked
+    assert s.next_after(5 * HOUR_MS + 20) == 6 * HOUR_MS
+    assert s.due(8 * HOUR_MS) == [6 * HOUR_MS, 7 * HOUR_MS, 8 * HOUR_MS]
+    assert s.due(8 * HOUR_MS + 1) == []
+    assert next_due(None, s, True, 8 * HOUR_MS + 1) == 9 * HOUR_MS
+    assert next_due(7, s, True, 0) == 7 and next_due(None, s, False, 0) is None and next_due(3, None, True, 0) == 3
+
+
+def test_partial_fill_fault_fills_a_fraction_down_to_the_lot_and_the_rest_of_a_market_or_ioc_expires():
+    e = engine()
+    e.partial_fill = D("0.5")
+    order, events = e.place("a", market("BUY", "0.125"), at(0, 10))
+    assert (order.status, order.filled) == ("EXPIRED", D("0.062"))  # 0.0625 down to the 0.001 lot
+    assert [ev.kind for ev in events] == ["new", "fill", "expired"]
+    e.partial_fill = D("0.1")
+    order, _ = e.place("a", limit("BUY", "0.051", "100.00", tif="IOC"), at(0, 20))
+    assert order.filled == D("0.005")  # 0.0051 down to the lot

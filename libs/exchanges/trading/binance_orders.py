@@ -342,6 +342,28 @@ def user_trades(
     return _signed("GET", "/fapi/v1/userTrades", params, credentials, timestamp_ms, recv_window_ms)
 
 
+def income(
+    credentials: BinanceCredentials,
+    *,
+    timestamp_ms: int,
+    income_type: str | None = None,
+    start_time_ms: int | None = None,
+    limit: int | None = None,
+    recv_window_ms: int = DEFAULT_RECV_WINDOW_MS,
+) -> BinanceRequest:
+    """GET /fapi/v1/income: the account's income history (FUNDING_FEE: the funding it paid and
+    received), of every symbol."""
+    params: list[tuple[str, str]] = []
+    if income_type is not None:
+        if not income_type.replace("_", "").isalnum():
+            raise ValueError(f"income_type must be a Binance income type, got {income_type!r}")
+        params.append(("incomeType", income_type))
+    for name, value in (("startTime", start_time_ms), ("limit", limit)):
+        if value is not None:
+            params.append((name, str(_count(value, name))))
+    return _signed("GET", "/fapi/v1/income", params, credentials, timestamp_ms, recv_window_ms)
+
+
 def position_risk(
     credentials: BinanceCredentials,
     *,

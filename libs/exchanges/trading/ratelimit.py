@@ -56,6 +56,7 @@ _BINANCE_WEIGHTS: dict[tuple[str, str], int] = {
     ("DELETE", "/fapi/v1/order"): 1,
     ("GET", "/fapi/v1/order"): 1,
     ("GET", "/fapi/v1/userTrades"): 5,
+    ("GET", "/fapi/v1/income"): 30,
     ("GET", "/fapi/v2/positionRisk"): 5,
     ("GET", "/fapi/v2/account"): 5,
     ("POST", "/fapi/v1/listenKey"): 1,

@@ -42,3 +42,30 @@ async def recreate_durable(
             max_deliver=max_deliver,
         ),
     )
+
+
+async def carry_over(js: JetStreamContext, stream: str, wanted: Sequence[str], siblings: Sequence[str]) -> list[str]:
+    """When a service starts with another worker count (ticktape.workers): each durable of
+    `wanted` that does not exist yet is created at the lowest ack floor of the `siblings` that do
+    (the durables of the previous layout), so its worker rebuilds its state from the stream up to
+    there and goes on after it instead of handling the whole stream again; then the siblings not
+    wanted are deleted (nothing reads them any more). Nothing happens on a stream where none of
+    them exists (a first start). Returns what it did, one line each."""
+    floors: dict[str, int] = {}
+    for name in dict.fromkeys([*wanted, *siblings]):
+        with contextlib.suppress(NotFoundError):
+            info = await js.consumer_info(stream, name)
+            floors[name] = info.ack_floor.stream_seq if info.ack_floor else 0
+    if not floors:
+        return []
+    floor = min(floors.values())
+    done = []
+    for name in wanted:
+        if name not in floors:  # its worker re-creates it with its own settings, after the same floor
+            await recreate_durable(js, stream, name, floor + 1, ack_wait=30.0, max_ack_pending=256)
+            done.append(f"created durable {name} after stream sequence {floor}")
+    for name in floors:
+        if name not in wanted:
+            await js.delete_consumer(stream, name)
+            done.append(f"deleted durable {name} (not in the new worker layout)")
+    return done

@@ -4,13 +4,14 @@ and subjects.CHANNELS, rendered into the `authorization` block of an embedded na
 Roles: every registered service, plus three that are not services:
   admin     `ticktape up` itself and the session tools (sessions, replay, export, import): the only
             role that creates, updates or deletes streams; records sessions; reads any stream
-  operator  control.* only: `ticktape stop` and `ticktape resume`
+  operator  control.* and strategies.*: `ticktape stop`, `ticktape resume`, `ticktape strategies`
   observer  subscribes to everything and publishes nothing: `nats sub`, dashboards
 
 A service may publish the subjects of the channels it is the publisher of (CHANNELS), its own
 dead-letter subject (and a too-large input into the dead-letter payloads' object store), and the
 JetStream API requests of a consumer on the streams it reads (ServiceInfo.reads): create, fetch
-from and delete consumers, ack its own durables. So a new
+from and delete consumers, ack its own durables; a core service also its own snapshot bucket
+(ticktape.snapshots.store). So a new
 service or channel is one edit, and a subject family has exactly one publisher on the server."""
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from ticktape import registry, subjects
 from ticktape.bus.provision import stream_configs
 from ticktape.config import NatsSettings
 from ticktape.serviceinfo import ServiceInfo
+from ticktape.snapshots.store import bucket_name
+from ticktape.workers import every_durable
 
 ADMIN = "admin"
 OPERATOR = "operator"
@@ -119,6 +122,22 @@ def _dead_letter_store(settings: NatsSettings) -> list[str]:
     return [f"$O.{bucket}.>", f"$JS.API.STREAM.MSG.GET.OBJ_{bucket}"]
 
 
+def _snapshot_store(settings: NatsSettings, service: str) -> list[str]:
+    """A core service's own snapshot bucket (ticktape.snapshots.store), and no other service's:
+    write and delete its objects, list and read them back (nats-py's object store finds the
+    bucket's stream by subject when it reads: STREAM.NAMES, which lists names only)."""
+    bucket = bucket_name(settings, service)
+    stream = f"OBJ_{bucket}"
+    return [
+        f"$O.{bucket}.>",
+        "$JS.API.STREAM.NAMES",
+        f"$JS.API.STREAM.INFO.{stream}",
+        f"$JS.API.STREAM.PURGE.{stream}",
+        f"$JS.API.DIRECT.GET.{stream}.>",
+        *_consumer_api(stream, ()),
+    ]
+
+
 def table(settings: NatsSettings, services: Sequence[ServiceInfo] | None = None) -> tuple[Permissions, ...]:
     """Every role's permissions, for the stream names of `settings`."""
     infos = registry.services() if services is None else services
@@ -128,8 +147,12 @@ def table(settings: NatsSettings, services: Sequence[ServiceInfo] | None = None)
     out = []
     for info in infos:
         publish = [*domain_subjects(info.name, infos), *_dead_letter_store(settings), JS_INFO, *stream_info]
+        # a service run as workers (ServiceInfo.workers) acks through one durable per partition
+        durables = info.durables if info.workers is None else tuple(d for b in info.durables for d in every_durable(b))
         for key in info.reads:
-            publish += _consumer_api(streams[key], info.durables)
+            publish += _consumer_api(streams[key], durables)
+        if info.kind == "core":
+            publish += _snapshot_store(settings, info.name)
         out.append(
             Permissions(
                 info.name,
@@ -151,7 +174,7 @@ def table(settings: NatsSettings, services: Sequence[ServiceInfo] | None = None)
             OPERATOR,
             domain_subjects(OPERATOR, infos),
             (INBOX,),
-            "`ticktape stop` / `ticktape resume`: control events only",
+            "`ticktape stop` / `resume` / `strategies`: control events and strategy changes only",
         )
     )
     out.append(Permissions(OBSERVER, (), (">",), "`nats sub`, dashboards: subscribes to everything, publishes nothing"))

@@ -14,8 +14,9 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import APIError, NotFoundError
 
-from ticktape import subjects
+from ticktape import registry, subjects
 from ticktape.config import ConfigError, NatsSettings
+from ticktape.snapshots.store import bucket_config
 
 
 class _CommonStreamSettings(TypedDict):
@@ -28,7 +29,7 @@ class _CommonStreamSettings(TypedDict):
 
 def stream_configs(settings: NatsSettings) -> list[StreamConfig]:
     """The events stream (every domain event, in one order), the trades stream, the dead-letter
-    stream and the dead-letter payloads' object store."""
+    stream, the dead-letter payloads' object store and each core service's snapshot bucket."""
     max_age = settings.max_age_days * 86400.0 if settings.max_age_days else None
     common = _CommonStreamSettings(
         retention=RetentionPolicy.LIMITS,
@@ -46,6 +47,7 @@ def stream_configs(settings: NatsSettings) -> list[StreamConfig]:
             max_age=max_age,
             max_bytes=settings.max_bytes,
             description="ticktape event log",
+            allow_atomic=True,  # market data's bursts go in as atomic batches (ticktape.bus.atomic)
             **log,
         ),
         StreamConfig(
@@ -64,7 +66,13 @@ def stream_configs(settings: NatsSettings) -> list[StreamConfig]:
             **common,
         ),
         dlq_payloads_config(settings),
+        *snapshot_configs(settings),
     ]
+
+
+def snapshot_configs(settings: NatsSettings) -> list[StreamConfig]:
+    """The object store bucket of each core service's state snapshots (ticktape.snapshots.store)."""
+    return [bucket_config(settings, info.name) for info in registry.of_kind("core")]
 
 
 def dlq_payloads_config(settings: NatsSettings) -> StreamConfig:
@@ -101,7 +109,8 @@ def file_store_bytes(settings: NatsSettings) -> int:
         raise ConfigError(
             f"nats.max_file_store must be at least the streams' byte limits ({reserved}; "
             f"got {settings.max_file_store}): raise it, lower nats.max_bytes / trades_max_bytes / "
-            "dlq_max_bytes / dlq_payloads_max_bytes, or set it to 0"
+            "dlq_max_bytes / dlq_payloads_max_bytes / snapshots_max_bytes (one bucket per core service), "
+            "or set it to 0"
         )
     return settings.max_file_store
 
@@ -114,6 +123,7 @@ def _differs(have: StreamConfig, want: StreamConfig) -> bool:
         or abs((have.max_age or 0) - (want.max_age or 0)) > 1e-6
         or (have.num_replicas or 1) != (want.num_replicas or 1)
         or (have.max_bytes or -1) != (want.max_bytes or -1)
+        or bool(have.allow_atomic) != bool(want.allow_atomic)
     )
 
 

@@ -67,6 +67,27 @@ def msg_headers(event: Event, extra: dict[str, str] | None = None) -> dict[str, 
     return headers
 
 
+def prepare(
+    js: JetStreamContext, items: Sequence[tuple[Event, dict[str, str]]]
+) -> list[tuple[str, bytes, dict[str, str]]]:
+    """(subject, payload, headers) of each event; PayloadTooLarge when one does not fit."""
+    prepared = []
+    for ev, hdrs in items:
+        subject, data, headers = subjects.for_event(ev), encode(ev), msg_headers(ev, hdrs)
+        check_size(js, subject, data, headers, str(ev.__struct_config__.tag))
+        prepared.append((subject, data, headers))
+    return prepared
+
+
+async def send_async(
+    js: JetStreamContext, items: Sequence[tuple[Event, dict[str, str]]]
+) -> list[asyncio.Future[PubAck]]:
+    """Send the events without waiting for their acks: one future per event, in order (the caller
+    waits for them, and on a failure or a timeout publishes them again with publish_batch: the
+    same ids, so what was stored already is dropped). Raises PayloadTooLarge before sending any."""
+    return [await js.publish_async(subject, data, headers=headers) for subject, data, headers in prepare(js, items)]
+
+
 async def publish_batch(
     js: JetStreamContext,
     items: Sequence[tuple[Event, dict[str, str]]],
@@ -90,11 +111,7 @@ async def publish_batch(
 
     observe: called with the seconds from the first send to the last ack (retries included), once
     every event is acked (ServiceMetrics.publish_acked)."""
-    prepared = []
-    for ev, hdrs in items:
-        subject, data, headers = subjects.for_event(ev), encode(ev), msg_headers(ev, hdrs)
-        check_size(js, subject, data, headers, str(ev.__struct_config__.tag))
-        prepared.append((subject, data, headers))
+    prepared = prepare(js, items)
     delay, tries = retry_delay, 0
     started = time.perf_counter()
     while prepared:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import json
 import secrets
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -17,6 +19,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import ServiceUnavailableError
 
 T = TypeVar("T")
+STATUS = "Status"  # the header of JetStream's status messages (no data)
 # A clustered stream has no leader for a few seconds after its leader dies, and JetStream answers
 # 503 meanwhile: a reader waits that long rather than failing the command.
 ELECTION_WAIT_S = 30.0
@@ -24,13 +27,15 @@ ELECTION_WAIT_S = 30.0
 
 async def when_available(request: Callable[[], Awaitable[T]], wait_s: float = ELECTION_WAIT_S) -> T:
     """request(), asked again while JetStream answers "temporarily unavailable" (no stream or
-    consumer leader yet), for up to wait_s; then its last error."""
+    consumer leader yet) or not at all within the request's timeout (a node just restarted,
+    still catching up), for up to wait_s; then its last error. Only for requests that may be
+    repeated: reading a stream's info, creating a consumer under a given name and config."""
     deadline = time.monotonic() + wait_s
     delay = 0.2
     while True:
         try:
             return await request()
-        except (ServiceUnavailableError, nats.errors.NoRespondersError):
+        except (ServiceUnavailableError, nats.errors.NoRespondersError, nats.errors.TimeoutError):
             if time.monotonic() + delay > deadline:
                 raise
             await asyncio.sleep(delay)
@@ -77,25 +82,71 @@ async def read_range(
         opt_start_time=opt_start_time,
     )
     await when_available(lambda: js.add_consumer(stream, config))
-    sub = await js.pull_subscribe_bind(consumer=name, stream=stream)
+    pulls = _Pulls(js, stream, name)
+    await pulls.start()
     try:
         while True:
-            try:
-                msgs = await sub.fetch(batch, timeout=idle_timeout)
-            except (TimeoutError, nats.errors.TimeoutError):
-                info = await js.consumer_info(stream, name)
-                if not info.num_pending:
-                    return
-                continue
-            for msg in msgs:
+            got = 0
+            async for msg in pulls.batch(batch, idle_timeout):
+                got += 1
                 seq = msg.metadata.sequence.stream
                 if seq > stop_seq:
                     return
                 yield msg
                 if seq == stop_seq or msg.metadata.num_pending == 0:
                     return
+            if got < batch:  # the pull expired short: is anything left?
+                info = await js.consumer_info(stream, name)
+                if not info.num_pending:
+                    return
     finally:
-        await sub.unsubscribe()
+        await pulls.stop()
         # gone already, or the connection is: inactive_threshold removes it then
         with contextlib.suppress(OSError, nats.errors.Error):
             await js.delete_consumer(stream, name)
+
+
+class _Pulls:
+    """Pull requests on the consumer, answered into one inbox subscription whose callback
+    buffers the messages. nats-py's fetch() awaits each message in a task of its own (with a
+    timeout), which costs more than decoding it; here a batch is read from the buffer and only
+    an empty buffer is waited on."""
+
+    def __init__(self, js: JetStreamContext, stream: str, consumer: str) -> None:
+        self._nc = js._nc  # the JetStream context's connection (nats-py keeps it there)
+        self._next = f"{js._prefix}.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._inbox = self._nc.new_inbox()
+        self._buffer: deque[Msg] = deque()
+        self._ready = asyncio.Event()
+        self._sub: Any = None
+
+    async def start(self) -> None:
+        self._sub = await self._nc.subscribe(
+            self._inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1
+        )
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(OSError, nats.errors.Error):
+                await self._sub.unsubscribe()
+
+    async def _on_msg(self, msg: Msg) -> None:
+        self._buffer.append(msg)
+        self._ready.set()
+
+    async def batch(self, n: int, expires_s: float) -> AsyncIterator[Msg]:
+        """Up to n stored messages: fewer when the pull expires first (JetStream then answers
+        with a status message, 408) or nothing arrives for expires_s plus a margin."""
+        request = {"batch": n, "expires": int(expires_s * 1e9)}
+        await self._nc.publish(self._next, json.dumps(request).encode(), reply=self._inbox)
+        for _ in range(n):
+            while not self._buffer:
+                self._ready.clear()
+                try:
+                    await asyncio.wait_for(self._ready.wait(), expires_s + 1.0)
+                except TimeoutError:
+                    return
+            msg = self._buffer.popleft()
+            if not msg.data and msg.headers and STATUS in msg.headers:
+                return  # 404/408: the pull ended short; 409: the consumer is gone
+            yield msg

@@ -23,7 +23,7 @@ from ticktape.redact import redact_text
 EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 2
 
 
-class _Unavailable(Exception):
+class Unavailable(Exception):
     pass
 
 
@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         help="verify only this stream (repeatable; default: every archived stream, or nats.stream for a session)",
     )
-    _common_options(v)
+    database_options(v)
     v.set_defaults(func=run_verify)
     t = commands.add_parser(
         "trace",
@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("event_id")
     t.add_argument("--limit", type=int, default=200, help="list at most this many correlated events (default 200)")
-    _common_options(t)
+    database_options(t)
     t.set_defaults(func=run_trace)
     k = commands.add_parser(
         "pubkey",
@@ -79,7 +79,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     k.set_defaults(func=run_pubkey)
 
 
-def _common_options(p: argparse.ArgumentParser) -> None:
+def database_options(p: argparse.ArgumentParser) -> None:
+    """--dsn, --config and --json: the options of a command that reads PostgreSQL (resolve reads them)."""
     p.add_argument(
         "--dsn",
         help="PostgreSQL DSN (default: TICKTAPE_PG_DSN, postgres.dsn in the config, "
@@ -136,7 +137,7 @@ def resolve(args: argparse.Namespace) -> tuple[str, cfg.CommonSettings]:
     common = cfg.load_common(_raw(args))
     dsn = args.dsn or common.postgres.dsn or _embedded_dsn(common)
     if not dsn:
-        raise _Unavailable(
+        raise Unavailable(
             "no PostgreSQL to read: pass --dsn, set TICKTAPE_PG_DSN or postgres.dsn, "
             "or run it next to a running `ticktape up`"
         )
@@ -159,7 +160,7 @@ def _run(args: argparse.Namespace, body: Any) -> int:
     except cfg.ConfigError as exc:
         print(f"ticktape audit: {exc}", file=sys.stderr)
         return cfg.EXIT_CONFIG
-    except _Unavailable as exc:
+    except Unavailable as exc:
         print(f"ticktape audit: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
 
@@ -170,15 +171,15 @@ async def _with_connection(dsn: str, body: Any) -> int:
     try:
         conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
     except psycopg.OperationalError as exc:
-        raise _Unavailable(f"cannot connect to PostgreSQL: {redact_text(str(exc).strip())}") from None
+        raise Unavailable(f"cannot connect to PostgreSQL: {redact_text(str(exc).strip())}") from None
     try:
         return await body(conn)
     except psycopg.errors.UndefinedTable:
-        raise _Unavailable(
+        raise Unavailable(
             "this database has no audit log (audit_log): is the audit service running against it?"
         ) from None
     except psycopg.errors.UndefinedColumn:
-        raise _Unavailable(
+        raise Unavailable(
             "the audit tables predate signed checkpoints: start the audit service once to migrate them"
         ) from None
     finally:
@@ -203,7 +204,7 @@ def _public_key(args: argparse.Namespace) -> Any:
     try:
         return signing.load_public(path)
     except signing.SigningKeyError as exc:
-        raise _Unavailable(str(exc)) from None
+        raise Unavailable(str(exc)) from None
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -216,7 +217,7 @@ def run_verify(args: argparse.Namespace) -> int:
             stream = (args.stream or [common.nats.stream])[0]
             found = await verify.verify_session(conn, stream, args.session, key, witnesses)
             if found is None:
-                raise _Unavailable(
+                raise Unavailable(
                     f"no session {args.session!r} in stream {stream}: no session.started "
                     f"on {_session_subject(args.session)}"
                 )

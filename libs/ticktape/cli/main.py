@@ -17,6 +17,7 @@ COMMANDS = (
     "ticktape.cli.control",
     "ticktape.cli.bus",
     "ticktape.cli.status",
+    "ticktape.cli.strategies",
 )
 
 

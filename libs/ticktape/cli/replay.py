@@ -17,6 +17,7 @@ from ticktape.depset import dependency_set, describe_difference
 from ticktape.redact import redact_text
 from ticktape.replay.fileformat import SUFFIX, SessionFileError
 from ticktape.replay.records import SessionMeta
+from ticktape.replay.snapshot_check import SnapshotCheck
 from ticktape.replay.source import Source, open_source
 from ticktape.replay.verify import VerifyResult
 
@@ -110,15 +111,23 @@ async def _verify(arg: str, url: str, stream: str, as_json: bool = False, creds:
             print(deps_note, flush=True)
         specs = _load_specs(src, src.meta.config_doc(), src.meta.services or None)
         verifier = Verifier(specs, src.meta)
+        checks = await _snapshot_check(src, specs)
         progress = Progress(src.total, "replay")
+        last = 0
         async for rec in src.records:
+            checks.before(rec.seq)
             verifier.feed(rec)
-            progress.advance()
+            last = rec.seq
+            progress.advance(subject=rec.subject)
         result = verifier.finish()
+        snaps = checks.finish(last)
+        result.divergences.extend(snaps.divergences)
         progress.close()
     m = src.meta
     if as_json:
-        print(json.dumps(result_doc(m, result), sort_keys=True))
+        doc = result_doc(m, result)
+        doc["snapshots"] = {"checked": snaps.checked, "skipped": snaps.skipped}
+        print(json.dumps(doc, sort_keys=True))
         return 0 if result.ok else EXIT_MISMATCH
     print(
         f"session {m.session_id} (config {m.config_hash}, code {m.code_version[:12]}, "
@@ -126,7 +135,24 @@ async def _verify(arg: str, url: str, stream: str, as_json: bool = False, creds:
         f"cores {', '.join(result.cores)}"
     )
     print_table(result)
+    if snaps.checked or snaps.skipped:
+        checked = ", ".join(f"{core} {n}" for core, n in sorted(snaps.checked.items())) or "none"
+        print(f"snapshots: checked against the replayed state: {checked}; skipped: {sum(snaps.skipped.values())}")
     return 0 if result.ok else EXIT_MISMATCH
+
+
+async def _snapshot_check(src: Source, specs: list[Any]) -> SnapshotCheck:
+    """The check of the state snapshots in the session's bus (none for a session file: snapshots
+    are a cache of state, not history, and are not exported; docs/determinism.md)."""
+    from ticktape.config import NatsSettings
+    from ticktape.snapshots.store import stored
+
+    found = {}
+    if src.js is not None:
+        nats_doc = src.meta.config_doc().get("nats") or {}
+        prefix = nats_doc.get("snapshots_bucket") or NatsSettings().snapshots_bucket
+        found = await stored(src.js, str(prefix), [s.name for s in specs])
+    return SnapshotCheck(specs, found, src.meta.start_seq)
 
 
 def result_doc(meta: SessionMeta, result: VerifyResult) -> dict[str, Any]:
@@ -252,7 +278,7 @@ async def _what_if(arg: str, url: str, stream: str, other: Path, out_dir: Path, 
                 for item in run.feed(rec):
                     writer.add(item[0])
                     report.observe(*item)
-                progress.advance()
+                progress.advance(subject=rec.subject)
             for item in run.finish():
                 writer.add(item[0])
                 report.observe(*item)

@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 import nats.errors
@@ -43,6 +43,7 @@ from ticktape.cli.status_view import (
     Account,
     Consumer,
     Health,
+    ManagedStrategy,
     Position,
     ServiceProc,
     Session,
@@ -50,6 +51,7 @@ from ticktape.cli.status_view import (
     Snapshot,
     Thresholds,
     Venue,
+    Worker,
     halts,
     health,
     render,
@@ -64,12 +66,17 @@ from ticktape.events import (
     RiskHalted,
     SessionStarted,
     SessionStopped,
+    StrategyChanged,
     UniverseUpdated,
+    WorkersChosen,
 )
 from ticktape.events.codec import DecodeError, decode
 from ticktape.events.envelope import Envelope
 from ticktape.redact import redact_text
+from ticktape.serviceinfo import ServiceInfo
 from ticktape.supervisor import alive, pid_of, state_of
+from ticktape.workers import MAX_WORKERS, child_name, configured_count, every_durable
+from ticktape.workers import durable as worker_durable
 
 CLEAR = "\x1b[H\x1b[2J"
 EXIT_UNREACHABLE = 1
@@ -129,12 +136,14 @@ async def _consumers(js: JetStreamContext, settings: cfg.NatsSettings) -> list[C
     out = []
     for svc in registry.services():
         streams = [settings.stream] + ([settings.dlq_stream] if "dlq" in svc.reads else [])
-        for durable in svc.durables:
+        # a service run as workers (ticktape.workers): whichever of its partition durables exist
+        candidates = svc.durables if svc.workers is None else [d for b in svc.durables for d in every_durable(b)]
+        for durable in candidates:
             for name in streams:
                 try:
                     ci = await js.consumer_info(name, durable)
                 except NotFoundError:
-                    if name == settings.stream:
+                    if name == settings.stream and durable in svc.durables:
                         out.append(Consumer(service=svc.name, durable=durable, stream=name, present=False))
                     continue
                 active = ci.delivered.last_active if ci.delivered is not None else None
@@ -150,7 +159,10 @@ async def _consumers(js: JetStreamContext, settings: cfg.NatsSettings) -> list[C
                         last_active_ns=int(active.timestamp() * 1e9) if active is not None else None,
                     )
                 )
-    return out
+    # a service's own durable is not missing while its workers read through theirs
+    split = {svc.name for svc in registry.services() if svc.workers is not None}
+    running = {(c.service, c.stream) for c in out if c.present and c.service in split}
+    return [c for c in out if c.present or (c.service, c.stream) not in running]
 
 
 async def _venues(js: JetStreamContext, stream: str, now_ns: int) -> list[Venue]:
@@ -239,13 +251,94 @@ async def _accounts(js: JetStreamContext, stream: str) -> dict[str, Account]:
     return out
 
 
-async def _session(js: JetStreamContext, stream: str) -> Session | None:
+async def _session(js: JetStreamContext, stream: str) -> tuple[Session | None, dict[str, Any]]:
+    """(the latest session, its recorded configuration when it is running: {} otherwise)."""
     event = await _last(js, stream, subjects.ALL_SESSIONS, Envelope)
     if isinstance(event, SessionStarted):
-        return Session(session_id=event.session_id, started_ns=event.ts_event, stopped=False)
+        doc: Any = {}
+        with contextlib.suppress(msgspec.DecodeError):
+            doc = msgspec.json.decode(event.config_json or "{}")
+        config = doc if isinstance(doc, dict) else {}
+        return Session(session_id=event.session_id, started_ns=event.ts_event, stopped=False), config
     if isinstance(event, SessionStopped):
-        return Session(session_id=event.session_id, started_ns=None, stopped=True)
-    return None
+        return Session(session_id=event.session_id, started_ns=None, stopped=True), {}
+    return None, {}
+
+
+async def _worker_count(
+    js: JetStreamContext, stream: str, svc: ServiceInfo, session: Session | None, config: dict[str, Any], seen: int
+) -> int:
+    """How many workers `svc` runs as: the session's WorkersChosen, else the count in its recorded
+    configuration, else (no session) as many as the highest worker index `seen` implies."""
+    if session is not None:
+        chosen = await _last(js, stream, subjects.workers_chosen(svc.name), WorkersChosen)
+        if chosen is not None and chosen.session_id == session.session_id:
+            return chosen.workers
+        counted = configured_count(config, svc.name)
+        if counted is not None or not session.stopped:
+            return counted or 1
+    return max(1, seen)
+
+
+async def _workers(
+    js: JetStreamContext,
+    stream: str,
+    run_dir: Path,
+    session: Session | None,
+    config: dict[str, Any],
+    consumers: list[Consumer],
+) -> list[Worker]:
+    """Each worker of the services that run as several, with its process and its durable's lag."""
+    out = []
+    by_durable = {c.durable: c for c in consumers if c.stream == stream}
+    for svc in registry.services():
+        if svc.workers is None:
+            continue
+        found = [i + 1 for i in range(MAX_WORKERS) if pid_of(run_dir, child_name(svc.name, i, MAX_WORKERS))]
+        found += [
+            i + 1 for b in svc.durables for i in range(MAX_WORKERS) if worker_durable(b, i, MAX_WORKERS) in by_durable
+        ]
+        count = await _worker_count(js, stream, svc, session, config, max(found, default=1))
+        for index in range(count):
+            process = child_name(svc.name, index, count)
+            pid = pid_of(run_dir, process)
+            for base in svc.durables:
+                name = worker_durable(base, index, count)
+                c = by_durable.get(name)
+                out.append(
+                    Worker(
+                        service=svc.name,
+                        index=index,
+                        workers=count,
+                        process=process,
+                        pid=pid,
+                        alive=pid is not None and alive(pid),
+                        durable=name,
+                        present=c is not None and c.present,
+                        num_pending=c.num_pending if c is not None else 0,
+                        num_ack_pending=c.num_ack_pending if c is not None else 0,
+                    )
+                )
+    return out
+
+
+async def _strategies(js: JetStreamContext, stream: str) -> list[ManagedStrategy]:
+    """The managed strategies by id: the last StrategyChanged on each strategies.<id> (every change
+    carries the whole entry)."""
+    out = []
+    for subject in sorted(await _subjects(js, stream, subjects.ALL_STRATEGIES)):
+        change = await _last(js, stream, subject, StrategyChanged)
+        if change is not None:
+            out.append(
+                ManagedStrategy(
+                    id=change.strategy,
+                    kind=change.kind,
+                    status=change.status,
+                    account=change.account,
+                    revision=change.revision,
+                )
+            )
+    return sorted(out, key=lambda s: s.id)
 
 
 def _processes(run_dir: Path) -> tuple[ServiceProc, ...]:
@@ -254,6 +347,10 @@ def _processes(run_dir: Path) -> tuple[ServiceProc, ...]:
     for svc in registry.services():
         pid = pid_of(run_dir, svc.name)
         out.append(ServiceProc(name=svc.name, pid=pid, alive=pid is not None and alive(pid)))
+        for index in range(MAX_WORKERS if svc.workers is not None and pid is None else 0):  # its workers
+            name = child_name(svc.name, index, MAX_WORKERS)
+            if (worker := pid_of(run_dir, name)) is not None:
+                out.append(ServiceProc(name=name, pid=worker, alive=alive(worker)))
     return tuple(out)
 
 
@@ -276,6 +373,11 @@ async def gather(
     except NotFoundError:
         dlq = {}
     run_dir = home / "run"
+    session, config = await _session(js, stream) if info else (None, {})
+    consumers = await _consumers(js, settings)
+    workers = await _workers(js, stream, run_dir, session, config, consumers) if info else []
+    split = {w.service for w in workers if w.workers > 1}  # their own durable is not expected
+    consumers = [c for c in consumers if c.present or c.service not in split]
     snap = Snapshot(
         ts_ns=now_ns,
         nats_url=redact_text(nats_url),
@@ -286,7 +388,7 @@ async def gather(
         home=str(home),
         stack_state=state_of(run_dir),
         services=_processes(run_dir),
-        consumers=tuple(await _consumers(js, settings)),
+        consumers=tuple(consumers),
         venues=tuple(await _venues(js, stream, now_ns)) if info else (),
         accounts=tuple(
             msgspec.structs.replace(accounts[name], halted=overrides.get(name, everyone)) for name in sorted(accounts)
@@ -294,8 +396,10 @@ async def gather(
         halted=everyone or any(overrides.values()),
         halted_accounts=("*",) if everyone else tuple(sorted(a for a, h in overrides.items() if h)),
         dead_letters={s.removeprefix("dlq."): n for s, n in sorted(dlq.items())},
-        session=await _session(js, stream) if info else None,
+        session=session,
         health=Health(status="OK"),
+        workers=tuple(workers),
+        strategies=tuple(await _strategies(js, stream)) if info else (),
     )
     return msgspec.structs.replace(snap, health=health(snap, limits))
 

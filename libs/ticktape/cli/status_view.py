@@ -26,6 +26,32 @@ class Consumer(msgspec.Struct, frozen=True, kw_only=True):
     last_active_ns: int | None = None  # the last delivery, when the server reports it
 
 
+class Worker(msgspec.Struct, frozen=True, kw_only=True):
+    """One worker process of a service run as several (signal.workers > 1; one worker is the
+    service itself): its process (pid file) and its durable on the events stream with its lag."""
+
+    service: str
+    index: int
+    workers: int
+    process: str
+    pid: int | None
+    alive: bool
+    durable: str
+    present: bool
+    num_pending: int = 0
+    num_ack_pending: int = 0
+
+
+class ManagedStrategy(msgspec.Struct, frozen=True, kw_only=True):
+    """A managed strategy (`ticktape strategies`) as its latest StrategyChanged on the log says."""
+
+    id: str
+    kind: str
+    status: str
+    account: str
+    revision: int
+
+
 class Shard(msgspec.Struct, frozen=True, kw_only=True):
     shard: int
     connected: bool
@@ -94,6 +120,8 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     dead_letters: dict[str, int]
     session: Session | None
     health: Health
+    workers: tuple[Worker, ...] = ()  # of each service that runs as workers, for the current session
+    strategies: tuple[ManagedStrategy, ...] = ()
 
 
 class Thresholds(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,6 +150,11 @@ def health(snap: Snapshot, limits: Thresholds) -> Health:
             reasons.append(f"durable {c.durable} of {c.service} missing on {c.stream}")
         elif c.num_pending + c.num_ack_pending > limits.max_lag:
             reasons.append(f"durable {c.durable} lags {c.num_pending + c.num_ack_pending} > {limits.max_lag}")
+    listed = {(c.durable, c.stream) for c in snap.consumers if not c.present}
+    for w in snap.workers:  # a worker's durable the consumers above do not report missing
+        if w.present or (w.durable, snap.stream) in listed or (snap.stack_state is not None and w.pid is None):
+            continue
+        reasons.append(f"durable {w.durable} of worker {w.process} missing on {snap.stream}")
     for v in snap.venues:
         if v.last_bar_age_s is None:
             reasons.append(f"no bar from {v.venue}")
@@ -184,6 +217,20 @@ def render(snap: Snapshot, now_ns: int) -> str:
                     _ago(c.last_active_ns, now_ns),
                 )
             )
+    lines += _table(rows)
+
+    if snap.workers:
+        lines += ["", "WORKERS"]
+        rows = [("worker", "of", "process", "durable", "pending", "ack pending")]
+        for w in snap.workers:
+            proc = "-" if w.pid is None else f"{'up' if w.alive else 'DOWN'} (pid {w.pid})"
+            lag = (str(w.num_pending), str(w.num_ack_pending)) if w.present else ("missing", "")
+            rows.append((w.process, f"{w.index + 1}/{w.workers}", proc, w.durable, *lag))
+        lines += _table(rows)
+
+    lines += ["", "MANAGED STRATEGIES"]
+    rows = [("id", "kind", "status", "account", "revision")]
+    rows += [(s.id, s.kind, s.status, s.account or "-", str(s.revision)) for s in snap.strategies]
     lines += _table(rows)
 
     lines += ["", "VENUES"]

@@ -12,11 +12,12 @@ instead (exit 69)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -28,6 +29,8 @@ from ticktape import config as cfg
 from ticktape import live as live_gate
 from ticktape import registry, sessions, shutdown, telemetry_metrics
 from ticktape.bus import creds, permissions
+from ticktape.bus.connect import connect
+from ticktape.bus.durable import carry_over
 from ticktape.infra import cluster, nats_auth
 from ticktape.infra.nats_server import InfraError, NatsServer
 from ticktape.infra.postgres import PostgresServer
@@ -35,6 +38,7 @@ from ticktape.infra.stack import ensure_nats, ensure_postgres
 from ticktape.metrics import SupervisorMetrics, metrics_url, service_ports
 from ticktape.redact import redact_text
 from ticktape.supervisor import Server, StopSignals, Supervisor, child_env
+from ticktape.workers import WorkerPlan, child_name, every_durable
 
 API = "api"  # the HTTP API service (services.api): up chooses its port and prints its URL
 # What `--live` meets while execution has no live path: the whole gate runs, then this (exit 69).
@@ -128,6 +132,14 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
         print(f"ticktape up: unknown service {unknown[0]!r}; allowed: {', '.join(known)}", file=sys.stderr)
         return 2
     services = tuple(s for s in known if s in wanted)  # started in the registry's order
+    try:  # how many workers each service runs as (`auto`: measured now, written into the session's config)
+        every = {s: registry.worker_plan(registry.get(s), raw) for s in services}
+        plans = {s: p for s, p in every.items() if p.count > 1 or p.requested == "auto"}
+    except cfg.ConfigError as exc:
+        print(f"ticktape up: {exc}", file=sys.stderr)
+        return cfg.EXIT_CONFIG
+    for name, plan in plans.items():
+        env[f"TICKTAPE_{name.upper()}__WORKERS"] = str(plan.count)
     try:  # the live gate's first part: configuration and credentials, before anything starts
         live = live_gate.plan(args.live, raw, common, env, services)
     except cfg.ConfigError as exc:
@@ -141,7 +153,10 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
     for variable in {v for a in common.accounts for v in accts.credential_variables(a)}:
         os.environ.pop(variable, None)
     try:
-        metrics = _serve_metrics(common.telemetry.metrics_port, services, known, common.telemetry.metrics_host)
+        extra_workers = tuple(child_name(s, i, p.count) for s, p in plans.items() for i in range(1, p.count))
+        metrics = _serve_metrics(
+            common.telemetry.metrics_port, services, known, common.telemetry.metrics_host, extra_workers
+        )
         api = _api_address(raw, services)
     except cfg.ConfigError as exc:
         print(f"ticktape up: {exc}", file=sys.stderr)
@@ -241,6 +256,7 @@ def _run(args: argparse.Namespace, signals: StopSignals) -> int:
             servers,
             supervisor_metrics,
             operator_creds=bus.for_role(permissions.OPERATOR),
+            plans=plans,
         )
     finally:
         telemetry_metrics.shutdown()
@@ -262,17 +278,28 @@ def _run_session(
     servers: Sequence[Server] = (),
     metrics: SupervisorMetrics | None = None,
     operator_creds: str | None = None,
+    plans: Mapping[str, WorkerPlan] | None = None,
 ) -> int:
     """Record the session around the supervisor: the producers stop first; the cores (services
     with a replayable core) once their durables have drained their input, with the accounts'
     on_shutdown policies applied in the drain (ticktape.shutdown); the sinks (archivers) last,
     after the session's stop record, once they have stored everything (ticktape.registry)."""
+    infos = [registry.get(s) for s in services]
+    counts = {name: plan.count for name, plan in (plans or {}).items()}
+    try:  # a service whose worker count changed: its new durables go on where the old ones stopped
+        for line in asyncio.run(asyncio.wait_for(_carry_over(nats, infos, counts), 30)):
+            print(f"ticktape up: {line}", flush=True)
+    except Exception as exc:  # noqa: BLE001 - no consistent start position, no run
+        print(f"ticktape up: cannot prepare the workers' durables ({redact_text(repr(exc))})", file=sys.stderr)
+        return 1
     try:
         raw = cfg.load_raw(env=env)
         # a policy is applied only by a session that runs execution (ticktape.shutdown)
         accounts = cfg.load_accounts(raw) if "execution" in services else ()
         recorder = sessions.SessionRecorder(nats, raw, services)
-        recorder.start()
+        started = recorder.start()
+        for name, plan in (plans or {}).items():  # after SessionStarted: the choice is part of the session
+            recorder.record(plan.event(name, started))
     except cfg.ConfigError as exc:
         print(f"ticktape up: {exc}", file=sys.stderr)
         return cfg.EXIT_CONFIG
@@ -284,9 +311,16 @@ def _run_session(
         return 1
     env = dict(env, TICKTAPE_SESSION_ID=recorder.session_id)
     print(f"ticktape up: session {recorder.session_id} (config {recorder.config_hash})", flush=True)
-    infos = [registry.get(s) for s in services]
+    for name, plan in (plans or {}).items():
+        why = (
+            f"auto: {plan.strategies} strategies at {plan.evaluation_ns / 1e6:.3f} ms a bar, {plan.symbols} symbols, "
+            f"budget {plan.budget_ns / 1e6:.0f} ms, {plan.cpus} CPUs"
+            if plan.requested == "auto"
+            else "configured"
+        )
+        print(f"ticktape up: {name} runs as {plan.count} worker(s) ({why})", flush=True)
     producers = tuple(i.name for i in infos if i.kind == "producer")
-    core_durables = tuple(d for i in infos if i.kind == "core" for d in i.durables)
+    core_durables = tuple(d for i in infos if i.kind == "core" for d in registry.durables(i, counts.get(i.name, 1)))
     sinks = tuple(i.name for i in infos if i.kind in ("sink", "view"))  # views answer to the end
     sink_durables = tuple(d for i in infos if i.kind == "sink" for d in i.durables)
     stopped: list[str] = []
@@ -322,11 +356,13 @@ def _run_session(
             operator_creds,
             settings.shutdown_timeout_s,
             _say,
+            flat=shutdown.flat_on(recorder.nats.url, recorder.nats.creds, recorder.nats.stream),
         ),
         stop_last=sinks,
         before_last=record_stop,
         drain_last=lambda alive: recorder.drain(sink_durables, alive),
         extra_env=service_env,
+        workers=counts,
         grace=settings.service_grace_s,
         stop_timeout=settings.stop_timeout_s,
         infra=infra,
@@ -338,6 +374,25 @@ def _run_session(
     if not attempted:
         record_stop()
     return code
+
+
+async def _carry_over(
+    nats: cfg.NatsSettings, infos: Sequence[registry.ServiceInfo], counts: Mapping[str, int]
+) -> list[str]:
+    """ticktape.bus.durable.carry_over for each service that runs as workers (ServiceInfo.workers)."""
+    split = [i for i in infos if i.workers is not None]
+    if not split:
+        return []
+    nc = await connect(nats.url, "session", creds=nats.creds)
+    try:
+        js = nc.jetstream()
+        lines = []
+        for info in split:
+            siblings = [d for base in info.durables for d in every_durable(base)]
+            lines += await carry_over(js, nats.stream, registry.durables(info, counts.get(info.name, 1)), siblings)
+        return lines
+    finally:
+        await nc.drain()
 
 
 def _live_start(
@@ -386,10 +441,12 @@ class _Metrics(NamedTuple):
 
 
 def _serve_metrics(
-    base: int, services: tuple[str, ...], known: tuple[str, ...], host: str = "127.0.0.1"
+    base: int, services: tuple[str, ...], known: tuple[str, ...], host: str = "127.0.0.1", workers: Sequence[str] = ()
 ) -> _Metrics | None:
     """telemetry.metrics_port is a base port: `ticktape up` serves its own metrics (restarts per
-    service) there and gives service i of the registry base + 1 + i (ticktape.metrics.service_ports).
+    service) there and gives service i of the registry base + 1 + i (ticktape.metrics.service_ports);
+    the further `workers` of a service run as several (its first has the service's port) the ports
+    after the registry's, in order.
     Every port is checked before anything starts: one already taken is a config error here, not a
     service that exits at start. None when metrics are off (port 0)."""
     if not base:
@@ -398,6 +455,12 @@ def _serve_metrics(
         ports = service_ports(base, services, known)
     except ValueError as exc:
         raise cfg.ConfigError(str(exc)) from None
+    for j, name in enumerate(workers):
+        ports[name] = base + 1 + len(known) + j
+        if ports[name] > 65535:
+            raise cfg.ConfigError(
+                f"telemetry.metrics_port {base} leaves no port for worker {name}; choose a lower base"
+            )
     for name, port in ports.items():
         if not _free(port, host):
             raise cfg.ConfigError(

@@ -18,9 +18,11 @@ from ticktape.events.reconciliation import AccountReconciled, ReconciliationDiff
 from ticktape.events.risk import OrderApproved, OrderRejected, RiskHalted
 from ticktape.events.session import SessionStarted, SessionStopped
 from ticktape.events.signals import SignalGenerated, StrategyQuarantined, Vote
+from ticktape.events.strategies import StrategyChanged
 from ticktape.events.universe import UniverseMember, UniverseTrimmed, UniverseUpdated
 from ticktape.events.venue import (
     VenueFill,
+    VenueFunding,
     VenueOpenOrder,
     VenueOrderAccepted,
     VenueOrderCanceled,
@@ -29,6 +31,7 @@ from ticktape.events.venue import (
     VenuePosition,
     VenueSnapshot,
 )
+from ticktape.events.workers import WorkersChosen
 
 EVENT_TYPES: tuple[type[Envelope], ...] = (
     BarClosed,
@@ -64,6 +67,9 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     AccountReconciled,
     VenueCancelRequested,
     FundingRate,
+    StrategyChanged,
+    WorkersChosen,
+    VenueFunding,
 )
 
 Event = (
@@ -100,6 +106,9 @@ Event = (
     | AccountReconciled
     | VenueCancelRequested
     | FundingRate
+    | StrategyChanged
+    | WorkersChosen
+    | VenueFunding
 )
 
 
@@ -135,15 +144,18 @@ __all__ = [
     "ShutdownRequested",
     "SignalGenerated",
     "StorageAlert",
+    "StrategyChanged",
     "StrategyQuarantined",
     "UniverseMember",
     "UniverseTrimmed",
     "UniverseUpdated",
     "VenueCancelRequested",
     "VenueFill",
+    "VenueFunding",
     "VenueOrderAccepted",
     "VenueOrderCanceled",
     "VenueOrderRejected",
+    "WorkersChosen",
     "VenueOpenOrder",
     "VenueOrderUnknown",
     "VenuePosition",

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from msgspec import UNSET, UnsetType
+
 from ticktape.events.envelope import Envelope
 from ticktape.events.risk import OrderSide
 
@@ -52,13 +54,18 @@ class ReconciliationDifference(Envelope, frozen=True, kw_only=True, tag="exec.re
 
 class AccountReconciled(Envelope, frozen=True, kw_only=True, tag="exec.account.reconciled"):
     """The live account agrees with its venue as of the VenueSnapshot `snapshot_id` (after the
-    `differences` resolved by policy, none alerted): it may trade. reason: the snapshot's."""
+    `differences` resolved by policy, none alerted): it may trade. reason: the snapshot's.
+    deferred: the comparisons left to the next snapshot because the venue's answer and the log
+    may not have seen the same reports yet (an order answered or closed, a fill or a funding
+    stored while the venue was being asked; an order the venue no longer lists whose end may still
+    be on its way); unset when none."""
 
     account: str
     venue: str
     snapshot_id: str
     reason: Literal["start", "periodic"] = "start"
     differences: int = 0
+    deferred: int | UnsetType = UNSET
 
 
 class VenueCancelRequested(Envelope, frozen=True, kw_only=True, tag="exec.order.cancel_requested"):

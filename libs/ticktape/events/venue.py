@@ -114,6 +114,27 @@ class VenueOrderCanceled(Envelope, frozen=True, kw_only=True, tag="venue.order.c
     filled_quantity: float = 0.0
 
 
+class VenueFunding(Envelope, frozen=True, kw_only=True, tag="venue.funding"):
+    """A funding settlement the venue booked on a live account's position (Hyperliquid's user
+    `funding` event / userFunding, Binance's FUNDING_FEE income): amount is what the account
+    received in the margin asset (< 0: paid). funding_time (ns) is the settlement; quantity the
+    signed position it was paid on and rate the rate per settlement, as the venue says (0.0 when it
+    does not). ts_event = funding_time."""
+
+    account: str
+    venue: str
+    symbol: str
+    funding_time: int
+    amount: float
+    quantity: float = 0.0
+    rate: float = 0.0
+
+
+def funding_id(venue: str, account: str, symbol: str, funding_ms: int) -> str:
+    """One settlement per account, symbol and time: the user stream's and a re-query's are one."""
+    return ids.derive("venue.funding", venue, account, symbol, funding_ms)
+
+
 def accepted_id(venue: str, account: str, client_order_id: str) -> str:
     return ids.derive("venue.accepted", venue, account, client_order_id)
 
@@ -162,11 +183,18 @@ class VenuePosition(msgspec.Struct, frozen=True, kw_only=True):
 class VenueSnapshot(Envelope, frozen=True, kw_only=True, tag="venue.snapshot"):
     """What the venue said a live account holds, queried by execution's gateway at start (reason
     "start", once the orders the log left open are settled) and every live.reconcile_every_s
-    while no order is in flight ("periodic"): its open orders, its non-flat positions and its
+    (preferably while no order is in flight, "periodic"): its open orders, its non-flat positions and its
     wallet balance (the margin asset, without unrealized P&L). The execution core compares it
     with the state it built from the log (services.execution.reconcile). ts_event: the venue's
     time of the query (as the gateway measures its clock), ts_init: when the gateway had the
-    answers."""
+    answers.
+
+    last_report_id: the id of the account's last venue report (an event of venue.orders.* or
+    venue.fills.*) the gateway had read back from the log before it queried the venue. What the
+    log holds up to it happened at the venue before the query, so the snapshot reflects it; what
+    the log holds after it, before this snapshot, may or may not be reflected, and the core leaves
+    what it touches to the next snapshot. "": none had been read; None (snapshots recorded before
+    the field existed): compared as then, without that distinction."""
 
     account: str
     venue: str
@@ -175,6 +203,7 @@ class VenueSnapshot(Envelope, frozen=True, kw_only=True, tag="venue.snapshot"):
     positions: tuple[VenuePosition, ...] = ()
     wallet_balance: float
     equity: float = 0.0
+    last_report_id: str | None = None
 
 
 def snapshot_id(venue: str, account: str, venue_ms: int, reason: str) -> str:

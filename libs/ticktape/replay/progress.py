@@ -1,10 +1,13 @@
-"""A progress bar on stderr for long replays (redrawn at most five times a second)."""
+"""A progress bar on stderr for long replays (redrawn at most five times a second), closed by a
+final line with the messages and closed bars replayed per second."""
 
 from __future__ import annotations
 
 import sys
 import time
 from typing import TextIO
+
+BAR_PREFIX = "md.bar."
 
 
 class Progress:
@@ -14,19 +17,28 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.interval = interval
         self.count = 0
+        self.bars = 0
         self._start = time.monotonic()
         self._drawn = 0.0
 
-    def advance(self, n: int = 1) -> None:
+    def advance(self, n: int = 1, subject: str = "") -> None:
+        """n more messages; `subject` (of one message) counts it as a bar when it is one."""
         self.count += n
+        if subject.startswith(BAR_PREFIX):
+            self.bars += 1
         now = time.monotonic()
         if now - self._drawn >= self.interval:
             self._drawn = now
             self._draw(now)
 
     def close(self) -> None:
-        self._draw(time.monotonic())
-        self.stream.write("\n")
+        now = time.monotonic()
+        self._draw(now)
+        elapsed = max(now - self._start, 1e-9)
+        self.stream.write(
+            f"\n{self.label}: {self.count:,} messages, {self.bars:,} bars in {elapsed:.2f} s: "
+            f"{self.count / elapsed:,.0f} msg/s, {self.bars / elapsed:,.0f} bars/s\n"
+        )
         self.stream.flush()
 
     @property

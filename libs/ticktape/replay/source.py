@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from nats.js import JetStreamContext
+
 from ticktape.redact import redact_text
 from ticktape.replay.fileformat import SUFFIX, SessionFile
 from ticktape.replay.records import Record, SessionMeta
@@ -21,6 +23,7 @@ class Source:
     total: int | None
     records: AsyncIterator[Record]
     origin: str
+    js: JetStreamContext | None = None  # the bus a session id was read from (None: a file)
 
 
 def looks_like_file(arg: str) -> bool:
@@ -55,6 +58,7 @@ async def open_source(arg: str, nats_url: str, stream: str, creds: str | None = 
             max(end - first + 1, 0),
             session_records(js, ref, entry),
             f"{ref.name} at {redact_text(nats_url)}",
+            js,
         )
     finally:
         await nc.close()

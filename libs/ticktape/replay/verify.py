@@ -3,7 +3,9 @@ order, and prove that it publishes the same events, byte for byte.
 
 Each core is fed every recorded message matching its filter subjects, from the stream's first
 message to the session's end (cores carry state across sessions). Its outputs are compared, in
-order, with the events of its output types recorded inside the session. Outputs that belong to
+order, with the events of its output types recorded inside the session. A core run as several
+workers (CoreSpec.lane, ticktape.workers) is compared partition by partition: each worker
+publishes its partition's outputs in order, but the partitions interleave as the workers ran. Outputs that belong to
 earlier sessions are only used to line the two sequences up (an earlier session may have run
 another configuration; the live service's start-up rebuild discarded those outputs too).
 
@@ -100,16 +102,28 @@ class _Out:
 
 @dataclass
 class _Track:
+    """One core's replayed outputs not yet matched, per lane (a worker's partition; one lane for
+    a core run as one process)."""
+
     spec: CoreSpec
-    pending: deque[_Out] = field(default_factory=deque)
+    lanes: dict[int, deque[_Out]] = field(default_factory=dict)
     ids: set[str] = field(default_factory=set)
-    aligned: bool = False
+    aligned: set[int] = field(default_factory=set)
     diverged: bool = False
-    last_matched_input: int = 0
+    last_matched_input: dict[int, int] = field(default_factory=dict)
     rejected: int = 0
 
-    def pop(self) -> _Out:
-        out = self.pending.popleft()
+    def lane_of(self, event: Any) -> int:
+        return self.spec.lane(event) if self.spec.lane is not None else 0
+
+    def pending(self, lane: int) -> deque[_Out]:
+        found = self.lanes.get(lane)
+        if found is None:
+            found = self.lanes[lane] = deque()
+        return found
+
+    def pop(self, lane: int) -> _Out:
+        out = self.lanes[lane].popleft()
         self.ids.discard(out.event_id)
         return out
 
@@ -171,7 +185,8 @@ class Verifier:
             return  # live, the consumers dead-lettered it
         producer = self._producer.get(type(event))
         if producer is not None:
-            self._recorded_output(producer, rec, event.event_id, type(event).__struct_config__.tag)
+            lane = producer.lane_of(event)
+            self._recorded_output(producer, rec, event.event_id, type(event).__struct_config__.tag, lane)
         for track in self._routes_for(rec.subject):
             try:
                 outputs = track.spec.core.handle(event)
@@ -179,14 +194,16 @@ class Verifier:
                 track.rejected += 1
                 continue
             for out in outputs:
-                track.pending.append(_Out(rec.seq, rec.subject, subjects.for_event(out), encode(out), out.event_id))
+                out_ = _Out(rec.seq, rec.subject, subjects.for_event(out), encode(out), out.event_id)
+                track.pending(track.lane_of(out)).append(out_)
                 track.ids.add(out.event_id)
 
-    def _recorded_output(self, track: _Track, rec: Record, event_id: str, tag: Any = None) -> None:
+    def _recorded_output(self, track: _Track, rec: Record, event_id: str, tag: Any = None, lane: int = 0) -> None:
         start = self.session.start_seq
+        pending = track.pending(lane)
         if rec.seq < start:  # an earlier session's output: only used to line up
             if event_id in track.ids:
-                while track.pop().event_id != event_id:
+                while pending and track.pop(lane).event_id != event_id:
                     pass
             return
         self.recorded.add(rec.subject, rec.data)
@@ -195,11 +212,11 @@ class Verifier:
             return
         if track.diverged:
             return
-        if not track.aligned:
-            track.aligned = True
+        if lane not in track.aligned:
+            track.aligned.add(lane)
             if event_id in track.ids:  # skip what the live rebuild discarded, nothing of the session
-                while track.pending[0].event_id != event_id:
-                    skipped = track.pop()
+                while pending and pending[0].event_id != event_id:
+                    skipped = track.pop(lane)
                     if skipped.input_seq > start:
                         self.replayed.add(skipped.subject, skipped.data)
                         self._diverge(
@@ -211,17 +228,17 @@ class Verifier:
                         )
                         return
             else:
-                while track.pending and track.pending[0].input_seq <= start:
-                    track.pop()
-        if not track.pending:  # unreachable while foreign events are caught above; kept as a guard
+                while pending and pending[0].input_seq <= start:
+                    track.pop(lane)
+        if not pending:  # another lane's event, or one no core produced (caught above as foreign)
             self._diverge(track, "live published an event the replay did not produce", rec=rec, out=None)
             return
-        out = track.pop()
+        out = track.pop(lane)
         self.replayed.add(out.subject, out.data)
         if out.data != rec.data or out.subject != rec.subject:
             self._diverge(track, "the replayed event differs from the recorded one", rec=rec, out=out)
             return
-        track.last_matched_input = out.input_seq
+        track.last_matched_input[lane] = out.input_seq
 
     def _foreign(self, track: _Track, rec: Record, event_id: str, type_: str | None) -> None:
         self.divergences.append(
@@ -261,10 +278,18 @@ class Verifier:
         unconfirmed: dict[str, int] = {}
         start = self.session.start_seq
         for track in self.tracks:
-            rest = [o for o in track.pending if o.input_seq > start or track.aligned]
+            tails = {
+                lane: [o for o in pending if o.input_seq > start or lane in track.aligned]
+                for lane, pending in sorted(track.lanes.items())
+            }
+            rest = sorted((o for tail in tails.values() for o in tail), key=lambda o: o.input_seq)
             if not rest:
                 continue
-            tail_ok = not self.strict and not track.diverged and rest[0].input_seq > track.last_matched_input
+            tail_ok = (
+                not self.strict
+                and not track.diverged
+                and all(not t or t[0].input_seq > track.last_matched_input.get(lane, 0) for lane, t in tails.items())
+            )
             if tail_ok:
                 unconfirmed[track.spec.name] = len(rest)
                 continue

@@ -20,9 +20,10 @@ from ticktape.replay.records import Record, SessionMeta
 from ticktape.sessions import STOPPED, effective_config, started_event, stopped_event
 
 INPUTS = (subjects.ALL_BARS, subjects.ALL_CONTROL)
-# A what-if also feeds the cores the symbol registry's universes (execution's trading rules): like
-# bars, recorded inputs, but never republished (only the registry may publish them).
-WHAT_IF_INPUTS = (*INPUTS, subjects.ALL_UNIVERSES)
+# A what-if also feeds the cores the symbol registry's universes (execution's trading rules) and the
+# managed strategies' changes (`ticktape strategies`): like bars, recorded inputs, but never
+# republished (only the registry, and the operator, may publish them).
+WHAT_IF_INPUTS = (*INPUTS, subjects.ALL_UNIVERSES, subjects.ALL_STRATEGIES)
 
 
 def merge_config(recorded: Mapping[str, Any], other: Mapping[str, Any]) -> dict[str, Any]:

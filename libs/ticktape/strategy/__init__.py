@@ -27,7 +27,17 @@ returns something unusable, is quarantined (a StrategyQuarantined event) and the
 
 Determinism is the contract: on_bar may keep state (in the instance or in `ctx.state`), but it
 may depend only on its parameters and the bars it was given, never on a clock, randomness, I/O
-or the iteration order of a set; a replay then reproduces every signal byte for byte."""
+or the iteration order of a set; a replay then reproduces every signal byte for byte.
+
+State snapshots (docs/determinism.md §3a): the signal service snapshots its state, strategies
+included, so that a restart resumes from it instead of re-running the whole log. There is no hook
+to write: the default snapshot is the strategy's attributes (and its ctx.state), written as data,
+so keep them plain: numbers, strings, None, lists, tuples, dicts, sets, deques, numpy arrays of
+numbers, frozen msgspec Structs, dataclasses and objects of classes made of those. A strategy
+holding anything else (a lock, a file, a generator, a C extension object, a class with its own
+__reduce__/__getstate__) still runs, but the service then logs "snapshots off" and re-runs the
+whole log at every start (ticktape_snapshots_total{outcome="disabled"}); it never restores a
+state it could not write exactly."""
 
 from __future__ import annotations
 

@@ -95,6 +95,23 @@ class BarHistory:
     def keeps(self, timeframe: str) -> bool:
         return timeframe in self.capacity
 
+    def grow(self, timeframe: str, n: int) -> None:
+        """Keep at least n bars of timeframe from now on; the bars already kept stay."""
+        if n <= self.capacity.get(timeframe, 0):
+            return
+        self.capacity[timeframe] = n
+        for key, ring in self._rings.items():
+            if key[2] == timeframe:
+                bigger = self._rings[key] = _Ring(n)
+                count = ring.end - ring.start
+                bigger.times[:count] = ring.times[ring.start : ring.end]
+                bigger.values[:, :count] = ring.values[:, ring.start : ring.end]
+                bigger.end = count
+
+    def series(self, timeframe: str) -> list[tuple[str, str]]:
+        """The (venue, symbol) of every window of timeframe, in the order they were first seen."""
+        return [(venue, symbol) for venue, symbol, tf in self._rings if tf == timeframe]
+
     def add(self, bar: BarClosed) -> None:
         cap = self.capacity.get(bar.timeframe)
         if cap is None:

@@ -97,7 +97,9 @@ class BinanceUsdmClient:
     """One Binance USDT-M account's execution client. base_url: MAINNET_URL, TESTNET_URL or the
     venue simulator's (its root or /binance_usdm). rules: each symbol's trading rules
     (load_rules() fetches them from exchangeInfo). pacer: this IP's request weight, shared by
-    every client (default: a Pacer of its own at the full documented limit)."""
+    every client (default: a Pacer of its own at the full documented limit). clock_ms: the
+    venue's clock for timestamps; clock_pace: its ms per wall-clock ms (1 at a real venue; a
+    simulator's --speed), for recvWindow, which bounds a request's delay in wall-clock time."""
 
     venue = BINANCE_USDM
 
@@ -116,6 +118,7 @@ class BinanceUsdmClient:
         max_attempts: int = 6,
         max_wait_s: float = 60.0,
         clock_ms: Callable[[], int] = wall_ms,
+        clock_pace: Callable[[], float] = lambda: 1.0,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if not isinstance(credentials, BinanceCredentials):
@@ -134,6 +137,7 @@ class BinanceUsdmClient:
         self.max_attempts = max_attempts
         self.max_wait_s = max_wait_s
         self.clock_ms = clock_ms
+        self.clock_pace = clock_pace
         self.sleep = sleep
 
     def __repr__(self) -> str:
@@ -271,13 +275,18 @@ class BinanceUsdmClient:
     async def _outlive(self, sent_ms: int, deadline: float) -> bool:
         """Wait until a request stamped sent_ms can no longer be accepted by the venue; False if
         that is past the deadline."""
-        remaining_ms = sent_ms + self.recv_window_ms + self.server_ahead_ms - self.clock_ms()
-        if remaining_ms <= 0:
+        pace = self.clock_pace()
+        remaining_s = (sent_ms + self._acceptable_ms(pace) - self.clock_ms()) / pace / 1000
+        if remaining_s <= 0:
             return True
-        if self.pacer.clock() + remaining_ms / 1000 > deadline:
+        if self.pacer.clock() + remaining_s > deadline:
             return False
-        await self.sleep(remaining_ms / 1000)
+        await self.sleep(remaining_s)
         return True
+
+    def _acceptable_ms(self, pace: float) -> float:
+        """How long after its timestamp, in the venue's ms, the venue may still execute a request."""
+        return (self.recv_window_ms + self.server_ahead_ms) * pace
 
     async def place(self, order: OrderIntent, *, query_first: bool = False) -> PlaceResult:
         """Place `order` once, whatever happens on the way (see the module doc). query_first: ask
@@ -289,7 +298,7 @@ class BinanceUsdmClient:
             return OrderRejected(venue=self.venue, symbol=order.symbol, client_order_id=cid, reason=exc.reason,
                                  message=exc.detail)  # fmt: skip
         deadline = self._deadline()
-        uncertain_ms: int | None = self.clock_ms() - self.recv_window_ms - self.server_ahead_ms if query_first else None
+        uncertain_ms = int(self.clock_ms() - self._acceptable_ms(self.clock_pace())) if query_first else None
         last: VenueError = not_sent(self.venue, "no attempt")
         calls = transport_failures = 0
         while calls < self.max_attempts:
@@ -483,6 +492,21 @@ class BinanceUsdmClient:
             )
         )  # fmt: skip
         return _parsed(binance_fills, doc)
+
+    async def income(
+        self, income_type: str = "FUNDING_FEE", *, start_time_ms: int | None = None, limit: int = 1000
+    ) -> list[Any]:
+        """GET /fapi/v1/income (weight 30): the account's income records (a JSON array, as sent;
+        services.execution.venue_funding reads the FUNDING_FEE ones)."""
+        doc = await self._call(
+            lambda ts: requests.income(
+                self._credentials, timestamp_ms=ts, income_type=income_type, start_time_ms=start_time_ms,
+                limit=limit, recv_window_ms=self.recv_window_ms,
+            )
+        )  # fmt: skip
+        if not isinstance(doc, list):
+            raise VenueCallFailed(bad_response(self.venue, 200, "income is not a list"))
+        return doc
 
     async def positions(self, symbol: str | None = None) -> list[Position]:
         """GET /fapi/v2/positionRisk (weight 5): the positions that are not flat."""
