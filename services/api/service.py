@@ -8,14 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 from pathlib import Path
 from typing import Any, cast
 
 import nats.errors
 from aiohttp import web
 from nats.aio.client import Client
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from services.api import answers
@@ -30,6 +28,7 @@ from ticktape import registry, runtime, subjects
 from ticktape import strategies_table as table
 from ticktape.bus.connect import connect
 from ticktape.bus.publisher import msg_headers
+from ticktape.bus.reader import follow
 from ticktape.control import control_event
 from ticktape.events import StrategyChanged
 from ticktape.events.codec import DecodeError, encode
@@ -85,72 +84,29 @@ class Shell:
     # --- the projection -------------------------------------------------------------------------
 
     async def follow(self, stream: str) -> None:
-        """Apply every message of `stream` in order, from the first, for as long as it runs; a
-        consumer lost with a server restart is made again from the next sequence."""
-        js = self.rt.js
-        next_seq = 1
-        while not self.rt.stop.is_set():
-            name = f"api_{secrets.token_hex(6)}"
+        """Apply every message of `stream` in order, from the first, for as long as it runs
+        (ticktape.bus.reader.follow: a consumer lost with a server restart is made again)."""
+        async for msg in follow(
+            self.rt.js,
+            stream,
+            (),
+            start_seq=1,
+            stop=self.rt.stop,
+            log=self.rt.log,
+            what="the stream",
+            batch=FETCH,
+            fetch_timeout=1.0,
+            check_every=5,
+            name_prefix="api",
+        ):
+            seq = msg.metadata.sequence.stream
+            self._followed[stream] = seq
             try:
-                await js.add_consumer(
-                    stream,
-                    ConsumerConfig(
-                        name=name,
-                        ack_policy=AckPolicy.NONE,
-                        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                        opt_start_seq=next_seq,
-                        inactive_threshold=60.0,
-                        mem_storage=True,
-                        max_waiting=1,
-                    ),
-                )
-                sub = await js.pull_subscribe_bind(consumer=name, stream=stream)
-            except (nats.errors.Error, OSError) as exc:
-                self.rt.log.warning("cannot follow the stream yet; retrying", stream=stream, error=repr(exc))
-                await asyncio.sleep(1.0)
+                event = subjects.decode_on(msg.subject, msg.data)
+            except DecodeError:
+                self.undecodable += 1  # its consumers dead-letter it; the read model skips it
                 continue
-            try:
-                next_seq = await self._drain(sub, stream, name, next_seq)
-            finally:
-                with contextlib.suppress(nats.errors.Error, OSError):
-                    await sub.unsubscribe()
-                with contextlib.suppress(nats.errors.Error, OSError):
-                    await js.delete_consumer(stream, name)
-
-    async def _drain(self, sub: Any, stream: str, name: str, next_seq: int) -> int:
-        idle = 0
-        while not self.rt.stop.is_set():
-            try:
-                msgs = await sub.fetch(FETCH, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                idle += 1
-                if idle % 5 == 0:  # is our consumer still there (a server restart loses it)?
-                    try:
-                        await self.rt.js.consumer_info(stream, name)
-                    except NotFoundError:
-                        return next_seq
-                    except (nats.errors.Error, OSError):
-                        pass
-                continue
-            except (nats.errors.Error, OSError) as exc:
-                self.rt.log.warning("fetch failed; following again", stream=stream, error=repr(exc))
-                await asyncio.sleep(0.5)
-                return next_seq
-            idle = 0
-            for msg in msgs:
-                seq = msg.metadata.sequence.stream
-                if seq < next_seq:
-                    continue
-                next_seq = seq + 1
-                self._followed[stream] = seq
-                try:
-                    event = subjects.decode_on(msg.subject, msg.data)
-                except DecodeError:
-                    self.undecodable += 1  # its consumers dead-letter it; the read model skips it
-                    continue
-                stored = msg.metadata.timestamp
-                self.model.apply(event, seq, int(stored.timestamp() * 1e9) if stored else 0)
-        return next_seq
+            self.model.apply(event, seq, int(msg.metadata.timestamp.timestamp() * 1e9))
 
     # --- what the log does not hold -------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Any
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -274,34 +275,33 @@ class ExecutionCore(StateSnapshots):
         if reason is not None:
             return [_canceled(_caused_by(a, "execution.cancel"), a, order_id, reason)]
         if a.account in self._live_venue:
-            submitted = OrderSubmitted(
-                **_caused_by(a, _SUBMIT),
-                order_id=order_id,
-                account=a.account,
-                venue=a.venue,
-                symbol=a.symbol,
-                side=a.side,
-                quantity=a.quantity,
-                mode="live",
-                approval_id=a.event_id,
-                reference_price=a.reference_price,
-                client_order_id=_client_order_id(a.venue, order_id),
-            )
-            return self._send_live(submitted, a)
+            return self._send_live(self._order(a, order_id, a.quantity, live=True), a)
         self.pending[order_id] = a
-        return [
-            OrderSubmitted(
-                **_caused_by(a, _SUBMIT),
-                order_id=order_id,
-                account=a.account,
-                venue=a.venue,
-                symbol=a.symbol,
-                side=a.side,
-                quantity=a.quantity,
-                mode=self.config.mode,
-                approval_id=a.event_id,
-            )
-        ]
+        return [self._order(a, order_id, a.quantity, live=False)]
+
+    def _order(
+        self, a: OrderApproved, order_id: str, quantity: float, *, live: bool, reduce_only: bool = False
+    ) -> OrderSubmitted:
+        """The order an approval becomes: a live one carries the reference price and the client
+        order id the venue sees; a reduce-only one its reason (fields left unset are not encoded,
+        so paper orders keep the bytes they had before live trading existed)."""
+        extra: dict[str, Any] = {}
+        if reduce_only:
+            extra.update(reduce_only=True, reason=a.reason if a.reason is not UNSET else "reduce_only")
+        if live:
+            extra.update(reference_price=a.reference_price, client_order_id=_client_order_id(a.venue, order_id))
+        return OrderSubmitted(
+            **_caused_by(a, _SUBMIT),
+            order_id=order_id,
+            account=a.account,
+            venue=a.venue,
+            symbol=a.symbol,
+            side=a.side,
+            quantity=quantity,
+            mode="live" if live else self.config.mode,
+            approval_id=a.event_id,
+            **extra,
+        )
 
     def _approval_problem(self, a: OrderApproved) -> str | None:
         """The reason code why an approval of a known account cannot become an order, or None."""
@@ -461,35 +461,8 @@ class ExecutionCore(StateSnapshots):
         if reason is not None:
             return [_canceled(_caused_by(a, "execution.cancel"), a, order_id, reason)]
         if a.account in self._live_venue:
-            live_order = OrderSubmitted(
-                **_caused_by(a, _SUBMIT),
-                order_id=order_id,
-                account=a.account,
-                venue=a.venue,
-                symbol=a.symbol,
-                side=a.side,
-                quantity=quantity,
-                mode="live",
-                approval_id=a.event_id,
-                reduce_only=True,
-                reason=a.reason if a.reason is not UNSET else "reduce_only",
-                reference_price=a.reference_price,
-                client_order_id=_client_order_id(a.venue, order_id),
-            )
-            return self._send_live(live_order, a)
-        submitted = OrderSubmitted(
-            **_caused_by(a, _SUBMIT),
-            order_id=order_id,
-            account=a.account,
-            venue=a.venue,
-            symbol=a.symbol,
-            side=a.side,
-            quantity=quantity,
-            mode=self.config.mode,
-            approval_id=a.event_id,
-            reduce_only=True,
-            reason=a.reason if a.reason is not UNSET else "reduce_only",
-        )
+            return self._send_live(self._order(a, order_id, quantity, live=True, reduce_only=True), a)
+        submitted = self._order(a, order_id, quantity, live=False, reduce_only=True)
         out = self._fill_at_mark(a, 0, submitted, a)
         if isinstance(out[-1], PositionUpdated):
             out.append(self._account_event(a, "execution.account", 0, account))

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -42,9 +41,6 @@ from typing import Any
 
 import aiohttp
 import msgspec
-import nats.errors
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 
 from exchanges.trading.clients import credentials
 from exchanges.trading.clients._common import VenueCallFailed, wall_ms
@@ -67,7 +63,7 @@ from ticktape import config as cfg
 from ticktape import live as live_gate
 from ticktape import subjects
 from ticktape.bus.publisher import publish_batch
-from ticktape.bus.reader import read_range
+from ticktape.bus.reader import follow, read_range
 from ticktape.events import AccountReconciled, Event, VenueOpenOrder, VenuePosition, VenueSnapshot
 from ticktape.events import venue as venue_ids
 from ticktape.events.codec import DecodeError
@@ -427,67 +423,22 @@ class Gateway:
         self._next_seq = last + 1
 
     async def _follow(self) -> None:
-        """Every new order and answer of the live accounts, in log order, for as long as it runs;
-        a consumer lost with a server restart is made again from the next sequence."""
-        js, stream = self.rt.js, self.rt.common.nats.stream
-        filters = account_filters(list(self.links))
-        while not self.rt.stop.is_set():
-            name = f"execution_gateway_{secrets.token_hex(6)}"
-            try:
-                await js.add_consumer(
-                    stream,
-                    ConsumerConfig(
-                        name=name,
-                        ack_policy=AckPolicy.NONE,
-                        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                        opt_start_seq=self._next_seq,
-                        filter_subjects=filters,
-                        inactive_threshold=60.0,
-                        mem_storage=True,
-                        max_waiting=1,
-                    ),
-                )
-                sub = await js.pull_subscribe_bind(consumer=name, stream=stream)
-            except (nats.errors.Error, OSError) as exc:
-                self.rt.log.warning("cannot follow the live orders yet; retrying", error=repr(exc))
-                await self._pause(1.0)
-                continue
-            try:
-                await self._drain(sub, stream, name)
-            finally:
-                with contextlib.suppress(nats.errors.Error, OSError):
-                    await sub.unsubscribe()
-                with contextlib.suppress(nats.errors.Error, OSError):
-                    await js.delete_consumer(stream, name)
-
-    async def _drain(self, sub: Any, stream: str, name: str) -> None:
-        idle = 0
-        while not self.rt.stop.is_set():
-            try:
-                msgs = await sub.fetch(64, timeout=0.5)
-            except (TimeoutError, nats.errors.TimeoutError):
-                idle += 1
-                if idle % 10 == 0:  # is our consumer still there (a server restart loses it)?
-                    try:
-                        await self.rt.js.consumer_info(stream, name)
-                    except NotFoundError:
-                        return
-                    except (nats.errors.Error, OSError):
-                        pass
-                continue
-            except (nats.errors.Error, OSError) as exc:
-                self.rt.log.warning("fetching live orders failed; following again", error=repr(exc))
-                await self._pause(0.5)
-                return
-            idle = 0
-            for msg in msgs:
-                seq = msg.metadata.sequence.stream
-                if seq < self._next_seq:
-                    continue
-                self._next_seq = seq + 1
-                entry = self._apply(msg)
-                if entry is not None:
-                    self._dispatch(entry, recovering=False)
+        """Every new order and answer of the live accounts, in log order, for as long as it runs
+        (ticktape.bus.reader.follow: a consumer lost with a server restart is made again)."""
+        async for msg in follow(
+            self.rt.js,
+            self.rt.common.nats.stream,
+            account_filters(list(self.links)),
+            start_seq=self._next_seq,
+            stop=self.rt.stop,
+            log=self.rt.log,
+            what="the live orders",
+            name_prefix="execution_gateway",
+        ):
+            self._next_seq = msg.metadata.sequence.stream + 1
+            entry = self._apply(msg)
+            if entry is not None:
+                self._dispatch(entry, recovering=False)
 
     async def _publish(self, events: list[Event]) -> None:
         if events:

@@ -16,7 +16,7 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import ServiceUnavailableError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 T = TypeVar("T")
 STATUS = "Status"  # the header of JetStream's status messages (no data)
@@ -150,3 +150,80 @@ class _Pulls:
             if not msg.data and msg.headers and STATUS in msg.headers:
                 return  # 404/408: the pull ended short; 409: the consumer is gone
             yield msg
+
+
+async def follow(
+    js: JetStreamContext,
+    stream: str,
+    filter_subjects: Sequence[str],
+    *,
+    start_seq: int,
+    stop: asyncio.Event,
+    log: Any,
+    what: str,
+    batch: int = 64,
+    fetch_timeout: float = 0.5,
+    check_every: int = 10,
+    name_prefix: str = "follow",
+) -> AsyncIterator[Msg]:
+    """Every message of `stream` matching filter_subjects (none: all) from start_seq on, in stream
+    order, for as long as `stop` is not set: an ephemeral consumer (nothing to ack) that is made
+    again, from the sequence after the last message yielded, when it is lost (a server restart
+    forgets it) or a fetch fails. `log` gets a warning naming `what` on each failure; idle, the
+    consumer's existence is checked every `check_every` empty fetches."""
+    next_seq = start_seq
+
+    async def pause(seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+    while not stop.is_set():
+        name = f"{name_prefix}_{secrets.token_hex(6)}"
+        config = ConsumerConfig(
+            name=name,
+            ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=next_seq,
+            filter_subjects=list(filter_subjects) or None,
+            inactive_threshold=60.0,
+            mem_storage=True,
+            max_waiting=1,
+        )
+        try:
+            await js.add_consumer(stream, config)
+            sub = await js.pull_subscribe_bind(consumer=name, stream=stream)
+        except (nats.errors.Error, OSError) as exc:
+            log.warning(f"cannot follow {what} yet; retrying", stream=stream, error=repr(exc))
+            await pause(1.0)
+            continue
+        try:
+            idle = 0
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(batch, timeout=fetch_timeout)
+                except (TimeoutError, nats.errors.TimeoutError):
+                    idle += 1
+                    if idle % check_every == 0:  # is the consumer still there (a server restart loses it)?
+                        try:
+                            await js.consumer_info(stream, name)
+                        except NotFoundError:
+                            break
+                        except (nats.errors.Error, OSError):
+                            pass
+                    continue
+                except (nats.errors.Error, OSError) as exc:
+                    log.warning(f"fetching {what} failed; following again", stream=stream, error=repr(exc))
+                    await pause(0.5)
+                    break
+                idle = 0
+                for msg in msgs:
+                    seq = msg.metadata.sequence.stream
+                    if seq < next_seq:
+                        continue
+                    next_seq = seq + 1
+                    yield msg
+        finally:
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await sub.unsubscribe()
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await js.delete_consumer(stream, name)
